@@ -1,0 +1,52 @@
+"""Error types of the tap: raised where the fact is known, shown as one clear line at the edge."""
+
+from __future__ import annotations
+
+
+class SpaazaError(Exception):
+    """Base of every error this tap raises on purpose; its message is written for the user."""
+
+
+class SpaazaConfigError(SpaazaError):
+    """A setting is missing or invalid; raised before any network call."""
+
+
+class SpaazaAPIError(SpaazaError):
+    """The Services API answered with an error the tap cannot recover from."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        """Keep the HTTP status next to the message."""
+        super().__init__(message)
+        self.status = status
+
+
+class SpaazaAuthError(SpaazaAPIError):
+    """401: the access token id or secret is wrong or malformed."""
+
+
+class SpaazaForbiddenError(SpaazaAPIError):
+    """403: the token is valid but not scoped to the configured chain."""
+
+
+class SpaazaNotFoundError(SpaazaAPIError):
+    """404: the task (or resource) does not exist for this chain."""
+
+
+class SpaazaBadRequestError(SpaazaAPIError):
+    """400: Spaaza rejected the request body (e.g. a segment rule)."""
+
+
+class SpaazaTaskFailedError(SpaazaError):
+    """The export task ended in ERROR."""
+
+
+class SpaazaTaskTimeoutError(SpaazaError):
+    """The export task did not finish within task_timeout_minutes."""
+
+
+class SpaazaDownloadError(SpaazaError):
+    """The export file could not be downloaded from storage."""
+
+
+class SpaazaInvalidRowError(SpaazaError):
+    """A CSV row of the export could not be parsed or typed."""
