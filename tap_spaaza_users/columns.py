@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import enum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 
 class ColumnType(str, enum.Enum):
@@ -16,7 +20,7 @@ class ColumnType(str, enum.Enum):
     DECIMAL = "decimal"  # "12.50" in the file; kept as a string to keep every digit
 
 
-I = ColumnType.INTEGER
+I = ColumnType.INTEGER  # noqa: E741
 S = ColumnType.STRING
 B = ColumnType.BOOLEAN
 D = ColumnType.DATE
@@ -78,3 +82,37 @@ USER_COLUMNS: dict[str, ColumnType] = {
 
 PRIMARY_KEY = "id"
 REPLICATION_KEY = "created_date"
+
+_JSON_TYPES: dict[ColumnType, dict[str, object]] = {
+    ColumnType.INTEGER: {"type": ["integer", "null"]},
+    ColumnType.STRING: {"type": ["string", "null"]},
+    ColumnType.BOOLEAN: {"type": ["boolean", "null"]},
+    ColumnType.DATE: {"type": ["string", "null"], "format": "date"},
+    ColumnType.DATE_TIME: {"type": ["string", "null"], "format": "date-time"},
+    ColumnType.DECIMAL: {"type": ["number", "null"]},
+}
+
+
+def users_json_schema(extra_columns: Sequence[str] = ()) -> dict[str, Any]:
+    """Return the users stream's JSON Schema, derived from `USER_COLUMNS`.
+
+    Every column is nullable except the primary key; columns found in the file that are not in
+    `USER_COLUMNS` are added as nullable strings.
+
+    Args:
+        extra_columns: Names of the file's unknown columns, in file order.
+
+    Returns:
+        A fresh JSON Schema object (safe to modify).
+    """
+    properties: dict[str, Any] = {
+        name: dict(_JSON_TYPES[kind]) for name, kind in USER_COLUMNS.items()
+    }
+    properties[PRIMARY_KEY] = {"type": ["integer"]}
+    for name in extra_columns:
+        properties.setdefault(name, {"type": ["string", "null"]})
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": [PRIMARY_KEY],
+    }

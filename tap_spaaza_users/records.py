@@ -1,0 +1,306 @@
+"""Turn the users export CSV into typed records, one converter per column built once per file."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import sys
+from datetime import date, datetime, timezone
+from decimal import Decimal, InvalidOperation
+from typing import IO, TYPE_CHECKING, Any
+
+from tap_spaaza_users.columns import PRIMARY_KEY, USER_COLUMNS, ColumnType
+from tap_spaaza_users.errors import SpaazaInvalidRowError
+
+if TYPE_CHECKING:
+    import logging
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+    from types import TracebackType
+
+    from typing_extensions import Self
+
+Record = dict[str, Any]
+
+GZIP_MAGIC = b"\x1f\x8b"
+INVALID_ROW_ACTIONS = ("fail", "skip")
+MAX_VALUE_IN_MESSAGE = 80
+_CONVERSION_ERRORS = (ValueError, KeyError, TypeError, ArithmeticError)
+_NEEDS_NUL_WORKAROUND = sys.version_info < (3, 11)
+_NUL_STAND_IN = "\ufdd0"  # a noncharacter, never in real text; swapped back after parsing
+
+_BOOLEANS: dict[str, bool | None] = {"": None}
+for _word, _value in {
+    "true": True,
+    "false": False,
+    "1": True,
+    "0": False,
+    "yes": True,
+    "no": False,
+}.items():
+    for _spelling in {_word, _word.upper(), _word.capitalize()}:
+        _BOOLEANS[_spelling] = _value
+
+
+def to_boolean(value: str) -> bool | None:
+    """Type a boolean cell: true/false, 1/0, yes/no in any case; empty is None."""
+    try:
+        return _BOOLEANS[value]
+    except KeyError:
+        word = value.lower()
+        if word in _BOOLEANS and word:
+            return _BOOLEANS[word]
+        raise
+
+
+def to_integer(value: str) -> int | None:
+    """Type an integer cell; empty is None."""
+    return int(value) if value else None
+
+
+def to_decimal(value: str) -> Decimal | None:
+    """Type a decimal cell keeping every digit; empty is None; NaN and infinities are rejected."""
+    if not value:
+        return None
+    number = Decimal(value)
+    if not number.is_finite():
+        raise InvalidOperation(value)
+    return number
+
+
+def to_date(value: str) -> str | None:
+    """Type a date cell as YYYY-MM-DD; empty is None."""
+    if not value:
+        return None
+    return date.fromisoformat(value[:10] if len(value) > 10 else value).isoformat()  # noqa: PLR2004
+
+
+def to_date_time(value: str) -> str | None:
+    """Type a date-time cell as RFC 3339 UTC (`YYYY-MM-DDTHH:MM:SS+00:00`); empty is None.
+
+    The file's own format (`YYYY-MM-DD HH:MM:SS`, UTC) takes a fast path; ISO 8601 with `T`
+    and `Z` or an offset is converted to UTC. Fractional seconds are kept when present.
+    """
+    if not value:
+        return None
+    if len(value) == 19 and value[10] in " T":  # noqa: PLR2004
+        datetime.fromisoformat(value)  # validates; raises ValueError
+        return value[:10] + "T" + value[11:] + "+00:00"
+    if len(value) < 16 or value[10] not in " Tt":  # noqa: PLR2004
+        raise ValueError(value)
+    text = value[:-1] + "+00:00" if value[-1] in "Zz" else value
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    else:
+        parsed = parsed.astimezone(timezone.utc)
+    return parsed.isoformat()
+
+
+CONVERTERS: dict[ColumnType, Callable[[str], Any]] = {
+    ColumnType.INTEGER: to_integer,
+    ColumnType.BOOLEAN: to_boolean,
+    ColumnType.DECIMAL: to_decimal,
+    ColumnType.DATE: to_date,
+    ColumnType.DATE_TIME: to_date_time,
+}
+
+
+def open_export_text(path: Path) -> IO[str]:
+    """Open the export as text: gzip detected by magic bytes, UTF-8 with the BOM stripped."""
+    raw = path.open("rb")
+    try:
+        is_gzip = raw.read(2) == GZIP_MAGIC
+        raw.seek(0)
+        binary: Any = gzip.GzipFile(fileobj=raw, mode="rb") if is_gzip else raw
+        return io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
+    except BaseException:
+        raw.close()
+        raise
+
+
+def _without_nul(lines: Iterator[str]) -> Iterator[str]:
+    """Hide NUL from old csv modules that reject it (restored in the parsed values)."""
+    for line in lines:
+        yield line.replace("\x00", _NUL_STAND_IN) if "\x00" in line else line
+
+
+def _shorten(value: str) -> str:
+    if len(value) <= MAX_VALUE_IN_MESSAGE:
+        return repr(value)
+    return repr(value[:MAX_VALUE_IN_MESSAGE]) + "... (%d characters)" % len(value)  # noqa: UP031
+
+
+class UsersCsvReader:
+    """Reads a users export file and yields typed records.
+
+    Use as a context manager; iterate inside it. After entering, `columns`, `extra_columns` and
+    `missing_columns` describe the file; while iterating, `rows` counts records emitted and
+    `skipped_rows` the malformed rows skipped (with `on_invalid_row="skip"`).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        task_id: int,
+        on_invalid_row: str = "fail",
+        logger: logging.Logger,
+    ) -> None:
+        """Prepare to read `path`, the file of export task `task_id`.
+
+        Args:
+            path: The downloaded export file (plain or gzip).
+            task_id: The export task, named in errors.
+            on_invalid_row: "fail" raises on the first malformed row; "skip" logs and counts it.
+            logger: Where warnings go.
+
+        Raises:
+            ValueError: If `on_invalid_row` is not one of "fail", "skip".
+        """
+        if on_invalid_row not in INVALID_ROW_ACTIONS:
+            msg = "on_invalid_row must be one of %s, not %r" % (INVALID_ROW_ACTIONS, on_invalid_row)  # noqa: UP031
+            raise ValueError(msg)
+        self.path = path
+        self.task_id = task_id
+        self.on_invalid_row = on_invalid_row
+        self.logger = logger
+        self.columns: list[str] = []
+        self.extra_columns: list[str] = []
+        self.missing_columns: list[str] = []
+        self.rows = 0
+        self.skipped_rows = 0
+        self._file: IO[str] | None = None
+        self._reader: Any = None
+
+    def __enter__(self) -> Self:
+        """Open the file and read its header."""
+        csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+        self._file = open_export_text(self.path)
+        try:
+            lines: Iterator[str] = iter(self._file)
+            if _NEEDS_NUL_WORKAROUND:
+                lines = _without_nul(lines)
+            self._reader = csv.reader(lines, strict=True)
+            self._read_header()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close the file."""
+        self.close()
+
+    def close(self) -> None:
+        """Close the file (idempotent)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def _error(self, line: int, message: str) -> SpaazaInvalidRowError:
+        return SpaazaInvalidRowError(
+            "Export task %d, line %d: %s" % (self.task_id, line, message)  # noqa: UP031
+        )
+
+    def _read_header(self) -> None:
+        try:
+            header = next(self._reader)
+        except StopIteration:
+            raise self._error(1, "the file is empty (no header row)") from None
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise self._error(1, "unreadable header (%s)" % exc) from None  # noqa: UP031
+        if _NEEDS_NUL_WORKAROUND:
+            header = [name.replace(_NUL_STAND_IN, "\x00") for name in header]
+        duplicates = sorted({name for name in header if header.count(name) > 1})
+        if duplicates or "" in header:
+            raise self._error(1, "bad header: duplicate or empty column names %s" % duplicates)  # noqa: UP031
+        if PRIMARY_KEY not in header:
+            raise self._error(1, f"the header has no {PRIMARY_KEY!r} column (the primary key)")
+        self.columns = header
+        self.extra_columns = [name for name in header if name not in USER_COLUMNS]
+        self.missing_columns = [name for name in USER_COLUMNS if name not in header]
+        for name in self.extra_columns:
+            self.logger.warning(
+                "Export task %d: column %r is not a known users column; kept as a string",
+                self.task_id,
+                name,
+            )
+        for name in self.missing_columns:
+            self.logger.warning(
+                "Export task %d: column %r is missing from the file; emitted as null",
+                self.task_id,
+                name,
+            )
+
+    def __iter__(self) -> Iterator[Record]:
+        """Yield one typed record per data row.
+
+        Raises:
+            SpaazaInvalidRowError: On a malformed row when `on_invalid_row` is "fail".
+        """
+        if self._reader is None:
+            msg = "UsersCsvReader must be entered (with ...) before iterating"
+            raise RuntimeError(msg)
+        return self._records()
+
+    def _records(self) -> Iterator[Record]:
+        names = self.columns
+        width = len(names)
+        typed = [
+            (position, name, CONVERTERS[USER_COLUMNS[name]])
+            for position, name in enumerate(names)
+            if USER_COLUMNS.get(name, ColumnType.STRING) is not ColumnType.STRING
+        ]
+        missing = dict.fromkeys(self.missing_columns)
+        reader = self._reader
+        last_line = 1
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except (csv.Error, UnicodeDecodeError) as exc:
+                self._invalid(last_line + 1, "unreadable CSV (%s)" % exc)  # noqa: UP031
+                last_line = reader.line_num
+                continue
+            line = last_line + 1
+            last_line = reader.line_num
+            if len(row) != width:
+                if not row:
+                    continue  # a blank line
+                self._invalid(
+                    line,
+                    "expected %d fields, found %d" % (width, len(row)),  # noqa: UP031
+                )
+                continue
+            if _NEEDS_NUL_WORKAROUND:
+                row = [value.replace(_NUL_STAND_IN, "\x00") for value in row]
+            record = {name: value or None for name, value in zip(names, row, strict=True)}
+            try:
+                for position, name, convert in typed:
+                    record[name] = convert(row[position])
+            except _CONVERSION_ERRORS:
+                self._invalid(
+                    line,
+                    "column %r: %s is not a valid %s"  # noqa: UP031
+                    % (name, _shorten(row[position]), USER_COLUMNS[name].value),
+                )
+                continue
+            if missing:
+                record.update(missing)
+            self.rows += 1
+            yield record
+
+    def _invalid(self, line: int, message: str) -> None:
+        error = self._error(line, message)
+        if self.on_invalid_row == "fail":
+            raise error
+        self.skipped_rows += 1
+        self.logger.warning("%s; row skipped", error)
