@@ -1,0 +1,55 @@
+# The two quick-start commands: `make demo` and `make test`. Each sets itself up and can be re-run.
+PYTHON ?= python3
+VENV := .venv
+MELTANO_VENV := .venv-meltano
+MELTANO := $(CURDIR)/$(MELTANO_VENV)/bin/meltano
+MELTANO_SPEC := meltano>=4.4,<5
+
+export MELTANO_SEND_ANONYMOUS_USAGE_STATS := false
+export TAP_SPAAZA_USERS_TEST_MELTANO := $(MELTANO)
+
+.PHONY: help setup demo test lint typecheck pytest clean
+
+help:
+	@echo "make demo   sync the local Spaaza sandbox into DuckDB twice and print a summary"
+	@echo "make test   everything CI runs: ruff, ruff format --check, mypy, pytest"
+	@echo "make clean  remove the virtual environments, Meltano's plugins and the demo output"
+
+# The project's own environment: the tap with its sandbox, and the dev dependency groups.
+$(VENV)/.installed: pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade "pip>=25.1"
+	$(VENV)/bin/python -m pip install --quiet -e ".[sandbox]" --group dev
+	touch $@
+
+# Meltano in a virtual environment of its own, so its dependencies never fight the tap's.
+$(MELTANO_VENV)/.installed:
+	test -x $(MELTANO_VENV)/bin/python || $(PYTHON) -m venv $(MELTANO_VENV)
+	$(MELTANO_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(MELTANO_VENV)/bin/python -m pip install --quiet "$(MELTANO_SPEC)"
+	touch $@
+
+# Every plugin declared in meltano.yml, each in its own virtual environment under .meltano/.
+.meltano/.installed: meltano.yml pyproject.toml $(MELTANO_VENV)/.installed
+	$(MELTANO) install
+	touch $@
+
+setup: $(VENV)/.installed .meltano/.installed
+
+demo: setup
+	bash scripts/demo.sh
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(VENV)/.installed
+	$(VENV)/bin/mypy tap_spaaza_users tests scripts
+
+pytest: setup
+	$(VENV)/bin/pytest
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) $(MELTANO_VENV) .meltano output .demo
