@@ -109,15 +109,10 @@ CONVERTERS: dict[ColumnType, Callable[[str], Any]] = {
 
 def open_export_text(path: Path) -> IO[str]:
     """Open the export as text: gzip detected by magic bytes, UTF-8 with the BOM stripped."""
-    raw = path.open("rb")
-    try:
-        is_gzip = raw.read(2) == GZIP_MAGIC
-        raw.seek(0)
-        binary: Any = gzip.GzipFile(fileobj=raw, mode="rb") if is_gzip else raw
-        return io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
-    except BaseException:
-        raw.close()
-        raise
+    with path.open("rb") as probe:
+        is_gzip = probe.read(2) == GZIP_MAGIC
+    binary: Any = gzip.open(path, "rb") if is_gzip else path.open("rb")  # noqa: SIM115
+    return io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
 
 
 def _without_nul(lines: Iterator[str]) -> Iterator[str]:
@@ -209,13 +204,20 @@ class UsersCsvReader:
             "Export task %d, line %d: %s" % (self.task_id, line, message)  # noqa: UP031
         )
 
+    def _not_utf8(self, exc: UnicodeDecodeError) -> SpaazaInvalidRowError:
+        line = self._reader.line_num + 1
+        why = f"the file is not valid UTF-8 near line {line} ({exc.reason})"
+        return SpaazaInvalidRowError(f"Export task {self.task_id}: {why}")
+
     def _read_header(self) -> None:
         try:
             header = next(self._reader)
         except StopIteration:
             raise self._error(1, "the file is empty (no header row)") from None
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise self._error(1, "unreadable header (%s)" % exc) from None  # noqa: UP031
+        except UnicodeDecodeError as exc:
+            raise self._not_utf8(exc) from None
+        except csv.Error as exc:
+            raise self._error(1, f"unreadable header ({exc})") from None
         if _NEEDS_NUL_WORKAROUND:
             header = [name.replace(_NUL_STAND_IN, "\x00") for name in header]
         duplicates = sorted({name for name in header if header.count(name) > 1})
@@ -251,52 +253,55 @@ class UsersCsvReader:
         return self._records()
 
     def _records(self) -> Iterator[Record]:
+        """Type each well-formed row with converters chosen once, by column position."""
         names = self.columns
-        width = len(names)
         typed = [
             (position, name, CONVERTERS[USER_COLUMNS[name]])
             for position, name in enumerate(names)
             if USER_COLUMNS.get(name, ColumnType.STRING) is not ColumnType.STRING
         ]
         missing = dict.fromkeys(self.missing_columns)
-        reader = self._reader
-        last_line = 1
-        while True:
-            try:
-                row = next(reader)
-            except StopIteration:
-                return
-            except (csv.Error, UnicodeDecodeError) as exc:
-                self._invalid(last_line + 1, "unreadable CSV (%s)" % exc)  # noqa: UP031
-                last_line = reader.line_num
-                continue
-            line = last_line + 1
-            last_line = reader.line_num
-            if len(row) != width:
-                if not row:
-                    continue  # a blank line
-                self._invalid(
-                    line,
-                    "expected %d fields, found %d" % (width, len(row)),  # noqa: UP031
-                )
-                continue
-            if _NEEDS_NUL_WORKAROUND:
-                row = [value.replace(_NUL_STAND_IN, "\x00") for value in row]
+        for line, row in self._rows():
             record = {name: value or None for name, value in zip(names, row, strict=True)}
             try:
                 for position, name, convert in typed:
                     record[name] = convert(row[position])
             except _CONVERSION_ERRORS:
+                kind = USER_COLUMNS[name].value
                 self._invalid(
-                    line,
-                    "column %r: %s is not a valid %s"  # noqa: UP031
-                    % (name, _shorten(row[position]), USER_COLUMNS[name].value),
+                    line, f"column {name!r}: {_shorten(row[position])} is not a valid {kind}"
                 )
                 continue
             if missing:
                 record.update(missing)
             self.rows += 1
             yield record
+
+    def _rows(self) -> Iterator[tuple[int, list[str]]]:
+        """Yield (first physical line, fields) of each data row with the header's field count."""
+        reader = self._reader
+        width = len(self.columns)
+        last_line = reader.line_num
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except UnicodeDecodeError as exc:
+                raise self._not_utf8(exc) from None
+            except csv.Error as exc:
+                self._invalid(last_line + 1, f"unreadable CSV ({exc})")
+                last_line = reader.line_num
+                continue
+            line = last_line + 1
+            last_line = reader.line_num
+            if len(row) != width:
+                if row:  # blank lines are not rows
+                    self._invalid(line, f"expected {width} fields, found {len(row)}")
+                continue
+            if _NEEDS_NUL_WORKAROUND:
+                row = [value.replace(_NUL_STAND_IN, "\x00") for value in row]
+            yield line, row
 
     def _invalid(self, line: int, message: str) -> None:
         error = self._error(line, message)

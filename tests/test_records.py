@@ -1,0 +1,308 @@
+"""The users CSV reader: dialect variants, typing, and malformed rows, on local files."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import logging
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+import pytest
+from jsonschema import Draft7Validator, FormatChecker
+
+from tap_spaaza_users.columns import USER_COLUMNS, ColumnType, users_json_schema
+from tap_spaaza_users.errors import SpaazaInvalidRowError
+from tap_spaaza_users.records import UsersCsvReader
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+LOGGER = logging.getLogger("test_records")
+SAMPLE = {
+    ColumnType.INTEGER: "42",
+    ColumnType.STRING: "text",
+    ColumnType.BOOLEAN: "true",
+    ColumnType.DATE: "1990-02-03",
+    ColumnType.DATE_TIME: "2024-05-01 12:00:00",
+    ColumnType.DECIMAL: "12.50",
+}
+
+
+def user_row(**overrides: str) -> dict[str, str]:
+    """A valid row as the file's strings, every column filled."""
+    row = {name: SAMPLE[kind] for name, kind in USER_COLUMNS.items()}
+    row.update(overrides)
+    return row
+
+
+def write_csv(  # noqa: PLR0913
+    path: Path,
+    rows: Sequence[Mapping[str, str] | Sequence[str]],
+    *,
+    header: list[str] | None = None,
+    bom: bool = False,
+    newline: str = "\n",
+    gzipped: bool = False,
+) -> Path:
+    header = header or list(USER_COLUMNS)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator=newline)
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([row.get(name, "") for name in header] if isinstance(row, Mapping) else row)
+    data = (("\ufeff" if bom else "") + buffer.getvalue()).encode()
+    path.write_bytes(gzip.compress(data) if gzipped else data)
+    return path
+
+
+def read_all(path: Path, **kwargs: object) -> list[dict[str, object]]:
+    with UsersCsvReader(path, task_id=77, logger=LOGGER, **kwargs) as reader:  # type: ignore[arg-type]
+        return list(reader)
+
+
+def test_every_column_is_typed(tmp_path: Path) -> None:
+    [record] = read_all(write_csv(tmp_path / "u.csv", [user_row()]))
+    assert list(record) == list(USER_COLUMNS)
+    assert record["id"] == 42
+    assert record["username"] == "text"
+    assert record["is_employee"] is True
+    assert record["birthday"] == "1990-02-03"
+    assert record["created_date"] == "2024-05-01T12:00:00+00:00"
+    assert record["average_basket_value"] == Decimal("12.50")
+    assert str(record["average_basket_value"]) == "12.50"
+
+
+def test_empty_values_are_null_for_every_type(tmp_path: Path) -> None:
+    row = dict.fromkeys(USER_COLUMNS, "") | {"id": "1"}
+    [record] = read_all(write_csv(tmp_path / "u.csv", [row]))
+    assert {name for name, value in record.items() if value is not None} == {"id"}
+
+
+def test_strings_are_byte_identical(tmp_path: Path) -> None:
+    tricky = [
+        'He said "hi", then left',
+        "line one\nline two\r\nline three",
+        "  leading and trailing  ",
+        "Zoë Żółć Nguyễn 東京 🚀",
+        "a,b,c",
+        '"',
+    ]
+    rows = [user_row(id=str(n), first_name=value) for n, value in enumerate(tricky, 1)]
+    records = read_all(write_csv(tmp_path / "u.csv", rows, newline="\r\n"))
+    assert [r["first_name"] for r in records] == tricky
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("true", True),
+        ("false", False),
+        ("True", True),
+        ("FALSE", False),
+        ("1", True),
+        ("0", False),
+        ("yes", True),
+        ("No", False),
+        ("YeS", True),
+        ("", None),
+    ],
+)
+def test_boolean_spellings(tmp_path: Path, text: str, expected: object) -> None:
+    [record] = read_all(write_csv(tmp_path / "u.csv", [user_row(is_employee=text)]))
+    assert record["is_employee"] is expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2024-05-01 12:00:00", "2024-05-01T12:00:00+00:00"),
+        ("2024-05-01T12:00:00Z", "2024-05-01T12:00:00+00:00"),
+        ("2024-05-01T12:00:00+00:00", "2024-05-01T12:00:00+00:00"),
+        ("2024-05-01T14:30:00+02:30", "2024-05-01T12:00:00+00:00"),
+        ("2024-05-01T00:30:00-01:00", "2024-05-01T01:30:00+00:00"),
+        ("2024-05-01T12:00:00.250Z", "2024-05-01T12:00:00.250000+00:00"),
+        ("2024-05-01T12:00:00", "2024-05-01T12:00:00+00:00"),
+    ],
+)
+def test_date_times_become_rfc3339_utc(tmp_path: Path, text: str, expected: object) -> None:
+    [record] = read_all(write_csv(tmp_path / "u.csv", [user_row(created_date=text)]))
+    assert record["created_date"] == expected
+
+
+def test_decimals_keep_every_digit(tmp_path: Path) -> None:
+    text = "1234567890.123456789012345678900"
+    [record] = read_all(write_csv(tmp_path / "u.csv", [user_row(average_basket_value=text)]))
+    assert record["average_basket_value"] == Decimal(text)
+    assert str(record["average_basket_value"]) == text
+
+
+def test_bom_crlf_and_gzip_by_magic_bytes(tmp_path: Path) -> None:
+    rows = [user_row(id=str(n)) for n in range(1, 4)]
+    plain = read_all(write_csv(tmp_path / "a.csv", rows))
+    variant = read_all(write_csv(tmp_path / "b.csv", rows, bom=True, newline="\r\n", gzipped=True))
+    assert variant == plain
+    assert [r["id"] for r in variant] == [1, 2, 3]
+
+
+def test_nul_bytes_are_kept(tmp_path: Path) -> None:
+    [record] = read_all(write_csv(tmp_path / "u.csv", [user_row(last_name="a\x00b")]))
+    assert record["last_name"] == "a\x00b"
+
+
+def test_huge_field_is_read(tmp_path: Path) -> None:
+    big = "x" * 3_000_000
+    [record] = read_all(write_csv(tmp_path / "u.csv", [user_row(address_streetname=big)]))
+    assert record["address_streetname"] == big
+
+
+def test_shuffled_extra_and_missing_columns(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    header = [*reversed(USER_COLUMNS), "shoe_size", "nickname"]
+    header.remove("gender")
+    header.remove("birthday")
+    row = user_row() | {"shoe_size": "44", "nickname": ""}
+    path = write_csv(tmp_path / "u.csv", [row], header=header)
+    with caplog.at_level(logging.WARNING), UsersCsvReader(path, task_id=5, logger=LOGGER) as reader:
+        assert reader.columns == header
+        assert reader.extra_columns == ["shoe_size", "nickname"]
+        assert reader.missing_columns == ["gender", "birthday"]
+        [record] = list(reader)
+    assert record["shoe_size"] == "44"
+    assert record["nickname"] is None
+    assert record["gender"] is None
+    assert record["birthday"] is None
+    assert record["id"] == 42
+    assert set(record) == set(USER_COLUMNS) | {"shoe_size", "nickname"}
+    warned = [r.getMessage() for r in caplog.records]
+    for name in ("shoe_size", "nickname", "gender", "birthday"):
+        assert sum(repr(name) in message for message in warned) == 1
+
+
+def test_bad_value_fails_naming_task_line_column_and_value(tmp_path: Path) -> None:
+    rows = [
+        user_row(id="1", first_name="two\nlines"),
+        user_row(id="2", recency="not-a-number"),
+    ]
+    with pytest.raises(SpaazaInvalidRowError) as caught:
+        read_all(write_csv(tmp_path / "u.csv", rows))
+    message = str(caught.value)
+    assert "task 77" in message
+    assert "line 4" in message  # header, a two-line row, then this one
+    assert "'recency'" in message
+    assert "'not-a-number'" in message
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("is_employee", "maybe"),
+        ("birthday", "2024-13-45"),
+        ("created_date", "yesterday"),
+        ("created_date", "2024-05-01"),
+        ("average_basket_value", "twelve"),
+        ("average_basket_value", "NaN"),
+        ("id", "1.5"),
+    ],
+)
+def test_values_not_of_their_type_are_invalid(tmp_path: Path, column: str, value: str) -> None:
+    with pytest.raises(SpaazaInvalidRowError, match=repr(column)):
+        read_all(write_csv(tmp_path / "u.csv", [user_row(**{column: value})]))
+
+
+def test_long_bad_value_is_truncated_in_the_message(tmp_path: Path) -> None:
+    with pytest.raises(SpaazaInvalidRowError) as caught:
+        read_all(write_csv(tmp_path / "u.csv", [user_row(recency="9" * 50 + "x" * 5000)]))
+    assert len(str(caught.value)) < 400
+    assert "5050 characters" in str(caught.value)
+
+
+def test_wrong_field_count_fails(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "u.csv", [user_row(), ["1", "2", "3"]])
+    with pytest.raises(SpaazaInvalidRowError, match=r"line 3: expected 45 fields, found 3"):
+        read_all(path)
+
+
+def test_skip_mode_logs_counts_and_continues(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    rows: list[Mapping[str, str] | Sequence[str]] = [
+        user_row(id="1"),
+        ["2", "short"],
+        user_row(id="3", overall="five"),
+        user_row(id="4"),
+    ]
+    path = write_csv(tmp_path / "u.csv", rows)
+    with (
+        caplog.at_level(logging.WARNING),
+        UsersCsvReader(path, task_id=9, on_invalid_row="skip", logger=LOGGER) as reader,
+    ):
+        ids = [record["id"] for record in reader]
+    assert ids == [1, 4]
+    assert reader.rows == 2
+    assert reader.skipped_rows == 2
+    skipped = [r for r in caplog.records if "row skipped" in r.getMessage()]
+    assert [r.levelno for r in skipped] == [logging.WARNING, logging.WARNING]
+    assert "line 3" in skipped[0].getMessage()
+    assert "line 4" in skipped[1].getMessage()
+
+
+def test_unterminated_quote_is_invalid(tmp_path: Path) -> None:
+    path = tmp_path / "u.csv"
+    path.write_text(",".join(USER_COLUMNS) + '\n1,"never closed\n')
+    with pytest.raises(SpaazaInvalidRowError, match="task 77"):
+        read_all(path)
+
+
+def test_blank_lines_are_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "u.csv"
+    write_csv(path, [user_row()])
+    path.write_bytes(path.read_bytes() + b"\n\n")
+    assert len(read_all(path)) == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [(b"", "empty"), (b"username,email\n", "'id'"), (b"id,id\n1,2\n", "duplicate")],
+)
+def test_unusable_header_fails_on_enter(tmp_path: Path, content: bytes, problem: str) -> None:
+    path = tmp_path / "u.csv"
+    path.write_bytes(content)
+    with pytest.raises(SpaazaInvalidRowError, match=problem):
+        read_all(path)
+
+
+@pytest.mark.parametrize("on_invalid_row", ["fail", "skip"])
+def test_invalid_utf8_fails_whatever_the_row_setting(tmp_path: Path, on_invalid_row: str) -> None:
+    path = write_csv(tmp_path / "u.csv", [user_row()])
+    path.write_bytes(path.read_bytes() + b"2,\xff\xfe\n")
+    with pytest.raises(SpaazaInvalidRowError, match="task 77: the file is not valid UTF-8"):
+        read_all(path, on_invalid_row=on_invalid_row)
+
+
+def test_unknown_invalid_row_action_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="on_invalid_row"):
+        UsersCsvReader(tmp_path / "u.csv", task_id=1, on_invalid_row="ignore", logger=LOGGER)
+
+
+def test_file_is_closed_after_the_block(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "u.csv", [user_row()])
+    with UsersCsvReader(path, task_id=1, logger=LOGGER) as reader:
+        handle = reader._file
+        assert handle is not None
+    assert handle.closed
+
+
+def test_records_validate_against_the_stream_schema(tmp_path: Path) -> None:
+    rows = [user_row(id="1"), dict.fromkeys(USER_COLUMNS, "") | {"id": "2", "x": "y"}]
+    path = write_csv(tmp_path / "u.csv", rows, header=[*USER_COLUMNS, "x"])
+    with UsersCsvReader(path, task_id=1, logger=LOGGER) as reader:
+        validator = Draft7Validator(
+            users_json_schema(reader.extra_columns), format_checker=FormatChecker()
+        )
+        for record in reader:
+            validator.validate(record)
+    assert reader.rows == 2
