@@ -1,0 +1,1 @@
+"""tap-spaaza-users: a Singer tap for Spaaza user exports, built with the Meltano Singer SDK."""

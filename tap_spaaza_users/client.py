@@ -1,0 +1,401 @@
+"""How the tap talks to the Spaaza Services API: auth, timeouts, retries, errors, task calls."""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import backoff
+import requests
+
+from tap_spaaza_users.errors import (
+    SpaazaAPIError,
+    SpaazaAuthError,
+    SpaazaBadRequestError,
+    SpaazaForbiddenError,
+    SpaazaNotFoundError,
+)
+
+if TYPE_CHECKING:
+    import logging
+    from collections.abc import Generator
+
+#: Statuses worth another try: rate limiting and transient server faults.
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+_BODY_EXCERPT = 200
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """Everything the client needs to know, taken from the tap's settings."""
+
+    api_url: str
+    chain_id: int
+    token_id: str
+    token_secret: str
+    user_agent: str
+    timeout: float = 60.0
+    max_retries: int = 5
+    retry_initial_wait: float = 1.0
+    retry_max_wait: float = 60.0
+
+
+class _RetryableError(Exception):
+    """A failed attempt that may succeed if tried again."""
+
+    def __init__(self, message: str, *, status: int | None, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Read a ``Retry-After`` header: delta-seconds or an HTTP date.
+
+    Args:
+        value: The header value, if any.
+        now: The current UNIX time (for tests); defaults to the clock.
+
+    Returns:
+        Seconds to wait (never negative), or None when absent or unreadable.
+    """
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+def retry_waits(initial: float, cap: float) -> Generator[float, Any, None]:
+    """Wait generator for ``backoff``: honour Retry-After, else capped expo with full jitter.
+
+    ``backoff`` sends the failed attempt's exception into the generator, so a 429's
+    ``Retry-After`` decides the wait (capped); other faults wait a random time between 0
+    and ``initial * 2**n`` (capped), which spreads retries of many clients apart.
+
+    Args:
+        initial: The first exponential step, in seconds.
+        cap: The longest wait, in seconds.
+
+    Yields:
+        Seconds to wait before the next attempt.
+    """
+    exc = yield 0.0
+    attempt = 0
+    while True:
+        told = getattr(exc, "retry_after", None)
+        if told is not None:
+            wait = min(float(told), cap)
+        else:
+            wait = random.uniform(0, min(cap, initial * 2**attempt))  # noqa: S311
+        attempt += 1
+        exc = yield wait
+
+
+class SpaazaClient:
+    """A small client for the Tasks API; one ``requests`` session that carries the token.
+
+    The session is used for the Services API host only: the export file is fetched by
+    ``download.py`` with its own credential-free session.
+    """
+
+    def __init__(self, settings: ClientSettings, logger: logging.Logger) -> None:
+        """Prepare the authenticated session.
+
+        Args:
+            settings: Connection settings.
+            logger: Where retries are logged.
+        """
+        self.settings = settings
+        self.logger = logger
+        self.base_url = settings.api_url.rstrip("/")
+        self.session = requests.Session()
+        self.session.headers.update(
+            {
+                "Authorization": f"Bearer {settings.token_id}:{settings.token_secret}",
+                "User-Agent": settings.user_agent,
+                "Accept": "application/json",
+            }
+        )
+        self._rate_limit_logged = False
+
+    def close(self) -> None:
+        """Close the HTTP session."""
+        self.session.close()
+
+    # Task calls
+
+    def create_task(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /tasks``: create a task (201, tolerating 200).
+
+        Args:
+            body: The task body.
+
+        Returns:
+            The created task.
+        """
+        return self._json(self.request("POST", "/tasks", json=body))
+
+    def get_task(self, task_id: int, *, log_limit: int | None = None) -> dict[str, Any]:
+        """``GET /tasks/{id}``: the task and its state.
+
+        Args:
+            task_id: The task id.
+            log_limit: How many log entries to include (the server defaults to 10).
+
+        Returns:
+            The task.
+        """
+        params = {"log_limit": log_limit} if log_limit else None
+        return self._json(self.request("GET", f"/tasks/{task_id}", params=params))
+
+    def list_tasks(self, *, limit: int = 1) -> list[Any]:
+        """``GET /tasks?limit=N``: the chain's tasks (used as the connection test).
+
+        Args:
+            limit: How many tasks to list.
+
+        Returns:
+            The tasks.
+
+        Raises:
+            SpaazaAPIError: If the answer is not a list.
+        """
+        answer = self.request("GET", "/tasks", params={"limit": limit}).json()
+        if not isinstance(answer, list):
+            msg = "GET /tasks did not answer with a list of tasks; is api_url the Services API?"
+            raise SpaazaAPIError(msg)
+        return answer
+
+    def delete_task(self, task_id: int) -> None:
+        """``DELETE /tasks/{id}``.
+
+        Args:
+            task_id: The task id.
+        """
+        self.request("DELETE", f"/tasks/{task_id}")
+
+    def download_url(self, task_id: int) -> str:
+        """``GET /tasks/{id}/download_url``: a fresh pre-signed URL of the export file.
+
+        Args:
+            task_id: The task id (in DONE).
+
+        Returns:
+            The URL.
+
+        Raises:
+            SpaazaAPIError: If the answer carries no URL.
+        """
+        answer = self._json(self.request("GET", f"/tasks/{task_id}/download_url"))
+        url = answer.get("url")
+        if not isinstance(url, str) or not url:
+            msg = f"GET /tasks/{task_id}/download_url answered without a url"
+            raise SpaazaAPIError(msg)
+        return url
+
+    # Plumbing
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> requests.Response:
+        """Send one API call, retrying transient faults, and map errors to our types.
+
+        Args:
+            method: HTTP method.
+            path: Path under ``api_url``, starting with ``/``.
+            json: JSON body, if any.
+            params: Query parameters, if any.
+
+        Returns:
+            The successful response.
+
+        Raises:
+            SpaazaAPIError: When the API answers an error, or retries run out.
+        """
+        retrying = backoff.on_exception(
+            retry_waits,
+            _RetryableError,
+            max_tries=self.settings.max_retries + 1,
+            jitter=None,
+            on_backoff=self._log_backoff,
+            logger=None,
+            initial=self.settings.retry_initial_wait,
+            cap=self.settings.retry_max_wait,
+        )(self._attempt)
+        try:
+            return retrying(method, path, json=json, params=params)
+        except _RetryableError as exc:
+            tries = self.settings.max_retries + 1
+            msg = (
+                f"{method} {path} failed after {tries} tries: {exc}. The Services API at "
+                f"{self.base_url} is unavailable or rate limiting; try again later, or raise "
+                "max_retries / retry_max_wait_seconds."
+            )
+            raise SpaazaAPIError(self.scrub(msg), status=exc.status) from None
+
+    def scrub(self, text: str) -> str:
+        """Blank out the token secret should any text echo it (defence in depth).
+
+        Args:
+            text: A message about to be logged or raised.
+
+        Returns:
+            The text without the secret.
+        """
+        secret = self.settings.token_secret
+        return text.replace(secret, "***") if secret else text
+
+    def _attempt(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: dict[str, Any] | None,
+        params: dict[str, Any] | None,
+    ) -> requests.Response:
+        """Send one attempt; raise ``_RetryableError`` for faults worth retrying."""
+        try:
+            response = self.session.request(
+                method,
+                self.base_url + path,
+                json=json,
+                params=params,
+                timeout=self.settings.timeout,
+                allow_redirects=False,
+            )
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            msg = f"{type(exc).__name__} talking to {self.base_url}"
+            raise _RetryableError(msg, status=None, retry_after=None) from None
+        if response.status_code in RETRYABLE_STATUSES:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            msg = self.scrub(f"HTTP {response.status_code}{describe_error_body(response)}")
+            raise _RetryableError(
+                msg,
+                status=response.status_code,
+                retry_after=retry_after if response.status_code == 429 else None,  # noqa: PLR2004
+            )
+        if response.status_code >= 300:  # noqa: PLR2004
+            raise self._error_for(method, path, response)
+        return response
+
+    def _log_backoff(self, details: Any) -> None:  # noqa: ANN401
+        """Log a retry: a 429 once at INFO, other faults at WARNING."""
+        exc = details.get("exception")
+        wait = details.get("wait", 0.0)
+        if getattr(exc, "status", None) == 429:  # noqa: PLR2004
+            if not self._rate_limit_logged:
+                self.logger.info("Rate limited by the Services API; waiting %.1fs as told", wait)
+                self._rate_limit_logged = True
+            return
+        self.logger.warning(
+            "Services API call failed (%s); retry %d of %d in %.2fs",
+            exc,
+            details.get("tries", 0),
+            self.settings.max_retries,
+            wait,
+        )
+
+    def _error_for(self, method: str, path: str, response: requests.Response) -> SpaazaAPIError:
+        """Turn a non-retryable error answer into one clear error."""
+        status = response.status_code
+        where = self.scrub(f"{method} {path} → HTTP {status}{describe_error_body(response)}")
+        chain = self.settings.chain_id
+        if status == 401:  # noqa: PLR2004
+            return SpaazaAuthError(
+                f"Spaaza rejected the access token ({where}). Check access_token_id and "
+                "access_token_secret: both come from the same AccessToken in Spaaza Console.",
+                status=status,
+            )
+        if status == 403:  # noqa: PLR2004
+            return SpaazaForbiddenError(
+                f"The access token is not allowed to act for chain {chain} ({where}). Check "
+                "chain_id, or use a token issued for that chain.",
+                status=status,
+            )
+        if status == 404:  # noqa: PLR2004
+            return SpaazaNotFoundError(
+                f"Not found ({where}): the task is gone (deleted, or it belongs to another "
+                f"chain than {chain}), or api_url is not the Services API.",
+                status=status,
+            )
+        if status == 400:  # noqa: PLR2004
+            return SpaazaBadRequestError(
+                f"Spaaza rejected the request ({where}). Check segment_rules and start_date.",
+                status=status,
+            )
+        return SpaazaAPIError(f"Unexpected answer from the Services API ({where}).", status=status)
+
+    @staticmethod
+    def _json(response: requests.Response) -> dict[str, Any]:
+        """Decode a JSON object answer."""
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            msg = (
+                f"{response.request.method} {_path_of(response)} did not answer with a JSON "
+                f"object (HTTP {response.status_code}); is api_url the Services API?"
+            )
+            raise SpaazaAPIError(msg, status=response.status_code)
+        return answer
+
+
+def _path_of(response: requests.Response) -> str:
+    """The request's path, without query string."""
+    return urlsplit(response.url).path or "/"
+
+
+def describe_error_body(response: requests.Response) -> str:
+    """Quote an error body's name and description for a message, tolerating every shape.
+
+    Handles ``{"error": {"name", "description"}}`` (also inside the core-API envelope), an
+    ``errors`` list, plain text, HTML and an empty body.
+
+    Args:
+        response: The error response.
+
+    Returns:
+        ``": name: description"`` style text, or an empty string when there is nothing to say.
+    """
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    parts: list[str] = []
+    if isinstance(body, dict):
+        errors = body.get("errors")
+        candidates = [body.get("error")] + (errors if isinstance(errors, list) else [])
+        parts = [_describe_error(item) for item in candidates if item]
+    if parts:
+        return ": " + "; ".join(part for part in parts if part)
+    text = response.text.strip()
+    if not text or text.lstrip().startswith("<"):
+        return ""
+    return ": " + " ".join(text.split())[:_BODY_EXCERPT]
+
+
+def _describe_error(item: object) -> str:
+    """One error entry as ``name: description``."""
+    if isinstance(item, dict):
+        name = item.get("name") or item.get("code")
+        description = item.get("description") or item.get("message")
+        return ": ".join(str(part) for part in (name, description) if part)
+    return str(item)[:_BODY_EXCERPT]

@@ -1,0 +1,232 @@
+"""The export lifecycle: submit the users export task, wait for it, hand out its download URL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tap_spaaza_users import segments
+from tap_spaaza_users.errors import SpaazaAPIError, SpaazaTaskFailedError, SpaazaTaskTimeoutError
+
+if TYPE_CHECKING:
+    import logging
+    from collections.abc import Callable, Mapping, Sequence
+
+    from tap_spaaza_users.client import SpaazaClient
+
+DONE = "DONE"
+ERROR = "ERROR"
+#: The documented state codes; anything else is "not finished" (with one warning).
+KNOWN_STATES = frozenset({"READY", "INPROGRESS", DONE, ERROR})
+
+#: How much the poll interval grows after each poll.
+POLL_GROWTH = 1.5
+#: Log entries fetched to explain a failed task.
+ERROR_LOG_LIMIT = 50
+#: Log lines quoted in the error message.
+ERROR_LOG_LINES = 20
+
+#: ``is_after_date`` is strict on the server, and the file carries whole seconds. To keep a
+#: user created exactly at the window start, the rule asks for users created after one
+#: second before it; the stream then drops anything older than the window start itself.
+BOUNDARY_MARGIN = dt.timedelta(seconds=1)
+
+
+@dataclass(frozen=True)
+class PollSettings:
+    """How to wait for a task."""
+
+    interval: float
+    max_interval: float
+    timeout: float
+
+
+def build_export_task(
+    *,
+    chain_id: int,
+    window_start: dt.datetime | None,
+    rules: Sequence[Mapping[str, Any]] = (),
+    now: dt.datetime,
+    origin: str,
+) -> dict[str, Any]:
+    """Build the ``POST /tasks`` body of a users export that runs now.
+
+    Args:
+        chain_id: The chain to export.
+        window_start: Users created at or after this moment are wanted; None for all.
+        rules: Further rules from the settings, ANDed with the window rule.
+        now: The current time; the task is triggered once, at this moment.
+        origin: Who asks (tap name and version), for the task's description.
+
+    Returns:
+        The task body.
+    """
+    all_rules = list(rules)
+    if window_start is not None:
+        all_rules.insert(0, segments.created_after_rule(window_start - BOUNDARY_MARGIN))
+        desc = f"{origin}: users created since {segments.format_rule_date(window_start)}"
+    else:
+        desc = f"{origin}: all users"
+    trigger: dict[str, Any] = {"once": segments.format_rule_date(now)}
+    if all_rules:
+        trigger["segment"] = segments.users_segment(chain_id, all_rules)
+    return {
+        "chain": chain_id,
+        "desc": desc,
+        "target": {"action": "export", "export_index": "users", "export_format": "csv"},
+        "trigger": trigger,
+    }
+
+
+def state_code(task: Mapping[str, Any]) -> str | None:
+    """Read ``state.code`` of a task, tolerating a missing state.
+
+    Args:
+        task: A task object.
+
+    Returns:
+        The code, or None.
+    """
+    state = task.get("state")
+    code = state.get("code") if isinstance(state, dict) else None
+    return code if isinstance(code, str) else None
+
+
+class UsersExport:
+    """Runs one users export task from creation to download URL."""
+
+    def __init__(
+        self,
+        client: SpaazaClient,
+        poll: PollSettings,
+        logger: logging.Logger,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Keep the collaborators.
+
+        Args:
+            client: The Tasks API client.
+            poll: Poll interval, its cap and the task timeout.
+            logger: Where the story is told.
+            sleep: How to wait (tests may pass a fake).
+            monotonic: The clock the timeout is measured on.
+        """
+        self.client = client
+        self.poll = poll
+        self.logger = logger
+        self._sleep = sleep
+        self._monotonic = monotonic
+
+    def submit(self, body: dict[str, Any]) -> int:
+        """Create the export task.
+
+        Args:
+            body: The task body from :func:`build_export_task`.
+
+        Returns:
+            The task id.
+
+        Raises:
+            SpaazaAPIError: If the answer carries no task id.
+        """
+        task = self.client.create_task(body)
+        task_id = task.get("id")
+        if not isinstance(task_id, int) or isinstance(task_id, bool):
+            msg = "POST /tasks answered without a task id"
+            raise SpaazaAPIError(msg)
+        self.logger.info(
+            "Created export task %d (%s), state %s", task_id, body["desc"], state_code(task)
+        )
+        return task_id
+
+    def wait(self, task_id: int) -> dict[str, Any]:
+        """Poll the task with a growing interval until it is DONE.
+
+        Args:
+            task_id: The task id.
+
+        Returns:
+            The task in DONE.
+
+        Raises:
+            SpaazaTaskTimeoutError: If it is still not finished after the task timeout
+                (the task is then deleted).
+        """
+        deadline = self._monotonic() + self.poll.timeout
+        interval = self.poll.interval
+        last_code: str | None = None
+        warned: set[str | None] = set()
+        while True:
+            remaining = deadline - self._monotonic()
+            if remaining <= 0:
+                self._give_up(task_id, last_code)
+            self._sleep(min(interval, remaining))
+            interval = min(interval * POLL_GROWTH, self.poll.max_interval)
+            task = self.client.get_task(task_id)
+            code = state_code(task)
+            if code != last_code:
+                self.logger.info("Export task %d is %s", task_id, code)
+                last_code = code
+            if code == DONE:
+                return task
+            if code == ERROR:
+                raise self._failure(task_id)
+            if code not in KNOWN_STATES and code not in warned:
+                warned.add(code)
+                self.logger.warning(
+                    "Export task %d reports an unknown state %r; treating it as not finished",
+                    task_id,
+                    code,
+                )
+
+    def download_url(self, task_id: int) -> str:
+        """Ask for a fresh pre-signed URL of the export file (never logged: it is signed).
+
+        Args:
+            task_id: The task id.
+
+        Returns:
+            The URL.
+        """
+        return self.client.download_url(task_id)
+
+    def _failure(self, task_id: int) -> SpaazaTaskFailedError:
+        """Build the error for a task in ERROR, quoting its log lines."""
+        task = self.client.get_task(task_id, log_limit=ERROR_LOG_LIMIT)
+        lines = [_log_line(entry) for entry in task.get("logs") or []]
+        lines = [line for line in lines if line][-ERROR_LOG_LINES:]
+        detail = " | ".join(lines) if lines else "Spaaza gave no log lines"
+        msg = (
+            f"Export task {task_id} ended in ERROR: {detail}. "
+            "Fix the cause above (often a segment rule), then run the sync again."
+        )
+        return SpaazaTaskFailedError(self.client.scrub(msg))
+
+    def _give_up(self, task_id: int, last_code: str | None) -> None:
+        """Delete a task that ran out of time, then raise the timeout error."""
+        minutes = self.poll.timeout / 60
+        try:
+            self.client.delete_task(task_id)
+            fate = "it was deleted"
+        except SpaazaAPIError as exc:
+            self.logger.warning("Could not delete export task %d: %s", task_id, exc)
+            fate = "deleting it failed too"
+        msg = (
+            f"Export task {task_id} did not finish within {minutes:g} minutes "
+            f"(last state {last_code}); {fate}. Raise task_timeout_minutes for large "
+            "exports, or check Spaaza's task queue."
+        )
+        raise SpaazaTaskTimeoutError(msg)
+
+
+def _log_line(entry: object) -> str:
+    """One task log entry as ``LEVEL message``."""
+    if isinstance(entry, dict):
+        level = entry.get("level") or ""
+        message = entry.get("message") or ""
+        return f"{level} {message}".strip()
+    return str(entry).strip()

@@ -1,0 +1,281 @@
+"""The tap-spaaza-users Tap: its settings, its one stream, its connection test and CLI edge."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import sys
+from typing import TYPE_CHECKING, Any, NoReturn
+from urllib.parse import urlsplit
+
+from singer_sdk import Tap
+from singer_sdk import typing as th
+from singer_sdk.tap_base import CliTestOptionValue
+
+from tap_spaaza_users import segments
+from tap_spaaza_users.errors import SpaazaConfigError, SpaazaError
+from tap_spaaza_users.streams import UsersStream, parse_utc
+
+if TYPE_CHECKING:
+    import datetime as dt
+    from collections.abc import Iterator
+
+if sys.version_info >= (3, 12):
+    from typing import override
+else:
+    from typing_extensions import override
+
+DEFAULT_API_URL = "https://services-prod.spaaza.com"
+LOOPBACK_NAMES = frozenset({"localhost"})
+
+#: Settings that must be positive numbers.
+POSITIVE_NUMBERS = (
+    "poll_interval_seconds",
+    "poll_max_interval_seconds",
+    "task_timeout_minutes",
+    "request_timeout_seconds",
+    "retry_max_wait_seconds",
+)
+#: Settings that must be zero or more.
+NON_NEGATIVE_NUMBERS = ("lookback_minutes", "max_retries", "retry_initial_wait_seconds")
+
+
+def _p(name: str, kind: Any, title: str, description: str, **kwargs: Any) -> th.Property:  # noqa: ANN401
+    """Declare one setting (a shorthand keeping the list below readable)."""
+    return th.Property(name, kind, title=title, description=description, **kwargs)
+
+
+CONFIG_SCHEMA = th.PropertiesList(
+    _p("api_url", th.URIType, "API URL",
+       "Base URL of the Spaaza Services API (staging: https://services-test01.spaaza.com). "
+       "Must be https.", default=DEFAULT_API_URL),
+    _p("chain_id", th.IntegerType, "Chain ID",
+       "The Spaaza chain whose users are exported; the access token must be scoped to it.",
+       required=True),
+    _p("access_token_id", th.StringType, "Access token ID",
+       "ID (a UUID) of a Spaaza AccessToken for the chain.", required=True, secret=True),
+    _p("access_token_secret", th.StringType, "Access token secret",
+       "Secret of that AccessToken. Sent only to api_url's host, never logged.",
+       required=True, secret=True),
+    _p("start_date", th.DateTimeType, "Start date",
+       "Only users created at or after this moment are synced. Without it (and without "
+       "state) the first sync exports all users."),
+    _p("lookback_minutes", th.IntegerType, "Lookback (minutes)",
+       "Incremental syncs ask for users created since the bookmark minus this many minutes, "
+       "because Spaaza's export index lags behind; duplicates are resolved by id.", default=60),
+    _p("segment_rules", th.ArrayType(th.ObjectType(additional_properties=True)),
+       "Extra segment rules",
+       "Further Spaaza segment rules (field_name, field_type, operator, ...), ANDed with "
+       "the created_date window, e.g. to export only opted-in users.", default=[]),
+    _p("poll_interval_seconds", th.NumberType, "First poll interval (seconds)",
+       "Wait before the first status check of the export task; grows with each check.",
+       default=5),
+    _p("poll_max_interval_seconds", th.NumberType, "Longest poll interval (seconds)",
+       "The poll interval stops growing at this value.", default=60),
+    _p("task_timeout_minutes", th.NumberType, "Task timeout (minutes)",
+       "Give up (and delete the task) if the export is not done after this long.",
+       default=180),
+    _p("request_timeout_seconds", th.NumberType, "Request timeout (seconds)",
+       "Connect and read timeout of each HTTP request (API calls and file download).",
+       default=60),
+    _p("max_retries", th.IntegerType, "Max retries",
+       "Retries of a failed HTTP request (429, 5xx, connection errors) before giving up.",
+       default=5),
+    _p("retry_initial_wait_seconds", th.NumberType, "First retry wait (seconds)",
+       "The first backoff step; it doubles with each retry (with jitter). A 429's "
+       "Retry-After takes precedence.", default=1),
+    _p("retry_max_wait_seconds", th.NumberType, "Longest retry wait (seconds)",
+       "Cap of every backoff wait, Retry-After included.", default=60),
+    _p("on_invalid_row", th.StringType, "On invalid row",
+       "What to do with a CSV row that cannot be typed: 'fail' stops the sync naming task, "
+       "line and column; 'skip' logs it, counts it and carries on.",
+       default="fail", allowed_values=["fail", "skip"]),
+    _p("user_agent", th.StringType, "User-Agent",
+       "User-Agent header of every request; defaults to tap-spaaza-users/<version>."),
+).to_dict()  # fmt: skip
+
+
+class TapSpaazaUsers(Tap):
+    """Extracts a Spaaza chain's users (profile, RFM, loyalty and opt-ins) through export tasks."""
+
+    name = "tap-spaaza-users"
+    config_jsonschema = CONFIG_SCHEMA
+
+    @override
+    def discover_streams(self) -> list[UsersStream]:
+        """Return the tap's one stream.
+
+        Returns:
+            The users stream.
+        """
+        return [UsersStream(self)]
+
+    @override
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """Check the settings with clear messages first, then against the JSON schema.
+
+        Args:
+            raise_errors: Raise on the first problem (False only for discovery).
+
+        Returns:
+            The schema validation errors (when not raising).
+
+        Raises:
+            SpaazaConfigError: When a setting is invalid; before any network call.
+        """
+        if raise_errors:
+            check_settings(self.config)
+        return super()._validate_config(raise_errors=raise_errors)
+
+    def check_connection(self) -> None:
+        """Call ``GET /tasks?limit=1``: proves host, token and chain, creates no export."""
+        stream = self.streams["users"]
+        assert isinstance(stream, UsersStream)  # noqa: S101
+        with contextlib.closing(stream.make_client()) as client:
+            client.list_tasks(limit=1)
+        self.logger.info(
+            "Connection test passed: the Services API at %s accepted the token for chain %s",
+            client.base_url,
+            self.config["chain_id"],
+        )
+
+    # CLI edge: a SpaazaError becomes one clear ERROR line and exit status 1.
+
+    @classmethod
+    @override
+    def invoke(cls, *args: Any, **kwargs: Any) -> None:
+        """Run the tap, turning our errors into one readable line."""
+        with cls._user_errors():
+            super().invoke(*args, **kwargs)
+
+    @classmethod
+    @override
+    def cb_discover(cls, ctx: Any, param: Any, value: bool) -> None:
+        """Run discovery, turning our errors into one readable line."""
+        with cls._user_errors():
+            super().cb_discover(ctx, param, value)
+
+    @classmethod
+    @override
+    def cb_test(cls, ctx: Any, param: Any, value: str) -> None:
+        """Run ``--test``: a connection check that creates no export (schema test unchanged)."""
+        if value != CliTestOptionValue.All.value:
+            super().cb_test(ctx, param, value)
+            return
+        config = ctx.params.get("config")
+        with cls._user_errors():
+            tap = cls(
+                config=config.config if config else None,
+                parse_env_config=config.parse_env if config else False,
+                validate_config=True,
+                setup_mapper=False,
+            )
+            tap.check_connection()
+        ctx.exit()
+
+    @classmethod
+    @contextlib.contextmanager
+    def _user_errors(cls) -> Iterator[None]:
+        """Log a SpaazaError as one ERROR line (no traceback) and exit with status 1."""
+        try:
+            yield
+        except SpaazaError as exc:
+            cls.logger.error("%s", exc)  # noqa: TRY400
+            sys.exit(1)
+
+
+def check_settings(config: Any) -> None:  # noqa: ANN401
+    """Check the settings the JSON schema cannot judge well, naming the setting and the fix.
+
+    Args:
+        config: The tap's settings.
+
+    Raises:
+        SpaazaConfigError: On the first invalid setting.
+    """
+    for name in ("access_token_id", "access_token_secret"):
+        value = config.get(name)
+        if not isinstance(value, str) or not value.strip():
+            _invalid(name, "is required: copy it from the AccessToken in Spaaza Console")
+    chain_id = config.get("chain_id")
+    if isinstance(chain_id, bool) or not isinstance(chain_id, int) or chain_id <= 0:
+        _invalid("chain_id", f"must be a positive integer, not {chain_id!r}")
+    check_api_url(config.get("api_url") or DEFAULT_API_URL)
+    if config.get("start_date") is not None:
+        parse_start_date(config["start_date"])
+    _check_numbers(config)
+    if config.get("on_invalid_row", "fail") not in ("fail", "skip"):
+        _invalid("on_invalid_row", "must be 'fail' or 'skip'")
+    rules = config.get("segment_rules") or []
+    if not isinstance(rules, list):
+        _invalid("segment_rules", "must be a list of rule objects")
+    for index, rule in enumerate(rules):
+        segments.check_rule(rule, f"segment_rules[{index}]")
+
+
+def _check_numbers(config: Any) -> None:  # noqa: ANN401
+    """Check the numeric settings' signs."""
+    for name in POSITIVE_NUMBERS + NON_NEGATIVE_NUMBERS:
+        value = config.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            _invalid(name, f"must be a number, not {value!r}")
+        if value < 0 or (value == 0 and name in POSITIVE_NUMBERS):
+            _invalid(name, f"must be {'above' if name in POSITIVE_NUMBERS else 'at least'} 0")
+
+
+def check_api_url(url: str) -> None:
+    """Require an https URL (plain http only for loopback hosts, such as the sandbox).
+
+    Args:
+        url: The ``api_url`` setting.
+
+    Raises:
+        SpaazaConfigError: When the URL is unusable or not https.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        _invalid("api_url", f"must be a URL like {DEFAULT_API_URL}, not {url!r}")
+    if parts.username or parts.password or parts.query:
+        _invalid("api_url", "must not carry credentials or a query string")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname or ""):
+        _invalid(
+            "api_url", f"must use https (plain http is only allowed for loopback hosts): {url!r}"
+        )
+
+
+def parse_start_date(value: Any) -> dt.datetime:  # noqa: ANN401
+    """Read ``start_date`` as an aware UTC datetime (a naive value is taken as UTC).
+
+    Args:
+        value: The setting.
+
+    Returns:
+        The moment.
+
+    Raises:
+        SpaazaConfigError: When it is not an ISO 8601 date-time.
+    """
+    try:
+        return parse_utc(str(value))
+    except ValueError:
+        _invalid(
+            "start_date", f"must be an ISO 8601 date-time like 2024-01-31T00:00:00Z: {value!r}"
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether a host name or address is the local machine."""
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _invalid(name: str, problem: str) -> NoReturn:
+    """Raise the settings error for ``name``."""
+    msg = f"Setting {name} {problem}."
+    raise SpaazaConfigError(msg)
