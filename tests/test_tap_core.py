@@ -1,0 +1,160 @@
+"""The tap's settings, validation and command line (no sync)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tap_spaaza_users.errors import SpaazaConfigError
+from tap_spaaza_users.tap import CONFIG_SCHEMA, TapSpaazaUsers
+
+SECRET = "s3cr3t-never-shown"  # noqa: S105
+
+VALID = {
+    "api_url": "https://services-test01.spaaza.com",
+    "chain_id": 1234,
+    "access_token_id": "0b6f4a38-33c6-4a46-9e5e-2f0e2c6e7b11",
+    "access_token_secret": SECRET,
+}
+
+
+def run_cli(*args: str, config: dict | None = None, tmp_path=None) -> subprocess.CompletedProcess:
+    argv = [sys.executable, "-m", "tap_spaaza_users", *args]
+    if config is not None:
+        path = tmp_path / "config.json"
+        path.write_text(json.dumps(config))
+        argv += ["--config", str(path)]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_settings_are_declared_with_titles_descriptions_and_secrets():
+    properties = CONFIG_SCHEMA["properties"]
+    for name in (
+        "api_url",
+        "chain_id",
+        "access_token_id",
+        "access_token_secret",
+        "start_date",
+        "lookback_minutes",
+        "poll_interval_seconds",
+        "poll_max_interval_seconds",
+        "task_timeout_minutes",
+        "request_timeout_seconds",
+        "user_agent",
+        "on_invalid_row",
+        "max_retries",
+    ):
+        assert properties[name].get("title"), name
+        assert properties[name].get("description"), name
+    assert properties["access_token_secret"]["secret"] is True
+    assert properties["access_token_id"]["secret"] is True
+    assert set(CONFIG_SCHEMA["required"]) == {"chain_id", "access_token_id", "access_token_secret"}
+    assert properties["api_url"]["default"] == "https://services-prod.spaaza.com"
+    assert properties["lookback_minutes"]["default"] == 60
+    assert properties["poll_interval_seconds"]["default"] == 5
+    assert properties["poll_max_interval_seconds"]["default"] == 60
+    assert properties["task_timeout_minutes"]["default"] == 180
+    assert properties["max_retries"]["default"] == 5
+    assert properties["on_invalid_row"]["default"] == "fail"
+
+
+def test_valid_settings_build_a_tap_with_the_users_stream():
+    tap = TapSpaazaUsers(config=VALID, parse_env_config=False)
+    stream = tap.streams["users"]
+    assert stream.primary_keys == ["id"]
+    assert stream.replication_key == "created_date"
+    assert stream.is_sorted is False
+
+
+@pytest.mark.parametrize(
+    ("override", "setting", "hint"),
+    [
+        ({"access_token_secret": "  "}, "access_token_secret", "AccessToken"),
+        ({"access_token_id": ""}, "access_token_id", "AccessToken"),
+        ({"chain_id": 0}, "chain_id", "positive integer"),
+        ({"start_date": "last tuesday"}, "start_date", "ISO 8601"),
+        ({"api_url": "http://services-prod.spaaza.com"}, "api_url", "https"),
+        ({"api_url": "ftp://example.org"}, "api_url", "URL like"),
+        ({"api_url": f"https://me:{SECRET}@example.org"}, "api_url", "credentials"),
+        ({"poll_interval_seconds": 0}, "poll_interval_seconds", "above 0"),
+        ({"lookback_minutes": -5}, "lookback_minutes", "at least 0"),
+        (
+            {"segment_rules": [{"field_name": "x", "field_type": "date", "operator": "is_soon"}]},
+            "segment_rules[0].operator",
+            "is_after_date",
+        ),
+        (
+            {"segment_rules": [{"field_name": "x", "field_type": "date", "operator": "is_date"}]},
+            "segment_rules[0]",
+            "needs value",
+        ),
+        (
+            {
+                "segment_rules": [
+                    {"field_name": "gender", "field_type": "keyword", "operator": "is_after_date"}
+                ]
+            },
+            "segment_rules[0].operator",
+            "does not apply",
+        ),
+    ],
+)
+def test_invalid_settings_fail_naming_the_setting_and_the_fix(override, setting, hint):
+    with pytest.raises(SpaazaConfigError) as caught:
+        TapSpaazaUsers(config={**VALID, **override}, parse_env_config=False)
+    message = str(caught.value)
+    assert setting in message
+    assert hint in message
+    assert SECRET not in message
+
+
+def test_plain_http_is_allowed_for_loopback_hosts_only():
+    for url in ("http://127.0.0.1:8080", "http://localhost:1", "http://[::1]:9"):
+        TapSpaazaUsers(config={**VALID, "api_url": url}, parse_env_config=False)
+
+
+def test_schema_types_are_enforced_too():
+    with pytest.raises(SpaazaConfigError, match="chain_id must be a positive integer"):
+        TapSpaazaUsers(config={**VALID, "chain_id": "12x"}, parse_env_config=False)
+
+
+def test_cli_reports_invalid_settings_in_one_line_without_traceback(tmp_path):
+    # A non-loopback http URL: the tap must stop before any connection is tried.
+    config = {**VALID, "api_url": "http://203.0.113.9"}
+    result = run_cli(config=config, tmp_path=tmp_path)
+    assert result.returncode == 1
+    assert "Setting api_url must use https" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert SECRET not in result.stderr + result.stdout
+    assert result.stdout == ""
+
+
+def test_cli_version_about_and_discover(tmp_path):
+    version = run_cli("--version")
+    assert version.returncode == 0
+    assert "tap-spaaza-users v" in version.stdout
+
+    about = run_cli("--about", "--format=json")
+    assert about.returncode == 0
+    info = json.loads(about.stdout)
+    assert info["name"] == "tap-spaaza-users"
+    assert "users" in info["description"]
+    assert "access_token_secret" in info["settings"]["properties"]
+
+    markdown = run_cli("--about", "--format=markdown")
+    assert markdown.returncode == 0
+    assert "| access_token_secret | True |" in markdown.stdout
+    assert "| lookback_minutes | False | 60 |" in markdown.stdout
+
+    discover = run_cli("--discover", config=VALID, tmp_path=tmp_path)
+    assert discover.returncode == 0
+    catalog = json.loads(discover.stdout)
+    (entry,) = catalog["streams"]
+    assert entry["tap_stream_id"] == "users"
+    assert entry["key_properties"] == ["id"]
+    assert entry["replication_key"] == "created_date"
+    assert entry["schema"]["properties"]["is_employee"]["type"] == ["boolean", "null"]
+    assert SECRET not in discover.stdout + discover.stderr
