@@ -1,0 +1,95 @@
+"""Shared fixtures: the sandbox plugin, fast tap settings, and an in-process sync helper."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from tap_spaaza_users.tap import TapSpaazaUsers
+
+pytest_plugins = ["tap_spaaza_users.sandbox.pytest_plugin"]
+
+#: Backoff and timeouts turned down through settings, so fault tests stay fast.
+FAST_SETTINGS: dict[str, Any] = {
+    "max_retries": 3,
+    "retry_initial_wait_seconds": 0.01,
+    "retry_max_wait_seconds": 0.05,
+    "request_timeout_seconds": 5,
+}
+
+
+@dataclass
+class SyncOutput:
+    """The Singer messages of one sync, sorted by type."""
+
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    error: BaseException | None = None
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        """The RECORD messages' records."""
+        return [m["record"] for m in self.messages if m["type"] == "RECORD"]
+
+    @property
+    def schemas(self) -> list[dict[str, Any]]:
+        """The SCHEMA messages."""
+        return [m for m in self.messages if m["type"] == "SCHEMA"]
+
+    @property
+    def states(self) -> list[dict[str, Any]]:
+        """The STATE messages' values."""
+        return [m["value"] for m in self.messages if m["type"] == "STATE"]
+
+    @property
+    def final_state(self) -> dict[str, Any]:
+        """The last STATE value (what an orchestrator would keep)."""
+        return self.states[-1]
+
+    @property
+    def bookmark(self) -> str | None:
+        """The users bookmark of the final state."""
+        return self.final_state["bookmarks"]["users"].get("replication_key_value")
+
+    @property
+    def ids(self) -> set[int]:
+        """The ids of the emitted users."""
+        return {record["id"] for record in self.records}
+
+
+def run_sync(config: dict[str, Any], state: dict[str, Any] | None = None) -> SyncOutput:
+    """Run a full sync in-process and collect the messages it writes.
+
+    Args:
+        config: Tap settings.
+        state: Input state.
+
+    Returns:
+        The messages; ``error`` holds the exception if the sync failed.
+    """
+    buffer = io.StringIO()
+    output = SyncOutput()
+    tap = TapSpaazaUsers(config=config, state=state, parse_env_config=False)
+    with contextlib.redirect_stdout(buffer):
+        try:
+            tap.sync_all()
+        except Exception as exc:  # noqa: BLE001
+            output.error = exc
+    output.messages = [json.loads(line) for line in buffer.getvalue().splitlines() if line]
+    return output
+
+
+@pytest.fixture
+def small_sandbox(sandbox_factory):
+    """A running sandbox with 120 users."""
+    return sandbox_factory(users=120, seed=7)
+
+
+@pytest.fixture
+def fast_config(small_sandbox) -> dict[str, Any]:
+    """Tap settings for the small sandbox with tiny backoff."""
+    return small_sandbox.tap_config(**FAST_SETTINGS)
