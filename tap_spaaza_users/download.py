@@ -141,7 +141,6 @@ def storage_session(user_agent: str) -> requests.Session:
     session = requests.Session()
     session.auth = _StripAuthorization()
     session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-    session.max_redirects = 0
     session.headers.clear()
     # identity: keep the body byte-for-byte as stored, so Range offsets stay valid.
     session.headers.update({"User-Agent": user_agent, "Accept-Encoding": "identity"})
