@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import sys
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit
 
@@ -214,12 +215,12 @@ def check_settings(config: Any) -> None:  # noqa: ANN401
 
 
 def _check_numbers(config: Any) -> None:  # noqa: ANN401
-    """Check the numeric settings' signs."""
+    """Check the numeric settings' signs (config files are read with Decimal fractions)."""
     for name in POSITIVE_NUMBERS + NON_NEGATIVE_NUMBERS:
         value = config.get(name)
         if value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
             _invalid(name, f"must be a number, not {value!r}")
         if value < 0 or (value == 0 and name in POSITIVE_NUMBERS):
             _invalid(name, f"must be {'above' if name in POSITIVE_NUMBERS else 'at least'} 0")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import decimal
 import io
 import json
 from dataclasses import dataclass, field
@@ -79,8 +80,20 @@ def run_sync(config: dict[str, Any], state: dict[str, Any] | None = None) -> Syn
             tap.sync_all()
         except Exception as exc:  # noqa: BLE001
             output.error = exc
-    output.messages = [json.loads(line) for line in buffer.getvalue().splitlines() if line]
+    output.messages = parse_messages(buffer.getvalue())
     return output
+
+
+def parse_messages(text: str) -> list[dict[str, Any]]:
+    """Parse Singer messages, numbers with a fraction as Decimal (to compare every digit).
+
+    Args:
+        text: The tap's standard output.
+
+    Returns:
+        The messages.
+    """
+    return [json.loads(line, parse_float=decimal.Decimal) for line in text.splitlines() if line]
 
 
 @pytest.fixture

@@ -1,0 +1,194 @@
+"""The users stream end to end against the sandbox: full, incremental and bounded syncs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+
+from conftest import FAST_SETTINGS, run_sync
+
+from tap_spaaza_users.columns import USER_COLUMNS, ColumnType
+from tap_spaaza_users.errors import SpaazaInvalidRowError
+from tap_spaaza_users.records import CONVERTERS
+from tap_spaaza_users.streams import parse_utc
+
+UTC = dt.timezone.utc
+TRICKY = {
+    "first_name": 'Zoë "the, quoted" ',
+    "last_name": "  line one\nline two  ",
+    "address_streetname": "Straße, 12\r\nBus 3",
+}
+
+
+def rule_start(task) -> str:
+    """The created_date rule's start_date of a recorded task."""
+    (rule,) = [r for r in task.trigger["segment"]["rules"] if r["field_name"] == "created_date"]
+    assert rule["operator"] == "is_after_date"
+    return rule["start_date"]
+
+
+def assert_same_values(record: dict, raw: dict) -> None:
+    """Every column of a record matches the sandbox's CSV text, typed or byte-identical."""
+    for column, kind in USER_COLUMNS.items():
+        text = raw[column]
+        if kind is ColumnType.STRING:
+            assert record[column] == (text or None), column
+        else:
+            assert record[column] == CONVERTERS[kind](text), column
+
+
+def test_full_sync_emits_exactly_the_sandbox_users_with_typed_values(small_sandbox, fast_config):
+    (user_id,) = small_sandbox.add_users(1)
+    small_sandbox.update_user(user_id, **TRICKY)
+
+    output = run_sync(fast_config)
+
+    assert output.error is None
+    source = {int(row["id"]): row for row in small_sandbox.users()}
+    assert len(output.records) == len(source)
+    assert output.ids == set(source)
+    for record in output.records:
+        assert_same_values(record, source[record["id"]])
+    tricky = next(r for r in output.records if r["id"] == user_id)
+    assert {k: tricky[k] for k in TRICKY} == TRICKY
+    assert isinstance(tricky["is_employee"], bool)
+    assert output.bookmark == max(r["created_date"] for r in output.records)
+    (task,) = small_sandbox.tasks.values()
+    assert "segment" not in task.trigger  # no start_date, no state: all users
+
+
+def test_incremental_syncs_start_at_bookmark_minus_lookback(small_sandbox, fast_config):
+    config = {**fast_config, "lookback_minutes": 30}
+    first = run_sync(config)
+    bookmark = parse_utc(first.bookmark)
+
+    second = run_sync(config, state=first.final_state)
+
+    window = bookmark - dt.timedelta(minutes=30)
+    second_task = max(small_sandbox.tasks.values(), key=lambda t: t.id)
+    # is_after_date is strict: the rule starts one second early so users created exactly
+    # at the window start are kept.
+    assert parse_utc(rule_start(second_task)) == window - dt.timedelta(seconds=1)
+    overlap = {
+        int(row["id"]) for row in small_sandbox.users() if parse_utc(row["created_date"]) >= window
+    }
+    assert second.ids == overlap
+    assert second.bookmark == first.bookmark
+
+    new_ids = small_sandbox.add_users(3, created_date=bookmark + dt.timedelta(minutes=5))
+    third = run_sync(config, state=second.final_state)
+
+    assert set(new_ids) <= third.ids
+    assert third.ids == overlap | set(new_ids)
+    assert parse_utc(third.bookmark) == bookmark + dt.timedelta(minutes=5)
+
+
+def test_start_date_bounds_the_first_sync_inclusively(small_sandbox, fast_config):
+    start = dt.datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
+    at_start = small_sandbox.add_users(2, created_date=start)
+    just_before = small_sandbox.add_users(1, created_date=start - dt.timedelta(seconds=1))
+
+    output = run_sync({**fast_config, "start_date": "2025-03-01T12:00:00Z"})
+
+    assert output.error is None
+    assert set(at_start) <= output.ids
+    assert not set(just_before) & output.ids
+    assert all(parse_utc(r["created_date"]) >= start for r in output.records)
+    expected = {
+        int(r["id"]) for r in small_sandbox.users() if parse_utc(r["created_date"]) >= start
+    }
+    assert output.ids == expected
+
+
+def test_lookback_never_reaches_before_start_date(small_sandbox, fast_config):
+    start = "2025-03-01T12:00:00+00:00"
+    state = {"bookmarks": {"users": {"replication_key": "created_date",
+                                     "replication_key_value": "2025-03-01T12:10:00+00:00"}}}  # fmt: skip
+    output = run_sync({**fast_config, "start_date": start, "lookback_minutes": 60}, state=state)
+
+    assert output.error is None
+    (task,) = small_sandbox.tasks.values()
+    assert rule_start(task) == "2025-03-01T11:59:59Z"
+    assert all(r["created_date"] >= start for r in output.records)
+
+
+def test_failed_sync_leaves_the_bookmark_untouched(small_sandbox, fast_config):
+    first = run_sync(fast_config)
+    small_sandbox.add_users(5)
+    small_sandbox.inject("malformed_rows")
+
+    failed = run_sync(fast_config, state=first.final_state)
+
+    assert isinstance(failed.error, SpaazaInvalidRowError)
+    assert failed.states, "the SDK writes the incoming state first"
+    for state in failed.states:
+        assert state["bookmarks"]["users"]["replication_key_value"] == first.bookmark
+
+
+def test_extra_columns_are_kept_as_strings_and_declared_before_the_first_record(
+    small_sandbox, fast_config
+):
+    small_sandbox.set_csv_dialect(extra_columns=["store_cluster"])
+
+    output = run_sync(fast_config)
+
+    assert output.error is None
+    first_record = next(i for i, m in enumerate(output.messages) if m["type"] == "RECORD")
+    last_schema = max(i for i, m in enumerate(output.messages) if m["type"] == "SCHEMA")
+    assert last_schema < first_record
+    schema = output.messages[last_schema]["schema"]
+    assert schema["properties"]["store_cluster"]["type"] == ["string", "null"]
+    assert all("store_cluster" in r for r in output.records)
+
+
+def test_logs_tell_the_story_without_the_secret(small_sandbox, fast_config, caplog):
+    caplog.set_level(logging.DEBUG)
+
+    output = run_sync(fast_config)
+
+    assert output.error is None
+    text = caplog.text
+    assert fast_config["access_token_secret"] not in text
+    assert fast_config["access_token_secret"] not in json.dumps(output.messages, default=str)
+    assert "X-Amz-Signature" not in text and "Signature=" not in text
+    assert "Created export task" in text
+    assert "is DONE" in text
+    assert "Emitted 121 users" in text or f"Emitted {len(output.records)} users" in text
+    assert "Bookmark created_date advances to" in text
+
+
+def test_cli_sync_with_state_file_and_temp_files_cleaned_up(small_sandbox, tmp_path):
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(small_sandbox.tap_config(**FAST_SETTINGS)))
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "TMPDIR": str(scratch)}
+    argv = [sys.executable, "-m", "tap_spaaza_users", "--config", str(config_path)]
+
+    first = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120, check=True)
+    messages = [json.loads(line) for line in first.stdout.splitlines()]
+    state = [m["value"] for m in messages if m["type"] == "STATE"][-1]
+    state_path = tmp_path / "state.json"
+    state_path.write_text(json.dumps(state))
+    new_ids = small_sandbox.add_users(2)
+    second = subprocess.run(
+        [*argv, "--state", str(state_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
+    )
+
+    records = [json.loads(line)["record"] for line in second.stdout.splitlines()
+               if '"type":"RECORD"' in line]  # fmt: skip
+    assert {r["id"] for r in records} >= set(new_ids)
+    assert len(records) < len(small_sandbox.users())
+    assert list(scratch.iterdir()) == []
+    assert small_sandbox.token_secret not in first.stderr + second.stderr
+    assert tempfile.gettempdir() != str(scratch)
