@@ -107,8 +107,8 @@ def test_start_date_bounds_the_first_sync_inclusively(small_sandbox, fast_config
 
 def test_lookback_never_reaches_before_start_date(small_sandbox, fast_config):
     start = "2025-03-01T12:00:00+00:00"
-    state = {"bookmarks": {"users": {"replication_key": "created_date",
-                                     "replication_key_value": "2025-03-01T12:10:00+00:00"}}}  # fmt: skip
+    bookmark = {"replication_key": "created_date", "replication_key_value": "2025-03-01T12:10:00Z"}
+    state = {"bookmarks": {"users": bookmark}}
     output = run_sync({**fast_config, "start_date": start, "lookback_minutes": 60}, state=state)
 
     assert output.error is None
@@ -146,7 +146,7 @@ def test_extra_columns_are_kept_as_strings_and_declared_before_the_first_record(
     assert all("store_cluster" in r for r in output.records)
 
 
-def test_logs_tell_the_story_without_the_secret(small_sandbox, fast_config, caplog):
+def test_logs_tell_the_story_without_the_secret(fast_config, caplog):
     caplog.set_level(logging.DEBUG)
 
     output = run_sync(fast_config)
@@ -155,10 +155,10 @@ def test_logs_tell_the_story_without_the_secret(small_sandbox, fast_config, capl
     text = caplog.text
     assert fast_config["access_token_secret"] not in text
     assert fast_config["access_token_secret"] not in json.dumps(output.messages, default=str)
-    assert "X-Amz-Signature" not in text and "Signature=" not in text
+    assert "X-Amz-Signature" not in text
     assert "Created export task" in text
     assert "is DONE" in text
-    assert "Emitted 121 users" in text or f"Emitted {len(output.records)} users" in text
+    assert f"Emitted {len(output.records)} users" in text
     assert "Bookmark created_date advances to" in text
 
 
