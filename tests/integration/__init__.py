@@ -1,0 +1,1 @@
+"""Integration tests: the real `meltano` CLI and real targets against the sandbox."""

@@ -1,0 +1,160 @@
+"""Fixtures that drive the real `meltano` CLI against a sandbox started by the test."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tap_spaaza_users.sandbox import Sandbox
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+MELTANO_TIMEOUT_SECONDS = 300
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def require(condition: bool, reason: str) -> None:  # noqa: FBT001
+    """Fail under CI, skip on a developer's machine, when a test's dependency is missing."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"{reason} (required under CI=true)")
+    pytest.skip(f"{reason}: run `make test`, which sets it up")
+
+
+def meltano_executable() -> Path:
+    """Return the meltano command, from the environment or the project's own install."""
+    configured = os.environ.get("TAP_SPAAZA_USERS_TEST_MELTANO")
+    return Path(configured) if configured else PROJECT_ROOT / ".venv-meltano" / "bin" / "meltano"
+
+
+def settings_env(prefix: str, config: dict[str, Any]) -> dict[str, str]:
+    """Turn a plugin config into the `<PLUGIN>_<SETTING>` variables Meltano reads."""
+    env = {}
+    for key, value in config.items():
+        text = value if isinstance(value, str) else json.dumps(value)
+        env[f"{prefix}_{key.upper()}"] = text
+    return env
+
+
+@dataclass
+class Meltano:
+    """The project's `meltano` CLI with an isolated system database and outputs."""
+
+    executable: Path
+    workdir: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    def __call__(
+        self, *args: str, check: bool = True, extra_env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run `meltano ARGS` in the project; on failure with check, fail with its output."""
+        result = subprocess.run(
+            [str(self.executable), *args],
+            cwd=PROJECT_ROOT,
+            env={**self.env, **(extra_env or {})},
+            capture_output=True,
+            text=True,
+            timeout=MELTANO_TIMEOUT_SECONDS,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            pytest.fail(
+                f"meltano {' '.join(args)} exited {result.returncode}\n"
+                f"--- stdout ---\n{result.stdout[-5000:]}\n--- stderr ---\n{result.stderr[-8000:]}"
+            )
+        return result
+
+    def state(self, state_id: str) -> dict[str, Any]:
+        """Return the state Meltano's system database holds for ``state_id``."""
+        result = self("state", "get", state_id)
+        return json.loads(result.stdout)
+
+    def use_sandbox(self, sandbox: Sandbox, **overrides: Any) -> None:
+        """Point the extractor at ``sandbox`` through `TAP_SPAAZA_USERS_*` variables."""
+        self.env.update(settings_env("TAP_SPAAZA_USERS", sandbox.tap_config(**overrides)))
+
+
+@pytest.fixture(scope="session")
+def meltano_installed() -> Path:
+    """Return the meltano executable, with the project's plugins installed once."""
+    executable = meltano_executable()
+    require(executable.exists(), f"meltano not found at {executable}")
+    plugins = PROJECT_ROOT / ".meltano"
+    needed = [
+        plugins / "extractors" / "tap-spaaza-users" / "venv",
+        plugins / "loaders" / "target-jsonl" / "venv",
+        plugins / "loaders" / "target-duckdb" / "venv",
+        plugins / "loaders" / "target-postgres" / "venv",
+    ]
+    if not all(path.exists() for path in needed):
+        subprocess.run(
+            [str(executable), "install"],
+            cwd=PROJECT_ROOT,
+            check=True,
+            timeout=MELTANO_TIMEOUT_SECONDS,
+            env=clean_env(),
+        )
+    return executable
+
+
+def clean_env() -> dict[str, str]:
+    """Return the environment without any plugin settings a developer may have exported."""
+    drop = ("TAP_SPAAZA_USERS_", "TARGET_", "MELTANO_", "SPAAZA_SANDBOX_")
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(drop) or key.startswith("TAP_SPAAZA_USERS_TEST_")
+    }
+    env["MELTANO_SEND_ANONYMOUS_USAGE_STATS"] = "false"
+    env["MELTANO_ENVIRONMENT"] = "dev"
+    return env
+
+
+@pytest.fixture
+def meltano(meltano_installed: Path, tmp_path: Path) -> Meltano:
+    """Return a meltano runner whose state and outputs live in this test's temp dir."""
+    env = clean_env()
+    env["MELTANO_DATABASE_URI"] = f"sqlite:///{tmp_path / 'meltano.db'}"
+    env["TARGET_JSONL_DESTINATION_PATH"] = str(tmp_path / "jsonl")
+    env["TARGET_DUCKDB_FILEPATH"] = str(tmp_path / "warehouse.duckdb")
+    return Meltano(executable=meltano_installed, workdir=tmp_path, env=env)
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    """Start a small, fast sandbox (a few hundred users, instant tasks) for one test."""
+    with Sandbox(
+        users=300,
+        seed=7,
+        index_lag_seconds=0,
+        task_base_seconds=0.0,
+        task_seconds_per_1k_users=0.0,
+    ) as sb:
+        yield sb
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Return the records of a target-jsonl output file."""
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def tricky_user(sandbox: Sandbox) -> tuple[int, dict[str, str]]:
+    """Give one sandbox user values that break naive CSV or SQL handling; return id and values."""
+    user_id = int(sandbox.users()[0]["id"])
+    values = {
+        "first_name": 'Zoë "Zee", the first',
+        "last_name": "O'Brien-Łukasiewicz\nsecond line",
+        "address_streetname": "  Straße 東京, 1  ",
+    }
+    sandbox.update_user(user_id, **values)
+    return user_id, values

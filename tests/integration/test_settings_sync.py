@@ -1,0 +1,152 @@
+"""The tap's settings, meltano.yml and .secrets.example must declare the same settings."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from singer_sdk.helpers import capabilities as sdk_capabilities
+
+from tap_spaaza_users.tap import TapSpaazaUsers
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+ENV_PREFIX = "TAP_SPAAZA_USERS_"
+
+
+def sdk_builtin_settings() -> set[str]:
+    """Return every setting the SDK adds by itself (stream maps, flattening, batch, ...)."""
+    names: set[str] = set()
+    for value in vars(sdk_capabilities).values():
+        if isinstance(value, dict) and isinstance(value.get("properties"), dict):
+            names |= set(value["properties"])
+    return names
+
+
+def tap_settings() -> dict[str, dict[str, Any]]:
+    """Return the tap's own settings (name → JSON schema), without the SDK's built-ins."""
+    properties = TapSpaazaUsers.config_jsonschema["properties"]
+    builtin = sdk_builtin_settings()
+    return {name: schema for name, schema in properties.items() if name not in builtin}
+
+
+def meltano_extractor() -> dict[str, Any]:
+    """Return the tap-spaaza-users extractor block of meltano.yml."""
+    project = yaml.safe_load((PROJECT_ROOT / "meltano.yml").read_text(encoding="utf-8"))
+    (extractor,) = [
+        plugin
+        for plugin in project["plugins"]["extractors"]
+        if plugin["name"] == "tap-spaaza-users"
+    ]
+    return extractor
+
+
+def meltano_settings() -> dict[str, dict[str, Any]]:
+    """Return meltano.yml's settings of the extractor, by name."""
+    return {setting["name"]: setting for setting in meltano_extractor()["settings"]}
+
+
+def secrets_example_settings() -> set[str]:
+    """Return the settings `.secrets.example` names as `TAP_SPAAZA_USERS_*` variables."""
+    text = (PROJECT_ROOT / ".secrets.example").read_text(encoding="utf-8")
+    names = re.findall(rf"^{ENV_PREFIX}([A-Z0-9_]+)=", text, flags=re.MULTILINE)
+    return {name.lower() for name in names}
+
+
+def expected_kind(schema: dict[str, Any]) -> str:
+    """Return the Meltano setting kind matching a JSON schema property."""
+    types = schema.get("type", "string")
+    types = [types] if isinstance(types, str) else [t for t in types if t != "null"]
+    kind_by_type = {
+        "integer": "integer",
+        # Meltano 4.4 cannot pass a `decimal` given as text to a plugin: see meltano.yml.
+        "number": "integer",
+        "boolean": "boolean",
+        "array": "array",
+        "object": "object",
+    }
+    if "enum" in schema:
+        return "options"
+    if types[0] == "string" and schema.get("format") in {"date-time", "date"}:
+        return "date_iso8601"
+    return kind_by_type.get(types[0], "string")
+
+
+def test_sdk_builtin_settings_are_recognised() -> None:
+    assert {"stream_maps", "stream_map_config", "faker_config", "batch_config"} <= (
+        sdk_builtin_settings()
+    )
+    assert "flattening_enabled" in sdk_builtin_settings()
+
+
+def test_tap_meltano_yml_and_secrets_example_declare_the_same_settings() -> None:
+    in_tap = set(tap_settings())
+    assert {"api_url", "chain_id", "access_token_id", "access_token_secret"} <= in_tap
+    assert set(meltano_settings()) == in_tap, "meltano.yml settings differ from tap.py"
+    assert secrets_example_settings() == in_tap, ".secrets.example differs from tap.py"
+
+
+@pytest.mark.parametrize("name", sorted(tap_settings()))
+def test_each_meltano_setting_is_labelled_described_and_typed(name: str) -> None:
+    setting = meltano_settings()[name]
+    assert setting.get("label"), name
+    assert setting.get("description"), name
+    assert setting.get("kind") == expected_kind(tap_settings()[name]), name
+    assert setting["kind"] != "password", "kind: password is deprecated; use sensitive: true"
+
+
+def test_secret_settings_and_only_those_are_sensitive_in_meltano() -> None:
+    secret_in_tap = {name for name, schema in tap_settings().items() if schema.get("secret")}
+    sensitive = {name for name, setting in meltano_settings().items() if setting.get("sensitive")}
+    assert "access_token_secret" in secret_in_tap
+    assert sensitive == secret_in_tap
+
+
+def test_settings_group_validation_names_the_tap_required_settings() -> None:
+    groups = meltano_extractor()["settings_group_validation"]
+    required = set(TapSpaazaUsers.config_jsonschema.get("required", []))
+    assert [set(group) for group in groups] == [required]
+
+
+def test_meltano_capabilities_are_what_about_reports() -> None:
+    executable = Path(sys.executable).parent / "tap-spaaza-users"
+    result = subprocess.run(
+        [str(executable), "--about", "--format=json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    about = json.loads(result.stdout)
+    assert sorted(meltano_extractor()["capabilities"]) == sorted(about["capabilities"])
+
+
+def test_meltano_yml_follows_meltano_4_conventions() -> None:
+    text = (PROJECT_ROOT / "meltano.yml").read_text(encoding="utf-8")
+    project = yaml.safe_load(text)
+    assert "version" not in project
+    assert project["requires_meltano"].startswith(">=4")
+    assert project["default_environment"] in {env["name"] for env in project["environments"]}
+    assert "kind: password" not in text
+    extractor = meltano_extractor()
+    assert extractor["namespace"] == "tap_spaaza_users"
+    assert extractor["pip_url"].startswith("-e .")
+
+
+def test_loaders_are_declared_in_full_with_a_safe_duckdb() -> None:
+    project = yaml.safe_load((PROJECT_ROOT / "meltano.yml").read_text(encoding="utf-8"))
+    loaders = {plugin["name"]: plugin for plugin in project["plugins"]["loaders"]}
+    assert set(loaders) == {"target-jsonl", "target-duckdb", "target-postgres"}
+    for loader in loaders.values():
+        assert loader["namespace"], loader["name"]
+        assert loader["executable"], loader["name"]
+        assert "==" in loader["pip_url"], loader["name"]
+        assert loader["settings"], loader["name"]
+    duckdb_pins = re.findall(r"(?:^|\s)duckdb==(\S+)", loaders["target-duckdb"]["pip_url"])
+    assert duckdb_pins, "target-duckdb needs duckdb pinned below 2 in its pip_url"
+    assert duckdb_pins[0].startswith("1.2.")
