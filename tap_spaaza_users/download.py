@@ -294,10 +294,13 @@ class _Download:
         with response:
             action = _handle_status(response, self.attempts, self.writer)
             if action == "refresh":
-                self.attempts.url_refreshes += 1
-                if self.attempts.url_refreshes > self.attempts.max_url_refreshes:
+                if self.attempts.url_refreshes >= self.attempts.max_url_refreshes:
                     msg = "storage kept refusing the signed URL (HTTP 403)"
                     raise self.attempts.fail(msg) from None
+                self.attempts.url_refreshes += 1
+                self.writer.logger.info(
+                    "Export download: storage refused the URL; asking for a fresh one"
+                )
                 return "refresh"
             if action == "retry":
                 why = f"storage answered HTTP {response.status_code}"
@@ -328,18 +331,18 @@ class _Download:
     def retry(self, why: str, retry_after: float | None) -> None:
         """Count a transient failure and back off, or give up."""
         attempts = self.attempts
-        attempts.retries += 1
-        if attempts.retries > attempts.max_retries:
+        if attempts.retries >= attempts.max_retries:
             raise attempts.fail(why) from None
+        attempts.retries += 1
         self.writer.logger.info("Export download: %s; retrying", why)
         attempts.pause(attempts.retries, retry_after)
 
     def resume(self, why: str) -> None:
         """Count a resume after a drop or short body, or give up."""
         attempts = self.attempts
-        attempts.resumes += 1
-        if attempts.resumes > attempts.max_resumes:
+        if attempts.resumes >= attempts.max_resumes:
             raise attempts.fail(why) from None
+        attempts.resumes += 1
         self.writer.logger.info("Export download: %s; resuming at byte %d", why, self.writer.offset)
         attempts.pause(attempts.resumes)
 

@@ -183,7 +183,7 @@ def test_persistent_5xx_ends_in_a_clear_error(storage: LocalStorage, tmp_path: P
     server = storage
     server.script = lambda handler, _n: send(handler, 503, b"down")
     with pytest.raises(
-        SpaazaDownloadError, match=r"HTTP 503 \(after 0 URL refreshes, 0 resumes, 3 retries\)"
+        SpaazaDownloadError, match=r"HTTP 503 \(after 0 URL refreshes, 0 resumes, 2 retries\)"
     ):
         fetch(server.url, tmp_path / "f.csv", max_retries=2)
     assert len(server.requests) == 3
