@@ -1,0 +1,9 @@
+"""``python -m tap_spaaza_users.sandbox``: run the sandbox from the command line."""
+
+from __future__ import annotations
+
+import sys
+
+from tap_spaaza_users.sandbox.cli import main
+
+sys.exit(main())

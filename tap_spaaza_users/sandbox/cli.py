@@ -1,0 +1,149 @@
+"""The ``spaaza-sandbox`` command: run the sandbox until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tap_spaaza_users.sandbox.clock import parse_datetime
+from tap_spaaza_users.sandbox.core import Sandbox
+from tap_spaaza_users.sandbox.faults import FAULT_KINDS
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from types import FrameType
+
+LIST_OPTIONS = frozenset({"extra_columns", "missing_columns", "rows", "logs"})
+
+
+def _value(key: str, text: str) -> Any:  # noqa: ANN401 - any JSON value
+    """Parse an option value: JSON when it is JSON, a ``;``-separated list for list options."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    if key in LIST_OPTIONS:
+        return [_value("", part) for part in text.split(";") if part]
+    return text
+
+
+def parse_fault(text: str) -> tuple[str, dict[str, Any]]:
+    """Parse ``KIND``, ``KIND:key=value,...`` or ``KIND:{json}`` into (kind, params).
+
+    Raises:
+        argparse.ArgumentTypeError: unknown kind or bad syntax.
+    """
+    kind, _, rest = text.partition(":")
+    if kind not in FAULT_KINDS:
+        msg = f"unknown fault {kind!r}; known: {', '.join(sorted(FAULT_KINDS))}"
+        raise argparse.ArgumentTypeError(msg)
+    if rest.startswith("{"):
+        return kind, dict(json.loads(rest))
+    params: dict[str, Any] = {}
+    for item in filter(None, rest.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep:
+            msg = f"fault parameter {item!r} is not key=value"
+            raise argparse.ArgumentTypeError(msg)
+        params[key] = _value(key, value)
+    return kind, params
+
+
+def parse_dialect(text: str) -> tuple[str, Any]:
+    """Parse a ``key=value`` CSV dialect option (lists separated by ``;``).
+
+    Raises:
+        argparse.ArgumentTypeError: bad syntax.
+    """
+    key, sep, value = text.partition("=")
+    if not sep:
+        msg = f"dialect option {text!r} is not key=value"
+        raise argparse.ArgumentTypeError(msg)
+    return key, _value(key, value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the command's argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="spaaza-sandbox",
+        description="A local Spaaza Services API (Tasks API + storage) over synthetic users.",
+    )
+    add = parser.add_argument
+    add("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    add("--port", type=int, default=8765, help="API port; 0 picks a free one")
+    add("--storage-port", type=int, default=0, help="storage port; 0 picks a free one")
+    add("--users", type=int, default=10_000, help="number of generated users")
+    add("--seed", type=int, default=1, help="seed of the generated users and demo token")
+    add("--url-ttl", type=float, default=3600, help="download URL lifetime in seconds")
+    add("--index-lag", type=float, default=0, help="seconds before new users are exported")
+    add("--task-base-seconds", type=float, default=2.0, help="fixed task duration")
+    add("--task-seconds-per-1k", type=float, default=0.05, help="task duration per 1k users")
+    add("--now", type=parse_datetime, default=None, help="start the clock at this ISO time")
+    add("--fault", type=parse_fault, action="append", default=[], help="arm a fault: KIND[:k=v,..]")
+    add("--dialect", type=parse_dialect, action="append", default=[], help="CSV variant: k=v")
+    add("--ready-file", type=Path, default=None, help="write the connection JSON here once up")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the sandbox until interrupted; return the exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    sandbox = Sandbox(
+        users=args.users,
+        seed=args.seed,
+        url_ttl_seconds=args.url_ttl,
+        index_lag_seconds=args.index_lag,
+        task_base_seconds=args.task_base_seconds,
+        task_seconds_per_1k_users=args.task_seconds_per_1k,
+        now=args.now,
+        host=args.host,
+        port=args.port,
+        storage_port=args.storage_port,
+    )
+    try:
+        for kind, params in args.fault:
+            sandbox.inject(kind, **params)
+        if args.dialect:
+            sandbox.set_csv_dialect(**dict(args.dialect))
+    except (TypeError, ValueError) as error:
+        sandbox.stop()
+        print(f"spaaza-sandbox: {error}", file=sys.stderr)  # noqa: T201
+        return 2
+    stopping = threading.Event()
+
+    def _stop(_signum: int, _frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    with sandbox:
+        _announce(sandbox, args.ready_file)
+        while not stopping.wait(0.5):
+            pass
+    return 0
+
+
+def _announce(sandbox: Sandbox, ready_file: Path | None) -> None:
+    """Print where the sandbox listens and its demo credentials; write the ready file."""
+    info = sandbox.describe()
+    lines = [
+        f"Spaaza sandbox API:     {info['url']}",
+        f"Storage endpoint:       {info['storage_url']}",
+        f"Chain id:               {info['chain_id']}",
+        f"Access token id:        {info['token_id']}",
+        f"Access token secret:    {info['token_secret']}  (demo credentials)",
+        "Control namespace:      /_sandbox/... (reset, clock, users, faults, dialect, requests)",
+        "Press Ctrl+C to stop.",
+    ]
+    print("\n".join(lines), flush=True)  # noqa: T201
+    if ready_file is not None:
+        tmp = ready_file.with_name(ready_file.name + ".tmp")
+        tmp.write_text(json.dumps(info), encoding="utf-8")
+        tmp.replace(ready_file)

@@ -1,0 +1,141 @@
+"""The ``/_sandbox/...`` control namespace: reset, clock, users, faults, dialect, requests."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Map, Rule
+
+from tap_spaaza_users.sandbox.clock import iso_z, parse_datetime
+
+if TYPE_CHECKING:
+    from werkzeug.wrappers import Request, Response
+
+    from tap_spaaza_users.sandbox.core import Sandbox
+
+ROUTES = Map(
+    [
+        Rule("/_sandbox/reset", methods=["POST"], endpoint="reset"),
+        Rule("/_sandbox/clock", methods=["GET", "POST"], endpoint="clock"),
+        Rule("/_sandbox/users", methods=["GET", "POST"], endpoint="users"),
+        Rule("/_sandbox/users/<int:user_id>", methods=["PATCH", "DELETE"], endpoint="user"),
+        Rule("/_sandbox/faults", methods=["GET", "POST", "DELETE"], endpoint="faults"),
+        Rule("/_sandbox/dialect", methods=["GET", "POST", "DELETE"], endpoint="dialect"),
+        Rule("/_sandbox/requests", methods=["GET", "DELETE"], endpoint="requests"),
+        Rule("/_sandbox/segments", methods=["GET"], endpoint="segments"),
+        Rule("/_sandbox/tasks", methods=["GET"], endpoint="tasks"),
+        Rule("/_sandbox", methods=["GET"], endpoint="info"),
+    ],
+    strict_slashes=False,
+)
+
+
+class ControlError(Exception):
+    """A control request that cannot be honoured (answered 400/404)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        """Keep the status and the message."""
+        super().__init__(message)
+        self.status = status
+
+
+class ControlApp:
+    """Answers ``/_sandbox`` requests against a sandbox (no auth: it is a test tool)."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        """Control ``sandbox``."""
+        self.sandbox = sandbox
+
+    def respond(self, request: Request) -> Response:
+        """Answer one control request."""
+        from tap_spaaza_users.sandbox.app import json_response  # noqa: PLC0415 - import cycle
+
+        try:
+            endpoint, args = ROUTES.bind_to_environ(request.environ).match()
+            body = json.loads(request.get_data() or b"{}")
+            result = getattr(self, "_" + str(endpoint))(request.method, body, **args)
+        except HTTPException as error:
+            return json_response({"error": error.description}, error.code or 500)
+        except ControlError as error:
+            return json_response({"error": str(error)}, error.status)
+        except (ValueError, TypeError, KeyError) as error:
+            return json_response({"error": str(error)}, 400)
+        if result is None:
+            return json_response({}, 204)
+        return json_response(result)
+
+    def _info(self, _method: str, _body: Any) -> Any:  # noqa: ANN401
+        """``GET /_sandbox``: addresses, chain and demo credentials."""
+        return self.sandbox.describe()
+
+    def _reset(self, _method: str, _body: Any) -> Any:  # noqa: ANN401
+        """``POST /_sandbox/reset``."""
+        self.sandbox.reset()
+        return {"reset": True}
+
+    def _clock(self, method: str, body: Any) -> Any:  # noqa: ANN401
+        """``GET``/``POST /_sandbox/clock`` with ``{"set": iso}`` or ``{"advance": seconds}``."""
+        if method == "POST":
+            if "set" in body:
+                self.sandbox.clock.set(parse_datetime(str(body["set"])))
+            if "advance" in body:
+                self.sandbox.clock.advance(float(body["advance"]))
+        return {"now": iso_z(self.sandbox.clock.now())}
+
+    def _users(self, method: str, body: Any) -> Any:  # noqa: ANN401
+        """``GET`` (count) / ``POST`` (add) ``/_sandbox/users``."""
+        if method == "POST":
+            created = body.get("created_date")
+            ids = self.sandbox.add_users(
+                int(body.get("count", 1)),
+                created_date=parse_datetime(created) if created else None,
+                visible_after_seconds=body.get("visible_after_seconds"),
+            )
+            return {"ids": ids}
+        return {"count": self.sandbox.user_count()}
+
+    def _user(self, method: str, body: Any, user_id: int) -> Any:  # noqa: ANN401
+        """``PATCH`` (update fields) / ``DELETE`` ``/_sandbox/users/{id}``."""
+        try:
+            if method == "DELETE":
+                self.sandbox.delete_user(user_id)
+                return None
+            self.sandbox.update_user(user_id, **body)
+        except KeyError as error:
+            status = 404 if "no user" in str(error) else 400
+            raise ControlError(status, str(error.args[0])) from None
+        return {"id": user_id, "updated": sorted(body)}
+
+    def _faults(self, method: str, body: Any) -> Any:  # noqa: ANN401
+        """``POST`` (arm ``{"kind": ..., ...}``) / ``DELETE`` (clear) / ``GET`` (list)."""
+        if method == "POST":
+            params = dict(body)
+            self.sandbox.inject(str(params.pop("kind")), **params)
+        elif method == "DELETE":
+            self.sandbox.clear_faults()
+        return [fault.describe() for fault in self.sandbox.faults.armed()]
+
+    def _dialect(self, method: str, body: Any) -> Any:  # noqa: ANN401
+        """``POST`` (set options) / ``DELETE`` (default) / ``GET`` the CSV dialect."""
+        if method == "POST":
+            self.sandbox.set_csv_dialect(**body)
+        elif method == "DELETE":
+            self.sandbox.reset_csv_dialect()
+        return self.sandbox.engine.dialect.describe()
+
+    def _requests(self, method: str, _body: Any) -> Any:  # noqa: ANN401
+        """``GET`` (list) / ``DELETE`` (clear) recorded requests."""
+        if method == "DELETE":
+            self.sandbox.request_log.clear()
+            return None
+        return [item.describe() for item in self.sandbox.requests]
+
+    def _segments(self, _method: str, _body: Any) -> Any:  # noqa: ANN401
+        """``GET /_sandbox/segments``: the saved segments."""
+        return [segment.describe() for segment in self.sandbox.saved_segments.values()]
+
+    def _tasks(self, _method: str, _body: Any) -> Any:  # noqa: ANN401
+        """``GET /_sandbox/tasks``: every task of every chain, with all logs."""
+        return [task.to_json(log_limit=10**6) for task in self.sandbox.tasks.values()]

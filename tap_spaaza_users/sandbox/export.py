@@ -1,0 +1,143 @@
+"""Writing an export file: CSV dialect variants, malformed rows and gzip, streamed to disk."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import random
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from tap_spaaza_users.columns import USER_COLUMNS, ColumnType
+from tap_spaaza_users.sandbox.generator import COLUMNS
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from pathlib import Path
+
+BOOLEANS = {
+    "true_false": ("true", "false"),
+    "1_0": ("1", "0"),
+    "True_False": ("True", "False"),
+    "yes_no": ("yes", "no"),
+}
+_DATETIME_LENGTH = len("YYYY-MM-DD HH:MM:SS")
+DATETIMES = ("space", "iso_z", "iso_offset")
+COLUMN_ORDERS = ("default", "shuffled")
+MALFORMED_PROBLEMS = ("field_count", "bad_value")
+_BAD_VALUES = {
+    ColumnType.INTEGER: "not-a-number",
+    ColumnType.DECIMAL: "twelve",
+    ColumnType.BOOLEAN: "maybe",
+    ColumnType.DATE: "2024-13-45",
+    ColumnType.DATE_TIME: "yesterday",
+}
+
+
+@dataclass
+class CsvDialect:
+    """How the export file is written (the tolerated variants of the contract)."""
+
+    bom: bool = False
+    crlf: bool = False
+    booleans: str = "true_false"
+    datetimes: str = "space"
+    column_order: str = "default"
+    extra_columns: list[str] = field(default_factory=list)
+    missing_columns: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        """Validate the options.
+
+        Raises:
+            ValueError: an option has no such variant.
+        """
+        checks = (
+            (self.booleans in BOOLEANS, f"booleans must be one of {sorted(BOOLEANS)}"),
+            (self.datetimes in DATETIMES, f"datetimes must be one of {list(DATETIMES)}"),
+            (self.column_order in COLUMN_ORDERS, f"column_order must be one of {COLUMN_ORDERS}"),
+            (set(self.missing_columns) <= set(COLUMNS), "missing_columns must be known columns"),
+            (not set(self.extra_columns) & set(COLUMNS), "extra_columns must be new columns"),
+        )
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+    def describe(self) -> dict[str, Any]:
+        """Return the dialect as JSON."""
+        return asdict(self)
+
+    def header(self, seed: int) -> list[str]:
+        """Return the file's columns, in file order."""
+        names = [c for c in COLUMNS if c not in self.missing_columns] + list(self.extra_columns)
+        if self.column_order == "shuffled":
+            random.Random(seed).shuffle(names)  # noqa: S311 - a reproducible shuffle
+        return names
+
+    def render(self, row: dict[str, str], header: list[str]) -> list[str]:
+        """Return one row's cells for ``header``, in this dialect."""
+        return [self._cell(name, row) for name in header]
+
+    def _cell(self, name: str, row: dict[str, str]) -> str:
+        """Render one cell."""
+        kind = USER_COLUMNS.get(name)
+        if kind is None:
+            return "extra %s %s" % (name, row["id"])  # noqa: UP031
+        value = row.get(name, "")
+        if not value:
+            return value
+        if kind is ColumnType.BOOLEAN and self.booleans != "true_false":
+            true, false = BOOLEANS[self.booleans]
+            return true if value == "true" else false if value == "false" else value
+        if (
+            kind is ColumnType.DATE_TIME
+            and self.datetimes != "space"
+            and len(value) == _DATETIME_LENGTH
+        ):
+            suffix = "Z" if self.datetimes == "iso_z" else "+00:00"
+            return value.replace(" ", "T", 1) + suffix
+        return value
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """Everything about one export file besides its rows."""
+
+    dialect: CsvDialect
+    seed: int
+    gzip: bool = False
+    malformed_rows: tuple[int, ...] = ()
+    malformed_problem: str = "field_count"
+    malformed_column: str = "overall"
+
+
+def write_export(path: Path, rows: Iterable[dict[str, str]], options: ExportOptions) -> int:
+    """Stream ``rows`` into the export file at ``path``; return how many rows were written."""
+    raw = gzip.open(path, "wb") if options.gzip else path.open("wb")  # noqa: SIM115
+    with raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as text:
+        if options.dialect.bom:
+            text.write("\ufeff")
+        terminator = "\r\n" if options.dialect.crlf else "\n"
+        writer = csv.writer(text, lineterminator=terminator)
+        header = options.dialect.header(options.seed)
+        writer.writerow(header)
+        count = 0
+        for count, row in enumerate(rows, start=1):
+            cells = options.dialect.render(row, header)
+            if count in options.malformed_rows:
+                cells = _malform(cells, header, options)
+            writer.writerow(cells)
+    return count
+
+
+def _malform(cells: list[str], header: list[str], options: ExportOptions) -> list[str]:
+    """Break one row: drop its last field, or put a value of the wrong type in a column."""
+    if options.malformed_problem == "field_count":
+        return cells[:-1]
+    column = options.malformed_column
+    if column not in header:
+        return cells[:-1]
+    broken = list(cells)
+    broken[header.index(column)] = _BAD_VALUES.get(USER_COLUMNS[column], "")
+    return broken

@@ -1,0 +1,152 @@
+"""The sandbox's users: the generated base plus added/updated/deleted overlays and index lag."""
+
+from __future__ import annotations
+
+import calendar
+import copy
+import threading
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from tap_spaaza_users.columns import USER_COLUMNS
+from tap_spaaza_users.sandbox.clock import format_datetime
+from tap_spaaza_users.sandbox.generator import COLUMNS, UserGenerator
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+
+@dataclass
+class AddedUser:
+    """A user added while the sandbox runs."""
+
+    created: int  # Unix seconds
+    visible_at: float  # Unix seconds on the sandbox clock
+
+
+@dataclass
+class Overlay:
+    """Changes on top of the generated base; copied whole to snapshot an export."""
+
+    added: dict[int, AddedUser] = field(default_factory=dict)
+    updated: dict[int, dict[str, str]] = field(default_factory=dict)
+    deleted: set[int] = field(default_factory=set)
+
+
+def to_csv_value(value: object) -> str:
+    """Turn a Python value into the CSV's canonical text (``""`` for ``None``).
+
+    Raises:
+        TypeError: the value has no CSV form.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return format_datetime(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, (int, str, Decimal, float)):
+        return str(value)
+    msg = f"cannot store a {type(value).__name__} in the users CSV"
+    raise TypeError(msg)
+
+
+class Population:
+    """Every user the sandbox knows, current state, thread-safe."""
+
+    def __init__(
+        self, *, seed: int, count: int, epoch: float, index_lag_seconds: float = 0.0
+    ) -> None:
+        """Generate ``count`` base users (lazily) created in the ~3 years before ``epoch``."""
+        self.generator = UserGenerator(seed, count, epoch)
+        self.index_lag_seconds = index_lag_seconds
+        self._overlay = Overlay()
+        self._lock = threading.Lock()
+
+    @property
+    def base_count(self) -> int:
+        """Return how many generated base users there are (ids 1..base_count)."""
+        return self.generator.count
+
+    def add(
+        self, n: int, created: datetime, now: datetime, visible_after: float | None
+    ) -> list[int]:
+        """Add ``n`` users created at ``created``; visible after the lag from ``now``."""
+        lag = self.index_lag_seconds if visible_after is None else visible_after
+        created_s = calendar.timegm(created.utctimetuple())
+        visible_at = now.timestamp() + lag
+        with self._lock:
+            start = max([self.base_count, *self._overlay.added]) + 1
+            ids = list(range(start, start + n))
+            for user_id in ids:
+                self._overlay.added[user_id] = AddedUser(created_s, visible_at)
+        return ids
+
+    def update(self, user_id: int, fields: dict[str, object]) -> None:
+        """Change columns of a user (values in Python or CSV form).
+
+        Raises:
+            KeyError: unknown user id or column.
+        """
+        unknown = sorted(set(fields) - set(USER_COLUMNS) | ({"id"} & set(fields)))
+        if unknown:
+            msg = f"cannot update column(s) {', '.join(unknown)}"
+            raise KeyError(msg)
+        with self._lock:
+            self._require(user_id)
+            changes = self._overlay.updated.setdefault(user_id, {})
+            changes.update({name: to_csv_value(value) for name, value in fields.items()})
+
+    def delete(self, user_id: int) -> None:
+        """Delete a user so that no later export contains it.
+
+        Raises:
+            KeyError: unknown user id.
+        """
+        with self._lock:
+            self._require(user_id)
+            self._overlay.deleted.add(user_id)
+
+    def _require(self, user_id: int) -> None:
+        """Raise KeyError unless ``user_id`` exists and is not deleted (lock held)."""
+        exists = 1 <= user_id <= self.base_count or user_id in self._overlay.added
+        if not exists or user_id in self._overlay.deleted:
+            msg = f"no user {user_id}"
+            raise KeyError(msg)
+
+    def snapshot(self) -> Overlay:
+        """Return a frozen copy of the overlays, for an export that must not see later changes."""
+        with self._lock:
+            return copy.deepcopy(self._overlay)
+
+    def count(self, now: datetime) -> int:
+        """Return how many non-deleted users are visible at ``now``."""
+        overlay = self.snapshot()
+        added = sum(1 for u in overlay.added.values() if u.visible_at <= now.timestamp())
+        added_ids = set(overlay.added)
+        deleted = sum(1 for i in overlay.deleted if i <= self.base_count or i in added_ids)
+        return self.base_count + added - deleted
+
+    def rows(self, overlay: Overlay, now: datetime) -> Iterator[dict[str, str]]:
+        """Yield the CSV values of every current user visible at ``now``, in id order."""
+        stamp = now.timestamp()
+        for user_id in range(1, self.base_count + 1):
+            if user_id not in overlay.deleted:
+                yield self._row(user_id, overlay, None)
+        for user_id, added in sorted(overlay.added.items()):
+            if user_id not in overlay.deleted and added.visible_at <= stamp:
+                yield self._row(user_id, overlay, added.created)
+
+    def _row(self, user_id: int, overlay: Overlay, created: int | None) -> dict[str, str]:
+        """Build one user's row: generated values, then its updates."""
+        row = dict(zip(COLUMNS, self.generator.row(user_id, created), strict=True))
+        if created is not None:
+            row["last_modified_date"] = row["created_date"]
+        changes = overlay.updated.get(user_id)
+        if changes:
+            row.update(changes)
+        return row

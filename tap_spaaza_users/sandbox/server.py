@@ -1,0 +1,95 @@
+"""Threaded werkzeug servers, and the WSGI wrapper that records every request."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
+
+from tap_spaaza_users.sandbox.recording import RecordedRequest, RequestLog, parse_json
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
+
+class QuietHandler(WSGIRequestHandler):
+    """A request handler that does not log every request line."""
+
+    def log_request(self, *_args: object, **_kwargs: object) -> None:
+        """Skip the access log (request inspection covers it)."""
+
+    def log(self, level: str, message: str, *args: object) -> None:
+        """Send werkzeug's messages to this module's logger at DEBUG."""
+        logging.getLogger(__name__).debug("werkzeug %s: %s", level, message % args)
+
+
+class RecordingApp:
+    """A WSGI app answering through ``handler`` and recording each request."""
+
+    def __init__(
+        self,
+        server: str,
+        handler: Callable[[Request], Response],
+        log: RequestLog,
+        unrecorded_prefix: str | None = None,
+    ) -> None:
+        """Record requests as coming from ``server`` ("api" or "storage")."""
+        self.server = server
+        self.handler = handler
+        self.log = log
+        self.unrecorded_prefix = unrecorded_prefix
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        """Answer and record one request."""
+        request = Request(environ)
+        body = request.get_data(cache=True)
+        response = self.handler(request)
+        if not (self.unrecorded_prefix and request.path.startswith(self.unrecorded_prefix)):
+            self.log.add(
+                RecordedRequest(
+                    server=self.server,
+                    method=request.method,
+                    path=request.path,
+                    query=request.args.to_dict(),
+                    headers=dict(request.headers.items()),
+                    json=parse_json(body),
+                    status=response.status_code,
+                )
+            )
+        return response(environ, start_response)
+
+
+class ServerThread:
+    """A threaded werkzeug server on ``host:port`` (0 picks a free port), in a daemon thread."""
+
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:  # noqa: ANN401
+        """Bind now, so the port is known before ``start``."""
+        self.server: BaseWSGIServer = make_server(
+            host, port, app, threaded=True, request_handler=QuietHandler
+        )
+        self.server.daemon_threads = True  # type: ignore[attr-defined]
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        """Return the base URL, ``http://host:port``."""
+        host, port = self.server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> None:
+        """Serve in the background."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        if self._thread.is_alive():
+            self.server.shutdown()
+            self._thread.join(timeout=5)
+        self.server.server_close()

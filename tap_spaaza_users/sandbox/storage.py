@@ -1,0 +1,202 @@
+"""The S3-like storage endpoint: pre-signed URLs, signature/expiry checks, Range, faults."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import time
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+from werkzeug.wrappers import Request, Response
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+    from tap_spaaza_users.sandbox.clock import SandboxClock
+    from tap_spaaza_users.sandbox.faults import Fault, FaultStore
+    from tap_spaaza_users.sandbox.tasks import Task
+
+BUCKET = "spaaza-exports"
+_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
+_PATH = re.compile(r"^/" + BUCKET + r"/(\d+)/User_Export-(\d+)\.csv$")
+_RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
+CHUNK = 64 * 1024
+STORAGE_FAULTS = ("url_expired", "drop_connection", "short_body", "slow_download")
+
+
+class Signer:
+    """Signs and checks storage URLs with an HMAC that only this sandbox knows."""
+
+    def __init__(self, clock: SandboxClock, ttl_seconds: float) -> None:
+        """Sign with a fresh random key; URLs live ``ttl_seconds`` on the sandbox clock."""
+        self.clock = clock
+        self.ttl_seconds = ttl_seconds
+        self._key = secrets.token_bytes(32)
+
+    def _signature(self, path: str, date: str, expires: str) -> str:
+        """Return the hex HMAC of what a URL grants."""
+        message = f"GET\n{path}\n{date}\n{expires}".encode()
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
+
+    def sign(self, path: str) -> str:
+        """Return the query string that pre-signs a GET of ``path``."""
+        date = self.clock.now().strftime(_DATE_FORMAT)
+        expires = str(max(1, round(self.ttl_seconds)))
+        query = {
+            "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
+            "X-Amz-Date": date,
+            "X-Amz-Expires": expires,
+            "X-Amz-SignedHeaders": "host",
+            "X-Amz-Signature": self._signature(path, date, expires),
+        }
+        return urlencode(query)
+
+    def check(self, path: str, args: dict[str, str]) -> str | None:
+        """Return why a request is denied ("expired" / "signature"), or ``None`` if it is valid."""
+        date, expires = args.get("X-Amz-Date", ""), args.get("X-Amz-Expires", "")
+        expected = self._signature(path, date, expires)
+        if not hmac.compare_digest(expected, args.get("X-Amz-Signature", "")):
+            return "signature"
+        try:
+            issued = datetime.strptime(date, _DATE_FORMAT).replace(tzinfo=timezone.utc)
+            lifetime = timedelta(seconds=int(expires))
+        except ValueError:
+            return "signature"
+        return "expired" if self.clock.now() > issued + lifetime else None
+
+
+def object_path(task: Task) -> str:
+    """Return the storage path of a task's export file."""
+    return f"/{BUCKET}/{task.chain}/{task.file_name}"
+
+
+def xml_error(status: int, code: str, message: str) -> Response:
+    """Return an S3-style XML error response."""
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error><Code>{code}</Code><Message>{message}</Message>"
+        f"<RequestId>{secrets.token_hex(8).upper()}</RequestId></Error>"
+    )
+    return Response(body, status=status, mimetype="application/xml")
+
+
+EXPIRED = (403, "AccessDenied", "Request has expired")
+TAMPERED = (
+    403,
+    "AccessDenied",
+    (
+        "The request signature we calculated does not match the signature you provided "
+        "(signature does not match)"
+    ),
+)
+TWO_AUTHS = (
+    400,
+    "InvalidArgument",
+    (
+        "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, "
+        "Signature query string parameter or the Authorization header should be specified"
+    ),
+)
+
+
+class StorageApp:
+    """The WSGI app of the storage endpoint."""
+
+    def __init__(
+        self, signer: Signer, faults: FaultStore, find_task: Callable[[int], Task | None]
+    ) -> None:
+        """Serve the files of the tasks ``find_task`` knows."""
+        self.signer = signer
+        self.faults = faults
+        self.find_task = find_task
+
+    def respond(self, request: Request) -> Response:
+        """Answer one storage request."""
+        if request.method not in ("GET", "HEAD"):
+            return xml_error(405, "MethodNotAllowed", "The specified method is not allowed")
+        if "Authorization" in request.headers:
+            return xml_error(*TWO_AUTHS)
+        denied = self.signer.check(request.path, request.args.to_dict())
+        if denied == "signature":
+            return xml_error(*TAMPERED)
+        if denied == "expired" or self.faults.take(("url_expired",), request.method, request.path):
+            return xml_error(*EXPIRED)
+        task = self._task(request.path)
+        if task is None or task.file is None or task.code != "DONE" or not task.file.exists():
+            return xml_error(404, "NoSuchKey", "The specified key does not exist.")
+        return self._file_response(request, task)
+
+    def _task(self, path: str) -> Task | None:
+        """Return the task whose file ``path`` names, if any."""
+        match = _PATH.match(path)
+        if not match:
+            return None
+        task = self.find_task(int(match.group(2)))
+        return task if task is not None and task.chain == int(match.group(1)) else None
+
+    def _file_response(self, request: Request, task: Task) -> Response:
+        """Answer with the file, or the part a ``Range`` asks for."""
+        path = task.file
+        assert path is not None  # noqa: S101 - checked by the caller
+        size = path.stat().st_size
+        start, end, status = 0, size - 1, 200
+        headers: dict[str, Any] = {"Accept-Ranges": "bytes", "ETag": f'"{task.id}-{size}"'}
+        range_header = request.headers.get("Range")
+        if range_header:
+            match = _RANGE.match(range_header.strip())
+            if not match or int(match.group(1)) >= size:
+                bad = xml_error(416, "InvalidRange", "The requested range is not satisfiable")
+                bad.headers["Content-Range"] = f"bytes */{size}"
+                return bad
+            start, status = int(match.group(1)), 206
+            end = min(int(match.group(2)), size - 1) if match.group(2) else size - 1
+            headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+        if task.content_encoding:
+            headers["Content-Encoding"] = task.content_encoding
+        length = end - start + 1
+        headers["Content-Length"] = str(length)
+        body: Iterator[bytes] | list[bytes] = [b""]
+        if request.method == "GET":
+            body = self._body(path, start, length, request)
+        response = Response(body, status=status, headers=headers, mimetype="text/csv")
+        response.headers["Content-Disposition"] = f'attachment; filename="{task.file_name}"'
+        return response
+
+    def _body(self, path: Path, start: int, length: int, request: Request) -> Iterator[bytes]:
+        """Stream ``length`` bytes from ``start``, applying at most one armed body fault."""
+        fault = self.faults.take(STORAGE_FAULTS[1:], request.method, request.path)
+        limit, rate = _fault_limits(fault, length)
+        return _stream(path, start, limit, rate)
+
+
+def _fault_limits(fault: Fault | None, length: int) -> tuple[int, float | None]:
+    """Return (bytes to send, bytes per second) under a body fault."""
+    if fault is None:
+        return length, None
+    if fault.kind == "drop_connection":
+        return min(length, int(fault.params.get("after_bytes", length // 2))), None
+    if fault.kind == "short_body":
+        missing = int(fault.params.get("missing_bytes", max(1, length // 2)))
+        return max(0, length - missing), None
+    return length, float(fault.params.get("bytes_per_second", 1024))
+
+
+def _stream(path: Path, start: int, limit: int, rate: float | None) -> Iterator[bytes]:
+    """Yield up to ``limit`` bytes of the file from ``start``, throttled to ``rate``."""
+    chunk = CHUNK if rate is None else max(1, int(rate / 20))
+    with path.open("rb") as handle:
+        handle.seek(start)
+        left = limit
+        while left > 0:
+            data = handle.read(min(chunk, left))
+            if not data:
+                return
+            left -= len(data)
+            yield data
+            if rate is not None:
+                time.sleep(len(data) / rate)

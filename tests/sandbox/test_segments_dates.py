@@ -1,0 +1,71 @@
+"""Date operators on created_date: strict after/before, inclusive between, same-day is_date."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sandbox_client import ApiClient, segment_of
+
+from tap_spaaza_users.sandbox.clock import parse_datetime
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from datetime import datetime
+
+
+def _created(api: ApiClient, user_id: int) -> str:
+    row = next(r for r in api.sb.users() if r["id"] == str(user_id))
+    return row["created_date"].replace(" ", "T") + "Z"
+
+
+def _rule(operator: str, **operands: str) -> dict:
+    return {"field_name": "created_date", "field_type": "date", "operator": operator, **operands}
+
+
+def _ids_where(api: ApiClient, predicate: Callable[[datetime], bool]) -> set[int]:
+    return {int(r["id"]) for r in api.sb.users() if predicate(parse_datetime(r["created_date"]))}
+
+
+def test_is_after_date_is_strictly_after(small_api: ApiClient) -> None:
+    edge = _created(small_api, 100)
+    ids = small_api.export_ids(segment_of(_rule("is_after_date", start_date=edge)))
+    assert 100 not in ids
+    assert 101 in ids
+    assert ids == _ids_where(small_api, lambda c: c > parse_datetime(edge))
+
+
+def test_users_sharing_a_second_are_both_excluded_by_strict_after(small_api: ApiClient) -> None:
+    assert _created(small_api, 6) == _created(small_api, 7)
+    ids = small_api.export_ids(
+        segment_of(_rule("is_after_date", start_date=_created(small_api, 7)))
+    )
+    assert not {6, 7} & ids
+    assert 8 in ids
+
+
+def test_is_before_date_is_strictly_before(small_api: ApiClient) -> None:
+    edge = _created(small_api, 50)
+    ids = small_api.export_ids(segment_of(_rule("is_before_date", end_date=edge)))
+    assert ids == set(range(1, 50))
+
+
+def test_is_between_date_is_inclusive_at_both_ends(small_api: ApiClient) -> None:
+    start, end = _created(small_api, 20), _created(small_api, 30)
+    ids = small_api.export_ids(segment_of(_rule("is_between_date", start_date=start, end_date=end)))
+    assert ids == set(range(20, 31))
+
+
+def test_is_date_matches_the_same_utc_day(small_api: ApiClient) -> None:
+    day = _created(small_api, 120)[:10]
+    ids = small_api.export_ids(segment_of(_rule("is_date", value=day)))
+    assert 120 in ids
+    assert ids == {int(r["id"]) for r in small_api.sb.users() if r["created_date"][:10] == day}
+
+
+def test_dates_accept_offsets_and_the_csv_format(small_api: ApiClient) -> None:
+    edge = parse_datetime(_created(small_api, 100))
+    offset = edge.astimezone(parse_datetime("2026-01-01T00:00:00+02:00").tzinfo).isoformat()
+    spaced = edge.strftime("%Y-%m-%d %H:%M:%S")
+    by_offset = small_api.export_ids(segment_of(_rule("is_after_date", start_date=offset)))
+    by_space = small_api.export_ids(segment_of(_rule("is_after_date", start_date=spaced)))
+    assert by_offset == by_space == set(range(101, 201))
