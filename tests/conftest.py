@@ -97,6 +97,18 @@ def parse_messages(text: str) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
+def sync():
+    """The in-process sync helper, :func:`run_sync`."""
+    return run_sync
+
+
+@pytest.fixture
+def fast_settings() -> dict[str, Any]:
+    """Settings that keep backoff and timeouts tiny."""
+    return dict(FAST_SETTINGS)
+
+
+@pytest.fixture
 def small_sandbox(sandbox_factory):
     """A running sandbox with 120 users."""
     return sandbox_factory(users=120, seed=7)

@@ -11,7 +11,6 @@ import sys
 import time
 
 import pytest
-from conftest import FAST_SETTINGS, run_sync
 
 from tap_spaaza_users.client import ClientSettings, SpaazaClient, parse_retry_after
 from tap_spaaza_users.errors import (
@@ -193,21 +192,23 @@ def test_plain_text_and_html_error_bodies_are_handled(small_sandbox, client):
     assert "<html>" not in str(caught.value)
 
 
-def test_sync_survives_transient_faults_on_every_api_call(small_sandbox, fast_config):
+def test_sync_survives_transient_faults_on_every_api_call(small_sandbox, fast_config, sync):
     small_sandbox.inject("status", status=502, method="POST", path="/tasks")
     small_sandbox.inject("status", status=429, retry_after=0, path="/tasks/1001")
     small_sandbox.inject("status", status=503, path="/tasks/1001/download_url")
 
-    output = run_sync(fast_config)
+    output = sync(fast_config)
 
     assert output.error is None
     assert len(output.records) == len(small_sandbox.users())
     assert len(small_sandbox.tasks) == 1  # a retried POST did not create a second task
 
 
-def test_cli_connection_test_lists_one_task_and_creates_no_export(small_sandbox, tmp_path):
+def test_cli_connection_test_lists_one_task_and_creates_no_export(
+    small_sandbox, tmp_path, fast_settings
+):
     config_path = tmp_path / "config.json"
-    config_path.write_text(json.dumps(small_sandbox.tap_config(**FAST_SETTINGS)))
+    config_path.write_text(json.dumps(small_sandbox.tap_config(**fast_settings)))
 
     result = subprocess.run(
         [sys.executable, "-m", "tap_spaaza_users", "--config", str(config_path), "--test"],
@@ -223,8 +224,10 @@ def test_cli_connection_test_lists_one_task_and_creates_no_export(small_sandbox,
     assert small_sandbox.tasks == {}
 
 
-def test_cli_connection_test_with_a_bad_secret_fails_in_one_line(small_sandbox, tmp_path):
-    config = small_sandbox.tap_config(**FAST_SETTINGS, access_token_secret="nope-nope-nope")  # noqa: S106
+def test_cli_connection_test_with_a_bad_secret_fails_in_one_line(
+    small_sandbox, tmp_path, fast_settings
+):
+    config = small_sandbox.tap_config(**fast_settings, access_token_secret="nope-nope-nope")  # noqa: S106
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(config))
 

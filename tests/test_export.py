@@ -6,7 +6,6 @@ import datetime as dt
 import logging
 
 import pytest
-from conftest import run_sync
 
 from tap_spaaza_users.errors import (
     SpaazaBadRequestError,
@@ -65,10 +64,10 @@ def test_task_body_without_window_exports_everyone_and_ands_extra_rules():
     assert filtered["trigger"]["segment"]["join"] == "all"
 
 
-def test_task_error_reports_the_task_id_and_spaazas_log_lines(small_sandbox, fast_config):
+def test_task_error_reports_the_task_id_and_spaazas_log_lines(small_sandbox, fast_config, sync):
     small_sandbox.inject("task_error", logs=["Index users unavailable", "Export aborted"])
 
-    output = run_sync(fast_config)
+    output = sync(fast_config)
 
     assert isinstance(output.error, SpaazaTaskFailedError)
     message = str(output.error)
@@ -79,11 +78,11 @@ def test_task_error_reports_the_task_id_and_spaazas_log_lines(small_sandbox, fas
     assert output.records == []
 
 
-def test_stuck_task_times_out_is_deleted_and_keeps_the_bookmark(small_sandbox, fast_config):
-    first = run_sync(fast_config)
+def test_stuck_task_times_out_is_deleted_and_keeps_the_bookmark(small_sandbox, fast_config, sync):
+    first = sync(fast_config)
     small_sandbox.inject("task_stuck", seconds=30)
 
-    output = run_sync({**fast_config, "task_timeout_minutes": 0.01}, state=first.final_state)
+    output = sync({**fast_config, "task_timeout_minutes": 0.01}, state=first.final_state)
 
     assert isinstance(output.error, SpaazaTaskTimeoutError)
     (delete,) = [r for r in small_sandbox.requests if r.method == "DELETE"]
@@ -98,10 +97,10 @@ def test_stuck_task_times_out_is_deleted_and_keeps_the_bookmark(small_sandbox, f
     )
 
 
-def test_rule_rejected_by_spaaza_is_reported_with_its_name(small_sandbox, fast_config):
+def test_rule_rejected_by_spaaza_is_reported_with_its_name(small_sandbox, fast_config, sync):
     rule = {"field_name": "shoe_size", "field_type": "number", "operator": "is", "value": 42}
 
-    output = run_sync({**fast_config, "segment_rules": [rule]})
+    output = sync({**fast_config, "segment_rules": [rule]})
 
     assert isinstance(output.error, SpaazaBadRequestError)
     assert "HTTP 400" in str(output.error)

@@ -10,8 +10,6 @@ import subprocess
 import sys
 import tempfile
 
-from conftest import FAST_SETTINGS, run_sync
-
 from tap_spaaza_users.columns import USER_COLUMNS, ColumnType
 from tap_spaaza_users.errors import SpaazaInvalidRowError
 from tap_spaaza_users.records import CONVERTERS
@@ -39,14 +37,16 @@ def assert_same_values(record: dict, raw: dict) -> None:
         if kind is ColumnType.STRING:
             assert record[column] == (text or None), column
         else:
-            assert record[column] == CONVERTERS[kind](text), column
+            assert record[column] == (CONVERTERS[kind](text) if text else None), column
 
 
-def test_full_sync_emits_exactly_the_sandbox_users_with_typed_values(small_sandbox, fast_config):
+def test_full_sync_emits_exactly_the_sandbox_users_with_typed_values(
+    small_sandbox, fast_config, sync
+):
     (user_id,) = small_sandbox.add_users(1)
     small_sandbox.update_user(user_id, **TRICKY)
 
-    output = run_sync(fast_config)
+    output = sync(fast_config)
 
     assert output.error is None
     source = {int(row["id"]): row for row in small_sandbox.users()}
@@ -62,12 +62,12 @@ def test_full_sync_emits_exactly_the_sandbox_users_with_typed_values(small_sandb
     assert "segment" not in task.trigger  # no start_date, no state: all users
 
 
-def test_incremental_syncs_start_at_bookmark_minus_lookback(small_sandbox, fast_config):
+def test_incremental_syncs_start_at_bookmark_minus_lookback(small_sandbox, fast_config, sync):
     config = {**fast_config, "lookback_minutes": 30}
-    first = run_sync(config)
+    first = sync(config)
     bookmark = parse_utc(first.bookmark)
 
-    second = run_sync(config, state=first.final_state)
+    second = sync(config, state=first.final_state)
 
     window = bookmark - dt.timedelta(minutes=30)
     second_task = max(small_sandbox.tasks.values(), key=lambda t: t.id)
@@ -81,19 +81,19 @@ def test_incremental_syncs_start_at_bookmark_minus_lookback(small_sandbox, fast_
     assert second.bookmark == first.bookmark
 
     new_ids = small_sandbox.add_users(3, created_date=bookmark + dt.timedelta(minutes=5))
-    third = run_sync(config, state=second.final_state)
+    third = sync(config, state=second.final_state)
 
     assert set(new_ids) <= third.ids
     assert third.ids == overlap | set(new_ids)
     assert parse_utc(third.bookmark) == bookmark + dt.timedelta(minutes=5)
 
 
-def test_start_date_bounds_the_first_sync_inclusively(small_sandbox, fast_config):
+def test_start_date_bounds_the_first_sync_inclusively(small_sandbox, fast_config, sync):
     start = dt.datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
     at_start = small_sandbox.add_users(2, created_date=start)
     just_before = small_sandbox.add_users(1, created_date=start - dt.timedelta(seconds=1))
 
-    output = run_sync({**fast_config, "start_date": "2025-03-01T12:00:00Z"})
+    output = sync({**fast_config, "start_date": "2025-03-01T12:00:00Z"})
 
     assert output.error is None
     assert set(at_start) <= output.ids
@@ -105,11 +105,11 @@ def test_start_date_bounds_the_first_sync_inclusively(small_sandbox, fast_config
     assert output.ids == expected
 
 
-def test_lookback_never_reaches_before_start_date(small_sandbox, fast_config):
+def test_lookback_never_reaches_before_start_date(small_sandbox, fast_config, sync):
     start = "2025-03-01T12:00:00+00:00"
     bookmark = {"replication_key": "created_date", "replication_key_value": "2025-03-01T12:10:00Z"}
     state = {"bookmarks": {"users": bookmark}}
-    output = run_sync({**fast_config, "start_date": start, "lookback_minutes": 60}, state=state)
+    output = sync({**fast_config, "start_date": start, "lookback_minutes": 60}, state=state)
 
     assert output.error is None
     (task,) = small_sandbox.tasks.values()
@@ -117,12 +117,12 @@ def test_lookback_never_reaches_before_start_date(small_sandbox, fast_config):
     assert all(r["created_date"] >= start for r in output.records)
 
 
-def test_failed_sync_leaves_the_bookmark_untouched(small_sandbox, fast_config):
-    first = run_sync(fast_config)
+def test_failed_sync_leaves_the_bookmark_untouched(small_sandbox, fast_config, sync):
+    first = sync(fast_config)
     small_sandbox.add_users(5)
     small_sandbox.inject("malformed_rows")
 
-    failed = run_sync(fast_config, state=first.final_state)
+    failed = sync(fast_config, state=first.final_state)
 
     assert isinstance(failed.error, SpaazaInvalidRowError)
     assert failed.states, "the SDK writes the incoming state first"
@@ -131,11 +131,11 @@ def test_failed_sync_leaves_the_bookmark_untouched(small_sandbox, fast_config):
 
 
 def test_extra_columns_are_kept_as_strings_and_declared_before_the_first_record(
-    small_sandbox, fast_config
+    small_sandbox, fast_config, sync
 ):
     small_sandbox.set_csv_dialect(extra_columns=["store_cluster"])
 
-    output = run_sync(fast_config)
+    output = sync(fast_config)
 
     assert output.error is None
     first_record = next(i for i, m in enumerate(output.messages) if m["type"] == "RECORD")
@@ -146,10 +146,10 @@ def test_extra_columns_are_kept_as_strings_and_declared_before_the_first_record(
     assert all("store_cluster" in r for r in output.records)
 
 
-def test_logs_tell_the_story_without_the_secret(fast_config, caplog):
+def test_logs_tell_the_story_without_the_secret(fast_config, caplog, sync):
     caplog.set_level(logging.DEBUG)
 
-    output = run_sync(fast_config)
+    output = sync(fast_config)
 
     assert output.error is None
     text = caplog.text
@@ -162,9 +162,9 @@ def test_logs_tell_the_story_without_the_secret(fast_config, caplog):
     assert "Bookmark created_date advances to" in text
 
 
-def test_cli_sync_with_state_file_and_temp_files_cleaned_up(small_sandbox, tmp_path):
+def test_cli_sync_with_state_file_and_temp_files_cleaned_up(small_sandbox, tmp_path, fast_settings):
     config_path = tmp_path / "config.json"
-    config_path.write_text(json.dumps(small_sandbox.tap_config(**FAST_SETTINGS)))
+    config_path.write_text(json.dumps(small_sandbox.tap_config(**fast_settings)))
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     env = {**os.environ, "TMPDIR": str(scratch)}
