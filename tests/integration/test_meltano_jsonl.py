@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 from tap_spaaza_users.columns import USER_COLUMNS, ColumnType
@@ -16,14 +17,21 @@ if TYPE_CHECKING:
 
 STATE_ID = "dev:tap-spaaza-users-to-target-jsonl"
 RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|\+00:00)$")
-PYTHON_TYPES = {
+DEFAULT_LOOKBACK = 60
+PYTHON_TYPES: dict[ColumnType, type | tuple[type, ...]] = {
     ColumnType.INTEGER: int,
     ColumnType.BOOLEAN: bool,
     ColumnType.STRING: str,
-    ColumnType.DECIMAL: str,
+    ColumnType.DECIMAL: (int, float),
     ColumnType.DATE: str,
     ColumnType.DATE_TIME: str,
 }
+
+
+def parse_utc(text: str) -> datetime:
+    """Read an ISO 8601 date-time (``Z``, offset, or naive meaning UTC) as aware UTC."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T"))
+    return moment.replace(tzinfo=moment.tzinfo or timezone.utc).astimezone(timezone.utc)
 
 
 def run_into(meltano: Meltano, folder: Path) -> list[dict[str, object]]:
@@ -82,12 +90,15 @@ def test_state_is_kept_by_meltano_and_second_run_is_incremental(
     second_ids = {record["id"] for record in second}
     assert new_ids <= second_ids
     assert len(second) < len(first), "the second run re-read everything"
-    assert all(str(record["created_date"]) >= first_bookmark[:10] for record in second)
-    assert bookmark(meltano) == max(str(record["created_date"]) for record in second)
     exports = [r for r in sandbox.requests if r.method == "POST" and r.path == "/tasks"]
     assert len(exports) == 2
-    second_rule_dates = re.findall(r"\d{4}-\d{2}-\d{2}", str(exports[1].json))
-    assert second_rule_dates, "the second export has no window start"
+    (rule,) = exports[1].json["trigger"]["segment"]["rules"]
+    window_start = parse_utc(rule["start_date"])
+    lookback_start = parse_utc(first_bookmark) - timedelta(minutes=DEFAULT_LOOKBACK)
+    # `is_after_date` is strict, so the window may open a moment earlier than the lookback.
+    assert lookback_start - timedelta(minutes=1) <= window_start <= lookback_start
+    assert all(parse_utc(str(record["created_date"])) >= window_start for record in second)
+    assert bookmark(meltano) == max(str(record["created_date"]) for record in second)
 
 
 def test_state_can_be_listed_and_cleared_with_the_meltano_cli(
