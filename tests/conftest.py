@@ -7,11 +7,16 @@ import decimal
 import io
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tap_spaaza_users.tap import TapSpaazaUsers
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from tap_spaaza_users.sandbox import Sandbox
 
 pytest_plugins = ["tap_spaaza_users.sandbox.pytest_plugin"]
 
@@ -97,7 +102,7 @@ def parse_messages(text: str) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def sync():
+def sync() -> Callable[..., SyncOutput]:
     """The in-process sync helper, :func:`run_sync`."""
     return run_sync
 
@@ -109,12 +114,12 @@ def fast_settings() -> dict[str, Any]:
 
 
 @pytest.fixture
-def small_sandbox(sandbox_factory):
+def small_sandbox(sandbox_factory: Callable[..., Sandbox]) -> Sandbox:
     """A running sandbox with 120 users."""
     return sandbox_factory(users=120, seed=7)
 
 
 @pytest.fixture
-def fast_config(small_sandbox) -> dict[str, Any]:
+def fast_config(small_sandbox: Sandbox) -> dict[str, Any]:
     """Tap settings for the small sandbox with tiny backoff."""
     return small_sandbox.tap_config(**FAST_SETTINGS)

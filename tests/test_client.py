@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -22,10 +23,16 @@ from tap_spaaza_users.errors import (
 )
 from tap_spaaza_users.sandbox.app import retry_after_date
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+    from tap_spaaza_users.sandbox import Sandbox
+
 LOGGER = logging.getLogger("tests.client")
 
 
-def make_client(sandbox, **overrides) -> SpaazaClient:
+def make_client(sandbox: Sandbox, **overrides: Any) -> SpaazaClient:
     settings = {
         "api_url": sandbox.url,
         "chain_id": sandbox.chain_id,
@@ -41,18 +48,20 @@ def make_client(sandbox, **overrides) -> SpaazaClient:
 
 
 @pytest.fixture
-def client(small_sandbox):
+def client(small_sandbox: Sandbox) -> Iterator[SpaazaClient]:
     with contextlib.closing(make_client(small_sandbox)) as api:
         yield api
 
 
-def api_calls(sandbox, method: str, path: str) -> list:
+def api_calls(sandbox: Sandbox, method: str, path: str) -> list:
     return [
         r for r in sandbox.requests if r.server == "api" and (r.method, r.path) == (method, path)
     ]
 
 
-def test_requests_carry_the_bearer_token_and_a_user_agent(small_sandbox, client):
+def test_requests_carry_the_bearer_token_and_a_user_agent(
+    small_sandbox: Sandbox, client: SpaazaClient
+) -> None:
     assert client.list_tasks(limit=1) == []
 
     (call,) = small_sandbox.requests
@@ -63,7 +72,9 @@ def test_requests_carry_the_bearer_token_and_a_user_agent(small_sandbox, client)
     assert call.query.get("limit") in ("1", ["1"])
 
 
-def test_rate_limit_waits_the_seconds_it_is_told_and_logs_once(small_sandbox, caplog):
+def test_rate_limit_waits_the_seconds_it_is_told_and_logs_once(
+    small_sandbox: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO)
     small_sandbox.inject("status", status=429, retry_after=1, times=2, path="/tasks")
     with contextlib.closing(make_client(small_sandbox, retry_max_wait=5.0)) as api:
@@ -76,7 +87,7 @@ def test_rate_limit_waits_the_seconds_it_is_told_and_logs_once(small_sandbox, ca
     assert caplog.text.count("Rate limited") == 1
 
 
-def test_rate_limit_honours_an_http_date(small_sandbox):
+def test_rate_limit_honours_an_http_date(small_sandbox: Sandbox) -> None:
     small_sandbox.inject("status", status=429, retry_after=retry_after_date(2.0), path="/tasks")
     with contextlib.closing(make_client(small_sandbox, retry_max_wait=5.0)) as api:
         started = time.monotonic()
@@ -87,7 +98,7 @@ def test_rate_limit_honours_an_http_date(small_sandbox):
     assert [r.status for r in api_calls(small_sandbox, "GET", "/tasks")] == [429, 200]
 
 
-def test_retry_after_parsing():
+def test_retry_after_parsing() -> None:
     assert parse_retry_after("7") == 7.0
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:10 GMT", now=1445412480.0) == 10.0
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412490.0) == 0.0
@@ -96,14 +107,18 @@ def test_retry_after_parsing():
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
-def test_server_errors_are_retried_then_succeed(small_sandbox, client, status):
+def test_server_errors_are_retried_then_succeed(
+    small_sandbox: Sandbox, client: SpaazaClient, status: int
+) -> None:
     small_sandbox.inject("status", status=status, times=2, path="/tasks")
 
     assert client.list_tasks() == []
     assert [r.status for r in api_calls(small_sandbox, "GET", "/tasks")] == [status, status, 200]
 
 
-def test_server_errors_give_up_after_max_retries_with_a_clear_error(small_sandbox, client):
+def test_server_errors_give_up_after_max_retries_with_a_clear_error(
+    small_sandbox: Sandbox, client: SpaazaClient
+) -> None:
     small_sandbox.inject("status", status=503, times=10, path="/tasks")
 
     with pytest.raises(SpaazaAPIError) as caught:
@@ -116,7 +131,7 @@ def test_server_errors_give_up_after_max_retries_with_a_clear_error(small_sandbo
     assert "max_retries" in message
 
 
-def test_connection_refused_is_retried_then_reported(small_sandbox):
+def test_connection_refused_is_retried_then_reported(small_sandbox: Sandbox) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -127,7 +142,9 @@ def test_connection_refused_is_retried_then_reported(small_sandbox):
         api.list_tasks()
 
 
-def test_wrong_secret_is_a_401_naming_the_settings_without_echoing_it(small_sandbox):
+def test_wrong_secret_is_a_401_naming_the_settings_without_echoing_it(
+    small_sandbox: Sandbox,
+) -> None:
     wrong = "wrong-secret-value-xyz"
     with (
         contextlib.closing(make_client(small_sandbox, token_secret=wrong)) as api,
@@ -143,7 +160,7 @@ def test_wrong_secret_is_a_401_naming_the_settings_without_echoing_it(small_sand
     assert len(api_calls(small_sandbox, "GET", "/tasks")) == 1  # no retry
 
 
-def test_token_of_another_chain_is_a_403_naming_the_chain(small_sandbox):
+def test_token_of_another_chain_is_a_403_naming_the_chain(small_sandbox: Sandbox) -> None:
     with (
         contextlib.closing(
             make_client(small_sandbox, chain_id=small_sandbox.other_chain_id)
@@ -162,13 +179,15 @@ def test_token_of_another_chain_is_a_403_naming_the_chain(small_sandbox):
     assert len(api_calls(small_sandbox, "POST", "/tasks")) == 1
 
 
-def test_unknown_task_is_a_404_saying_the_task_is_gone(small_sandbox, client):
+def test_unknown_task_is_a_404_saying_the_task_is_gone(
+    small_sandbox: Sandbox, client: SpaazaClient
+) -> None:
     with pytest.raises(SpaazaNotFoundError, match="task is gone"):
         client.get_task(987654)
     assert len(api_calls(small_sandbox, "GET", "/tasks/987654")) == 1
 
 
-def test_bad_request_quotes_spaazas_error_name_and_description(client):
+def test_bad_request_quotes_spaazas_error_name_and_description(client: SpaazaClient) -> None:
     body = {
         "chain": 1234,
         "desc": "x",
@@ -182,7 +201,9 @@ def test_bad_request_quotes_spaazas_error_name_and_description(client):
     assert "HTTP 400: unknown_index: unknown target.export_index 'people'" in message
 
 
-def test_plain_text_and_html_error_bodies_are_handled(small_sandbox, client):
+def test_plain_text_and_html_error_bodies_are_handled(
+    small_sandbox: Sandbox, client: SpaazaClient
+) -> None:
     small_sandbox.inject("status", status=418, body="I'm a teapot", path="/tasks")
     with pytest.raises(SpaazaAPIError, match="HTTP 418: I'm a teapot"):
         client.list_tasks()
@@ -192,7 +213,9 @@ def test_plain_text_and_html_error_bodies_are_handled(small_sandbox, client):
     assert "<html>" not in str(caught.value)
 
 
-def test_sync_survives_transient_faults_on_every_api_call(small_sandbox, fast_config, sync):
+def test_sync_survives_transient_faults_on_every_api_call(
+    small_sandbox: Sandbox, fast_config: dict[str, Any], sync: Callable[..., Any]
+) -> None:
     small_sandbox.inject("status", status=502, method="POST", path="/tasks")
     small_sandbox.inject("status", status=429, retry_after=0, path="/tasks/1001")
     small_sandbox.inject("status", status=503, path="/tasks/1001/download_url")
@@ -205,8 +228,8 @@ def test_sync_survives_transient_faults_on_every_api_call(small_sandbox, fast_co
 
 
 def test_cli_connection_test_lists_one_task_and_creates_no_export(
-    small_sandbox, tmp_path, fast_settings
-):
+    small_sandbox: Sandbox, tmp_path: Path, fast_settings: dict[str, Any]
+) -> None:
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(small_sandbox.tap_config(**fast_settings)))
 
@@ -225,8 +248,8 @@ def test_cli_connection_test_lists_one_task_and_creates_no_export(
 
 
 def test_cli_connection_test_with_a_bad_secret_fails_in_one_line(
-    small_sandbox, tmp_path, fast_settings
-):
+    small_sandbox: Sandbox, tmp_path: Path, fast_settings: dict[str, Any]
+) -> None:
     config = small_sandbox.tap_config(**fast_settings, access_token_secret="nope-nope-nope")  # noqa: S106
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(config))

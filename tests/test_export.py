@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -14,11 +15,16 @@ from tap_spaaza_users.errors import (
 )
 from tap_spaaza_users.export import PollSettings, UsersExport, build_export_task
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from tap_spaaza_users.sandbox import Sandbox
+
 UTC = dt.timezone.utc
 NOW = dt.datetime(2026, 5, 26, 12, 0, 0, 123456, tzinfo=UTC)
 
 
-def test_task_body_follows_the_contract():
+def test_task_body_follows_the_contract() -> None:
     body = build_export_task(
         chain_id=1234,
         window_start=dt.datetime(2026, 5, 1, 8, 30, tzinfo=UTC),
@@ -51,7 +57,7 @@ def test_task_body_follows_the_contract():
     }
 
 
-def test_task_body_without_window_exports_everyone_and_ands_extra_rules():
+def test_task_body_without_window_exports_everyone_and_ands_extra_rules() -> None:
     everyone = build_export_task(chain_id=7, window_start=None, now=NOW, origin="tap")
     assert "segment" not in everyone["trigger"]
     assert everyone["desc"] == "tap: all users"
@@ -64,7 +70,9 @@ def test_task_body_without_window_exports_everyone_and_ands_extra_rules():
     assert filtered["trigger"]["segment"]["join"] == "all"
 
 
-def test_task_error_reports_the_task_id_and_spaazas_log_lines(small_sandbox, fast_config, sync):
+def test_task_error_reports_the_task_id_and_spaazas_log_lines(
+    small_sandbox: Sandbox, fast_config: dict[str, Any], sync: Callable[..., Any]
+) -> None:
     small_sandbox.inject("task_error", logs=["Index users unavailable", "Export aborted"])
 
     output = sync(fast_config)
@@ -78,7 +86,9 @@ def test_task_error_reports_the_task_id_and_spaazas_log_lines(small_sandbox, fas
     assert output.records == []
 
 
-def test_stuck_task_times_out_is_deleted_and_keeps_the_bookmark(small_sandbox, fast_config, sync):
+def test_stuck_task_times_out_is_deleted_and_keeps_the_bookmark(
+    small_sandbox: Sandbox, fast_config: dict[str, Any], sync: Callable[..., Any]
+) -> None:
     first = sync(fast_config)
     small_sandbox.inject("task_stuck", seconds=30)
 
@@ -97,7 +107,9 @@ def test_stuck_task_times_out_is_deleted_and_keeps_the_bookmark(small_sandbox, f
     )
 
 
-def test_rule_rejected_by_spaaza_is_reported_with_its_name(small_sandbox, fast_config, sync):
+def test_rule_rejected_by_spaaza_is_reported_with_its_name(
+    small_sandbox: Sandbox, fast_config: dict[str, Any], sync: Callable[..., Any]
+) -> None:
     rule = {"field_name": "shoe_size", "field_type": "number", "operator": "is", "value": 42}
 
     output = sync({**fast_config, "segment_rules": [rule]})
@@ -127,7 +139,9 @@ class ScriptedTasks:
         self.deleted = task_id
 
 
-def test_polling_grows_its_interval_and_logs_each_state_once(caplog):
+def test_polling_grows_its_interval_and_logs_each_state_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.INFO)
     tasks = ScriptedTasks(["READY", "READY", "INPROGRESS", "INPROGRESS", "DONE"])
     waits: list[float] = []
@@ -147,7 +161,9 @@ def test_polling_grows_its_interval_and_logs_each_state_once(caplog):
     assert caplog.text.count("Export task 42 is DONE") == 1
 
 
-def test_unknown_state_is_not_finished_and_warned_about_once(caplog):
+def test_unknown_state_is_not_finished_and_warned_about_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     tasks = ScriptedTasks(["QUEUED", "QUEUED", None, "QUEUED", "DONE"])
     export = UsersExport(
         tasks,  # type: ignore[arg-type]
@@ -163,7 +179,7 @@ def test_unknown_state_is_not_finished_and_warned_about_once(caplog):
     assert caplog.text.count("unknown state None") == 1
 
 
-def test_timeout_counts_on_the_clock_and_deletes_the_task():
+def test_timeout_counts_on_the_clock_and_deletes_the_task() -> None:
     tasks = ScriptedTasks(["INPROGRESS"])
     clock = [0.0]
 

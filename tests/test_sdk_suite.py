@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import atexit
+from typing import TYPE_CHECKING
 
 import pytest
 from singer_sdk.testing import get_tap_test_class
 
 from tap_spaaza_users.sandbox import Sandbox
 from tap_spaaza_users.tap import TapSpaazaUsers
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 # The SDK builds the test class at import time from a ready config, so the sandbox starts
 # here rather than in a fixture. parse_env_config=False: a developer's .env must never point
@@ -25,7 +29,7 @@ TestTapSpaazaUsers = get_tap_test_class(
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _stop_sandbox():
+def _stop_sandbox() -> Iterator[None]:
     """Stop the module's sandbox once its tests are done."""
     yield
     SANDBOX.stop()

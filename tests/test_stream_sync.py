@@ -9,11 +9,20 @@ import os
 import subprocess
 import sys
 import tempfile
+from typing import TYPE_CHECKING, Any
 
 from tap_spaaza_users.columns import USER_COLUMNS, ColumnType
 from tap_spaaza_users.errors import SpaazaInvalidRowError
 from tap_spaaza_users.records import CONVERTERS
 from tap_spaaza_users.streams import parse_utc
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    import pytest
+
+    from tap_spaaza_users.sandbox import Sandbox
 
 UTC = dt.timezone.utc
 TRICKY = {
@@ -23,7 +32,7 @@ TRICKY = {
 }
 
 
-def rule_start(task) -> str:
+def rule_start(task: Any) -> str:
     """The created_date rule's start_date of a recorded task."""
     (rule,) = [r for r in task.trigger["segment"]["rules"] if r["field_name"] == "created_date"]
     assert rule["operator"] == "is_after_date"
@@ -41,8 +50,8 @@ def assert_same_values(record: dict, raw: dict) -> None:
 
 
 def test_full_sync_emits_exactly_the_sandbox_users_with_typed_values(
-    small_sandbox, fast_config, sync
-):
+    small_sandbox: Sandbox, fast_config: dict[str, Any], sync: Callable[..., Any]
+) -> None:
     (user_id,) = small_sandbox.add_users(1)
     small_sandbox.update_user(user_id, **TRICKY)
 
@@ -62,7 +71,9 @@ def test_full_sync_emits_exactly_the_sandbox_users_with_typed_values(
     assert "segment" not in task.trigger  # no start_date, no state: all users
 
 
-def test_incremental_syncs_start_at_bookmark_minus_lookback(small_sandbox, fast_config, sync):
+def test_incremental_syncs_start_at_bookmark_minus_lookback(
+    small_sandbox: Sandbox, fast_config: dict[str, Any], sync: Callable[..., Any]
+) -> None:
     config = {**fast_config, "lookback_minutes": 30}
     first = sync(config)
     bookmark = parse_utc(first.bookmark)
@@ -88,7 +99,9 @@ def test_incremental_syncs_start_at_bookmark_minus_lookback(small_sandbox, fast_
     assert parse_utc(third.bookmark) == bookmark + dt.timedelta(minutes=5)
 
 
-def test_start_date_bounds_the_first_sync_inclusively(small_sandbox, fast_config, sync):
+def test_start_date_bounds_the_first_sync_inclusively(
+    small_sandbox: Sandbox, fast_config: dict[str, Any], sync: Callable[..., Any]
+) -> None:
     start = dt.datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
     at_start = small_sandbox.add_users(2, created_date=start)
     just_before = small_sandbox.add_users(1, created_date=start - dt.timedelta(seconds=1))
@@ -105,7 +118,9 @@ def test_start_date_bounds_the_first_sync_inclusively(small_sandbox, fast_config
     assert output.ids == expected
 
 
-def test_lookback_never_reaches_before_start_date(small_sandbox, fast_config, sync):
+def test_lookback_never_reaches_before_start_date(
+    small_sandbox: Sandbox, fast_config: dict[str, Any], sync: Callable[..., Any]
+) -> None:
     start = "2025-03-01T12:00:00+00:00"
     bookmark = {"replication_key": "created_date", "replication_key_value": "2025-03-01T12:10:00Z"}
     state = {"bookmarks": {"users": bookmark}}
@@ -117,7 +132,9 @@ def test_lookback_never_reaches_before_start_date(small_sandbox, fast_config, sy
     assert all(r["created_date"] >= start for r in output.records)
 
 
-def test_failed_sync_leaves_the_bookmark_untouched(small_sandbox, fast_config, sync):
+def test_failed_sync_leaves_the_bookmark_untouched(
+    small_sandbox: Sandbox, fast_config: dict[str, Any], sync: Callable[..., Any]
+) -> None:
     first = sync(fast_config)
     small_sandbox.add_users(5)
     small_sandbox.inject("malformed_rows")
@@ -131,8 +148,8 @@ def test_failed_sync_leaves_the_bookmark_untouched(small_sandbox, fast_config, s
 
 
 def test_extra_columns_are_kept_as_strings_and_declared_before_the_first_record(
-    small_sandbox, fast_config, sync
-):
+    small_sandbox: Sandbox, fast_config: dict[str, Any], sync: Callable[..., Any]
+) -> None:
     small_sandbox.set_csv_dialect(extra_columns=["store_cluster"])
 
     output = sync(fast_config)
@@ -146,7 +163,9 @@ def test_extra_columns_are_kept_as_strings_and_declared_before_the_first_record(
     assert all("store_cluster" in r for r in output.records)
 
 
-def test_logs_tell_the_story_without_the_secret(fast_config, caplog, sync):
+def test_logs_tell_the_story_without_the_secret(
+    fast_config: dict[str, Any], caplog: pytest.LogCaptureFixture, sync: Callable[..., Any]
+) -> None:
     caplog.set_level(logging.DEBUG)
 
     output = sync(fast_config)
@@ -162,7 +181,9 @@ def test_logs_tell_the_story_without_the_secret(fast_config, caplog, sync):
     assert "Bookmark created_date advances to" in text
 
 
-def test_cli_sync_with_state_file_and_temp_files_cleaned_up(small_sandbox, tmp_path, fast_settings):
+def test_cli_sync_with_state_file_and_temp_files_cleaned_up(
+    small_sandbox: Sandbox, tmp_path: Path, fast_settings: dict[str, Any]
+) -> None:
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(small_sandbox.tap_config(**fast_settings)))
     scratch = tmp_path / "tmp"

@@ -5,11 +5,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tap_spaaza_users.errors import SpaazaConfigError
 from tap_spaaza_users.tap import CONFIG_SCHEMA, TapSpaazaUsers
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
 
 SECRET = "s3cr3t-never-shown"  # noqa: S105
 
@@ -21,16 +26,19 @@ VALID = {
 }
 
 
-def run_cli(*args: str, config: dict | None = None, tmp_path=None) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, config: dict | None = None, tmp_path: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     argv = [sys.executable, "-m", "tap_spaaza_users", *args]
     if config is not None:
+        assert tmp_path is not None
         path = tmp_path / "config.json"
         path.write_text(json.dumps(config))
         argv += ["--config", str(path)]
     return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
 
 
-def test_settings_are_declared_with_titles_descriptions_and_secrets():
+def test_settings_are_declared_with_titles_descriptions_and_secrets() -> None:
     properties = CONFIG_SCHEMA["properties"]
     for name in (
         "api_url",
@@ -61,7 +69,7 @@ def test_settings_are_declared_with_titles_descriptions_and_secrets():
     assert properties["on_invalid_row"]["default"] == "fail"
 
 
-def test_valid_settings_build_a_tap_with_the_users_stream():
+def test_valid_settings_build_a_tap_with_the_users_stream() -> None:
     tap = TapSpaazaUsers(config=VALID, parse_env_config=False)
     stream = tap.streams["users"]
     assert stream.primary_keys == ["id"]
@@ -102,7 +110,9 @@ def test_valid_settings_build_a_tap_with_the_users_stream():
         ),
     ],
 )
-def test_invalid_settings_fail_naming_the_setting_and_the_fix(override, setting, hint):
+def test_invalid_settings_fail_naming_the_setting_and_the_fix(
+    override: dict[str, Any], setting: str, hint: str
+) -> None:
     with pytest.raises(SpaazaConfigError) as caught:
         TapSpaazaUsers(config={**VALID, **override}, parse_env_config=False)
     message = str(caught.value)
@@ -111,17 +121,17 @@ def test_invalid_settings_fail_naming_the_setting_and_the_fix(override, setting,
     assert SECRET not in message
 
 
-def test_plain_http_is_allowed_for_loopback_hosts_only():
+def test_plain_http_is_allowed_for_loopback_hosts_only() -> None:
     for url in ("http://127.0.0.1:8080", "http://localhost:1", "http://[::1]:9"):
         TapSpaazaUsers(config={**VALID, "api_url": url}, parse_env_config=False)
 
 
-def test_schema_types_are_enforced_too():
+def test_schema_types_are_enforced_too() -> None:
     with pytest.raises(SpaazaConfigError, match="chain_id must be a positive integer"):
         TapSpaazaUsers(config={**VALID, "chain_id": "12x"}, parse_env_config=False)
 
 
-def test_cli_reports_invalid_settings_in_one_line_without_traceback(tmp_path):
+def test_cli_reports_invalid_settings_in_one_line_without_traceback(tmp_path: Path) -> None:
     # A non-loopback http URL: the tap must stop before any connection is tried.
     config = {**VALID, "api_url": "http://203.0.113.9"}
     result = run_cli(config=config, tmp_path=tmp_path)
@@ -132,7 +142,7 @@ def test_cli_reports_invalid_settings_in_one_line_without_traceback(tmp_path):
     assert result.stdout == ""
 
 
-def test_cli_version_about_and_discover(tmp_path):
+def test_cli_version_about_and_discover(tmp_path: Path) -> None:
     version = run_cli("--version")
     assert version.returncode == 0
     assert "tap-spaaza-users v" in version.stdout
