@@ -195,10 +195,11 @@ class UsersExport:
         return self.client.download_url(task_id)
 
     def _failure(self, task_id: int) -> SpaazaTaskFailedError:
-        """Build the error for a task in ERROR, quoting its log lines."""
+        """Build the error for a task in ERROR, quoting its ERROR/WARNING log lines (or all)."""
         task = self.client.get_task(task_id, log_limit=ERROR_LOG_LIMIT)
-        lines = [_log_line(entry) for entry in task.get("logs") or []]
-        lines = [line for line in lines if line][-ERROR_LOG_LINES:]
+        entries = [entry for entry in task.get("logs") or [] if _log_line(entry)]
+        serious = [entry for entry in entries if _level(entry) in ("ERROR", "WARNING")]
+        lines = [_log_line(entry) for entry in serious or entries][-ERROR_LOG_LINES:]
         detail = " | ".join(lines) if lines else "Spaaza gave no log lines"
         msg = (
             f"Export task {task_id} ended in ERROR: {detail}. "
@@ -221,6 +222,11 @@ class UsersExport:
             "exports, or check Spaaza's task queue."
         )
         raise SpaazaTaskTimeoutError(msg)
+
+
+def _level(entry: object) -> str:
+    """The upper-cased level of a task log entry, or an empty string."""
+    return str(entry.get("level") or "").upper() if isinstance(entry, dict) else ""
 
 
 def _log_line(entry: object) -> str:

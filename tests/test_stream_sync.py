@@ -213,3 +213,70 @@ def test_cli_sync_with_state_file_and_temp_files_cleaned_up(
     assert list(scratch.iterdir()) == []
     assert small_sandbox.token_secret not in first.stderr + second.stderr
     assert tempfile.gettempdir() != str(scratch)
+
+
+def test_expired_download_url_is_refreshed_not_recreated(
+    small_sandbox: Sandbox, fast_config: dict[str, Any], sync: Callable[..., Any]
+) -> None:
+    small_sandbox.inject("url_expired")
+
+    output = sync(fast_config)
+
+    assert output.error is None
+    assert len(output.records) == len(small_sandbox.users())
+    assert len(small_sandbox.tasks) == 1
+    url_calls = [r for r in small_sandbox.requests if r.path.endswith("/download_url")]
+    assert len(url_calls) == 2
+
+
+def test_dropped_download_resumes_without_emitting_a_record_twice(
+    small_sandbox: Sandbox, fast_config: dict[str, Any], sync: Callable[..., Any]
+) -> None:
+    small_sandbox.inject("drop_connection", after_bytes=9000)
+    small_sandbox.inject("gzip", mode="raw")
+
+    output = sync(fast_config)
+
+    assert output.error is None
+    assert len(output.records) == len(output.ids) == len(small_sandbox.users())
+
+
+def test_storage_download_carries_no_credentials(
+    small_sandbox: Sandbox, fast_config: dict[str, Any], sync: Callable[..., Any]
+) -> None:
+    output = sync(fast_config)
+
+    assert output.error is None
+    storage = [r for r in small_sandbox.requests if r.server == "storage"]
+    assert storage
+    for request in storage:
+        headers = {name.lower() for name in request.headers}
+        assert "authorization" not in headers
+        assert "cookie" not in headers
+    api = [r for r in small_sandbox.requests if r.server == "api"]
+    assert all("authorization" in {n.lower() for n in r.headers} for r in api)
+
+
+def test_cli_failure_is_one_clear_line_and_debug_logs_hold_no_secret(
+    small_sandbox: Sandbox, fast_settings: dict[str, Any], tmp_path: Path
+) -> None:
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(small_sandbox.tap_config(**fast_settings)))
+    small_sandbox.inject("task_error", logs=["Segment index is being rebuilt"])
+    env = {**os.environ, "TAP_SPAAZA_USERS_LOGLEVEL": "DEBUG"}
+
+    result = subprocess.run(
+        [sys.executable, "-m", "tap_spaaza_users", "--config", str(config_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if "ERROR" in line]
+    assert any("ended in ERROR: ERROR Segment index is being rebuilt" in e for e in errors)
+    assert "Traceback" not in result.stderr
+    assert "DEBUG" in result.stderr
+    assert small_sandbox.token_secret not in result.stderr + result.stdout
