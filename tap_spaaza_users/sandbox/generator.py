@@ -88,7 +88,7 @@ class UserGenerator:
         recency, frequency, monetary = rnd.randint(1, 5), rnd.randint(1, 5), rnd.randint(1, 5)
         purchases = rnd.randint(0, 200)
         points = rnd.randint(0, 8000)
-        tier = max(t for t in TIERS if t[2] <= points)
+        tier = max((t for t in TIERS if t[2] <= points), key=lambda t: t[2])
         next_tier = next((t for t in TIERS if t[2] > points), None)
         reached = created + rnd.randint(0, max(1, age_days)) * _DAY // 2
         opted_in = _chance(rnd, 0.8)
