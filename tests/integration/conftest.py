@@ -127,11 +127,25 @@ def clean_env() -> dict[str, str]:
     return env
 
 
+def private_sys_dir(tmp_path: Path) -> Path:
+    """Return a Meltano system dir of the test's own that shares the installed plugins.
+
+    Its system database (state), run files and logs are the test's alone, so tests never
+    clobber the demo's state or race another run; the plugins' virtual environments are
+    links to the project's, installed once.
+    """
+    sys_dir = tmp_path / "meltano-sys"
+    sys_dir.mkdir()
+    for plugin_type in ("extractors", "loaders"):
+        (sys_dir / plugin_type).symlink_to(PROJECT_ROOT / ".meltano" / plugin_type)
+    return sys_dir
+
+
 @pytest.fixture
 def meltano(meltano_installed: Path, tmp_path: Path) -> Meltano:
-    """Return a meltano runner whose state and outputs live in this test's temp dir."""
+    """Return a meltano runner whose state, run files and outputs live in the test's temp dir."""
     env = clean_env()
-    env["MELTANO_DATABASE_URI"] = f"sqlite:///{tmp_path / 'meltano.db'}"
+    env["MELTANO_SYS_DIR_ROOT"] = str(private_sys_dir(tmp_path))
     env["TARGET_JSONL_DESTINATION_PATH"] = str(tmp_path / "jsonl")
     env["TARGET_DUCKDB_FILEPATH"] = str(tmp_path / "warehouse.duckdb")
     return Meltano(executable=meltano_installed, workdir=tmp_path, env=env)
