@@ -30,7 +30,7 @@ _CONVERSION_ERRORS = (ValueError, KeyError, TypeError, ArithmeticError)
 _NEEDS_NUL_WORKAROUND = sys.version_info < (3, 11)
 _NUL_STAND_IN = "\ufdd0"  # a noncharacter, never in real text; swapped back after parsing
 
-_BOOLEANS: dict[str, bool | None] = {"": None}
+_BOOLEANS: dict[str, bool] = {}
 for _word, _value in {
     "true": True,
     "false": False,
@@ -43,67 +43,65 @@ for _word, _value in {
         _BOOLEANS[_spelling] = _value
 
 
-def to_boolean(value: str) -> bool | None:
-    """Type a boolean cell: true/false, 1/0, yes/no in any case; empty is None."""
+def to_boolean(value: str) -> bool:
+    """Type a boolean cell: true/false, 1/0, yes/no in any case."""
     try:
         return _BOOLEANS[value]
     except KeyError:
         word = value.lower()
-        if word in _BOOLEANS and word:
+        if word in _BOOLEANS:
             return _BOOLEANS[word]
         raise
 
 
-def to_integer(value: str) -> int | None:
-    """Type an integer cell; empty is None."""
-    return int(value) if value else None
-
-
-def to_decimal(value: str) -> Decimal | None:
-    """Type a decimal cell keeping every digit; empty is None; NaN and infinities are rejected."""
-    if not value:
-        return None
+def to_decimal(value: str) -> Decimal:
+    """Type a decimal cell keeping every digit; NaN and infinities are rejected."""
     number = Decimal(value)
-    if not number.is_finite():
-        raise InvalidOperation(value)
-    return number
+    if number.is_finite():
+        return number
+    raise InvalidOperation(value)
 
 
-def to_date(value: str) -> str | None:
-    """Type a date cell as YYYY-MM-DD; empty is None."""
-    if not value:
-        return None
-    return date.fromisoformat(value[:10] if len(value) > 10 else value).isoformat()  # noqa: PLR2004
+def to_date(value: str) -> str:
+    """Type a date cell as YYYY-MM-DD."""
+    if len(value) == 10 and value[4:8:3] == "--":  # noqa: PLR2004 - the file's own format
+        _date_from_iso(value)  # validates
+        return value
+    return _date_from_iso(value).isoformat()
 
 
-def to_date_time(value: str) -> str | None:
-    """Type a date-time cell as RFC 3339 UTC (`YYYY-MM-DDTHH:MM:SS+00:00`); empty is None.
+def to_date_time(value: str) -> str:
+    """Type a date-time cell as RFC 3339 UTC (`YYYY-MM-DDTHH:MM:SS+00:00`).
 
     The file's own format (`YYYY-MM-DD HH:MM:SS`, UTC) takes a fast path; ISO 8601 with `T`
     and `Z` or an offset is converted to UTC. Fractional seconds are kept when present.
     """
-    if not value:
-        return None
-    if len(value) == 19 and value[10] in " T":  # noqa: PLR2004
-        datetime.fromisoformat(value)  # validates; raises ValueError
-        return value[:10] + "T" + value[11:] + "+00:00"
-    if len(value) < 16 or value[10] not in " Tt":  # noqa: PLR2004
+    if len(value) == 19 and value[4:17:3] in _PLAIN_DATE_TIME_MARKS:  # noqa: PLR2004
+        _date_time_from_iso(value)  # validates
+        return value.replace(" ", "T") + "+00:00"
+    if len(value) < 16 or value[10] not in " Tt":  # noqa: PLR2004 - a date-time, not a date
         raise ValueError(value)
-    text = value[:-1] + "+00:00" if value[-1] in "Zz" else value
-    parsed = datetime.fromisoformat(text)
+    parsed = _date_time_from_iso(value[:-1] + "+00:00" if value[-1] in "Zz" else value)
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    else:
-        parsed = parsed.astimezone(timezone.utc)
-    return parsed.isoformat()
+        return parsed.replace(tzinfo=timezone.utc).isoformat()
+    return parsed.astimezone(timezone.utc).isoformat()
 
 
+_date_from_iso = date.fromisoformat
+_date_time_from_iso = datetime.fromisoformat
+_PLAIN_DATE_TIME_MARKS = ("-- ::", "--T::")  # characters 4, 7, 10, 13 and 16
+
+#: How each non-string column type is converted (values are never empty here).
 CONVERTERS: dict[ColumnType, Callable[[str], Any]] = {
-    ColumnType.INTEGER: to_integer,
+    ColumnType.INTEGER: int,
     ColumnType.BOOLEAN: to_boolean,
     ColumnType.DECIMAL: to_decimal,
     ColumnType.DATE: to_date,
     ColumnType.DATE_TIME: to_date_time,
+}
+#: The same, tuned for the common spellings; a row they reject is retried with CONVERTERS.
+FAST_CONVERTERS: dict[ColumnType, Callable[[str], Any]] = CONVERTERS | {
+    ColumnType.BOOLEAN: _BOOLEANS.__getitem__,
 }
 
 
@@ -119,6 +117,11 @@ def _without_nul(lines: Iterator[str]) -> Iterator[str]:
     """Hide NUL from old csv modules that reject it (restored in the parsed values)."""
     for line in lines:
         yield line.replace("\x00", _NUL_STAND_IN) if "\x00" in line else line
+
+
+def _typed(name: str) -> bool:
+    """Whether a column's values are converted (known and not a string)."""
+    return USER_COLUMNS.get(name, ColumnType.STRING) is not ColumnType.STRING
 
 
 def _shorten(value: str) -> str:
@@ -254,28 +257,42 @@ class UsersCsvReader:
 
     def _records(self) -> Iterator[Record]:
         """Type each well-formed row with converters chosen once, by column position."""
-        names = self.columns
+        strings = [
+            (position, name) for position, name in enumerate(self.columns) if not _typed(name)
+        ]
         typed = [
-            (position, name, CONVERTERS[USER_COLUMNS[name]])
-            for position, name in enumerate(names)
-            if USER_COLUMNS.get(name, ColumnType.STRING) is not ColumnType.STRING
+            (position, name, FAST_CONVERTERS[USER_COLUMNS[name]])
+            for position, name in enumerate(self.columns)
+            if _typed(name)
         ]
         missing = dict.fromkeys(self.missing_columns)
         for line, row in self._rows():
-            record = {name: value or None for name, value in zip(names, row, strict=True)}
+            record = {name: row[position] or None for position, name in strings}
             try:
                 for position, name, convert in typed:
-                    record[name] = convert(row[position])
+                    value = row[position]
+                    record[name] = convert(value) if value else None
             except _CONVERSION_ERRORS:
-                kind = USER_COLUMNS[name].value
-                self._invalid(
-                    line, f"column {name!r}: {_shorten(row[position])} is not a valid {kind}"
-                )
-                continue
+                if not self._retype(line, row, record):
+                    continue
             if missing:
                 record.update(missing)
             self.rows += 1
             yield record
+
+    def _retype(self, line: int, row: list[str], record: Record) -> bool:
+        """Convert a row the fast converters rejected with the complete ones; False if invalid."""
+        for position, name in enumerate(self.columns):
+            value = row[position]
+            if value and _typed(name):
+                kind = USER_COLUMNS[name]
+                try:
+                    record[name] = CONVERTERS[kind](value)
+                except _CONVERSION_ERRORS:
+                    why = f"column {name!r}: {_shorten(value)} is not a valid {kind.value}"
+                    self._invalid(line, why)
+                    return False
+        return True
 
     def _rows(self) -> Iterator[tuple[int, list[str]]]:
         """Yield (first physical line, fields) of each data row with the header's field count."""
