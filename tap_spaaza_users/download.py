@@ -25,6 +25,7 @@ CHUNK_SIZE = 1024 * 1024
 MAX_REDIRECTS = 5
 PROGRESS_EVERY_SECONDS = 30.0
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_BODY_STATUSES = frozenset({200, 206, 416})
 _TRANSIENT = frozenset({408, 429, 500, 502, 503, 504})
 _BODY_ERRORS = (
     requests.ConnectionError,
@@ -182,9 +183,19 @@ def _retry_after(response: requests.Response) -> float | None:
         return None
 
 
-def _open(session: requests.Session, url: str, offset: int, timeout: float) -> requests.Response:
-    """GET the URL from `offset`, following only https redirects and forwarding nothing."""
-    headers = {"Range": f"bytes={offset}-"} if offset else {}
+def _open(
+    session: requests.Session, url: str, writer: _Writer, timeout: float
+) -> requests.Response:
+    """GET the URL from the writer's offset, following only https redirects, forwarding nothing.
+
+    A resume carries `If-Range` with the file's (strong) ETag, so a file that changed in the
+    meantime comes back whole (200) instead of as a mismatched tail.
+    """
+    headers = {}
+    if writer.offset:
+        headers["Range"] = f"bytes={writer.offset}-"
+        if writer.etag and not writer.etag.startswith("W/"):
+            headers["If-Range"] = writer.etag
     for _ in range(MAX_REDIRECTS + 1):
         session.cookies.clear()
         response = session.get(
@@ -231,6 +242,7 @@ class _Writer:
         self.offset = 0
         self.last_log = started
         self.encoding: str | None = None
+        self.etag: str | None = None
 
     def restart(self) -> None:
         """Discard what was written: storage is sending the file from its start."""
@@ -239,8 +251,17 @@ class _Writer:
         self.offset = 0
 
     def drain(self, response: requests.Response) -> None:
-        """Copy the body to the file; raises on a dropped connection (bytes kept)."""
-        for chunk in response.raw.stream(CHUNK_SIZE, decode_content=False):
+        """Copy the body to the file; raises on a dropped connection (bytes received are kept).
+
+        `read1` hands over whatever has arrived, so a stall that ends in a read timeout loses
+        nothing already received (older urllib3 without it: whole chunks only).
+        """
+        raw = response.raw
+        if hasattr(raw, "read1"):
+            chunks = iter(lambda: raw.read1(CHUNK_SIZE, decode_content=False), b"")
+        else:  # pragma: no cover - urllib3 < 2.3
+            chunks = raw.stream(CHUNK_SIZE, decode_content=False)
+        for chunk in chunks:
             self.out.write(chunk)
             self.offset += len(chunk)
             now = time.monotonic()
@@ -251,26 +272,32 @@ class _Writer:
                 )
 
 
-def _handle_status(response: requests.Response, attempts: _Attempts, writer: _Writer) -> str | None:
+def _handle_status(response: requests.Response, attempts: _Attempts, writer: _Writer) -> str:
     """Decide what a response means: 'body', 'refresh', 'retry' or 'done'."""
     status = response.status_code
-    if status == 200:  # noqa: PLR2004
-        if writer.offset:
-            writer.restart()  # storage ignored Range: start the file over
-        return "body"
-    if status == 206:  # noqa: PLR2004
-        if _range_start(response) != writer.offset:
-            writer.restart()
-            return "retry"
-        return "body"
-    if status == 416 and writer.offset:  # noqa: PLR2004
-        return "done"  # nothing left after our offset
-    if status == 403:  # noqa: PLR2004
+    if status in _BODY_STATUSES:
+        return _range_outcome(response, writer)
+    if status == 403:  # noqa: PLR2004 - expired or rejected signature
         return "refresh"
     if status in _TRANSIENT:
         return "retry"
     why = f"storage answered HTTP {status}"
     raise attempts.fail(why)
+
+
+def _range_outcome(response: requests.Response, writer: _Writer) -> str:
+    """Match a 200/206/416 to what the file holds so far; restart the file if they disagree."""
+    status = response.status_code
+    if status == 200:  # noqa: PLR2004 - the whole file (storage ignored Range, or If-Range)
+        if writer.offset:
+            writer.restart()
+        return "body"
+    if status == 206 and _range_start(response) == writer.offset:  # noqa: PLR2004
+        return "body"
+    if status == 416 and response.headers.get("Content-Range") == f"bytes */{writer.offset}":  # noqa: PLR2004
+        return "done"  # every byte is already here
+    writer.restart()
+    return "retry"
 
 
 class _Download:
@@ -287,7 +314,7 @@ class _Download:
     def request(self, url: str) -> str:
         """GET the URL from the current offset and copy what comes: 'done', 'refresh', 'again'."""
         try:
-            response = _open(self.session, url, self.writer.offset, self.timeout)
+            response = _open(self.session, url, self.writer, self.timeout)
         except (requests.ConnectionError, requests.Timeout) as exc:
             self.retry(f"connection failed ({type(exc).__name__})", None)
             return "again"
@@ -314,6 +341,7 @@ class _Download:
         """Copy a 200/206 body; decide whether the file is complete."""
         writer = self.writer
         writer.encoding = response.headers.get("Content-Encoding") or writer.encoding
+        writer.etag = response.headers.get("ETag") or writer.etag
         total = _expected_total(response, writer.offset)
         try:
             writer.drain(response)

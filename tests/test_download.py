@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
@@ -24,13 +25,18 @@ USER_AGENT = "tap-spaaza-users/test"
 
 
 def fetch(
-    urls: Callable[[], str], dest: Path, *, max_retries: int = 5, max_url_refreshes: int = 3
+    urls: Callable[[], str],
+    dest: Path,
+    *,
+    max_retries: int = 5,
+    max_url_refreshes: int = 3,
+    timeout: float = 5.0,
 ) -> DownloadResult:
     """Download with short timeouts and backoff, as every test here wants."""
     return download_export(
         urls,
         dest,
-        timeout=5.0,
+        timeout=timeout,
         user_agent=USER_AGENT,
         logger=LOGGER,
         max_url_refreshes=max_url_refreshes,
@@ -165,6 +171,60 @@ def test_server_ignoring_range_restarts_the_file(storage: LocalStorage, tmp_path
     assert server.requests[1]["headers"]["Range"] == "bytes=5000-"
     assert (tmp_path / "f.csv").read_bytes() == BODY
     assert result.bytes == len(BODY)
+
+
+def test_stalled_body_times_out_and_resumes(storage: LocalStorage, tmp_path: Path) -> None:
+    def script(handler: BaseHTTPRequestHandler, n: int) -> None:
+        if n == 1:
+            send(handler, 200, BODY[:7000], length=len(BODY))
+            handler.wfile.flush()
+            time.sleep(0.6)  # longer than the read timeout
+        else:
+            rng = {"Content-Range": f"bytes 7000-{len(BODY) - 1}/{len(BODY)}"}
+            send(handler, 206, BODY[7000:], rng)
+
+    server = storage
+    server.script = script
+    result = fetch(server.url, tmp_path / "f.csv", timeout=0.2)
+    assert result.resumes == 1
+    assert server.requests[1]["headers"]["Range"] == "bytes=7000-"
+    assert (tmp_path / "f.csv").read_bytes() == BODY
+
+
+def test_resume_asks_if_range_and_a_changed_file_restarts(
+    storage: LocalStorage, tmp_path: Path
+) -> None:
+    changed = BODY[::-1]
+
+    def script(handler: BaseHTTPRequestHandler, n: int) -> None:
+        if n == 1:
+            send(handler, 200, BODY[:3000], {"ETag": '"v1"'}, length=len(BODY))
+        else:  # the object was replaced: If-Range does not match, so the whole new file
+            send(handler, 200, changed, {"ETag": '"v2"'})
+
+    server = storage
+    server.script = script
+    result = fetch(server.url, tmp_path / "f.csv")
+    assert server.requests[1]["headers"]["If-Range"] == '"v1"'
+    assert server.requests[1]["headers"]["Range"] == "bytes=3000-"
+    assert (tmp_path / "f.csv").read_bytes() == changed
+    assert result.bytes == len(changed)
+
+
+def test_range_past_the_end_means_the_file_is_complete(
+    storage: LocalStorage, tmp_path: Path
+) -> None:
+    def script(handler: BaseHTTPRequestHandler, n: int) -> None:
+        if n == 1:  # announces 10 bytes more than the file holds
+            send(handler, 200, BODY, length=len(BODY) + 10)
+        else:
+            send(handler, 416, b"", {"Content-Range": f"bytes */{len(BODY)}"})
+
+    server = storage
+    server.script = script
+    result = fetch(server.url, tmp_path / "f.csv")
+    assert (tmp_path / "f.csv").read_bytes() == BODY
+    assert result.resumes == 1
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504, 429])
