@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import pytest
 from jsonschema import Draft7Validator, FormatChecker
 
+from tap_spaaza_users import records
 from tap_spaaza_users.columns import USER_COLUMNS, ColumnType, users_json_schema
 from tap_spaaza_users.errors import SpaazaInvalidRowError
 from tap_spaaza_users.records import UsersCsvReader
@@ -306,3 +307,29 @@ def test_records_validate_against_the_stream_schema(tmp_path: Path) -> None:
         for record in reader:
             validator.validate(record)
     assert reader.rows == 2
+
+
+def test_nul_bytes_are_kept_where_csv_rejects_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(records, "_NEEDS_NUL_WORKAROUND", True)  # the Python 3.10 path
+    header = [*USER_COLUMNS, "odd\x00name"]
+    rows = [user_row(last_name="a\x00b", first_name="\x00") | {"odd\x00name": "x\x00"}]
+    with UsersCsvReader(
+        write_csv(tmp_path / "u.csv", rows, header=header), task_id=1, logger=LOGGER
+    ) as reader:
+        [record] = list(reader)
+    assert reader.extra_columns == ["odd\x00name"]
+    assert (record["last_name"], record["first_name"]) == ("a\x00b", "\x00")
+    assert record["odd\x00name"] == "x\x00"
+
+
+def test_bad_quoting_skips_one_row_and_reading_goes_on(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "u.csv", [user_row(id="1")])
+    good = path.read_text().splitlines()[1]
+    broken = '2,"quoted"then-text' + "," * (len(USER_COLUMNS) - 2)
+    path.write_text(path.read_text() + broken + "\n" + "3" + good[1:] + "\n")
+    with UsersCsvReader(path, task_id=1, on_invalid_row="skip", logger=LOGGER) as reader:
+        ids = [record["id"] for record in reader]
+    assert reader.skipped_rows == 1
+    assert ids == [1, 3]
