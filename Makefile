@@ -44,7 +44,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
 
 typecheck: $(VENV)/.installed
-	$(VENV)/bin/mypy tap_spaaza_users tests scripts
+	$(VENV)/bin/mypy --explicit-package-bases tap_spaaza_users tests scripts
 
 pytest: setup
 	$(VENV)/bin/pytest
