@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.cookiejar
 import logging
 import random
+import re
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
@@ -81,7 +82,10 @@ def redact_url(url: str) -> str:
 
 
 class _QueryRedactor(logging.Filter):
-    """Masks signed query strings in urllib3's DEBUG lines (which print the request path)."""
+    """Masks query strings in urllib3's DEBUG lines (which print the request path and query).
+
+    Active while a download runs: whatever encoding the query went out in, no `?...` survives.
+    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -91,10 +95,11 @@ class _QueryRedactor(logging.Filter):
         if self.hidden:
             message = record.getMessage()
             if "?" in message:
-                for query in list(self.hidden):
-                    message = message.replace(query, "<redacted>")
-                record.msg, record.args = message, ()
+                record.msg, record.args = _QUERY.sub("?<redacted>", message), ()
         return True
+
+
+_QUERY = re.compile(r"\?[^\s\"']*")
 
 
 _REDACTOR = _QueryRedactor()
@@ -173,6 +178,11 @@ class _Attempts:
         if retry_after is not None:
             delay = min(self.backoff_cap, max(delay, retry_after))
         time.sleep(delay)
+
+
+def _is_https_or_loopback(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme == "https" or parts.hostname in {"127.0.0.1", "::1", "localhost"}
 
 
 def _retry_after(response: requests.Response) -> float | None:
@@ -318,6 +328,9 @@ class _Download:
         except (requests.ConnectionError, requests.Timeout) as exc:
             self.retry(f"connection failed ({type(exc).__name__})", None)
             return "again"
+        except requests.RequestException as exc:  # e.g. a malformed URL: not worth retrying
+            why = f"request failed ({type(exc).__name__})"
+            raise self.attempts.fail(why) from None
         with response:
             action = _handle_status(response, self.attempts, self.writer)
             if action == "refresh":
@@ -411,6 +424,8 @@ def download_export(  # noqa: PLR0913
     attempts = _Attempts(max_url_refreshes, max_resumes, max_retries, backoff_base, backoff_cap)
     url = url_provider()
     logger.info("Downloading export file from %s", redact_url(url))
+    if not _is_https_or_loopback(url):
+        logger.warning("The download URL is not https: the file travels unencrypted")
     started = time.monotonic()
     with (
         _HiddenQueries() as hidden,
@@ -430,7 +445,7 @@ def download_export(  # noqa: PLR0913
         dest, size, seconds, encoding, attempts.resumes, attempts.url_refreshes, attempts.retries
     )
     logger.info(
-        "Downloaded export file: %d bytes in %.1f s (%.2f MB/s)",
+        "Downloaded export file: %d bytes in %.2f s (%.1f MB/s)",
         result.bytes,
         seconds,
         result.megabytes_per_second,
