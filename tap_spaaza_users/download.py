@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.cookiejar
 import logging
 import random
@@ -17,10 +18,8 @@ import urllib3.exceptions
 from tap_spaaza_users.errors import SpaazaDownloadError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
     from pathlib import Path
-
-    from typing_extensions import Self
 
 CHUNK_SIZE = 1024 * 1024
 MAX_REDIRECTS = 5
@@ -89,41 +88,27 @@ class _QueryRedactor(logging.Filter):
 
     def __init__(self) -> None:
         super().__init__()
-        self.hidden: set[str] = set()
+        self.active = 0
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.hidden:
+        if self.active:
             message = record.getMessage()
             if "?" in message:
                 record.msg, record.args = _QUERY.sub("?<redacted>", message), ()
         return True
 
+    @contextlib.contextmanager
+    def during_download(self) -> Iterator[None]:
+        self.active += 1
+        try:
+            yield
+        finally:
+            self.active -= 1
+
 
 _QUERY = re.compile(r"\?[^\s\"']*")
-
-
 _REDACTOR = _QueryRedactor()
 logging.getLogger("urllib3.connectionpool").addFilter(_REDACTOR)
-
-
-class _HiddenQueries:
-    """Keeps the query strings of the URLs in use out of urllib3's logs while in scope."""
-
-    def __init__(self) -> None:
-        self.queries: list[str] = []
-
-    def add(self, url: str) -> None:
-        query = urlsplit(url).query
-        if query:
-            self.queries.append(query)
-            _REDACTOR.hidden.add(query)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        for query in self.queries:
-            _REDACTOR.hidden.discard(query)
 
 
 class _StripAuthorization(requests.auth.AuthBase):
@@ -428,16 +413,14 @@ def download_export(  # noqa: PLR0913
         logger.warning("The download URL is not https: the file travels unencrypted")
     started = time.monotonic()
     with (
-        _HiddenQueries() as hidden,
+        _REDACTOR.during_download(),
         storage_session(user_agent) as session,
         dest.open("wb") as out,
     ):
-        hidden.add(url)
         download = _Download(session, timeout, attempts, _Writer(out, logger, started))
         while (outcome := download.request(url)) != "done":
             if outcome == "refresh":
                 url = url_provider()
-                hidden.add(url)
         size = download.writer.offset
         encoding = download.writer.encoding
     seconds = time.monotonic() - started
