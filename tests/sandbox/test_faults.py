@@ -32,7 +32,7 @@ def _done_url(api: ApiClient) -> tuple[int, str]:
 def _raw_get(url: str) -> tuple[int, int, bytes]:
     """GET with http.client: (status, Content-Length, the bytes that actually arrived)."""
     parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=10)
     conn.request("GET", f"{parts.path}?{parts.query}")
     response = conn.getresponse()
     try:
