@@ -63,7 +63,32 @@ def make_fault(kind: str, params: dict[str, Any]) -> Fault:
         msg = "times must be at least 1"
         raise ValueError(msg)
     method, path = rest.pop("method", None), rest.pop("path", None)
+    _check_params(kind, rest)
     return Fault(kind, rest, times, method, path)
+
+
+#: fault kind -> (parameter, allowed values) checks made when the fault is armed
+_CHOICES: dict[str, tuple[str, frozenset[str]]] = {
+    "gzip": ("mode", frozenset({"content-encoding", "raw"})),
+    "malformed_rows": ("problem", frozenset({"field_count", "bad_value"})),
+}
+_STATUS_RANGE = range(100, 600)
+
+
+def _check_params(kind: str, params: dict[str, Any]) -> None:
+    """Refuse parameters a fault cannot honour.
+
+    Raises:
+        ValueError: a parameter has no such value.
+    """
+    if kind == "status" and int(params.get("status", 503)) not in _STATUS_RANGE:
+        msg = "status must be an HTTP status code"
+        raise ValueError(msg)
+    if kind in _CHOICES:
+        name, allowed = _CHOICES[kind]
+        if name in params and params[name] not in allowed:
+            msg = f"{kind} {name} must be one of {sorted(allowed)}"
+            raise ValueError(msg)
 
 
 class FaultStore:

@@ -186,7 +186,7 @@ class Engine:
         if task.code not in FINISHED:
             self.run(task)
             task.finished.wait(EXECUTE_TIMEOUT_SECONDS)
-        return task.state()
+        return task.state
 
     def reset(self) -> None:
         """Forget every task and restore the default CSV dialect."""

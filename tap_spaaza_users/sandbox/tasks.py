@@ -53,6 +53,7 @@ class Task:
         """Append a log entry."""
         self.logs.append({"date": iso_z(when) or "", "level": level, "message": message})
 
+    @property
     def state(self) -> dict[str, Any]:
         """Return the task's ``state`` object."""
         return {
@@ -68,7 +69,7 @@ class Task:
             "id": self.id,
             "chain": self.chain,
             "desc": self.desc,
-            "state": self.state(),
+            "state": self.state,
             "trigger": self.trigger,
             "target": self.target,
             "logs": self.logs[offset : offset + log_limit],

@@ -209,3 +209,13 @@ def test_faults_can_be_listed_and_cleared(api: ApiClient) -> None:
 def test_unknown_fault_kind_is_refused(api: ApiClient) -> None:
     with pytest.raises(ValueError, match="unknown fault kind"):
         api.sb.inject("meteor")
+
+
+@pytest.mark.parametrize(
+    ("kind", "params"),
+    [("status", {"status": 99}), ("gzip", {"mode": "brotli"}),
+     ("malformed_rows", {"problem": "upside_down"}), ("url_expired", {"times": 0})],
+)  # fmt: skip
+def test_impossible_fault_parameters_are_refused(api: ApiClient, kind: str, params: dict) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        api.sb.inject(kind, **params)

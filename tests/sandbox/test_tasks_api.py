@@ -147,3 +147,12 @@ def test_unknown_extra_fields_are_kept_on_the_task(api: ApiClient) -> None:
     body["campaign_id"] = 3
     task = api.call("POST", "/tasks", json=body).json()
     assert task["campaign_id"] == 3
+
+
+def test_tasks_can_be_inspected_in_process(api: ApiClient) -> None:
+    task_id = api.create()["id"]
+    api.wait(task_id)
+    task = api.sb.tasks[task_id]
+    assert task.state["code"] == "DONE"
+    assert task.trigger["once"].endswith("Z")
+    assert task.rows == 1000
