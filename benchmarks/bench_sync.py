@@ -1,0 +1,278 @@
+"""Benchmark: the tap end to end (per-record and BATCH) against a bare csv-to-json floor."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import psutil
+import requests
+
+TARGET = {"action": "export", "export_index": "users", "export_format": "csv"}
+PER_RECORD_TARGET = 1.5
+BATCH_TARGET = 1.2
+RSS_TARGET_MB = 150
+EMITTED = re.compile(r"Emitted (\d+) users from task")
+DONE = re.compile(r"Export task \d+ is DONE")
+
+
+@dataclass
+class Run:
+    """One measured run: rows, seconds after the export was ready, end-to-end seconds."""
+
+    rows: int
+    work: float
+    total: float = 0.0
+    peak_rss: int = 0
+    api_calls: int = 0
+    storage_calls: int = 0
+
+
+class PeakRss:
+    """Samples a process's RSS in a thread and keeps the peak."""
+
+    def __init__(self, pid: int, interval: float = 0.02) -> None:
+        """Watch process ``pid``."""
+        self.process = psutil.Process(pid)
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.peak = max(self.peak, self.process.memory_info().rss)
+            except psutil.Error:
+                return
+            time.sleep(self.interval)
+
+    def __enter__(self) -> PeakRss:  # noqa: PYI034 - Self needs Python 3.11
+        """Start sampling."""
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        """Stop sampling."""
+        self._stop.set()
+        self._thread.join()
+
+
+def start_sandbox(users: int, workdir: Path) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    """Start ``spaaza-sandbox`` (tasks finish as soon as the file is written)."""
+    ready = workdir / f"ready-{users}.json"
+    command = [
+        sys.executable, "-m", "tap_spaaza_users.sandbox", "--port", "0", "--users", str(users),
+        "--task-base-seconds", "0", "--task-seconds-per-1k", "0", "--ready-file", str(ready),
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while not ready.exists():
+        if process.poll() is not None:
+            msg = "the sandbox exited before it was ready"
+            raise RuntimeError(msg)
+        time.sleep(0.05)
+    return process, json.loads(ready.read_text(encoding="utf-8"))
+
+
+def _headers(info: dict[str, Any]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {info['token_id']}:{info['token_secret']}"}
+
+
+def export_url(info: dict[str, Any]) -> str:
+    """Create an export task with plain requests, run it, and return its download URL."""
+    api = info["url"]
+    once = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    body = {"chain": info["chain_id"], "desc": "floor", "target": TARGET,
+            "trigger": {"once": once}}  # fmt: skip
+    task = requests.post(f"{api}/tasks", json=body, headers=_headers(info), timeout=30).json()
+    state = requests.post(
+        f"{api}/tasks/{task['id']}/execute", headers=_headers(info), timeout=3600
+    ).json()
+    if state["code"] != "DONE":
+        msg = f"export ended {state['code']}"
+        raise RuntimeError(msg)
+    answer = requests.get(
+        f"{api}/tasks/{task['id']}/download_url", headers=_headers(info), timeout=30
+    )
+    return str(answer.json()["url"])
+
+
+def floor(info: dict[str, Any], workdir: Path) -> Run:
+    """The bare floor: download the file, then each CSV row to a JSON line, to /dev/null."""
+    url = export_url(info)
+    path = workdir / "floor.csv"
+    started = time.perf_counter()
+    with requests.get(url, stream=True, timeout=60) as response, path.open("wb") as file:
+        response.raise_for_status()
+        for chunk in response.iter_content(chunk_size=1 << 20):
+            file.write(chunk)
+    rows = 0
+    with (
+        path.open(encoding="utf-8", newline="") as source,
+        Path(os.devnull).open("w", encoding="utf-8") as sink,
+    ):
+        reader = csv.reader(source)
+        header = next(reader)
+        dumps, write = json.dumps, sink.write
+        for row in reader:
+            write(dumps(dict(zip(header, row))) + "\n")
+            rows += 1
+    seconds = time.perf_counter() - started
+    path.unlink()
+    return Run(rows=rows, work=seconds, total=seconds)
+
+
+def tap_command() -> list[str]:
+    """The installed ``tap-spaaza-users`` next to this interpreter (or on PATH)."""
+    beside = Path(sys.executable).parent / "tap-spaaza-users"
+    found = str(beside) if beside.exists() else shutil.which("tap-spaaza-users")
+    return [found] if found else [sys.executable, "-m", "tap_spaaza_users"]
+
+
+def tap_config(info: dict[str, Any], batch_root: Path | None) -> dict[str, Any]:
+    """Tap settings for the sandbox: fast polling, BATCH (jsonl + gzip) when a root is given."""
+    config: dict[str, Any] = {
+        "api_url": info["url"],
+        "chain_id": info["chain_id"],
+        "access_token_id": info["token_id"],
+        "access_token_secret": info["token_secret"],
+        "poll_interval_seconds": 0.05,
+        "poll_max_interval_seconds": 0.2,
+    }
+    if batch_root is not None:
+        config["batch_config"] = {
+            "encoding": {"format": "jsonl", "compression": "gzip"},
+            "storage": {"root": batch_root.as_uri()},
+            "batch_size": 100_000,
+        }
+    return config
+
+
+def run_tap(info: dict[str, Any], workdir: Path, *, batch: bool) -> Run:
+    """Run the tap as a subprocess (stdout to /dev/null); time it, sample its RSS, count calls."""
+    batch_root = workdir / "batches" if batch else None
+    config_path = workdir / "config.json"
+    config_path.write_text(json.dumps(tap_config(info, batch_root)), encoding="utf-8")
+    requests.delete(f"{info['url']}/_sandbox/requests", timeout=30)
+    done_at: list[float] = []
+    emitted: list[int] = []
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [*tap_command(), "--config", str(config_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    with PeakRss(process.pid) as rss:
+        assert process.stderr is not None  # noqa: S101
+        for line in process.stderr:
+            if not done_at and DONE.search(line):
+                done_at.append(time.perf_counter())
+            if match := EMITTED.search(line):
+                emitted.append(int(match.group(1)))
+        code = process.wait()
+    ended = time.perf_counter()
+    if code != 0 or not done_at or not emitted:
+        msg = f"the tap failed (exit {code}); run it by hand with {config_path} to see why"
+        raise RuntimeError(msg)
+    calls = requests.get(f"{info['url']}/_sandbox/requests", timeout=30).json()
+    if batch_root is not None:
+        shutil.rmtree(batch_root, ignore_errors=True)
+    return Run(
+        rows=sum(emitted),
+        work=ended - done_at[0],
+        total=ended - started,
+        peak_rss=rss.peak,
+        api_calls=sum(1 for call in calls if call["server"] == "api"),
+        storage_calls=sum(1 for call in calls if call["server"] == "storage"),
+    )
+
+
+def median_run(runs: list[Run]) -> Run:
+    """The medians of each measure over repeated runs."""
+    return Run(
+        rows=runs[0].rows,
+        work=statistics.median(run.work for run in runs),
+        total=statistics.median(run.total for run in runs),
+        peak_rss=int(statistics.median(run.peak_rss for run in runs)),
+        api_calls=int(statistics.median(run.api_calls for run in runs)),
+        storage_calls=int(statistics.median(run.storage_calls for run in runs)),
+    )
+
+
+def measure(users: int, repeat: int, workdir: Path) -> dict[str, Run]:
+    """Floor, per-record tap and BATCH tap, interleaved ``repeat`` times; their medians."""
+    process, info = start_sandbox(users, workdir)
+    try:
+        runs: dict[str, list[Run]] = {"floor": [], "tap": [], "batch": []}
+        for _ in range(repeat):
+            runs["floor"].append(floor(info, workdir))
+            runs["tap"].append(run_tap(info, workdir, batch=False))
+            runs["batch"].append(run_tap(info, workdir, batch=True))
+        return {name: median_run(items) for name, items in runs.items()}
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def report(users: int, repeat: int, results: dict[str, Run]) -> None:
+    """Print rows/s, ratios against the floor, peak RSS and API calls."""
+    base = results["floor"]
+    print(f"users: {users:,}  repeat: {repeat}  (medians; compare only within this run)")
+    print(
+        f"floor      {base.rows:>10,} rows  {base.work:7.2f} s  {base.rows / base.work:>10,.0f} rows/s"
+    )
+    for name, target in (("tap", PER_RECORD_TARGET), ("batch", BATCH_TARGET)):
+        run = results[name]
+        ratio = run.work / base.work
+        verdict = "OK" if ratio <= target else "ABOVE TARGET"
+        print(
+            f"{name:<10} {run.rows:>10,} rows  {run.work:7.2f} s  {run.rows / run.work:>10,.0f}"
+            f" rows/s  (end to end {run.total:.2f} s, peak RSS {run.peak_rss / 2**20:.0f} MB,"
+            f" {run.api_calls} API calls, {run.storage_calls} storage requests)"
+        )
+        print(f"ratio {name}/floor: {ratio:.2f} (target <= {target}) {verdict}")
+    rss_mb = results["tap"].peak_rss / 2**20
+    verdict = "OK" if rss_mb <= RSS_TARGET_MB else "ABOVE TARGET"
+    print(f"peak RSS per-record tap: {rss_mb:.0f} MB (target <= {RSS_TARGET_MB}) {verdict}")
+
+
+def main() -> int:
+    """Parse the options, measure, and print."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--users", type=int, default=1_000_000, help="sandbox population")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measure (medians)")
+    parser.add_argument(
+        "--compare-sizes", action="store_true", help="also measure 100,000 users: RSS flatness"
+    )
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
+        results = measure(args.users, args.repeat, Path(tmp))
+        report(args.users, args.repeat, results)
+        if args.compare_sizes:
+            small = measure(100_000, args.repeat, Path(tmp))
+            print("\npeak RSS by population (per-record / BATCH):")
+            for users, found in ((100_000, small), (args.users, results)):
+                print(
+                    f"  {users:>10,} users: {found['tap'].peak_rss / 2**20:6.0f} MB /"
+                    f" {found['batch'].peak_rss / 2**20:6.0f} MB"
+                )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
