@@ -14,6 +14,7 @@ from tap_spaaza_users.sandbox.errors import reject
 from tap_spaaza_users.segments import FIELD_TYPES, JOINS, OPERATORS, TIME_FACTORS
 
 Row = dict[str, str]
+Bounds = tuple["datetime | None", "datetime | None"]
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
 
@@ -39,6 +40,44 @@ class Segment:
         """Return whether ``row`` is in the segment at sandbox time ``now``."""
         results = (evaluate(rule, row, now) for rule in self.rules)
         return all(results) if self.join == "all" else any(results)
+
+
+def created_bounds(
+    segment: Segment | None, now: datetime
+) -> tuple[datetime | None, datetime | None]:
+    """Return bounds that every user in the segment has its ``created_date`` within.
+
+    Only ``join: all`` segments (or single rules) narrow the bounds; ``None`` is unbounded.
+    """
+    low: datetime | None = None
+    high: datetime | None = None
+    if segment is None or (segment.join == "any" and len(segment.rules) != 1):
+        return low, high
+    for rule in segment.rules:
+        if rule.column != "created_date" or rule.field_type != "date":
+            continue
+        rule_low, rule_high = _rule_bounds(rule, now)
+        if rule_low is not None:
+            low = rule_low if low is None else max(low, rule_low)
+        if rule_high is not None:
+            high = rule_high if high is None else min(high, rule_high)
+    return low, high
+
+
+def _rule_bounds(rule: Rule, now: datetime) -> Bounds:
+    """Return the created_date bounds one date rule implies."""
+    ops = rule.operands
+    if rule.operator in ("is_after_date", "is_between_date"):
+        return ops["start_date"], ops.get("end_date")
+    if rule.operator == "is_before_date":
+        return None, ops["end_date"]
+    if rule.operator in ("is_date", "is"):
+        day = ops["value"].replace(hour=0, minute=0, second=0, microsecond=0)
+        return day, day + timedelta(days=1)
+    if rule.operator in ("relative_less_than", "relative_more_than"):
+        cutoff = relative_cutoff(now, ops["time_factor"], ops["time_amount"])
+        return (cutoff, now) if rule.operator == "relative_less_than" else (None, cutoff)
+    return None, None
 
 
 def parse_segment(raw: object, chain_id: int) -> Segment:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tap_spaaza_users.sandbox.export import CsvDialect, ExportOptions, write_export
+from tap_spaaza_users.sandbox.filters import created_bounds
 from tap_spaaza_users.sandbox.tasks import FINISHED, Task, TaskStore, Ticker, monotonic
 from tap_spaaza_users.sandbox.validation import default_saved_segments
 
@@ -156,7 +157,8 @@ class Engine:
 
     def _matching(self, task: Task, overlay: Overlay, now: datetime) -> Iterator[dict[str, str]]:
         """Yield the snapshot's users in the task's segment; stop if the task is deleted."""
-        for row in self.population.rows(overlay, now):
+        bounds = created_bounds(task.segment, now)
+        for row in self.population.rows(overlay, now, bounds):
             if task.cancelled:
                 return
             if task.segment is None or task.segment.matches(row, now):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import calendar
 import copy
 import threading
@@ -131,15 +132,44 @@ class Population:
         deleted = sum(1 for i in overlay.deleted if i <= self.base_count or i in added_ids)
         return self.base_count + added - deleted
 
-    def rows(self, overlay: Overlay, now: datetime) -> Iterator[dict[str, str]]:
-        """Yield the CSV values of every current user visible at ``now``, in id order."""
+    def rows(
+        self,
+        overlay: Overlay,
+        now: datetime,
+        created_between: tuple[datetime | None, datetime | None] = (None, None),
+    ) -> Iterator[dict[str, str]]:
+        """Yield the CSV values of every current user visible at ``now``.
+
+        Args:
+            overlay: The (snapshot of the) added/updated/deleted users.
+            now: The sandbox time that decides index-lag visibility.
+            created_between: A hint: base users created outside these bounds may be skipped
+                (updated users are always yielded; callers still filter every row).
+        """
         stamp = now.timestamp()
-        for user_id in range(1, self.base_count + 1):
+        first, last = self._base_ids(*created_between)
+        for user_id in range(first, last + 1):
             if user_id not in overlay.deleted:
+                yield self._row(user_id, overlay, None)
+        for user_id in sorted(overlay.updated):
+            outside = not first <= user_id <= last and user_id <= self.base_count
+            if outside and user_id not in overlay.deleted:
                 yield self._row(user_id, overlay, None)
         for user_id, added in sorted(overlay.added.items()):
             if user_id not in overlay.deleted and added.visible_at <= stamp:
                 yield self._row(user_id, overlay, added.created)
+
+    def _base_ids(self, low: datetime | None, high: datetime | None) -> tuple[int, int]:
+        """Return the base ids whose generated created time may lie within [low, high]."""
+        ids = range(1, self.base_count + 1)
+        created = self.generator.created_seconds
+        first = 1 if low is None else bisect.bisect_left(ids, low.timestamp() - 1, key=created) + 1
+        last = (
+            len(ids)
+            if high is None
+            else bisect.bisect_right(ids, high.timestamp() + 1, key=created)
+        )
+        return first, last
 
     def _row(self, user_id: int, overlay: Overlay, created: int | None) -> dict[str, str]:
         """Build one user's row: generated values, then its updates."""

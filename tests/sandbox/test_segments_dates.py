@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from sandbox_client import ApiClient, segment_of
@@ -12,13 +13,15 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from datetime import datetime
 
+    from sandbox_client import SandboxFactory
+
 
 def _created(api: ApiClient, user_id: int) -> str:
     row = next(r for r in api.sb.users() if r["id"] == str(user_id))
     return row["created_date"].replace(" ", "T") + "Z"
 
 
-def _rule(operator: str, **operands: str) -> dict:
+def _rule(operator: str, **operands: str | int) -> dict:
     return {"field_name": "created_date", "field_type": "date", "operator": operator, **operands}
 
 
@@ -69,3 +72,28 @@ def test_dates_accept_offsets_and_the_csv_format(small_api: ApiClient) -> None:
     by_offset = small_api.export_ids(segment_of(_rule("is_after_date", start_date=offset)))
     by_space = small_api.export_ids(segment_of(_rule("is_after_date", start_date=spaced)))
     assert by_offset == by_space == set(range(101, 201))
+
+
+def test_a_user_whose_created_date_was_updated_moves_into_the_window(small_api: ApiClient) -> None:
+    edge = _created(small_api, 190)
+    small_api.sb.update_user(3, created_date=parse_datetime(edge) + timedelta(seconds=5))
+    small_api.sb.update_user(195, created_date="2001-01-01 00:00:00")
+    ids = small_api.export_ids(segment_of(_rule("is_after_date", start_date=edge)))
+    assert 3 in ids
+    assert 195 not in ids
+    assert ids == _ids_where(small_api, lambda c: c > parse_datetime(edge))
+
+
+def test_date_windows_on_a_large_population_match_the_reference(
+    sandbox_factory: SandboxFactory,
+) -> None:
+    api = ApiClient(sandbox_factory(users=50_000, seed=2))
+    rows = api.sb.users()
+    start, end = rows[20_000]["created_date"], rows[20_050]["created_date"]
+    between = _rule("is_between_date", start_date=start, end_date=end)
+    ids = api.export_ids(segment_of(between, _rule("relative_more_than", time_factor="day",
+                                                   time_amount=1)))  # fmt: skip
+    expected = {int(r["id"]) for r in rows if start <= r["created_date"] <= end}
+    assert ids == expected
+    assert len(ids) >= 51
+    assert api.sb.tasks[max(api.sb.tasks)].rows == len(expected)
