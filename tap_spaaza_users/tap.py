@@ -64,10 +64,19 @@ CONFIG_SCHEMA = th.PropertiesList(
     _p("lookback_minutes", th.IntegerType, "Lookback (minutes)",
        "Incremental syncs ask for users created since the bookmark minus this many minutes, "
        "because Spaaza's export index lags behind; duplicates are resolved by id.", default=60),
+    _p("segment_id", th.IntegerType, "Saved segment ID",
+       "Export only this segment saved in Spaaza Console (the number in its Console URL). "
+       "The whole segment is exported each sync and the created_date bookmark is applied "
+       "by the tap. Not together with segment_rules."),
     _p("segment_rules", th.ArrayType(th.ObjectType(additional_properties=True)),
-       "Extra segment rules",
-       "Further Spaaza segment rules (field_name, field_type, operator, ...), ANDed with "
-       "the created_date window, e.g. to export only opted-in users.", default=[]),
+       "Segment rules",
+       "Spaaza segment rules (field_name, field_type, operator and the operator's operands), "
+       "e.g. to export only opted-in users; checked before any export task is created.",
+       default=[]),
+    _p("segment_join", th.StringType, "Segment join",
+       "How segment_rules combine: 'all' (every rule; the created_date window is added "
+       "server-side) or 'any' (one rule is enough; the bookmark is then applied by the tap).",
+       default="all", allowed_values=["all", "any"]),
     _p("poll_interval_seconds", th.NumberType, "First poll interval (seconds)",
        "Wait before the first status check of the export task; grows with each check.",
        default=5),
@@ -207,11 +216,7 @@ def check_settings(config: Any) -> None:  # noqa: ANN401
     _check_numbers(config)
     if config.get("on_invalid_row", "fail") not in ("fail", "skip"):
         _invalid("on_invalid_row", "must be 'fail' or 'skip'")
-    rules = config.get("segment_rules") or []
-    if not isinstance(rules, list):
-        _invalid("segment_rules", "must be a list of rule objects")
-    for index, rule in enumerate(rules):
-        segments.check_rule(rule, f"segment_rules[{index}]")
+    segments.check_segment_settings(config)
 
 
 def _check_numbers(config: Any) -> None:  # noqa: ANN401
