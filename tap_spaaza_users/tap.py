@@ -15,6 +15,7 @@ from singer_sdk.tap_base import CliTestOptionValue
 
 from tap_spaaza_users import segments
 from tap_spaaza_users.errors import SpaazaConfigError, SpaazaError
+from tap_spaaza_users.output import BufferedSingerWriter
 from tap_spaaza_users.streams import UsersStream, parse_utc
 
 if TYPE_CHECKING:
@@ -110,6 +111,7 @@ class TapSpaazaUsers(Tap):
 
     name = "tap-spaaza-users"
     config_jsonschema = CONFIG_SCHEMA
+    message_writer_class = BufferedSingerWriter
 
     @override
     def discover_streams(self) -> list[UsersStream]:
