@@ -112,3 +112,27 @@ def test_state_can_be_listed_and_cleared_with_the_meltano_cli(
     again = run_into(meltano, tmp_path / "run2")
 
     assert len(again) == len(sandbox.users()), "a cleared state must mean a full sync"
+
+
+def test_meltano_el_keeps_state_under_the_given_state_id(
+    meltano: Meltano, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    meltano.use_sandbox(sandbox)
+    out = {"TARGET_JSONL_DESTINATION_PATH": str(tmp_path / "el1")}
+    meltano("el", "tap-spaaza-users", "target-jsonl", "--state-id", "users-nightly", extra_env=out)
+    first = read_jsonl(tmp_path / "el1" / "users.jsonl")
+
+    state = meltano.state("users-nightly")["singer_state"]["bookmarks"]["users"]
+    assert state["replication_key_value"] == max(str(record["created_date"]) for record in first)
+
+    out = {"TARGET_JSONL_DESTINATION_PATH": str(tmp_path / "el2")}
+    meltano(
+        "el",
+        "tap-spaaza-users",
+        "target-jsonl",
+        "--state-id",
+        "users-nightly",
+        "--full-refresh",
+        extra_env=out,
+    )
+    assert len(read_jsonl(tmp_path / "el2" / "users.jsonl")) == len(first)
