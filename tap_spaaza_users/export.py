@@ -43,11 +43,12 @@ class PollSettings:
     timeout: float
 
 
-def build_export_task(
+def build_export_task(  # noqa: PLR0913 - keyword-only, each a fact of the task
     *,
     chain_id: int,
     window_start: dt.datetime | None,
     rules: Sequence[Mapping[str, Any]] = (),
+    segment: segments.SegmentChoice | None = None,
     now: dt.datetime,
     origin: str,
 ) -> dict[str, Any]:
@@ -57,21 +58,29 @@ def build_export_task(
         chain_id: The chain to export.
         window_start: Users created at or after this moment are wanted; None for all.
         rules: Further rules from the settings, ANDed with the window rule.
+        segment: The users asked for (saved segment or rules and join); replaces ``rules``.
+            When it cannot take the window server-side, the window is left to the stream.
         now: The current time; the task is triggered once, at this moment.
         origin: Who asks (tap name and version), for the task's description.
 
     Returns:
         The task body.
     """
-    all_rules = list(rules)
+    choice = segment or segments.SegmentChoice(rules=tuple(rules))
+    all_rules = list(choice.rules)
     if window_start is not None:
-        all_rules.insert(0, segments.created_after_rule(window_start - BOUNDARY_MARGIN))
+        if choice.server_side_window:
+            all_rules.insert(0, segments.created_after_rule(window_start - BOUNDARY_MARGIN))
         desc = f"{origin}: users created since {segments.format_rule_date(window_start)}"
     else:
         desc = f"{origin}: all users"
+    if choice.segment_id is not None or choice.rules:
+        desc += f", {choice.describe()}"
     trigger: dict[str, Any] = {"once": segments.format_rule_date(now)}
-    if all_rules:
-        trigger["segment"] = segments.users_segment(chain_id, all_rules)
+    if choice.segment_id is not None:
+        trigger["segment_id"] = choice.segment_id
+    elif all_rules:
+        trigger["segment"] = segments.users_segment(chain_id, all_rules, choice.join)
     return {
         "chain": chain_id,
         "desc": desc,

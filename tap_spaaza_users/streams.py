@@ -14,6 +14,7 @@ from singer_sdk import Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
 
+from tap_spaaza_users import segments
 from tap_spaaza_users.client import ClientSettings, SpaazaClient
 from tap_spaaza_users.columns import PRIMARY_KEY, REPLICATION_KEY, users_json_schema
 from tap_spaaza_users.download import download_export
@@ -81,6 +82,20 @@ class UsersStream(Stream):
         """The User-Agent of every request: the setting, or the tap's name and version."""
         return self.config.get("user_agent") or f"{self._tap.name}/{self._tap.plugin_version}"
 
+    @property
+    def server_side_window(self) -> bool:
+        """Whether Spaaza applies the created_date window; if not, only our filter does."""
+        return segments.SegmentChoice.from_config(self.config).server_side_window
+
+    def _announce_own_window(self, start: dt.datetime | None) -> None:
+        """Say once per sync that the bookmark is applied on our side, and why."""
+        self.logger.info(
+            "The bookmark is applied on our side: %s is exported whole each sync, then "
+            "users created before %s are left out",
+            segments.SegmentChoice.from_config(self.config).describe(),
+            start or "the start (no bookmark or start_date yet, so none)",
+        )
+
     def window_start(self, context: Context | None) -> dt.datetime | None:
         """The earliest ``created_date`` this sync asks for.
 
@@ -113,6 +128,8 @@ class UsersStream(Stream):
             Typed user records.
         """
         window_start = self.window_start(context)
+        if not self.server_side_window:
+            self._announce_own_window(window_start)
         with (
             tempfile.TemporaryDirectory(prefix="tap-spaaza-users-") as workdir,
             contextlib.closing(self.make_client()) as client,
@@ -195,7 +212,7 @@ class UsersStream(Stream):
         return build_export_task(
             chain_id=int(self.config["chain_id"]),
             window_start=window_start,
-            rules=self.config.get("segment_rules") or (),
+            segment=segments.SegmentChoice.from_config(self.config),
             now=dt.datetime.now(dt.timezone.utc),
             origin=f"{self._tap.name} {self._tap.plugin_version}",
         )
