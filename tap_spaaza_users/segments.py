@@ -152,12 +152,12 @@ class SegmentChoice:
         """Name the selection for log lines and the task description.
 
         Returns:
-            E.g. ``saved segment 101`` or ``2 segment rules joined by any``.
+            E.g. ``saved segment 101`` or ``2 segment rules (join any)``.
         """
         if self.segment_id is not None:
             return f"saved segment {self.segment_id}"
         if self.rules:
-            return f"{len(self.rules)} segment rules joined by {self.join}"
+            return f"{len(self.rules)} segment rules (join {self.join})"
         return "all users"
 
 
