@@ -8,7 +8,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tap_spaaza_users import segments
-from tap_spaaza_users.errors import SpaazaAPIError, SpaazaTaskFailedError, SpaazaTaskTimeoutError
+from tap_spaaza_users.errors import (
+    SpaazaAPIError,
+    SpaazaNotFoundError,
+    SpaazaTaskFailedError,
+    SpaazaTaskTimeoutError,
+)
 
 if TYPE_CHECKING:
     import logging
@@ -16,10 +21,12 @@ if TYPE_CHECKING:
 
     from tap_spaaza_users.client import SpaazaClient
 
+READY = "READY"
+INPROGRESS = "INPROGRESS"
 DONE = "DONE"
 ERROR = "ERROR"
 #: The documented state codes; anything else is "not finished" (with one warning).
-KNOWN_STATES = frozenset({"READY", "INPROGRESS", DONE, ERROR})
+KNOWN_STATES = frozenset({READY, INPROGRESS, DONE, ERROR})
 
 #: How much the poll interval grows after each poll.
 POLL_GROWTH = 1.5
@@ -31,6 +38,9 @@ ERROR_LOG_LINES = 20
 #: ``is_after_date`` is strict on the server, and the file carries whole seconds. To keep a
 #: user created exactly at the window start, the rule asks for users created after one
 #: second before it; the stream then drops anything older than the window start itself.
+#: A closed window asks up to one second past its end the same way (``is_between_date`` is
+#: inclusive, but whole seconds and a stricter server must not lose a user at the seam);
+#: the stream keeps exactly ``[start, end)`` and drops ids it already emitted.
 BOUNDARY_MARGIN = dt.timedelta(seconds=1)
 
 
@@ -47,6 +57,7 @@ def build_export_task(  # noqa: PLR0913 - keyword-only, each a fact of the task
     *,
     chain_id: int,
     window_start: dt.datetime | None,
+    window_end: dt.datetime | None = None,
     rules: Sequence[Mapping[str, Any]] = (),
     segment: segments.SegmentChoice | None = None,
     now: dt.datetime,
@@ -57,6 +68,7 @@ def build_export_task(  # noqa: PLR0913 - keyword-only, each a fact of the task
     Args:
         chain_id: The chain to export.
         window_start: Users created at or after this moment are wanted; None for all.
+        window_end: Users created before this moment are wanted; None for up to now.
         rules: Further rules from the settings, ANDed with the window rule.
         segment: The users asked for (saved segment or rules and join); replaces ``rules``.
             When it cannot take the window server-side, the window is left to the stream.
@@ -68,12 +80,10 @@ def build_export_task(  # noqa: PLR0913 - keyword-only, each a fact of the task
     """
     choice = segment or segments.SegmentChoice(rules=tuple(rules))
     all_rules = list(choice.rules)
-    if window_start is not None:
-        if choice.server_side_window:
-            all_rules.insert(0, segments.created_after_rule(window_start - BOUNDARY_MARGIN))
-        desc = f"{origin}: users created since {segments.format_rule_date(window_start)}"
-    else:
-        desc = f"{origin}: all users"
+    window_rule = created_rule(window_start, window_end)
+    if window_rule is not None and choice.server_side_window:
+        all_rules.insert(0, window_rule)
+    desc = f"{origin}: {_describe(window_start, window_end)}"
     if choice.segment_id is not None or choice.rules:
         desc += f", {choice.describe()}"
     trigger: dict[str, Any] = {"once": segments.format_rule_date(now)}
@@ -87,6 +97,43 @@ def build_export_task(  # noqa: PLR0913 - keyword-only, each a fact of the task
         "target": {"action": "export", "export_index": "users", "export_format": "csv"},
         "trigger": trigger,
     }
+
+
+def created_rule(
+    window_start: dt.datetime | None, window_end: dt.datetime | None
+) -> dict[str, Any] | None:
+    """The ``created_date`` rule of a window, one margin wider on each bounded side.
+
+    Args:
+        window_start: Inclusive start, or None.
+        window_end: Exclusive end, or None.
+
+    Returns:
+        The rule, or None when the window is all history.
+    """
+    if window_end is None:
+        if window_start is None:
+            return None
+        return segments.created_after_rule(window_start - BOUNDARY_MARGIN)
+    end = segments.format_rule_date(window_end + BOUNDARY_MARGIN)
+    if window_start is None:
+        rule = {"operator": "is_before_date", "end_date": end}
+    else:
+        start = segments.format_rule_date(window_start - BOUNDARY_MARGIN)
+        rule = {"operator": "is_between_date", "start_date": start, "end_date": end}
+    return {"field_name": "created_date", "field_type": "date", **rule}
+
+
+def _describe(window_start: dt.datetime | None, window_end: dt.datetime | None) -> str:
+    """The task description's window part."""
+    if window_start is None and window_end is None:
+        return "all users"
+    text = "users created"
+    if window_start is not None:
+        text += f" since {segments.format_rule_date(window_start)}"
+    if window_end is not None:
+        text += f" before {segments.format_rule_date(window_end)}"
+    return text
 
 
 def state_code(task: Mapping[str, Any]) -> str | None:
@@ -191,6 +238,40 @@ class UsersExport:
                     task_id,
                     code,
                 )
+
+    def status(self, task_id: int) -> str | None:
+        """Look up a task left by an earlier run.
+
+        Args:
+            task_id: The task id.
+
+        Returns:
+            Its state code, or None when it no longer exists (404).
+        """
+        try:
+            return state_code(self.client.get_task(task_id))
+        except SpaazaNotFoundError:
+            return None
+
+    def discard(self, task_id: int, reason: str) -> bool:
+        """Delete a task that is no longer needed; a failure is only a warning.
+
+        Args:
+            task_id: The task id.
+            reason: Why, for the log (e.g. "its file was delivered").
+
+        Returns:
+            Whether the task is gone.
+        """
+        try:
+            self.client.delete_task(task_id)
+        except SpaazaNotFoundError:
+            return True
+        except SpaazaAPIError as exc:
+            self.logger.warning("Could not delete export task %d (%s): %s", task_id, reason, exc)
+            return False
+        self.logger.info("Deleted export task %d: %s", task_id, reason)
+        return True
 
     def download_url(self, task_id: int) -> str:
         """Ask for a fresh pre-signed URL of the export file (never logged: it is signed).

@@ -14,12 +14,21 @@ from singer_sdk import Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
 
-from tap_spaaza_users import segments
+from tap_spaaza_users import inflight, segments
 from tap_spaaza_users.client import ClientSettings, SpaazaClient
 from tap_spaaza_users.columns import PRIMARY_KEY, REPLICATION_KEY, users_json_schema
 from tap_spaaza_users.download import download_export
-from tap_spaaza_users.export import PollSettings, UsersExport, build_export_task
+from tap_spaaza_users.errors import SpaazaTaskTimeoutError
+from tap_spaaza_users.export import (
+    DONE,
+    INPROGRESS,
+    READY,
+    PollSettings,
+    UsersExport,
+    build_export_task,
+)
 from tap_spaaza_users.records import UsersCsvReader
+from tap_spaaza_users.windows import Window, plan_windows, sync_start
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -36,8 +45,10 @@ class UsersStream(Stream):
     """Every user of the chain, incremental on ``created_date``.
 
     The export file comes in no particular order, so the stream is unsorted: the SDK keeps
-    the greatest ``created_date`` seen as a progress marker and promotes it to the bookmark
-    only when the whole file was emitted. An interrupted sync leaves the bookmark as it was.
+    the greatest ``created_date`` seen as a progress marker, and the stream promotes it to
+    the bookmark only when a window's whole file was emitted. An interrupted sync leaves the
+    bookmark as it was; the state also names the export task in flight, so the next run
+    reuses it instead of exporting again (see ``inflight``).
     """
 
     name = "users"
@@ -100,7 +111,8 @@ class UsersStream(Stream):
         """The earliest ``created_date`` this sync asks for.
 
         The bookmark minus ``lookback_minutes`` (the export index lags behind), never before
-        ``start_date``; ``start_date`` on a first sync; None (all users) without either.
+        ``start_date`` nor before the end of the last backfill window delivered;
+        ``start_date`` on a first sync; None (all users) without either.
 
         Args:
             context: Stream partition (none for this stream).
@@ -108,53 +120,135 @@ class UsersStream(Stream):
         Returns:
             The window start, in UTC.
         """
-        start_date = self._start_date()
         bookmark = self.get_starting_replication_key_value(context)
-        if not bookmark:
-            return start_date
-        start = parse_utc(str(bookmark)) - dt.timedelta(
-            minutes=float(self.config.get("lookback_minutes", 60))
+        return sync_start(
+            start_date=self._start_date(),
+            bookmark=parse_utc(str(bookmark)) if bookmark else None,
+            lookback=self._lookback(),
+            delivered_before=inflight.delivered_before(self.stream_state),
         )
-        return max(start, start_date) if start_date else start
+
+    def plan(self, context: Context | None) -> list[Window]:
+        """This sync's export windows: one, or ``backfill_window_days`` windows.
+
+        Args:
+            context: Stream partition (none for this stream).
+
+        Returns:
+            The windows, oldest first.
+        """
+        days = self.config.get("backfill_window_days")
+        return plan_windows(
+            self.window_start(context),
+            now=dt.datetime.now(dt.timezone.utc),
+            lookback=self._lookback(),
+            days=int(days) if days else None,
+        )
 
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        """Export, download and read the users created since the window start.
+        """Export, download and read each window, advancing the bookmark after each.
 
         Args:
             context: Stream partition (none for this stream).
 
         Yields:
-            Typed user records.
+            Typed user records, each user once per sync.
         """
-        window_start = self.window_start(context)
+        windows = self.plan(context)
         if not self.server_side_window:
-            self._announce_own_window(window_start)
+            self._announce_own_window(windows[0].start)
+        if len(windows) > 1:
+            self.logger.info("Backfill in %d windows, from %s", len(windows), windows[0].describe())
+        # Ids emitted this sync, to drop repeats from the lookback overlap and window seams.
+        # A set of ints costs about 60 bytes per user: some 60 MB for a million users.
+        seen: set[int] = set()
         with (
             tempfile.TemporaryDirectory(prefix="tap-spaaza-users-") as workdir,
             contextlib.closing(self.make_client()) as client,
         ):
             export = UsersExport(client, self._poll_settings(), self.logger)
-            task_id = export.submit(self._task_body(window_start))
+            for window in windows:
+                yield from self._sync_window(export, window, Path(workdir), seen)
+
+    def _sync_window(
+        self, export: UsersExport, window: Window, workdir: Path, seen: set[int]
+    ) -> Iterator[dict[str, Any]]:
+        """Obtain the window's finished task, emit its file, then close the window."""
+        task_id = self._finished_task(export, window)
+        result = download_export(
+            lambda: export.download_url(task_id),
+            workdir / f"User_Export-{task_id}.csv",
+            timeout=float(self.config.get("request_timeout_seconds", 60)),
+            user_agent=self.user_agent,
+            logger=self.logger,
+            max_retries=int(self.config.get("max_retries", 5)),
+            backoff_base=float(self.config.get("retry_initial_wait_seconds", 1)),
+            backoff_cap=float(self.config.get("retry_max_wait_seconds", 60)),
+        )
+        yield from self._read(result.path, task_id, window, seen)
+        result.path.unlink(missing_ok=True)
+        self._close_window(export, task_id, window)
+
+    def _finished_task(self, export: UsersExport, window: Window) -> int:
+        """The window's task in DONE: the one a previous run left, or a new one."""
+        state = self.stream_state
+        stale = inflight.other_task(state, window)
+        if stale is not None:
+            export.discard(stale, "left by an earlier run for another window")
+            inflight.forget_task(state)
+        previous = inflight.task_for(state, window)
+        if previous is not None:
+            code = export.status(previous)
+            self.logger.info("Export task %d of the interrupted run is %s", previous, code)
+            if code == DONE:
+                return previous
+            if code in (READY, INPROGRESS):
+                self._wait(export, previous)
+                return previous
+            if code is not None:
+                export.discard(previous, f"in state {code}, superseded by a new task")
+        task_id = export.submit(self._task_body(window))
+        inflight.record_task(state, task_id, window, dt.datetime.now(dt.timezone.utc))
+        self.flush_state()
+        self._wait(export, task_id)
+        return task_id
+
+    def _wait(self, export: UsersExport, task_id: int) -> None:
+        """Wait for the task; after a timeout (task deleted) the state forgets it."""
+        try:
             export.wait(task_id)
-            result = download_export(
-                lambda: export.download_url(task_id),
-                Path(workdir) / f"User_Export-{task_id}.csv",
-                timeout=float(self.config.get("request_timeout_seconds", 60)),
-                user_agent=self.user_agent,
-                logger=self.logger,
-                max_retries=int(self.config.get("max_retries", 5)),
-                backoff_base=float(self.config.get("retry_initial_wait_seconds", 1)),
-                backoff_cap=float(self.config.get("retry_max_wait_seconds", 60)),
-            )
-            yield from self._read(result.path, task_id, window_start)
+        except SpaazaTaskTimeoutError:
+            inflight.forget_task(self.stream_state)
+            self.flush_state()
+            raise
+
+    def _close_window(self, export: UsersExport, task_id: int, window: Window) -> None:
+        """Promote the bookmark, write STATE, then delete the delivered task if asked."""
+        state = self.stream_state
+        before = state.get(inflight.BOOKMARK)
+        bookmark = inflight.close_window(state, window, REPLICATION_KEY)
+        if bookmark != before:
+            self.logger.info("Bookmark %s advances to %s", REPLICATION_KEY, bookmark)
+        self.logger.info("Window %s delivered; bookmark %s", window.describe(), bookmark)
+        if self.config.get("delete_completed_tasks", True):
+            inflight.mark_delivered(state)
+            self.flush_state()
+            export.discard(task_id, "its file was delivered")
+        inflight.forget_task(state)
+        self.flush_state()
+
+    def flush_state(self) -> None:
+        """Write a STATE message now (the SDK writes one only when its state is dirty)."""
+        self.state_manager.is_flushed = False
+        self._write_state_message()
 
     def _read(
-        self, path: Path, task_id: int, window_start: dt.datetime | None
+        self, path: Path, task_id: int, window: Window, seen: set[int]
     ) -> Iterator[dict[str, Any]]:
-        """Yield the file's records in the window, then log the tally and the new bookmark."""
+        """Yield the file's records in the window not yet emitted, then log the tally."""
         started = time.monotonic()
-        emitted = outside = 0
+        emitted = outside = repeated = 0
         latest: str | None = None
         with UsersCsvReader(
             path,
@@ -165,28 +259,32 @@ class UsersStream(Stream):
             self._adopt_columns(reader.extra_columns)
             for record in reader:
                 created = record.get(REPLICATION_KEY)
-                if window_start and created and parse_utc(created) < window_start:
+                if created and not window.contains(parse_utc(created)):
                     outside += 1
                     continue
+                user_id = record.get(PRIMARY_KEY)
+                if user_id in seen:
+                    repeated += 1
+                    continue
+                seen.add(user_id)  # type: ignore[arg-type]
                 emitted += 1
                 latest = created if created and (latest is None or created > latest) else latest
                 yield record
             skipped = reader.skipped_rows
         seconds = max(time.monotonic() - started, 1e-6)
         self.logger.info(
-            "Emitted %d users from task %d in %.1fs (%.0f rows/s); %d before the window "
-            "start left out, %d invalid rows skipped",
+            "Emitted %d users from task %d in %.1fs (%.0f rows/s); %d outside the window and "
+            "%d already emitted this sync left out, %d invalid rows skipped",
             emitted,
             task_id,
             seconds,
             emitted / seconds,
             outside,
+            repeated,
             skipped,
         )
-        if latest:
-            self.logger.info("Bookmark %s advances to %s", REPLICATION_KEY, latest)
-        else:
-            self.logger.info("No users in the window; the bookmark stays where it was")
+        if not latest:
+            self.logger.info("No users in the window %s", window.describe())
 
     def _adopt_columns(self, extra_columns: list[str]) -> None:
         """Add the file's unknown columns (strings) to the schema and re-send SCHEMA."""
@@ -207,11 +305,12 @@ class UsersStream(Stream):
         if self.selected:
             self._write_schema_message()
 
-    def _task_body(self, window_start: dt.datetime | None) -> dict[str, Any]:
-        """The export task body for this sync."""
+    def _task_body(self, window: Window) -> dict[str, Any]:
+        """The export task body for a window."""
         return build_export_task(
             chain_id=int(self.config["chain_id"]),
-            window_start=window_start,
+            window_start=window.start,
+            window_end=window.end,
             segment=segments.SegmentChoice.from_config(self.config),
             now=dt.datetime.now(dt.timezone.utc),
             origin=f"{self._tap.name} {self._tap.plugin_version}",
@@ -224,6 +323,10 @@ class UsersStream(Stream):
             max_interval=float(self.config.get("poll_max_interval_seconds", 60)),
             timeout=float(self.config.get("task_timeout_minutes", 180)) * 60,
         )
+
+    def _lookback(self) -> dt.timedelta:
+        """The ``lookback_minutes`` setting."""
+        return dt.timedelta(minutes=float(self.config.get("lookback_minutes", 60)))
 
     def _start_date(self) -> dt.datetime | None:
         """The ``start_date`` setting as an aware UTC datetime, if set."""

@@ -39,7 +39,12 @@ POSITIVE_NUMBERS = (
     "retry_max_wait_seconds",
 )
 #: Settings that must be zero or more.
-NON_NEGATIVE_NUMBERS = ("lookback_minutes", "max_retries", "retry_initial_wait_seconds")
+NON_NEGATIVE_NUMBERS = (
+    "lookback_minutes",
+    "backfill_window_days",
+    "max_retries",
+    "retry_initial_wait_seconds",
+)
 
 
 def _p(name: str, kind: Any, title: str, description: str, **kwargs: Any) -> th.Property:  # noqa: ANN401
@@ -65,6 +70,14 @@ CONFIG_SCHEMA = th.PropertiesList(
     _p("lookback_minutes", th.IntegerType, "Lookback (minutes)",
        "Incremental syncs ask for users created since the bookmark minus this many minutes, "
        "because Spaaza's export index lags behind; duplicates are resolved by id.", default=60),
+    _p("backfill_window_days", th.IntegerType, "Backfill window (days)",
+       "Split a long history (a start_date or bookmark far in the past) into export tasks "
+       "of this many days each, the bookmark advancing after each one, so an interrupted "
+       "backfill resumes where it stopped. Unset or 0: one export task per sync."),
+    _p("delete_completed_tasks", th.BooleanType, "Delete completed tasks",
+       "Delete each export task once its file has been delivered (and any task abandoned "
+       "after a timeout or left by an interrupted run), so tasks do not pile up in Console.",
+       default=True),
     _p("segment_id", th.IntegerType, "Saved segment ID",
        "Export only this segment saved in Spaaza Console (the number in its Console URL). "
        "The whole segment is exported each sync and the created_date bookmark is applied "

@@ -20,8 +20,10 @@ if TYPE_CHECKING:
 
 pytest_plugins = ["tap_spaaza_users.sandbox.pytest_plugin"]
 
-#: Backoff and timeouts turned down through settings, so fault tests stay fast.
+#: Backoff and timeouts turned down through settings, so fault tests stay fast; finished
+#: tasks are kept so tests can inspect them (the clean-up tests turn deletion back on).
 FAST_SETTINGS: dict[str, Any] = {
+    "delete_completed_tasks": False,
     "max_retries": 3,
     "retry_initial_wait_seconds": 0.01,
     "retry_max_wait_seconds": 0.05,

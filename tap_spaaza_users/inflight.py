@@ -1,0 +1,143 @@
+"""The stream state's own keys: the in-flight export task, backfill progress, bookmark promotion."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tap_spaaza_users.windows import Window
+
+#: The export task this sync created and has not finished delivering.
+IN_FLIGHT = "in_flight_task"
+#: Every user created before this moment has been delivered (end of a closed backfill window).
+DELIVERED_BEFORE = "delivered_before"
+#: The SDK's keys for the bookmark and its not-yet-promoted progress.
+PROGRESS_MARKERS = "progress_markers"
+BOOKMARK = "replication_key_value"
+
+
+def record_task(state: dict[str, Any], task_id: int, window: Window, now: dt.datetime) -> None:
+    """Note a task just created for a window.
+
+    Args:
+        state: The stream state.
+        task_id: The task id.
+        window: The window it exports.
+        now: The creation time.
+    """
+    state[IN_FLIGHT] = {"id": task_id, **window.key(), "created_at": now.isoformat()}
+
+
+def task_for(state: dict[str, Any], window: Window) -> int | None:
+    """The recorded task exporting exactly this window and not yet delivered.
+
+    Args:
+        state: The stream state.
+        window: The window this run is about to export.
+
+    Returns:
+        The task id, or None.
+    """
+    entry = _entry(state)
+    if entry is None or entry.get("delivered"):
+        return None
+    key = window.key()
+    if all(entry.get(name) == value for name, value in key.items()):
+        return int(entry["id"])
+    return None
+
+
+def other_task(state: dict[str, Any], window: Window) -> int | None:
+    """A recorded task that this window will not use (another window, or delivered).
+
+    Args:
+        state: The stream state.
+        window: The window this run is about to export.
+
+    Returns:
+        The task id, or None.
+    """
+    entry = _entry(state)
+    if entry is None or task_for(state, window) is not None:
+        return None
+    return int(entry["id"])
+
+
+def mark_delivered(state: dict[str, Any]) -> None:
+    """Flag the in-flight task's file as delivered (only its clean-up is left)."""
+    entry = state.get(IN_FLIGHT)
+    if isinstance(entry, dict):
+        entry["delivered"] = True
+
+
+def forget_task(state: dict[str, Any]) -> None:
+    """Drop the in-flight task from the state."""
+    state.pop(IN_FLIGHT, None)
+
+
+def delivered_before(state: dict[str, Any]) -> dt.datetime | None:
+    """The backfill watermark, if any.
+
+    Args:
+        state: The stream state.
+
+    Returns:
+        The moment before which every user was delivered, or None.
+    """
+    value = state.get(DELIVERED_BEFORE)
+    return _parse(value) if isinstance(value, str) else None
+
+
+def close_window(state: dict[str, Any], window: Window, replication_key: str) -> str | None:
+    """Promote the window's progress marker to the bookmark and advance the watermark.
+
+    The SDK promotes progress markers only when the whole stream is done; a windowed sync
+    does it after each delivered window, so an interruption keeps the windows before it.
+    The bookmark never moves back.
+
+    Args:
+        state: The stream state.
+        window: The window whose records were all emitted.
+        replication_key: The stream's replication key.
+
+    Returns:
+        The bookmark after promotion, or None when there is none.
+    """
+    markers = state.pop(PROGRESS_MARKERS, None) or {}
+    new_value = markers.get(BOOKMARK)
+    old_value = state.get(BOOKMARK)
+    if new_value is not None and (old_value is None or _later(new_value, old_value)):
+        state["replication_key"] = replication_key
+        state[BOOKMARK] = new_value
+    if window.end is not None:
+        state[DELIVERED_BEFORE] = window.end.astimezone(dt.timezone.utc).isoformat()
+    value = state.get(BOOKMARK)
+    return str(value) if value is not None else None
+
+
+def _later(new_value: object, old_value: object) -> bool:
+    """Whether a date-time value is after another (text compared as moments)."""
+    try:
+        return _parse(str(new_value)) > _parse(str(old_value))
+    except ValueError:
+        return str(new_value) > str(old_value)
+
+
+def _parse(text: str) -> dt.datetime:
+    """Read an ISO 8601 date-time as aware UTC (naive means UTC)."""
+    text = text.strip()
+    if text[-1:] in ("Z", "z"):
+        text = text[:-1] + "+00:00"
+    moment = dt.datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    return moment.astimezone(dt.timezone.utc)
+
+
+def _entry(state: dict[str, Any]) -> dict[str, Any] | None:
+    """The in-flight task record, if the state holds a well-formed one."""
+    entry = state.get(IN_FLIGHT)
+    if isinstance(entry, dict) and isinstance(entry.get("id"), int):
+        return entry
+    return None
