@@ -14,7 +14,7 @@ from singer_sdk import Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
 
-from tap_spaaza_users import inflight, segments
+from tap_spaaza_users import inflight, segments, shaping
 from tap_spaaza_users.client import ClientSettings, SpaazaClient
 from tap_spaaza_users.columns import PRIMARY_KEY, REPLICATION_KEY, users_json_schema
 from tap_spaaza_users.download import download_export
@@ -36,9 +36,10 @@ else:
     from typing_extensions import override
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Generator, Iterable, Iterator
 
     from singer_sdk.helpers.types import Context
+    from singer_sdk.singerlib.messages import RecordMessage
 
 
 class UsersStream(Stream):
@@ -285,6 +286,16 @@ class UsersStream(Stream):
         )
         if not latest:
             self.logger.info("No users in the window %s", window.describe())
+
+    @override
+    def _generate_record_messages(
+        self, record: dict[str, Any]
+    ) -> Generator[RecordMessage, None, None]:
+        """RECORD messages: selection and stream maps applied as the SDK does (see shaping).
+
+        The deselected fields are found once per sync, not looked up per field per record.
+        """
+        yield from shaping.record_messages(self, record, version=self._stream_version)
 
     def _adopt_columns(self, extra_columns: list[str]) -> None:
         """Add the file's unknown columns (strings) to the schema and re-send SCHEMA."""

@@ -1,0 +1,109 @@
+"""Field selection and stream maps applied to each record, with what is per-sync decided once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import weakref
+from typing import TYPE_CHECKING, Any
+
+from singer_sdk.mapper import RemoveRecordTransform
+from singer_sdk.singerlib.messages import RecordMessage
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from singer_sdk import Stream
+
+Record = dict[str, Any]
+
+_SHAPERS: weakref.WeakKeyDictionary[Stream, RecordShaper] = weakref.WeakKeyDictionary()
+
+
+def deselected_properties(stream: Stream) -> tuple[str, ...]:
+    """The top-level properties the catalog deselects (the users records are flat).
+
+    Args:
+        stream: The stream.
+
+    Returns:
+        Their names; a property the mask does not mention follows the stream's selection,
+        as in the SDK.
+    """
+    names = dict.fromkeys(stream.schema.get("properties", {}))
+    names.update(dict.fromkeys(stream.effective_schema.get("properties", {})))
+    mask = stream.mask
+    return tuple(name for name in names if not mask["properties", name])
+
+
+class RecordShaper:
+    """Does to a record what the SDK's RECORD path does: drop deselected fields, map it.
+
+    The SDK walks the selection mask of every field of every record; here the deselected
+    fields are found once and the stream maps that drop everything are left out.
+    """
+
+    def __init__(self, stream: Stream) -> None:
+        """Read the stream's selection and maps.
+
+        Args:
+            stream: The stream whose records are shaped.
+        """
+        self.deselected = deselected_properties(stream)
+        self.maps: list[tuple[str, Callable[[Record], Record | None]]] = [
+            (stream_map.stream_alias, stream_map.transform)
+            for stream_map in stream.stream_maps
+            if not isinstance(stream_map, RemoveRecordTransform)
+        ]
+        self.aliases = [alias for alias, _ in self.maps]
+
+    @classmethod
+    def of(cls, stream: Stream) -> RecordShaper:
+        """The shaper of a stream, built on first use.
+
+        Args:
+            stream: The stream.
+
+        Returns:
+            Its shaper.
+        """
+        shaper = _SHAPERS.get(stream)
+        if shaper is None:
+            shaper = _SHAPERS[stream] = cls(stream)
+        return shaper
+
+    def shape(self, record: Record) -> Iterator[tuple[str, Record]]:
+        """Drop the deselected fields (in place), then yield (alias, record) per stream map.
+
+        Args:
+            record: A typed record.
+
+        Yields:
+            Each stream map's alias and its record; maps that filter the record out yield
+            nothing.
+        """
+        for name in self.deselected:
+            record.pop(name, None)
+        for alias, transform in self.maps:
+            mapped = transform(record)
+            if mapped is not None:
+                yield alias, mapped
+
+
+def record_messages(
+    stream: Stream, record: Record, *, version: int | None = None
+) -> Iterator[RecordMessage]:
+    """The RECORD messages of a record, as the SDK would write them.
+
+    Args:
+        stream: The stream.
+        record: A typed record (the users stream types its own values, so no conformance).
+        version: The stream version for ACTIVATE_VERSION, if any.
+
+    Yields:
+        One message per stream map that keeps the record.
+    """
+    extracted = dt.datetime.now(dt.timezone.utc)
+    for alias, mapped in RecordShaper.of(stream).shape(record):
+        yield RecordMessage(
+            stream=alias, record=mapped, version=version, time_extracted=extracted
+        )
