@@ -196,7 +196,7 @@ class UsersStream(Stream):
         state = self.stream_state
         stale = inflight.other_task(state, window)
         if stale is not None:
-            export.discard(stale, "left by an earlier run for another window")
+            export.discard(stale, "left by an earlier run (delivered, or another window)")
             inflight.forget_task(state)
         previous = inflight.task_for(state, window)
         if previous is not None:
