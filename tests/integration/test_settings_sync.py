@@ -52,9 +52,13 @@ def meltano_settings() -> dict[str, dict[str, Any]]:
 
 
 def secrets_example_settings() -> set[str]:
-    """Return the settings `.secrets.example` names as `TAP_SPAAZA_USERS_*` variables."""
+    """Return the settings `.secrets.example` names as `TAP_SPAAZA_USERS_*` variables.
+
+    A variable may be commented out (`# TAP_SPAAZA_USERS_X=...`) when setting it changes what
+    is exported; it is still listed.
+    """
     text = (PROJECT_ROOT / ".secrets.example").read_text(encoding="utf-8")
-    names = re.findall(rf"^{ENV_PREFIX}([A-Z0-9_]+)=", text, flags=re.MULTILINE)
+    names = re.findall(rf"^(?:# )?{ENV_PREFIX}([A-Z0-9_]+)=", text, flags=re.MULTILINE)
     return {name.lower() for name in names}
 
 
