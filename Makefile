@@ -1,4 +1,5 @@
 # The two quick-start commands: `make demo` and `make test`. Each sets itself up and can be re-run.
+SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 MELTANO_VENV := .venv-meltano
@@ -46,8 +47,13 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy --explicit-package-bases tap_spaaza_users tests scripts
 
+# PostgreSQL for the integration tests: .ci/run starts it; as root, so does `make test`.
 pytest: setup
-	$(VENV)/bin/pytest
+	@if [ -z "$$TAP_SPAAZA_USERS_TEST_POSTGRES_HOST" ] && [ "$$(id -u)" = 0 ]; then \
+		. scripts/start-postgres.sh && $(VENV)/bin/pytest; \
+	else \
+		$(VENV)/bin/pytest; \
+	fi
 
 test: lint typecheck pytest
 

@@ -21,13 +21,13 @@ MELTANO_TIMEOUT_SECONDS = 300
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
-def require(condition: bool, reason: str) -> None:  # noqa: FBT001
+def require(condition: bool, reason: str, fix: str) -> None:  # noqa: FBT001
     """Fail under CI, skip on a developer's machine, when a test's dependency is missing."""
     if condition:
         return
     if IN_CI:
         pytest.fail(f"{reason} (required under CI=true)")
-    pytest.skip(f"{reason}: run `make test`, which sets it up")
+    pytest.skip(f"{reason}: {fix}")
 
 
 def meltano_executable() -> Path:
@@ -95,7 +95,7 @@ class Meltano:
 def meltano_installed() -> Path:
     """Return the meltano executable, with the project's plugins installed once."""
     executable = meltano_executable()
-    require(executable.exists(), f"meltano not found at {executable}")
+    require(executable.exists(), f"meltano not found at {executable}", "run `make test`")
     plugins = PROJECT_ROOT / ".meltano"
     needed = [
         plugins / "extractors" / "tap-spaaza-users" / "venv",

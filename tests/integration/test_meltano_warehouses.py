@@ -84,7 +84,11 @@ class DuckDB:
 def postgres(meltano: Meltano) -> Iterator[Postgres]:
     """Point target-postgres at a fresh schema of the test server; drop it afterwards."""
     prefix = "TAP_SPAAZA_USERS_TEST_POSTGRES_"
-    require(bool(os.environ.get(prefix + "HOST")), f"PostgreSQL is not configured ({prefix}*)")
+    require(
+        bool(os.environ.get(prefix + "HOST")),
+        f"PostgreSQL is not configured ({prefix}*)",
+        "run `make test` as root, or `source scripts/start-postgres.sh` (as root) first",
+    )
     settings = {
         name: os.environ.get(prefix + name.upper(), "")
         for name in ("host", "port", "user", "password", "database")
