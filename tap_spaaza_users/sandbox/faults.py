@@ -10,6 +10,7 @@ from typing import Any
 #: fault kind -> where it fires ("api", "storage" or "task")
 FAULT_KINDS: dict[str, str] = {
     "status": "api",
+    "storage_status": "storage",
     "drop_connection": "storage",
     "short_body": "storage",
     "url_expired": "storage",
@@ -81,7 +82,7 @@ def _check_params(kind: str, params: dict[str, Any]) -> None:
     Raises:
         ValueError: a parameter has no such value.
     """
-    if kind == "status" and int(params.get("status", 503)) not in _STATUS_RANGE:
+    if kind in {"status", "storage_status"} and int(params.get("status", 503)) not in _STATUS_RANGE:
         msg = "status must be an HTTP status code"
         raise ValueError(msg)
     if kind in _CHOICES:

@@ -26,6 +26,14 @@ _DATE_FORMAT = "%Y%m%dT%H%M%SZ"
 _PATH = re.compile(r"^/" + BUCKET + r"/(\d+)/User_Export-(\d+)\.csv$")
 _RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
 CHUNK = 64 * 1024
+#: S3 error codes of the statuses a ``storage_status`` fault usually injects
+STATUS_CODES = {
+    429: "SlowDown",
+    500: "InternalError",
+    502: "BadGateway",
+    503: "SlowDown",
+    504: "GatewayTimeout",
+}
 STORAGE_FAULTS = ("url_expired", "drop_connection", "short_body", "slow_download")
 
 
@@ -117,10 +125,9 @@ class StorageApp:
 
     def respond(self, request: Request) -> Response:
         """Answer one storage request."""
-        if request.method not in ("GET", "HEAD"):
-            return xml_error(405, "MethodNotAllowed", "The specified method is not allowed")
-        if "Authorization" in request.headers:
-            return xml_error(*TWO_AUTHS)
+        refused = self._refusal(request)
+        if refused is not None:
+            return refused
         denied = self.signer.check(request.path, request.args.to_dict())
         if denied == "signature":
             return xml_error(*TAMPERED)
@@ -130,6 +137,15 @@ class StorageApp:
         if task is None or task.file is None or task.code != "DONE" or not task.file.exists():
             return xml_error(404, "NoSuchKey", "The specified key does not exist.")
         return self._file_response(request, task)
+
+    def _refusal(self, request: Request) -> Response | None:
+        """Return the answer to a request refused before its signature is checked, if any."""
+        if request.method not in ("GET", "HEAD"):
+            return xml_error(405, "MethodNotAllowed", "The specified method is not allowed")
+        if "Authorization" in request.headers:
+            return xml_error(*TWO_AUTHS)
+        injected = self.faults.take(("storage_status",), request.method, request.path)
+        return None if injected is None else status_fault_response(injected)
 
     def _task(self, path: str) -> Task | None:
         """Return the task whose file ``path`` names, if any."""
@@ -172,6 +188,18 @@ class StorageApp:
         fault = self.faults.take(STORAGE_FAULTS[1:], request.method, request.path)
         limit, rate = _fault_limits(fault, length)
         return _stream(path, start, limit, rate)
+
+
+def status_fault_response(fault: Fault) -> Response:
+    """Return the S3-style answer of an injected ``storage_status`` fault (``Retry-After`` too)."""
+    status = int(fault.params.get("status", 503))
+    code = STATUS_CODES.get(status, "InjectedFault")
+    response = xml_error(status, code, f"injected {status} fault")
+    retry_after = fault.params.get("retry_after")
+    if retry_after is not None:
+        is_number = isinstance(retry_after, (int, float))
+        response.headers["Retry-After"] = str(int(retry_after)) if is_number else str(retry_after)
+    return response
 
 
 def _fault_limits(fault: Fault | None, length: int) -> tuple[int, float | None]:

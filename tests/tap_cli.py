@@ -1,0 +1,105 @@
+"""Run the tap's command line against a sandbox and read what it wrote, for end-to-end tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+#: Backoff, timeouts and polling turned down so the command line runs stay fast.
+FAST_CLI_SETTINGS: dict[str, Any] = {
+    "delete_completed_tasks": False,
+    "max_retries": 3,
+    "retry_initial_wait_seconds": 0.01,
+    "retry_max_wait_seconds": 0.05,
+    "request_timeout_seconds": 5,
+}
+
+
+@dataclass
+class CliRun:
+    """One run of the tap's command line."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        """The Singer messages on stdout, in order."""
+        return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        """The RECORD messages' records."""
+        return [m["record"] for m in self.messages if m["type"] == "RECORD"]
+
+    @property
+    def states(self) -> list[dict[str, Any]]:
+        """The STATE messages' values."""
+        return [m["value"] for m in self.messages if m["type"] == "STATE"]
+
+    @property
+    def error_lines(self) -> list[str]:
+        """The stderr lines logged at ERROR."""
+        return [line for line in self.stderr.splitlines() if " ERROR " in f" {line} "]
+
+    @property
+    def error(self) -> str:
+        """The one line that explains a failure: the last ERROR line.
+
+        The SDK may log "An unhandled error occurred while syncing" first; nothing else may
+        be logged at ERROR.
+        """
+        lines = self.error_lines
+        assert lines, "no ERROR line"
+        assert all("An unhandled error occurred" in line for line in lines[:-1]), lines
+        return lines[-1]
+
+    def lines_with(self, text: str) -> list[str]:
+        """The stderr lines that contain ``text``."""
+        return [line for line in self.stderr.splitlines() if text in line]
+
+
+def run_tap(
+    tmp_path: Path,
+    config: dict[str, Any],
+    *args: str,
+    state: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
+) -> CliRun:
+    """Run ``python -m tap_spaaza_users --config ...`` (plus ``args``) in a subprocess.
+
+    Args:
+        tmp_path: Where the config and state files are written.
+        config: The tap settings.
+        *args: More command line arguments.
+        state: Input state, if any.
+        env: Extra environment variables.
+
+    Returns:
+        The exit status and both output streams.
+    """
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config))
+    argv = [sys.executable, "-m", "tap_spaaza_users", "--config", str(config_path), *args]
+    if state is not None:
+        state_path = tmp_path / "state.json"
+        state_path.write_text(json.dumps(state))
+        argv += ["--state", str(state_path)]
+    run_env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_SPAAZA_USERS_")}
+    result = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        env={**run_env, **(env or {})},
+        timeout=120,
+        check=False,
+    )
+    return CliRun(result.returncode, result.stdout, result.stderr)

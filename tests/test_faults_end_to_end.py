@@ -1,0 +1,273 @@
+"""Every fault of the export path, through the tap's command line against the sandbox."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from flaky_proxy import FlakyProxy
+from tap_cli import FAST_CLI_SETTINGS, CliRun, run_tap
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from tap_spaaza_users.sandbox import Sandbox
+
+FIRST_TASK = "/tasks/1001"
+
+
+@pytest.fixture
+def sb(sandbox_factory: Callable[..., Sandbox]) -> Sandbox:
+    """A running sandbox with 60 users."""
+    return sandbox_factory(users=60, seed=11)
+
+
+@pytest.fixture
+def config(sb: Sandbox) -> dict[str, Any]:
+    """Tap settings for the sandbox with tiny backoff."""
+    return sb.tap_config(**FAST_CLI_SETTINGS)
+
+
+def assert_every_user_once(run: CliRun, sb: Sandbox) -> None:
+    """The run succeeded and emitted each sandbox user exactly once."""
+    assert run.returncode == 0, run.stderr
+    ids = [r["id"] for r in run.records]
+    assert len(ids) == len(set(ids)), "a record was emitted twice"
+    assert set(ids) == {int(u["id"]) for u in sb.users()}
+
+
+def assert_failed_keeping_bookmark(run: CliRun, state: dict[str, Any]) -> None:
+    """The run failed and every STATE it wrote kept the incoming bookmark."""
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    assert run.records == []
+    assert run.states, "the SDK writes the incoming state first"
+    kept = state["bookmarks"]["users"]["replication_key_value"]
+    for written in run.states:
+        assert written["bookmarks"]["users"]["replication_key_value"] == kept
+
+
+def statuses(sb: Sandbox, server: str, path_end: str) -> list[int]:
+    """The statuses of the recorded requests to ``server`` whose path ends with ``path_end``."""
+    return [r.status for r in sb.requests if r.server == server and r.path.endswith(path_end)]
+
+
+def first_sync_state(sb: Sandbox, tmp_path: Path, config: dict[str, Any]) -> dict[str, Any]:
+    """Run a clean sync and return the state it leaves; forget its requests."""
+    run = run_tap(tmp_path, config)
+    assert run.returncode == 0, run.stderr
+    sb.add_users(3)
+    sb.request_log.clear()
+    return run.states[-1]
+
+
+# API faults -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "status"), [(FIRST_TASK, 503), (FIRST_TASK + "/download_url", 502)]
+)
+def test_api_5xx_while_polling_and_on_download_url_is_retried(
+    sb: Sandbox, config: dict[str, Any], tmp_path: Path, path: str, status: int
+) -> None:
+    sb.inject("status", status=status, times=2, method="GET", path=path)
+
+    run = run_tap(tmp_path, config)
+
+    assert_every_user_once(run, sb)
+    assert statuses(sb, "api", path)[:3] == [status, status, 200]
+    assert len(sb.tasks) == 1
+
+
+def test_api_5xx_past_the_last_try_is_a_clear_error_and_keeps_the_bookmark(
+    sb: Sandbox, config: dict[str, Any], tmp_path: Path
+) -> None:
+    state = first_sync_state(sb, tmp_path, config)
+    sb.inject("status", status=503, times=50, path="/tasks/*/download_url")
+
+    run = run_tap(tmp_path, config, state=state)
+
+    assert_failed_keeping_bookmark(run, state)
+    error = run.error
+    assert re.search(r"GET /tasks/\d+/download_url failed after 4 tries", error)
+    assert "HTTP 503" in error
+    assert "max_retries" in error
+    assert statuses(sb, "api", "/download_url") == [503] * 4
+
+
+def test_api_429_waits_as_told_and_logs_once(
+    sb: Sandbox, config: dict[str, Any], tmp_path: Path
+) -> None:
+    sb.inject("status", status=429, retry_after=0, times=2, method="GET", path=FIRST_TASK)
+
+    run = run_tap(tmp_path, config)
+
+    assert_every_user_once(run, sb)
+    assert statuses(sb, "api", FIRST_TASK)[:3] == [429, 429, 200]
+    assert len(run.lines_with("Rate limited")) == 1
+
+
+@pytest.mark.parametrize("fault", ["reset", "stall"])
+def test_api_connection_reset_or_read_timeout_is_retried(
+    sb: Sandbox, config: dict[str, Any], tmp_path: Path, fault: str
+) -> None:
+    with FlakyProxy(sb.url, [fault, fault]) as proxy:
+        settings = {**config, "api_url": proxy.url, "request_timeout_seconds": 0.5}
+        run = run_tap(tmp_path, settings)
+
+    assert_every_user_once(run, sb)
+    assert proxy.seen[:2] == [fault, fault]
+    assert len(sb.tasks) == 1  # the retried POST never reached the API twice
+
+
+@pytest.mark.parametrize("fault", ["reset", "stall"])
+def test_api_connection_faults_past_the_last_try_are_a_clear_error(
+    sb: Sandbox, config: dict[str, Any], tmp_path: Path, fault: str
+) -> None:
+    with FlakyProxy(sb.url, [fault] * 10) as proxy:
+        settings = {**config, "api_url": proxy.url, "request_timeout_seconds": 0.3}
+        run = run_tap(tmp_path, settings)
+
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    error = run.error
+    assert "POST /tasks failed after 4 tries" in error
+    assert "try again later" in error
+    assert proxy.seen == [fault] * 4
+    assert sb.requests == []
+
+
+@pytest.mark.parametrize(
+    ("settings", "answer"),
+    [
+        ({"access_token_secret": "sbx_wrong"}, (401, "access_token_id")),
+        ({"chain_id": 5678}, (403, "5678")),
+    ],
+)
+def test_401_and_403_are_not_retried_and_name_the_cause(
+    sb: Sandbox,
+    config: dict[str, Any],
+    tmp_path: Path,
+    settings: dict[str, Any],
+    answer: tuple[int, str],
+) -> None:
+    status, cause = answer
+
+    run = run_tap(tmp_path, {**config, **settings})
+
+    assert run.returncode == 1
+    assert [r.status for r in sb.requests] == [status]
+    assert cause in run.error
+    assert sb.token_secret not in run.stderr
+    assert "sbx_wrong" not in run.stderr
+
+
+def test_task_gone_while_polling_is_a_404_not_retried(
+    sb: Sandbox, config: dict[str, Any], tmp_path: Path
+) -> None:
+    sb.inject("status", status=404, method="GET", path=FIRST_TASK)
+
+    run = run_tap(tmp_path, config)
+
+    assert run.returncode == 1
+    assert statuses(sb, "api", FIRST_TASK) == [404]
+    error = run.error
+    assert "the task is gone" in error
+
+
+# Storage faults ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("status", "retry_after"), [(500, None), (503, None), (429, 0)])
+def test_storage_5xx_and_429_are_retried(
+    sb: Sandbox, config: dict[str, Any], tmp_path: Path, status: int, retry_after: int | None
+) -> None:
+    extra = {} if retry_after is None else {"retry_after": retry_after}
+    sb.inject("storage_status", status=status, times=2, **extra)
+
+    run = run_tap(tmp_path, config)
+
+    assert_every_user_once(run, sb)
+    assert statuses(sb, "storage", ".csv") == [status, status, 200]
+    assert len(run.lines_with(f"storage answered HTTP {status}; retrying")) == 2
+    assert len(sb.tasks) == 1
+
+
+def test_storage_5xx_past_the_last_try_is_a_clear_error_and_keeps_the_bookmark(
+    sb: Sandbox, config: dict[str, Any], tmp_path: Path
+) -> None:
+    state = first_sync_state(sb, tmp_path, config)
+    sb.inject("storage_status", status=500, times=50)
+
+    run = run_tap(tmp_path, config, state=state)
+
+    assert_failed_keeping_bookmark(run, state)
+    error = run.error
+    assert "Export download failed: storage answered HTTP 500" in error
+    assert "3 retries" in error
+    assert statuses(sb, "storage", ".csv") == [500] * 4
+
+
+def test_expired_url_is_refreshed_from_download_url_not_a_new_task(
+    sb: Sandbox, config: dict[str, Any], tmp_path: Path
+) -> None:
+    sb.inject("url_expired", times=2)
+
+    run = run_tap(tmp_path, config)
+
+    assert_every_user_once(run, sb)
+    assert len(sb.tasks) == 1
+    assert statuses(sb, "api", "/download_url") == [200, 200, 200]
+    assert statuses(sb, "storage", ".csv") == [403, 403, 200]
+
+
+def test_url_refused_past_the_refresh_limit_is_a_clear_error(
+    sb: Sandbox, config: dict[str, Any], tmp_path: Path
+) -> None:
+    sb.inject("url_expired", times=50)
+
+    run = run_tap(tmp_path, config)
+
+    assert run.returncode == 1
+    error = run.error
+    assert "storage kept refusing the signed URL (HTTP 403)" in error
+    assert len(sb.tasks) == 1
+
+
+@pytest.mark.parametrize(
+    ("kind", "params"),
+    [("drop_connection", {"after_bytes": 3000}), ("short_body", {"missing_bytes": 2500})],
+)
+def test_broken_body_resumes_with_range_and_emits_no_record_twice(
+    sb: Sandbox, config: dict[str, Any], tmp_path: Path, kind: str, params: dict[str, Any]
+) -> None:
+    sb.inject(kind, **params)
+
+    run = run_tap(tmp_path, config)
+
+    assert_every_user_once(run, sb)
+    downloads = [r for r in sb.requests if r.server == "storage"]
+    assert [r.status for r in downloads] == [200, 206]
+    resumed_at = int(downloads[1].headers["Range"].removeprefix("bytes=").rstrip("-"))
+    assert resumed_at > 0
+    assert len(run.lines_with(f"resuming at byte {resumed_at}")) == 1
+
+
+@pytest.mark.parametrize("mode", ["content-encoding", "raw"])
+def test_gzip_either_way_reads_as_the_plain_file(
+    sb: Sandbox, config: dict[str, Any], tmp_path: Path, mode: str
+) -> None:
+    plain = run_tap(tmp_path, config)
+    sb.inject("gzip", mode=mode)
+
+    zipped = run_tap(tmp_path, config)
+
+    assert_every_user_once(zipped, sb)
+    assert sorted(zipped.records, key=by_id) == sorted(plain.records, key=by_id)
+
+
+def by_id(record: dict[str, Any]) -> int:
+    """Sort key of records."""
+    return int(record["id"])
