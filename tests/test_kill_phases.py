@@ -1,0 +1,248 @@
+"""Kill the tap process at each phase of a sync; a rerun from its last STATE loses no user.
+
+The tap runs as the ``tap-spaaza-users`` command with its standard output on a pipe that
+the test reads as a target would, line by line: a tap that writes faster than the test
+reads waits on the pipe, so "after N records" is a precise moment. What the test has read
+when it kills the process is what a target would have received.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+    from tap_spaaza_users.sandbox import Sandbox
+
+DEADLINE_SECONDS = 30
+
+
+class TapProcess:
+    """One run of the tap command, read message by message."""
+
+    def __init__(
+        self, tmp_path: Path, config: dict[str, Any], state: dict[str, Any] | None
+    ) -> None:
+        """Start the command with ``--config`` (and ``--state`` when given)."""
+        run = len(list(tmp_path.glob("config-*.json")))
+        config_path = tmp_path / f"config-{run}.json"
+        config_path.write_text(json.dumps(config))
+        argv = [sys.executable, "-m", "tap_spaaza_users", "--config", str(config_path)]
+        if state is not None:
+            state_path = tmp_path / f"state-{run}.json"
+            state_path.write_text(json.dumps(state))
+            argv += ["--state", str(state_path)]
+        self.stderr_path = tmp_path / f"stderr-{run}.log"
+        with self.stderr_path.open("wb") as stderr:
+            self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=stderr)
+        self.messages: list[dict[str, Any]] = []
+
+    def read_until(self, done: Callable[[list[dict[str, Any]]], bool]) -> None:
+        """Read messages until ``done`` holds (fails if the output ends first)."""
+        assert self.process.stdout is not None
+        while not done(self.messages):
+            line = self.process.stdout.readline()
+            assert line, f"the tap ended first: {self.stderr_path.read_text()[-2000:]}"
+            self.messages.append(json.loads(line))
+
+    def kill(self, signum: int = signal.SIGKILL, *, keep_unread: bool = False) -> None:
+        """Stop the process; with ``keep_unread``, what it had already written counts too."""
+        self.process.send_signal(signum)
+        assert self.process.stdout is not None
+        rest = self.process.stdout.read()
+        self.process.stdout.close()
+        self.process.wait(DEADLINE_SECONDS)
+        if keep_unread:
+            self.messages += [json.loads(line) for line in rest.splitlines() if line.strip()]
+
+    def finish(self) -> None:
+        """Read everything up to the end; the run must succeed."""
+        assert self.process.stdout is not None
+        rest = self.process.stdout.read()
+        self.process.stdout.close()
+        self.messages += [json.loads(line) for line in rest.splitlines() if line.strip()]
+        assert self.process.wait(DEADLINE_SECONDS) == 0, self.stderr_path.read_text()[-2000:]
+
+    @property
+    def ids(self) -> set[int]:
+        """The ids of the users received."""
+        return {m["record"]["id"] for m in self.messages if m["type"] == "RECORD"}
+
+    @property
+    def last_state(self) -> dict[str, Any] | None:
+        """The last STATE received, if any."""
+        states = [m["value"] for m in self.messages if m["type"] == "STATE"]
+        return states[-1] if states else None
+
+
+def records(messages: list[dict[str, Any]]) -> int:
+    """How many RECORD messages were received."""
+    return sum(1 for m in messages if m["type"] == "RECORD")
+
+
+def has_in_flight_state(messages: list[dict[str, Any]]) -> bool:
+    """Whether a STATE naming the in-flight task was received."""
+    return any(
+        m["type"] == "STATE" and "in_flight_task" in m["value"]["bookmarks"]["users"]
+        for m in messages
+    )
+
+
+def task_creations(sandbox: Sandbox) -> int:
+    """How many tasks the sandbox was asked to create."""
+    return sum(1 for r in sandbox.requests if r.method == "POST" and r.path == "/tasks")
+
+
+def wait_until(condition: Callable[[], bool]) -> None:
+    """Poll ``condition`` until it holds (fails after the deadline)."""
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def run_tap(tmp_path: Path) -> Iterator[Callable[..., TapProcess]]:
+    """Start tap processes that are all stopped after the test."""
+    started: list[TapProcess] = []
+
+    def start(config: dict[str, Any], state: dict[str, Any] | None = None) -> TapProcess:
+        started.append(TapProcess(tmp_path, config, state))
+        return started[-1]
+
+    yield start
+    for tap in started:
+        if tap.process.poll() is None:
+            tap.process.kill()
+            tap.process.communicate(timeout=DEADLINE_SECONDS)
+
+
+def rerun_and_check(
+    sandbox: Sandbox,
+    config: dict[str, Any],
+    killed: TapProcess,
+    run_tap: Callable[..., TapProcess],
+    *,
+    reused: bool,
+) -> TapProcess:
+    """Rerun from the killed run's last STATE; assert no user is missing, and the reuse."""
+    creations = task_creations(sandbox)
+    rerun = run_tap(config, killed.last_state)
+    rerun.finish()
+    expected = {int(user["id"]) for user in sandbox.users()}
+    assert expected - (killed.ids | rerun.ids) == set()
+    assert task_creations(sandbox) == creations + (0 if reused else 1)
+    return rerun
+
+
+@pytest.fixture
+def kill_sandbox(sandbox_factory: Callable[..., Sandbox]) -> Sandbox:
+    """300 users."""
+    return sandbox_factory(users=300, seed=21)
+
+
+@pytest.fixture
+def kill_config(kill_sandbox: Sandbox, fast_settings: dict[str, Any]) -> dict[str, Any]:
+    """Settings with the default clean-up."""
+    return kill_sandbox.tap_config(**{**fast_settings, "delete_completed_tasks": True})
+
+
+def test_killed_after_task_creation_the_rerun_reuses_the_task(
+    kill_sandbox: Sandbox, kill_config: dict[str, Any], run_tap: Callable[..., TapProcess]
+) -> None:
+    kill_sandbox.inject("task_stuck", seconds=1.5)
+    tap = run_tap(kill_config)
+    tap.read_until(has_in_flight_state)
+    tap.kill()
+    assert tap.ids == set()
+
+    rerun_and_check(kill_sandbox, kill_config, tap, run_tap, reused=True)
+
+
+def test_killed_while_polling_the_rerun_keeps_polling_the_same_task(
+    kill_sandbox: Sandbox, kill_config: dict[str, Any], run_tap: Callable[..., TapProcess]
+) -> None:
+    kill_sandbox.inject("task_stuck", seconds=1.5)
+    tap = run_tap(kill_config)
+    tap.read_until(has_in_flight_state)
+    wait_until(lambda: sum(1 for r in kill_sandbox.requests if r.path == "/tasks/1001") >= 2)
+    tap.kill(keep_unread=True)
+    assert kill_sandbox.tasks[1001].code == "INPROGRESS"
+
+    rerun_and_check(kill_sandbox, kill_config, tap, run_tap, reused=True)
+
+
+def test_killed_mid_download_the_rerun_downloads_the_same_task_again(
+    kill_sandbox: Sandbox, kill_config: dict[str, Any], run_tap: Callable[..., TapProcess]
+) -> None:
+    kill_sandbox.inject("slow_download", bytes_per_second=20_000)
+    tap = run_tap(kill_config)
+    tap.read_until(has_in_flight_state)
+    wait_until(lambda: any(r.server == "storage" for r in kill_sandbox.requests))
+    time.sleep(0.3)
+    tap.kill(keep_unread=True)
+    assert tap.ids == set()
+
+    rerun_and_check(kill_sandbox, kill_config, tap, run_tap, reused=True)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_killed_mid_emission_the_rerun_emits_every_user_from_the_same_task(
+    sandbox_factory: Callable[..., Sandbox],
+    fast_settings: dict[str, Any],
+    run_tap: Callable[..., TapProcess],
+    signum: int,
+) -> None:
+    sandbox = sandbox_factory(users=3000, seed=22)
+    config = sandbox.tap_config(**{**fast_settings, "delete_completed_tasks": True})
+    tap = run_tap(config)
+    tap.read_until(lambda messages: records(messages) >= 1000)
+    tap.kill(signum)
+    assert 0 < len(tap.ids) < 3000
+
+    rerun_and_check(sandbox, config, tap, run_tap, reused=True)
+
+
+def test_killed_after_the_last_record_before_its_state_the_rerun_reuses_the_task(
+    kill_sandbox: Sandbox, kill_config: dict[str, Any], run_tap: Callable[..., TapProcess]
+) -> None:
+    total = len(kill_sandbox.users())
+    tap = run_tap(kill_config)
+    tap.read_until(lambda messages: records(messages) == total)
+    tap.kill()  # whatever followed the last record is lost
+    assert tap.last_state is not None
+    assert "replication_key_value" not in tap.last_state["bookmarks"]["users"]
+
+    rerun_and_check(kill_sandbox, kill_config, tap, run_tap, reused=True)
+
+
+def test_killed_while_deleting_the_delivered_task_the_rerun_deletes_it(
+    kill_sandbox: Sandbox, fast_settings: dict[str, Any], run_tap: Callable[..., TapProcess]
+) -> None:
+    config = kill_sandbox.tap_config(
+        **{**fast_settings, "delete_completed_tasks": True, "retry_max_wait_seconds": 30}
+    )
+    kill_sandbox.inject("status", status=503, retry_after=30, method="DELETE")
+    tap = run_tap(config)
+    tap.read_until(
+        lambda messages: any(
+            m["type"] == "STATE"
+            and m["value"]["bookmarks"]["users"].get("in_flight_task", {}).get("delivered")
+            for m in messages
+        )
+    )
+    tap.kill()
+    assert tap.last_state is not None
+    assert tap.last_state["bookmarks"]["users"]["replication_key_value"]
+
+    rerun_and_check(kill_sandbox, config, tap, run_tap, reused=False)
+    assert kill_sandbox.tasks == {}  # the leftover and the rerun's own task are both gone
