@@ -153,15 +153,36 @@ class TapSpaazaUsers(Tap):
         return super()._validate_config(raise_errors=raise_errors)
 
     def check_connection(self) -> None:
-        """Call ``GET /tasks?limit=1``: proves host, token and chain, creates no export."""
+        """Call ``GET /tasks?limit=1``: proves host and token, and the chain when it can.
+
+        The list holds the token's own chain's tasks, so a listed task whose chain is not
+        ``chain_id`` shows a token of another chain. An empty list cannot tell; then the
+        first export would be refused (403) if the chain were wrong. No export is created.
+
+        Raises:
+            SpaazaConfigError: When the token belongs to another chain than ``chain_id``.
+        """
         stream = self.streams["users"]
         assert isinstance(stream, UsersStream)  # noqa: S101
+        chain_id = int(self.config["chain_id"])
         with contextlib.closing(stream.make_client()) as client:
-            client.list_tasks(limit=1)
+            tasks = client.list_tasks(limit=1)
+        token_chain = next(
+            (t["chain"] for t in tasks if isinstance(t, dict) and isinstance(t.get("chain"), int)),
+            None,
+        )
+        if token_chain is not None and token_chain != chain_id:
+            _invalid(
+                "chain_id",
+                f"is {chain_id}, but the access token lists the tasks of chain {token_chain}: "
+                f"use a token of chain {chain_id} or correct chain_id",
+            )
+        checked = "" if token_chain is not None else " (no task yet to confirm the chain)"
         self.logger.info(
-            "Connection test passed: the Services API at %s accepted the token for chain %s",
+            "Connection test passed: the Services API at %s accepted the token for chain %s%s",
             client.base_url,
-            self.config["chain_id"],
+            chain_id,
+            checked,
         )
 
     # CLI edge: a SpaazaError becomes one clear ERROR line and exit status 1.
