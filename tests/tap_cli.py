@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -11,6 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+#: The level column of the SDK's console log format, at ERROR.
+_ERROR_LEVEL = re.compile(r"\|\s*ERROR\s*\|")
 
 #: Backoff, timeouts and polling turned down so the command line runs stay fast.
 FAST_CLI_SETTINGS: dict[str, Any] = {
@@ -48,7 +52,7 @@ class CliRun:
     @property
     def error_lines(self) -> list[str]:
         """The stderr lines logged at ERROR."""
-        return [line for line in self.stderr.splitlines() if " ERROR " in f" {line} "]
+        return [line for line in self.stderr.splitlines() if _ERROR_LEVEL.search(line)]
 
     @property
     def error(self) -> str:

@@ -191,7 +191,11 @@ class StorageApp:
 
 
 def status_fault_response(fault: Fault) -> Response:
-    """Return the S3-style answer of an injected ``storage_status`` fault (``Retry-After`` too)."""
+    """Return the S3-style answer of an injected ``storage_status`` fault.
+
+    Params: ``status``, ``retry_after`` (seconds or an HTTP date) and ``headers`` (more
+    response headers, e.g. a ``Set-Cookie`` to check the tap never sends it back).
+    """
     status = int(fault.params.get("status", 503))
     code = STATUS_CODES.get(status, "InjectedFault")
     response = xml_error(status, code, f"injected {status} fault")
@@ -199,6 +203,8 @@ def status_fault_response(fault: Fault) -> Response:
     if retry_after is not None:
         is_number = isinstance(retry_after, (int, float))
         response.headers["Retry-After"] = str(int(retry_after)) if is_number else str(retry_after)
+    for name, value in dict(fault.params.get("headers") or {}).items():
+        response.headers[str(name)] = str(value)
     return response
 
 
