@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -175,6 +176,36 @@ def test_task_gone_while_polling_is_a_404_not_retried(
     assert statuses(sb, "api", FIRST_TASK) == [404]
     error = run.error
     assert "the task is gone" in error
+
+
+def test_400_on_task_creation_is_not_retried_and_quotes_spaazas_error(
+    sb: Sandbox, config: dict[str, Any], tmp_path: Path
+) -> None:
+    rule = {"field_name": "shoe_size", "field_type": "number", "operator": "is", "value": 42}
+
+    run = run_tap(tmp_path, {**config, "segment_rules": [rule]})
+
+    assert run.returncode == 1
+    assert statuses(sb, "api", "/tasks") == [400]
+    error = run.error
+    assert "HTTP 400" in error
+    assert "shoe_size" in error
+    assert "segment_rules" in error
+
+
+def test_api_connection_refused_is_retried_then_a_clear_error(
+    config: dict[str, Any], tmp_path: Path
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+
+    run = run_tap(tmp_path, {**config, "api_url": f"http://127.0.0.1:{closed_port}"})
+
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    assert "POST /tasks failed after 4 tries" in run.error
+    assert "unavailable" in run.error
 
 
 # Storage faults ---------------------------------------------------------------------------
