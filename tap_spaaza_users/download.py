@@ -154,7 +154,8 @@ class _Attempts:
     def fail(self, why: str) -> SpaazaDownloadError:
         return SpaazaDownloadError(
             f"Export download failed: {why} (after {self.url_refreshes} URL refreshes, "
-            f"{self.resumes} resumes, {self.retries} retries)."
+            f"{self.resumes} resumes, {self.retries} retries). No row of this file was emitted: "
+            "run the sync again; if it keeps failing, check the network path to storage."
         )
 
     def pause(self, attempt: int, retry_after: float | None = None) -> None:

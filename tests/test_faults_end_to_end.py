@@ -238,6 +238,7 @@ def test_storage_5xx_past_the_last_try_is_a_clear_error_and_keeps_the_bookmark(
     error = run.error
     assert "Export download failed: storage answered HTTP 500" in error
     assert "3 retries" in error
+    assert "run the sync again" in error
     assert statuses(sb, "storage", ".csv") == [500] * 4
 
 
