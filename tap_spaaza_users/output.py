@@ -7,11 +7,14 @@ import contextlib
 import datetime as dt
 import sys
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from singer_sdk.singerlib.encoding.base import GenericSingerWriter
-from singer_sdk.singerlib.messages import Message, RecordMessage
+from singer_sdk.singerlib.messages import Message, RecordMessage, StateMessage
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 #: Buffered output is written once it reaches this size (and always around a STATE message).
 FLUSH_BYTES = 1 << 20
@@ -25,6 +28,15 @@ def _encode_other(value: object) -> object:
     return str(value)
 
 
+def json_encoder() -> msgspec.json.Encoder:
+    """A msgspec JSON encoder writing Decimal as a JSON number with every digit.
+
+    Returns:
+        The encoder.
+    """
+    return msgspec.json.Encoder(enc_hook=_encode_other, decimal_format="number")
+
+
 class BufferedSingerWriter(GenericSingerWriter[bytes, Message]):
     """Writes Singer messages as JSON lines to standard output, buffering RECORD messages.
 
@@ -36,8 +48,10 @@ class BufferedSingerWriter(GenericSingerWriter[bytes, Message]):
 
     def __init__(self) -> None:
         """Create the encoder and an empty buffer."""
-        self._encoder = msgspec.json.Encoder(enc_hook=_encode_other, decimal_format="number")
+        self._encoder = json_encoder()
         self._buffer = bytearray()
+        #: Called before a STATE message is written (BATCH output completes its files there).
+        self.before_state: Callable[[], None] | None = None
         _WRITERS.add(self)
 
     def serialize_message(self, message: Message) -> bytes:
@@ -63,6 +77,8 @@ class BufferedSingerWriter(GenericSingerWriter[bytes, Message]):
             if len(self._buffer) >= FLUSH_BYTES:
                 self._write_out()
             return
+        if self.before_state is not None and isinstance(message, StateMessage):
+            self.before_state()
         self._buffer += self.serialize_message(message)
         self.flush()
 

@@ -14,7 +14,7 @@ from singer_sdk import Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
 
-from tap_spaaza_users import inflight, segments, shaping
+from tap_spaaza_users import batching, inflight, segments, shaping
 from tap_spaaza_users.client import ClientSettings, SpaazaClient
 from tap_spaaza_users.columns import PRIMARY_KEY, REPLICATION_KEY, users_json_schema
 from tap_spaaza_users.download import download_export
@@ -38,6 +38,7 @@ else:
 if TYPE_CHECKING:
     from collections.abc import Generator, Iterable, Iterator
 
+    from singer_sdk.helpers._batch import BatchConfig
     from singer_sdk.helpers.types import Context
     from singer_sdk.singerlib.messages import RecordMessage
 
@@ -296,6 +297,16 @@ class UsersStream(Stream):
         The deselected fields are found once per sync, not looked up per field per record.
         """
         yield from shaping.record_messages(self, record, version=self._stream_version)
+
+    @override
+    def _sync_batches(self, batch_config: BatchConfig, context: Context | None = None) -> None:
+        """BATCH files holding what RECORD messages would (see batching), STATE after them.
+
+        Args:
+            batch_config: The ``batch_config`` setting.
+            context: Stream partition (none for this stream).
+        """
+        batching.sync_batches(self, batch_config, context)
 
     def _adopt_columns(self, extra_columns: list[str]) -> None:
         """Add the file's unknown columns (strings) to the schema and re-send SCHEMA."""
