@@ -323,6 +323,7 @@ class UsersCsvReader:
     def _invalid(self, line: int, message: str) -> None:
         error = self._error(line, message)
         if self.on_invalid_row == "fail":
-            raise error
+            msg = f"{error}; set on_invalid_row to skip to leave such rows out (each is counted)"
+            raise SpaazaInvalidRowError(msg)
         self.skipped_rows += 1
         self.logger.warning("%s; row skipped", error)

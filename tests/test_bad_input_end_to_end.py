@@ -85,6 +85,7 @@ def test_malformed_row_fails_naming_task_line_column_and_value(
     assert f"Export task {task_id}, line 4" in error
     assert "'overall'" in error
     assert "not-a-number" in error
+    assert "on_invalid_row" in error
 
 
 def test_row_with_a_missing_field_fails_naming_its_line(
