@@ -159,7 +159,7 @@ def kill_config(kill_sandbox: Sandbox, fast_settings: dict[str, Any]) -> dict[st
 def test_killed_after_task_creation_the_rerun_reuses_the_task(
     kill_sandbox: Sandbox, kill_config: dict[str, Any], run_tap: Callable[..., TapProcess]
 ) -> None:
-    kill_sandbox.inject("task_stuck", seconds=1.5)
+    kill_sandbox.inject("task_stuck", seconds=3)
     tap = run_tap(kill_config)
     tap.read_until(has_in_flight_state)
     tap.kill()
@@ -171,7 +171,7 @@ def test_killed_after_task_creation_the_rerun_reuses_the_task(
 def test_killed_while_polling_the_rerun_keeps_polling_the_same_task(
     kill_sandbox: Sandbox, kill_config: dict[str, Any], run_tap: Callable[..., TapProcess]
 ) -> None:
-    kill_sandbox.inject("task_stuck", seconds=1.5)
+    kill_sandbox.inject("task_stuck", seconds=3)
     tap = run_tap(kill_config)
     tap.read_until(has_in_flight_state)
     wait_until(lambda: sum(1 for r in kill_sandbox.requests if r.path == "/tasks/1001") >= 2)
@@ -216,6 +216,9 @@ def test_killed_after_the_last_record_before_its_state_the_rerun_reuses_the_task
     kill_sandbox: Sandbox, kill_config: dict[str, Any], run_tap: Callable[..., TapProcess]
 ) -> None:
     total = len(kill_sandbox.users())
+    # Tasks kept: the process may get as far as the clean-up before the kill lands, and
+    # the rerun must still find the task (the stuck-delete test covers the clean-up).
+    kill_config = {**kill_config, "delete_completed_tasks": False}
     tap = run_tap(kill_config)
     tap.read_until(lambda messages: records(messages) == total)
     tap.kill()  # whatever followed the last record is lost
