@@ -26,7 +26,7 @@ TARGET = {"action": "export", "export_index": "users", "export_format": "csv"}
 PER_RECORD_TARGET = 1.5
 BATCH_TARGET = 1.2
 RSS_TARGET_MB = 150
-EMITTED = re.compile(r"Emitted (\d+) users from task")
+EMITTED = re.compile(r"Emitted (\d+) users from task \d+ in ([\d.]+)s")
 DONE = re.compile(r"Export task \d+ is DONE")
 
 
@@ -40,6 +40,7 @@ class Run:
     peak_rss: int = 0
     api_calls: int = 0
     storage_calls: int = 0
+    convert: float = 0.0
 
 
 class PeakRss:
@@ -120,6 +121,7 @@ def floor(info: dict[str, Any], workdir: Path) -> Run:
         response.raise_for_status()
         for chunk in response.iter_content(chunk_size=1 << 20):
             file.write(chunk)
+    downloaded = time.perf_counter()
     rows = 0
     with (
         path.open(encoding="utf-8", newline="") as source,
@@ -133,7 +135,7 @@ def floor(info: dict[str, Any], workdir: Path) -> Run:
             rows += 1
     seconds = time.perf_counter() - started
     path.unlink()
-    return Run(rows=rows, work=seconds, total=seconds)
+    return Run(rows=rows, work=seconds, total=seconds, convert=time.perf_counter() - downloaded)
 
 
 def tap_command() -> list[str]:
@@ -169,7 +171,7 @@ def run_tap(info: dict[str, Any], workdir: Path, *, batch: bool) -> Run:
     config_path.write_text(json.dumps(tap_config(info, batch_root)), encoding="utf-8")
     requests.delete(f"{info['url']}/_sandbox/requests", timeout=30)
     done_at: list[float] = []
-    emitted: list[int] = []
+    emitted: list[tuple[int, float]] = []
     started = time.perf_counter()
     process = subprocess.Popen(
         [*tap_command(), "--config", str(config_path)],
@@ -183,7 +185,7 @@ def run_tap(info: dict[str, Any], workdir: Path, *, batch: bool) -> Run:
             if not done_at and DONE.search(line):
                 done_at.append(time.perf_counter())
             if match := EMITTED.search(line):
-                emitted.append(int(match.group(1)))
+                emitted.append((int(match.group(1)), float(match.group(2))))
         code = process.wait()
     ended = time.perf_counter()
     if code != 0 or not done_at or not emitted:
@@ -193,7 +195,8 @@ def run_tap(info: dict[str, Any], workdir: Path, *, batch: bool) -> Run:
     if batch_root is not None:
         shutil.rmtree(batch_root, ignore_errors=True)
     return Run(
-        rows=sum(emitted),
+        rows=sum(rows for rows, _ in emitted),
+        convert=sum(seconds for _, seconds in emitted),
         work=ended - done_at[0],
         total=ended - started,
         peak_rss=rss.peak,
@@ -211,6 +214,7 @@ def median_run(runs: list[Run]) -> Run:
         peak_rss=int(statistics.median(run.peak_rss for run in runs)),
         api_calls=int(statistics.median(run.api_calls for run in runs)),
         storage_calls=int(statistics.median(run.storage_calls for run in runs)),
+        convert=statistics.median(run.convert for run in runs),
     )
 
 
@@ -245,6 +249,10 @@ def report(users: int, repeat: int, results: dict[str, Run]) -> None:
             f" {run.api_calls} API calls, {run.storage_calls} storage requests)"
         )
         print(f"ratio {name}/floor: {ratio:.2f} (target <= {target}) {verdict}")
+        print(
+            f"  CSV-to-output alone: tap {run.convert:.2f} s, floor {base.convert:.2f} s,"
+            f" ratio {run.convert / base.convert:.2f}"
+        )
     rss_mb = results["tap"].peak_rss / 2**20
     verdict = "OK" if rss_mb <= RSS_TARGET_MB else "ABOVE TARGET"
     print(f"peak RSS per-record tap: {rss_mb:.0f} MB (target <= {RSS_TARGET_MB}) {verdict}")
