@@ -30,6 +30,7 @@ class FlakyProxy:
         self.faults = list(faults)
         self.seen: list[str] = []
         self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.05)  # so the accept loop notices the stop
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
 
@@ -51,15 +52,18 @@ class FlakyProxy:
     ) -> None:
         """Stop accepting and release every stalled connection."""
         self._stopped.set()
-        self._listener.close()
         self._thread.join(timeout=5)
+        self._listener.close()
 
     def _serve(self) -> None:
         while not self._stopped.is_set():
             try:
                 client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
+            client.settimeout(None)
             fault = self.faults.pop(0) if self.faults else "forward"
             self.seen.append(fault)
             threading.Thread(target=self._handle, args=(client, fault), daemon=True).start()
