@@ -89,6 +89,21 @@ class RecordShaper:
                 yield alias, mapped
 
 
+def utc_text(moment: dt.datetime | None) -> str | None:
+    """A moment as the records write date-times (``YYYY-MM-DDTHH:MM:SS[.ffffff]+00:00``).
+
+    Two such texts compare like the moments they stand for, so a window test per record
+    needs no parsing.
+
+    Args:
+        moment: An aware datetime, or None.
+
+    Returns:
+        The text, or None.
+    """
+    return moment.astimezone(dt.timezone.utc).isoformat() if moment is not None else None
+
+
 def record_messages(
     stream: Stream, record: Record, *, version: int | None = None
 ) -> Iterator[RecordMessage]:

@@ -259,9 +259,11 @@ class UsersStream(Stream):
             logger=self.logger,
         ) as reader:
             self._adopt_columns(reader.extra_columns)
+            # Records carry created_date as RFC 3339 UTC in one format: compare the text.
+            start, end = shaping.utc_text(window.start), shaping.utc_text(window.end)
             for record in reader:
                 created = record.get(REPLICATION_KEY)
-                if created and not window.contains(parse_utc(created)):
+                if created and ((start and created < start) or (end and created >= end)):
                     outside += 1
                     continue
                 user_id = record.get(PRIMARY_KEY)
