@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 _BODY_EXCERPT = 200
+#: Secrets shorter than this are not scrubbed from messages (they would mangle plain words).
+MIN_SCRUBBED_LENGTH = 6
 
 
 @dataclass(frozen=True)
@@ -260,7 +262,8 @@ class SpaazaClient:
             The text without the secret.
         """
         secret = self.settings.token_secret
-        return text.replace(secret, "***") if secret else text
+        # A secret too short to be a real one would blank out ordinary words instead.
+        return text.replace(secret, "***") if len(secret or "") >= MIN_SCRUBBED_LENGTH else text
 
     def _attempt(
         self,

@@ -20,7 +20,7 @@ from tap_spaaza_users.streams import UsersStream, parse_utc
 
 if TYPE_CHECKING:
     import datetime as dt
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Mapping
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -148,6 +148,7 @@ class TapSpaazaUsers(Tap):
         Raises:
             SpaazaConfigError: When a setting is invalid; before any network call.
         """
+        self._config.update(numbers_from_text(self._config, self.config_jsonschema))
         if raise_errors:
             check_settings(self.config)
         return super()._validate_config(raise_errors=raise_errors)
@@ -228,6 +229,32 @@ class TapSpaazaUsers(Tap):
         except SpaazaError as exc:
             cls.logger.error("%s", exc)  # noqa: TRY400
             sys.exit(1)
+
+
+def numbers_from_text(config: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
+    """Read number settings given as text (environment variables, ``.env``) as numbers.
+
+    The SDK parses integers, booleans and arrays from the environment but leaves numbers as
+    text; a file's numbers arrive as Decimal, so text that is a number becomes a Decimal too.
+    Text that is not a number is left alone for ``check_settings`` to name.
+
+    Args:
+        config: The settings.
+        schema: The settings' JSON schema.
+
+    Returns:
+        The settings to replace.
+    """
+    converted: dict[str, Any] = {}
+    for name, prop in schema.get("properties", {}).items():
+        value = config.get(name)
+        kinds = prop.get("type", [])
+        if isinstance(value, str) and "number" in (kinds if isinstance(kinds, list) else [kinds]):
+            with contextlib.suppress(ArithmeticError):
+                number = Decimal(value.strip())
+                if number.is_finite():
+                    converted[name] = number
+    return converted
 
 
 def check_settings(config: Any) -> None:  # noqa: ANN401
