@@ -6,11 +6,12 @@ import contextlib
 import ipaddress
 import sys
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 from urllib.parse import urlsplit
 
 from singer_sdk import Tap
 from singer_sdk import typing as th
+from singer_sdk.helpers.capabilities import TapCapabilities
 from singer_sdk.tap_base import CliTestOptionValue
 
 from tap_spaaza_users import segments
@@ -21,6 +22,8 @@ from tap_spaaza_users.streams import UsersStream, parse_utc
 if TYPE_CHECKING:
     import datetime as dt
     from collections.abc import Iterator, Mapping
+
+    from singer_sdk.helpers.capabilities import CapabilitiesEnum
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -124,6 +127,8 @@ class TapSpaazaUsers(Tap):
 
     name = "tap-spaaza-users"
     config_jsonschema = CONFIG_SCHEMA
+    #: The SDK's capabilities, plus the connection test (``--test``) that creates no export.
+    capabilities: ClassVar[list[CapabilitiesEnum]] = [*Tap.capabilities, TapCapabilities.TEST]
     message_writer_class = BufferedSingerWriter
 
     @override
