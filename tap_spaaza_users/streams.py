@@ -14,7 +14,7 @@ from singer_sdk import Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
 
-from tap_spaaza_users import batching, inflight, segments, shaping
+from tap_spaaza_users import batching, inflight, refresh, segments, shaping
 from tap_spaaza_users.client import ClientSettings, SpaazaClient
 from tap_spaaza_users.columns import PRIMARY_KEY, REPLICATION_KEY, users_json_schema
 from tap_spaaza_users.download import download_export
@@ -59,6 +59,8 @@ class UsersStream(Stream):
     is_sorted = False
     # records.py types every value itself; the SDK's conformance has nothing left to do.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
+    #: This sync's full refresh (``full_refresh_days``), or None for an incremental sync.
+    full_refresh: refresh.FullRefresh | None = None
 
     def __init__(self, tap: Any) -> None:  # noqa: ANN401
         """Create the stream with its schema from the column list.
@@ -122,7 +124,8 @@ class UsersStream(Stream):
         Returns:
             The window start, in UTC.
         """
-        bookmark = self.get_starting_replication_key_value(context)
+        # A full refresh starts from start_date (or where an interrupted one stopped).
+        bookmark = None if self.full_refresh else self.get_starting_replication_key_value(context)
         return sync_start(
             start_date=self._start_date(),
             bookmark=parse_utc(str(bookmark)) if bookmark else None,
@@ -157,6 +160,7 @@ class UsersStream(Stream):
         Yields:
             Typed user records, each user once per sync.
         """
+        self.full_refresh = refresh.start(self)
         windows = self.plan(context)
         if not self.server_side_window:
             self._announce_own_window(windows[0].start)
@@ -172,6 +176,7 @@ class UsersStream(Stream):
             export = UsersExport(client, self._poll_settings(), self.logger)
             for window in windows:
                 yield from self._sync_window(export, window, Path(workdir), seen)
+        refresh.complete(self, self.full_refresh)
 
     def _sync_window(
         self, export: UsersExport, window: Window, workdir: Path, seen: set[int]
@@ -212,6 +217,7 @@ class UsersStream(Stream):
                 export.discard(previous, f"in state {code}, superseded by a new task")
         task_id = export.submit(self._task_body(window))
         inflight.record_task(state, task_id, window, dt.datetime.now(dt.timezone.utc))
+        refresh.note_in_flight(state, self.full_refresh)
         self.flush_state()
         self._wait(export, task_id)
         return task_id

@@ -45,6 +45,7 @@ POSITIVE_NUMBERS = (
 NON_NEGATIVE_NUMBERS = (
     "lookback_minutes",
     "backfill_window_days",
+    "full_refresh_days",
     "max_retries",
     "retry_initial_wait_seconds",
 )
@@ -77,6 +78,10 @@ CONFIG_SCHEMA = th.PropertiesList(
        "Split a long history (a start_date or bookmark far in the past) into export tasks "
        "of this many days each, the bookmark advancing after each one, so an interrupted "
        "backfill resumes where it stopped. Unset or 0: one export task per sync."),
+    _p("full_refresh_days", th.IntegerType, "Full refresh every (days)",
+       "Export every user again (not only new ones) when the last full export is this many "
+       "days old, so changed users are re-sent, and send ACTIVATE_VERSION so targets that "
+       "honour it remove deleted users. A first sync counts as one. Unset or 0: off."),
     _p("delete_completed_tasks", th.BooleanType, "Delete completed tasks",
        "Delete each export task once its file has been delivered (and any task abandoned "
        "after a timeout or left by an interrupted run), so tasks do not pile up in Console.",
