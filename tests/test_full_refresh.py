@@ -142,6 +142,7 @@ def test_changed_user_comes_back_on_the_next_full_refresh_not_before(
 
     after = sync(config, state=refreshed.final_state)
 
+    assert refreshed.bookmark is not None
     expected_start = parse_utc(refreshed.bookmark) - dt.timedelta(minutes=30, seconds=1)
     assert rule_start(newest_task(small_sandbox)) == expected_start
     assert activations(after) == []
@@ -154,6 +155,7 @@ def test_bookmark_never_moves_back_on_a_full_refresh(
     config = {**fast_config, "full_refresh_days": DAYS}
     first = sync(config)
     state = made_due(first)
+    assert first.bookmark is not None
     ahead = (parse_utc(first.bookmark) + dt.timedelta(days=1)).isoformat()
     state["bookmarks"]["users"]["replication_key_value"] = ahead
 
