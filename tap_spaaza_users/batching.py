@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import io
 import queue
+import shutil
+import subprocess
 import threading
 import uuid
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, SDKBatchMessage
 from upath import UPath
@@ -30,9 +33,9 @@ if TYPE_CHECKING:
 #: gzip level of batch files: level 1 is several times faster than 9 for ~20% more bytes.
 GZIP_LEVEL = 1
 #: Encoded records are handed to the file in pieces of about this size.
-WRITE_BYTES = 1 << 20
+WRITE_BYTES = 4 << 20
 #: Pieces waiting for the writing thread (bounds memory: a few MB).
-QUEUED_WRITES = 4
+QUEUED_WRITES = 2
 COMPRESSIONS = ("gzip", "none")
 
 
@@ -61,20 +64,26 @@ def sync_batches(stream: Stream, batch_config: BatchConfig, context: Context | N
 
 
 class _OpenFile:
-    """One batch file being written; a thread compresses and writes the encoded records.
+    """One batch file being written; a thread hands the encoded records to the compressor.
 
-    zlib and file writes release the GIL, so that work overlaps with reading the CSV.
+    Local files are compressed by a ``gzip -1`` process when one is installed: compressing
+    in a thread of this process costs the CSV reader the GIL on every output block (measured
+    about 25% slower than plain output), a process costs it nothing. Elsewhere, zlib in the
+    thread.
     """
 
     def __init__(self, path: UPath, name: str, *, compress: bool) -> None:
         self.name = name
         self.path = path
         self.raw: BinaryIO = path.open("wb")
-        self.out: BinaryIO = (
-            gzip.GzipFile(fileobj=self.raw, mode="wb", compresslevel=GZIP_LEVEL)  # type: ignore[assignment]
-            if compress
-            else self.raw
-        )
+        self.process = _gzip_process(self.raw) if compress else None
+        self.out: IO[bytes]
+        if self.process is not None and self.process.stdin is not None:
+            self.out = self.process.stdin
+        elif compress:
+            self.out = gzip.GzipFile(fileobj=self.raw, mode="wb", compresslevel=GZIP_LEVEL)  # type: ignore[assignment]
+        else:
+            self.out = self.raw
         self.buffer = bytearray()
         self._chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUED_WRITES)
         self._error: BaseException | None = None
@@ -105,9 +114,23 @@ class _OpenFile:
         self._thread.join()
         if self.out is not self.raw:
             self.out.close()
+        if self.process is not None and self.process.wait() != 0:
+            self._error = self._error or OSError(f"gzip exited with {self.process.returncode}")
         self.raw.close()
         if self._error is not None:
             raise self._error
+
+
+def _gzip_process(raw: BinaryIO) -> subprocess.Popen[bytes] | None:
+    """A ``gzip`` process writing into ``raw``, if gzip is installed and ``raw`` is a file."""
+    program = shutil.which("gzip")
+    if program is None:
+        return None
+    try:
+        raw.fileno()
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        return None
+    return subprocess.Popen([program, f"-{GZIP_LEVEL}", "-c"], stdin=subprocess.PIPE, stdout=raw)  # noqa: S603
 
 
 class BatchFiles:

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
+import fsspec
+
 from tap_spaaza_users.tap import TapSpaazaUsers
 
 if TYPE_CHECKING:
@@ -166,3 +168,22 @@ def test_gzip_batch_files_are_gzip_and_every_decimal_digit_is_kept(
     assert Path(unquote(urlparse(url).path)).read_bytes().startswith(GZIP_MAGIC)
     user = next(r for r in batch_records(batch) if r["id"] == user_id)
     assert user["average_basket_value"] == decimal.Decimal("12345678901234567.123456789")
+
+
+def test_batch_files_go_to_any_fsspec_url(
+    small_sandbox: Sandbox, fast_config: dict[str, Any]
+) -> None:
+    config = {
+        "encoding": {"format": "jsonl", "compression": "gzip"},
+        "storage": {"root": "memory://spaaza-batches", "prefix": "run-"},
+    }
+    messages = run({**fast_config, "batch_config": config})
+
+    (batch,) = [m for m in messages if m["type"] == "BATCH"]
+    (url,) = batch["manifest"]
+    assert url.startswith("memory://")
+    assert url.rsplit("/", 1)[1].startswith("run-")
+    with fsspec.open(url, "rb") as file:
+        data = gzip.decompress(file.read())
+    ids = {json.loads(line)["id"] for line in data.splitlines()}
+    assert ids == {int(row["id"]) for row in small_sandbox.users()}
