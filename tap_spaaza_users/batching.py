@@ -33,9 +33,9 @@ if TYPE_CHECKING:
 #: gzip level of batch files: level 1 is several times faster than 9 for ~20% more bytes.
 GZIP_LEVEL = 1
 #: Encoded records are handed to the file in pieces of about this size.
-WRITE_BYTES = 4 << 20
+WRITE_BYTES = 1 << 20
 #: Pieces waiting for the writing thread (bounds memory: a few MB).
-QUEUED_WRITES = 2
+QUEUED_WRITES = 4
 COMPRESSIONS = ("gzip", "none")
 
 
