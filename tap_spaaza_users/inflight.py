@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
+from tap_spaaza_users.windows import parse_utc
+
 if TYPE_CHECKING:
     from tap_spaaza_users.windows import Window
 
@@ -86,7 +88,7 @@ def delivered_before(state: dict[str, Any]) -> dt.datetime | None:
         The moment before which every user was delivered, or None.
     """
     value = state.get(DELIVERED_BEFORE)
-    return _parse(value) if isinstance(value, str) else None
+    return parse_utc(value) if isinstance(value, str) else None
 
 
 def close_window(state: dict[str, Any], window: Window, replication_key: str) -> str | None:
@@ -119,20 +121,9 @@ def close_window(state: dict[str, Any], window: Window, replication_key: str) ->
 def _later(new_value: object, old_value: object) -> bool:
     """Whether a date-time value is after another (text compared as moments)."""
     try:
-        return _parse(str(new_value)) > _parse(str(old_value))
+        return parse_utc(str(new_value)) > parse_utc(str(old_value))
     except ValueError:
         return str(new_value) > str(old_value)
-
-
-def _parse(text: str) -> dt.datetime:
-    """Read an ISO 8601 date-time as aware UTC (naive means UTC)."""
-    text = text.strip()
-    if text[-1:] in ("Z", "z"):
-        text = text[:-1] + "+00:00"
-    moment = dt.datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
-    return moment.astimezone(dt.timezone.utc)
 
 
 def _entry(state: dict[str, Any]) -> dict[str, Any] | None:

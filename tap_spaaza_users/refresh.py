@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tap_spaaza_users import inflight
+from tap_spaaza_users.windows import parse_utc
 
 if TYPE_CHECKING:
     from tap_spaaza_users.streams import UsersStream
@@ -55,7 +56,7 @@ def is_due(state: dict[str, Any], days: int | None, now: dt.datetime) -> bool:
     if not isinstance(last, str):
         return True
     try:
-        return now - _parse(last) >= dt.timedelta(days=days)
+        return now - parse_utc(last) >= dt.timedelta(days=days)
     except ValueError:
         return True
 
@@ -82,7 +83,7 @@ def begin(state: dict[str, Any], days: int | None, now: dt.datetime) -> FullRefr
         return None
     if isinstance(entry, dict) and isinstance(entry.get("version"), int):
         try:
-            started = _parse(str(entry.get("started_at")))
+            started = parse_utc(str(entry.get("started_at")))
         except ValueError:
             started = now
         return FullRefresh(version=entry["version"], started_at=started, resumed=True)
@@ -116,17 +117,6 @@ def finish(state: dict[str, Any], refresh: FullRefresh) -> None:
     """
     state.pop(FULL_REFRESH, None)
     state[LAST_FULL_REFRESH] = refresh.started_at.astimezone(dt.timezone.utc).isoformat()
-
-
-def _parse(text: str) -> dt.datetime:
-    """Read an ISO 8601 date-time as aware UTC (naive means UTC)."""
-    text = text.strip()
-    if text[-1:] in ("Z", "z"):
-        text = text[:-1] + "+00:00"
-    moment = dt.datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
-    return moment.astimezone(dt.timezone.utc)
 
 
 def start(stream: UsersStream) -> FullRefresh | None:

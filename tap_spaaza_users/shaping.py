@@ -119,6 +119,4 @@ def record_messages(
     """
     extracted = dt.datetime.now(dt.timezone.utc)
     for alias, mapped in RecordShaper.of(stream).shape(record):
-        yield RecordMessage(
-            stream=alias, record=mapped, version=version, time_extracted=extracted
-        )
+        yield RecordMessage(stream=alias, record=mapped, version=version, time_extracted=extracted)

@@ -27,8 +27,9 @@ from tap_spaaza_users.export import (
     UsersExport,
     build_export_task,
 )
+from tap_spaaza_users.idset import IdSet
 from tap_spaaza_users.records import UsersCsvReader
-from tap_spaaza_users.windows import Window, plan_windows, sync_start
+from tap_spaaza_users.windows import Window, parse_utc, plan_windows, sync_start
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -167,8 +168,7 @@ class UsersStream(Stream):
         if len(windows) > 1:
             self.logger.info("Backfill in %d windows, from %s", len(windows), windows[0].describe())
         # Ids emitted this sync, to drop repeats from the lookback overlap and window seams.
-        # A set of ints costs about 60 bytes per user: some 60 MB for a million users.
-        seen: set[int] = set()
+        seen = IdSet()
         with (
             tempfile.TemporaryDirectory(prefix="tap-spaaza-users-") as workdir,
             contextlib.closing(self.make_client()) as client,
@@ -179,7 +179,7 @@ class UsersStream(Stream):
         refresh.complete(self, self.full_refresh)
 
     def _sync_window(
-        self, export: UsersExport, window: Window, workdir: Path, seen: set[int]
+        self, export: UsersExport, window: Window, workdir: Path, seen: IdSet
     ) -> Iterator[dict[str, Any]]:
         """Obtain the window's finished task, emit its file, then close the window."""
         task_id = self._finished_task(export, window)
@@ -252,7 +252,7 @@ class UsersStream(Stream):
         self._write_state_message()
 
     def _read(
-        self, path: Path, task_id: int, window: Window, seen: set[int]
+        self, path: Path, task_id: int, window: Window, seen: IdSet
     ) -> Iterator[dict[str, Any]]:
         """Yield the file's records in the window not yet emitted, then log the tally."""
         started = time.monotonic()
@@ -273,10 +273,9 @@ class UsersStream(Stream):
                     outside += 1
                     continue
                 user_id = record.get(PRIMARY_KEY)
-                if user_id in seen:
+                if user_id is not None and not seen.add_new(user_id):
                     repeated += 1
                     continue
-                seen.add(user_id)  # type: ignore[arg-type]
                 emitted += 1
                 latest = created if created and (latest is None or created > latest) else latest
                 yield record
@@ -362,24 +361,3 @@ class UsersStream(Stream):
         """The ``start_date`` setting as an aware UTC datetime, if set."""
         value = self.config.get("start_date")
         return parse_utc(str(value)) if value else None
-
-
-def parse_utc(text: str) -> dt.datetime:
-    """Read an ISO 8601 / RFC 3339 date-time as an aware UTC datetime (naive means UTC).
-
-    Args:
-        text: The date-time.
-
-    Returns:
-        The moment in UTC.
-
-    Raises:
-        ValueError: When the text is not a date-time.
-    """
-    text = text.strip()
-    if text[-1:] in ("Z", "z"):
-        text = text[:-1] + "+00:00"
-    moment = dt.datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
-    return moment.astimezone(dt.timezone.utc)

@@ -17,7 +17,8 @@ from singer_sdk.tap_base import CliTestOptionValue
 from tap_spaaza_users import segments
 from tap_spaaza_users.errors import SpaazaConfigError, SpaazaError
 from tap_spaaza_users.output import BufferedSingerWriter
-from tap_spaaza_users.streams import UsersStream, parse_utc
+from tap_spaaza_users.streams import UsersStream
+from tap_spaaza_users.windows import parse_utc
 
 if TYPE_CHECKING:
     import datetime as dt

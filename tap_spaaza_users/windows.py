@@ -111,3 +111,24 @@ def plan_windows(
 def _iso(moment: dt.datetime | None) -> str | None:
     """A moment as ISO 8601 in UTC, or None."""
     return moment.astimezone(dt.timezone.utc).isoformat() if moment is not None else None
+
+
+def parse_utc(text: str) -> dt.datetime:
+    """Read an ISO 8601 / RFC 3339 date-time as an aware UTC datetime (naive means UTC).
+
+    Args:
+        text: The date-time.
+
+    Returns:
+        The moment in UTC.
+
+    Raises:
+        ValueError: When the text is not a date-time.
+    """
+    text = text.strip()
+    if text[-1:] in ("Z", "z"):
+        text = text[:-1] + "+00:00"
+    moment = dt.datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    return moment.astimezone(dt.timezone.utc)
