@@ -91,6 +91,24 @@ def delivered_before(state: dict[str, Any]) -> dt.datetime | None:
     return parse_utc(value) if isinstance(value, str) else None
 
 
+def note_progress(state: dict[str, Any], latest: str, replication_key: str) -> None:
+    """Keep a file's greatest ``created_date`` as the progress marker, once the file is emitted.
+
+    The stream does this once per file instead of letting the SDK compare every record;
+    ``close_window`` then promotes the marker to the bookmark.
+
+    Args:
+        state: The stream state.
+        latest: The greatest replication key value the file's emitted records carry.
+        replication_key: The stream's replication key.
+    """
+    markers = state.setdefault(PROGRESS_MARKERS, {})
+    current = markers.get(BOOKMARK)
+    if current is None or _later(latest, current):
+        markers["replication_key"] = replication_key
+        markers[BOOKMARK] = latest
+
+
 def close_window(state: dict[str, Any], window: Window, replication_key: str) -> str | None:
     """Promote the window's progress marker to the bookmark and advance the watermark.
 
