@@ -85,3 +85,28 @@ def test_dev_environment_reads_the_sandbox_token_from_its_variables(
     result = meltano("invoke", "tap-spaaza-users", "--test")
 
     assert f"accepted the token for chain {sandbox.chain_id}" in result.stdout + result.stderr
+
+
+def test_meltano_test_runs_the_connection_check_without_an_export(
+    meltano: Meltano, sandbox: Sandbox
+) -> None:
+    meltano.use_sandbox(sandbox)
+
+    result = meltano("test", "tap-spaaza-users")
+
+    assert "1 test(s) successful" in result.stdout + result.stderr
+    assert exports_created(sandbox) == 0
+    assert [(r.method, r.path) for r in sandbox.requests if r.server == "api"] == [
+        ("GET", "/tasks")
+    ]
+
+
+def test_meltano_test_fails_clearly_with_a_wrong_secret(meltano: Meltano, sandbox: Sandbox) -> None:
+    meltano.use_sandbox(sandbox, access_token_secret=WRONG_SECRET)
+
+    result = meltano("test", "tap-spaaza-users", check=False)
+
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "rejected the access token" in output
+    assert WRONG_SECRET not in output
