@@ -299,6 +299,13 @@ class UsersStream(Stream):
             self.logger.info("No users in the window %s", window.describe())
 
     @override
+    def generate_child_contexts(
+        self, record: dict[str, Any], context: Context | None
+    ) -> Iterable[Context | None]:
+        """None: the stream has no child streams, so there is no per-record context to make."""
+        return ()
+
+    @override
     def _increment_stream_state(
         self, latest_record: dict[str, Any], *, context: Context | None = None
     ) -> None:
