@@ -87,7 +87,7 @@ class UserGenerator:
         age_days = max(0, self.epoch - created) // _DAY
         recency, frequency, monetary = rnd.randint(1, 5), rnd.randint(1, 5), rnd.randint(1, 5)
         purchases = rnd.randint(0, 200)
-        points = rnd.randint(0, 8000)
+        points = min(20_000, int(rnd.expovariate(1 / 1200)))  # most members Bronze/Silver
         tier = max((t for t in TIERS if t[2] <= points), key=lambda t: t[2])
         next_tier = next((t for t in TIERS if t[2] > points), None)
         reached = created + rnd.randint(0, max(1, age_days)) * _DAY // 2
