@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import http.cookiejar
-import logging
 import random
-import re
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
@@ -16,9 +12,16 @@ import requests
 import urllib3.exceptions
 
 from tap_spaaza_users.errors import SpaazaDownloadError
+from tap_spaaza_users.storage import (
+    is_https_or_loopback,
+    redact_url,
+    redacting_queries,
+    storage_session,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    import logging
+    from collections.abc import Callable
     from pathlib import Path
 
 CHUNK_SIZE = 1024 * 1024
@@ -64,80 +67,6 @@ class DownloadResult:
         return self.bytes / 1e6 / self.seconds if self.seconds > 0 else 0.0
 
 
-def redact_url(url: str) -> str:
-    """Return scheme://host/path of a URL: the signed query string never leaves this module.
-
-    Args:
-        url: A storage URL, possibly pre-signed.
-
-    Returns:
-        The URL without query, fragment or user info.
-    """
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return f"{parts.scheme}://{host}{parts.path}"
-
-
-class _QueryRedactor(logging.Filter):
-    """Masks query strings in urllib3's DEBUG lines (which print the request path and query).
-
-    Active while a download runs: whatever encoding the query went out in, no `?...` survives.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.active = 0
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.active:
-            message = record.getMessage()
-            if "?" in message:
-                record.msg, record.args = _QUERY.sub("?<redacted>", message), ()
-        return True
-
-    @contextlib.contextmanager
-    def during_download(self) -> Iterator[None]:
-        self.active += 1
-        try:
-            yield
-        finally:
-            self.active -= 1
-
-
-_QUERY = re.compile(r"\?[^\s\"']*")
-_REDACTOR = _QueryRedactor()
-logging.getLogger("urllib3.connectionpool").addFilter(_REDACTOR)
-
-
-class _StripAuthorization(requests.auth.AuthBase):
-    """An auth hook that guarantees no Authorization header (and blocks .netrc lookups)."""
-
-    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        r.headers.pop("Authorization", None)
-        r.headers.pop("Cookie", None)
-        return r
-
-
-def storage_session(user_agent: str) -> requests.Session:
-    """Build a session for storage that carries no credentials and keeps no cookies.
-
-    Args:
-        user_agent: The User-Agent header to send.
-
-    Returns:
-        A fresh `requests.Session`, unrelated to the API session.
-    """
-    session = requests.Session()
-    session.auth = _StripAuthorization()
-    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-    session.headers.clear()
-    # identity: keep the body byte-for-byte as stored, so Range offsets stay valid.
-    session.headers.update({"User-Agent": user_agent, "Accept-Encoding": "identity"})
-    return session
-
-
 @dataclass
 class _Attempts:
     """Counters and limits of one download."""
@@ -164,11 +93,6 @@ class _Attempts:
         if retry_after is not None:
             delay = min(self.backoff_cap, max(delay, retry_after))
         time.sleep(delay)
-
-
-def _is_https_or_loopback(url: str) -> bool:
-    parts = urlsplit(url)
-    return parts.scheme == "https" or parts.hostname in {"127.0.0.1", "::1", "localhost"}
 
 
 def _retry_after(response: requests.Response) -> float | None:
@@ -410,11 +334,11 @@ def download_export(  # noqa: PLR0913
     attempts = _Attempts(max_url_refreshes, max_resumes, max_retries, backoff_base, backoff_cap)
     url = url_provider()
     logger.info("Downloading export file from %s", redact_url(url))
-    if not _is_https_or_loopback(url):
+    if not is_https_or_loopback(url):
         logger.warning("The download URL is not https: the file travels unencrypted")
     started = time.monotonic()
     with (
-        _REDACTOR.during_download(),
+        redacting_queries(),
         storage_session(user_agent) as session,
         dest.open("wb") as out,
     ):

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tap_spaaza_users.download import DownloadResult, download_export, redact_url
+from tap_spaaza_users.download import DownloadResult, download_export
 from tap_spaaza_users.errors import SpaazaDownloadError
+from tap_spaaza_users.storage import redact_url
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
