@@ -115,6 +115,20 @@ def test_url_expired_answers_403_once_even_for_a_fresh_url(api: ApiClient) -> No
     assert requests.get(url, timeout=10).status_code == 200
 
 
+def test_storage_status_answers_s3_style_errors_then_serves_the_file(api: ApiClient) -> None:
+    _, url = _done_url(api)
+    api.sb.inject("storage_status", status=503, retry_after=2, times=2)
+
+    first, second = requests.get(url, timeout=10), requests.get(url, timeout=10)
+    third = requests.get(url, timeout=10)
+
+    assert [first.status_code, second.status_code] == [503, 503]
+    assert first.headers["Retry-After"] == "2"
+    assert "<Error>" in first.text
+    assert third.status_code == 200
+    assert [r.status for r in api.sb.requests if r.server == "storage"][-3:] == [503, 503, 200]
+
+
 def test_task_error_ends_the_next_task_in_error_with_log_lines(api: ApiClient) -> None:
     api.sb.inject("task_error", logs=["Elasticsearch timeout", "Export aborted"])
     failed = api.wait(api.create()["id"])
