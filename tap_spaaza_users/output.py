@@ -14,7 +14,7 @@ from singer_sdk.singerlib.encoding.base import GenericSingerWriter
 from singer_sdk.singerlib.messages import Message, RecordMessage, StateMessage
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
 #: Buffered output is written once it reaches this size (and always around a STATE message).
 FLUSH_BYTES = 1 << 20
@@ -99,6 +99,23 @@ class BufferedSingerWriter(GenericSingerWriter[bytes, Message]):
         else:
             stdout.write(self._buffer.decode("utf-8"))
         self._buffer.clear()
+
+
+@contextlib.contextmanager
+def flushed(writer: object) -> Iterator[None]:
+    """Write out buffered records when the block ends, however it ends (an error, a limit).
+
+    Args:
+        writer: The tap's message writer (only a ``BufferedSingerWriter`` buffers).
+
+    Yields:
+        Nothing.
+    """
+    try:
+        yield
+    finally:
+        if isinstance(writer, BufferedSingerWriter):
+            writer.flush()
 
 
 @atexit.register

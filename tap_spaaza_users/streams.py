@@ -15,7 +15,7 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL
 
-from tap_spaaza_users import batching, inflight, refresh, segments, shaping
+from tap_spaaza_users import batching, inflight, output, refresh, segments, shaping
 from tap_spaaza_users.client import ClientSettings, SpaazaClient
 from tap_spaaza_users.columns import PRIMARY_KEY, REPLICATION_KEY, users_json_schema
 from tap_spaaza_users.download import download_export
@@ -173,6 +173,7 @@ class UsersStream(Stream):
         with (
             tempfile.TemporaryDirectory(prefix="tap-spaaza-users-") as workdir,
             contextlib.closing(self.make_client()) as client,
+            output.flushed(self._tap.message_writer),
         ):
             export = UsersExport(client, self._poll_settings(), self.logger)
             for window in windows:
