@@ -17,6 +17,7 @@ from tap_spaaza_users import records
 from tap_spaaza_users.columns import USER_COLUMNS, ColumnType, users_json_schema
 from tap_spaaza_users.errors import SpaazaInvalidRowError
 from tap_spaaza_users.records import UsersCsvReader
+from tap_spaaza_users.sandbox.export import csv_line
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -51,9 +52,12 @@ def write_csv(  # noqa: PLR0913
     header = header or list(USER_COLUMNS)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator=newline)
-    writer.writerow(header)
-    for row in rows:
-        writer.writerow([row.get(name, "") for name in header] if isinstance(row, Mapping) else row)
+    for row in [header, *rows]:
+        cells = [row.get(name, "") for name in header] if isinstance(row, Mapping) else row
+        if any("\0" in cell for cell in cells):  # Python 3.10's csv writer refuses NUL
+            buffer.write(csv_line(cells, newline))
+        else:
+            writer.writerow(cells)
     data = (("\ufeff" if bom else "") + buffer.getvalue()).encode()
     path.write_bytes(gzip.compress(data) if gzipped else data)
     return path

@@ -6,6 +6,7 @@ import csv
 import gzip
 import io
 import random
+import sys
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -127,8 +128,35 @@ def write_export(path: Path, rows: Iterable[dict[str, str]], options: ExportOpti
             cells = options.dialect.render(row, header)
             if count in options.malformed_rows:
                 cells = _malform(cells, header, options)
-            writer.writerow(cells)
+            if CSV_REFUSES_NUL and any("\0" in cell for cell in cells):
+                text.write(csv_line(cells, terminator))
+            else:
+                writer.writerow(cells)
     return count
+
+
+#: Python 3.10's csv writer refuses NUL characters; rows holding one are written by hand there.
+CSV_REFUSES_NUL = sys.version_info < (3, 11)
+_SPECIAL = (",", '"', "\r", "\n", "\0")
+
+
+def csv_line(cells: Iterable[str], terminator: str = "\n") -> str:
+    """One RFC 4180 line: fields quoted (quotes doubled) when they hold a special character.
+
+    Args:
+        cells: The fields.
+        terminator: The line end.
+
+    Returns:
+        The line, terminator included.
+    """
+    return (
+        ",".join(
+            '"' + cell.replace('"', '""') + '"' if any(ch in cell for ch in _SPECIAL) else cell
+            for cell in cells
+        )
+        + terminator
+    )
 
 
 def _malform(cells: list[str], header: list[str], options: ExportOptions) -> list[str]:
