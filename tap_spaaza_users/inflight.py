@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from typing import TYPE_CHECKING, Any
 
 from tap_spaaza_users.windows import parse_utc
@@ -17,9 +19,35 @@ DELIVERED_BEFORE = "delivered_before"
 #: The SDK's keys for the bookmark and its not-yet-promoted progress.
 PROGRESS_MARKERS = "progress_markers"
 BOOKMARK = "replication_key_value"
+#: The in-flight task's fingerprint of what it asks for (segment, rules, export target).
+REQUEST = "request"
 
 
-def record_task(state: dict[str, Any], task_id: int, window: Window, now: dt.datetime) -> None:
+def request_key(body: dict[str, Any]) -> str:
+    """A fingerprint of what an export task body asks for, whenever and by whom it is sent.
+
+    The trigger's ``once`` and the free-text ``desc`` are left out; the segment (saved or
+    inline, with its join) and the target are in. A task left by a run with other segment
+    settings then exports other users, so it must not be reused.
+
+    Args:
+        body: A ``POST /tasks`` body.
+
+    Returns:
+        A short hex digest.
+    """
+    trigger = {name: value for name, value in body.get("trigger", {}).items() if name != "once"}
+    text = json.dumps({"target": body.get("target"), "trigger": trigger}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def record_task(
+    state: dict[str, Any],
+    task_id: int,
+    window: Window,
+    now: dt.datetime,
+    request: str | None = None,
+) -> None:
     """Note a task just created for a window.
 
     Args:
@@ -27,16 +55,23 @@ def record_task(state: dict[str, Any], task_id: int, window: Window, now: dt.dat
         task_id: The task id.
         window: The window it exports.
         now: The creation time.
+        request: The task body's fingerprint (:func:`request_key`).
     """
-    state[IN_FLIGHT] = {"id": task_id, **window.key(), "created_at": now.isoformat()}
+    entry: dict[str, Any] = {"id": task_id, **window.key(), "created_at": now.isoformat()}
+    if request is not None:
+        entry[REQUEST] = request
+    state[IN_FLIGHT] = entry
 
 
-def task_for(state: dict[str, Any], window: Window) -> int | None:
-    """The recorded task exporting exactly this window and not yet delivered.
+def task_for(state: dict[str, Any], window: Window, request: str | None = None) -> int | None:
+    """The recorded task exporting exactly this window and request, not yet delivered.
+
+    A task recorded without a fingerprint (by an earlier version) matches on the window.
 
     Args:
         state: The stream state.
         window: The window this run is about to export.
+        request: The fingerprint of the task body this run would send.
 
     Returns:
         The task id, or None.
@@ -44,24 +79,28 @@ def task_for(state: dict[str, Any], window: Window) -> int | None:
     entry = _entry(state)
     if entry is None or entry.get("delivered"):
         return None
+    recorded = entry.get(REQUEST)
+    if request is not None and recorded is not None and recorded != request:
+        return None
     key = window.key()
     if all(entry.get(name) == value for name, value in key.items()):
         return int(entry["id"])
     return None
 
 
-def other_task(state: dict[str, Any], window: Window) -> int | None:
-    """A recorded task that this window will not use (another window, or delivered).
+def other_task(state: dict[str, Any], window: Window, request: str | None = None) -> int | None:
+    """A recorded task that this window will not use (another window or request, or delivered).
 
     Args:
         state: The stream state.
         window: The window this run is about to export.
+        request: The fingerprint of the task body this run would send.
 
     Returns:
         The task id, or None.
     """
     entry = _entry(state)
-    if entry is None or task_for(state, window) is not None:
+    if entry is None or task_for(state, window, request) is not None:
         return None
     return int(entry["id"])
 

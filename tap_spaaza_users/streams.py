@@ -202,11 +202,15 @@ class UsersStream(Stream):
     def _finished_task(self, export: UsersExport, window: Window) -> int:
         """The window's task in DONE: the one a previous run left, or a new one."""
         state = self.stream_state
-        stale = inflight.other_task(state, window)
+        body = self._task_body(window)
+        request = inflight.request_key(body)
+        stale = inflight.other_task(state, window, request)
         if stale is not None:
-            export.discard(stale, "left by an earlier run (delivered, or another window)")
+            export.discard(
+                stale, "left by an earlier run (delivered, or another window or segment)"
+            )
             inflight.forget_task(state)
-        previous = inflight.task_for(state, window)
+        previous = inflight.task_for(state, window, request)
         if previous is not None:
             code = export.status(previous)
             self.logger.info("Export task %d of the interrupted run is %s", previous, code)
@@ -217,8 +221,8 @@ class UsersStream(Stream):
                 return previous
             if code is not None:
                 export.discard(previous, f"in state {code}, superseded by a new task")
-        task_id = export.submit(self._task_body(window))
-        inflight.record_task(state, task_id, window, dt.datetime.now(dt.timezone.utc))
+        task_id = export.submit(body)
+        inflight.record_task(state, task_id, window, dt.datetime.now(dt.timezone.utc), request)
         refresh.note_in_flight(state, self.full_refresh)
         self.flush_state()
         self._wait(export, task_id)
