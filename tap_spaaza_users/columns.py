@@ -17,7 +17,7 @@ class ColumnType(str, enum.Enum):
     BOOLEAN = "boolean"
     DATE = "date"  # YYYY-MM-DD
     DATE_TIME = "date-time"  # YYYY-MM-DD HH:MM:SS UTC in the file, RFC 3339 in records
-    DECIMAL = "decimal"  # "12.50" in the file; kept as a string to keep every digit
+    DECIMAL = "decimal"  # "12.50" in the file; a Decimal (JSON number) keeping every digit
 
 
 I = ColumnType.INTEGER  # noqa: E741

@@ -11,6 +11,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 import urllib3.exceptions
 
+from tap_spaaza_users.client import parse_retry_after
 from tap_spaaza_users.errors import SpaazaDownloadError
 from tap_spaaza_users.storage import (
     is_https_or_loopback,
@@ -96,11 +97,7 @@ class _Attempts:
 
 
 def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After", "")
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
+    return parse_retry_after(response.headers.get("Retry-After"))
 
 
 def _open(
@@ -129,9 +126,13 @@ def _open(
         url = urljoin(url, location)
         if urlsplit(url).scheme != "https":
             msg = f"storage redirected to a non-https URL ({redact_url(url)}); refusing to follow"
-            raise SpaazaDownloadError(msg)
+            raise _RedirectRefusedError(msg)
     msg = f"storage redirected more than {MAX_REDIRECTS} times"
-    raise SpaazaDownloadError(msg)
+    raise _RedirectRefusedError(msg)
+
+
+class _RedirectRefusedError(Exception):
+    """Storage redirected where the download must not follow."""
 
 
 def _expected_total(response: requests.Response, offset: int) -> int | None:
@@ -241,6 +242,8 @@ class _Download:
         except requests.RequestException as exc:  # e.g. a malformed URL: not worth retrying
             why = f"request failed ({type(exc).__name__})"
             raise self.attempts.fail(why) from None
+        except _RedirectRefusedError as exc:
+            raise self.attempts.fail(str(exc)) from None
         with response:
             action = _handle_status(response, self.attempts, self.writer)
             if action == "refresh":

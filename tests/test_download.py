@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.utils
 import logging
 import socket
 import threading
@@ -11,7 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import requests
 
+from tap_spaaza_users import download
 from tap_spaaza_users.download import DownloadResult, download_export
 from tap_spaaza_users.errors import SpaazaDownloadError
 from tap_spaaza_users.storage import redact_url
@@ -122,7 +125,9 @@ def test_redirect_to_plain_http_is_refused(storage: LocalStorage, tmp_path: Path
 
     server = storage
     server.script = script
-    with pytest.raises(SpaazaDownloadError, match="non-https") as caught:
+    with pytest.raises(
+        SpaazaDownloadError, match=r"^Export download failed: storage redirected to a non-https URL"
+    ) as caught:
         fetch(server.url, tmp_path / "f.csv")
     assert [r["path"].split("?")[0] for r in server.requests] == ["/bucket/User_Export-1.csv"]
     assert SIGNED not in str(caught.value)
@@ -298,3 +303,14 @@ def test_malformed_url_fails_without_echoing_it(tmp_path: Path) -> None:
     with pytest.raises(SpaazaDownloadError, match="request failed") as caught:
         fetch(lambda: f"htp:/nowhere?{SIGNED}", tmp_path / "f.csv")
     assert "deadbeef" not in "".join(traceback.format_exception(caught.value))
+
+
+def test_storage_retry_after_reads_seconds_and_http_dates() -> None:
+    response = requests.Response()
+    response.headers["Retry-After"] = "7"
+    assert download._retry_after(response) == 7.0
+    later = email.utils.formatdate(time.time() + 30, usegmt=True)
+    response.headers["Retry-After"] = later
+    assert 25 < (download._retry_after(response) or 0) <= 30
+    response.headers["Retry-After"] = "soon"
+    assert download._retry_after(response) is None
