@@ -287,6 +287,7 @@ class UsersStream(Stream):
                 yield record
             skipped = reader.skipped_rows
         if latest and self.replication_method == REPLICATION_INCREMENTAL:
+            latest = self._capped_progress(latest, task_id)
             inflight.note_progress(self.stream_state, latest, REPLICATION_KEY)
         seconds = max(time.monotonic() - started, 1e-6)
         self.logger.info(
@@ -302,6 +303,28 @@ class UsersStream(Stream):
         )
         if not latest:
             self.logger.info("No users in the window %s", window.describe())
+
+    def _capped_progress(self, latest: str, task_id: int) -> str:
+        """The file's greatest ``created_date``, but never past the sync's start.
+
+        A user dated in the future (bad data, a local time read as UTC) would otherwise
+        carry the bookmark past users created, but not yet indexed, before the next sync's
+        lookback reaches back to them. As the SDK does for unsorted streams (its signpost),
+        the bookmark stops at the moment the sync began; the future-dated user is sent again
+        by each sync until its date has passed.
+        """
+        signpost = self.get_replication_key_signpost(None)
+        cap = shaping.utc_text(signpost) if isinstance(signpost, dt.datetime) else None
+        if cap is None or latest <= cap:
+            return latest
+        self.logger.warning(
+            "Export task %d holds users created in the future (up to %s); the bookmark "
+            "stops at the sync start %s",
+            task_id,
+            latest,
+            cap,
+        )
+        return cap
 
     @override
     def generate_child_contexts(

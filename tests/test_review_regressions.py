@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING, Any
+
+from tap_spaaza_users.windows import parse_utc
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -26,3 +29,25 @@ def test_rerun_with_changed_segment_does_not_reuse_the_task_of_the_old_segment(
 
     assert second.error is None
     assert second.ids == {int(row["id"]) for row in small_sandbox.users()}
+
+
+def test_user_with_a_future_created_date_does_not_push_the_bookmark_past_late_indexed_users(
+    sandbox_factory: Callable[..., Sandbox], fast_settings: dict[str, Any], sync: Callable[..., Any]
+) -> None:
+    sandbox = sandbox_factory(users=30, seed=5)
+    config = sandbox.tap_config(**fast_settings, lookback_minutes=60)
+    now = sandbox.clock.now().replace(microsecond=0)
+    sandbox.add_users(1, created_date=now + dt.timedelta(hours=3))  # skewed data, e.g. local time
+    (late,) = sandbox.add_users(
+        1, created_date=now - dt.timedelta(seconds=30), visible_after_seconds=600
+    )
+
+    first = sync(config)
+    assert first.error is None
+    assert late not in first.ids  # not indexed yet
+    assert parse_utc(first.bookmark) <= dt.datetime.now(dt.timezone.utc)
+    sandbox.clock.advance(900)
+    second = sync(config, state=first.final_state)
+
+    assert second.error is None
+    assert late in second.ids
