@@ -169,6 +169,8 @@ def close_window(state: dict[str, Any], window: Window, replication_key: str) ->
     if new_value is not None and (old_value is None or _later(new_value, old_value)):
         state["replication_key"] = replication_key
         state[BOOKMARK] = new_value
+    if state.get(BOOKMARK) is not None:
+        state.setdefault("replication_key", replication_key)  # a state that lacked the key
     if window.end is not None:
         state[DELIVERED_BEFORE] = window.end.astimezone(dt.timezone.utc).isoformat()
     value = state.get(BOOKMARK)

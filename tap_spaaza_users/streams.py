@@ -128,6 +128,10 @@ class UsersStream(Stream):
         """
         # A full refresh starts from start_date (or where an interrupted one stopped).
         bookmark = None if self.full_refresh else self.get_starting_replication_key_value(context)
+        own = self.stream_state.get(inflight.BOOKMARK)
+        if not self.full_refresh and own and "replication_key" not in self.stream_state:
+            # The SDK ignores a bookmark whose key is not named; it can only be ours.
+            bookmark = max(parse_utc(str(own)), parse_utc(str(bookmark or own))).isoformat()
         return sync_start(
             start_date=self._start_date(),
             bookmark=parse_utc(str(bookmark)) if bookmark else None,

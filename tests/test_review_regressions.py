@@ -51,3 +51,17 @@ def test_user_with_a_future_created_date_does_not_push_the_bookmark_past_late_in
 
     assert second.error is None
     assert late in second.ids
+
+
+def test_state_with_a_bookmark_but_no_replication_key_still_syncs_incrementally(
+    fast_config: dict[str, Any], sync: Callable[..., Any]
+) -> None:
+    first = sync(fast_config)
+    state = first.final_state
+    del state["bookmarks"]["users"]["replication_key"]  # e.g. a state written by hand
+
+    second = sync(fast_config, state=state)
+
+    assert second.error is None
+    assert len(second.records) < len(first.records)
+    assert second.final_state["bookmarks"]["users"]["replication_key"] == "created_date"
