@@ -275,6 +275,9 @@ class UsersCsvReader:
             except _CONVERSION_ERRORS:
                 if not self._retype(line, row, record):
                     continue
+            if record[PRIMARY_KEY] is None:
+                self._invalid(line, f"column {PRIMARY_KEY!r} is empty (every user has an id)")
+                continue
             if missing:
                 record.update(missing)
             self.rows += 1

@@ -337,3 +337,13 @@ def test_bad_quoting_skips_one_row_and_reading_goes_on(tmp_path: Path) -> None:
         ids = [record["id"] for record in reader]
     assert reader.skipped_rows == 1
     assert ids == [1, 3]
+
+
+def test_a_row_without_an_id_is_invalid(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "u.csv", [user_row(id="1"), user_row(id=""), user_row(id="3")])
+    with pytest.raises(SpaazaInvalidRowError, match="line 3: column 'id' is empty"):
+        read_all(path)
+    with UsersCsvReader(path, task_id=1, on_invalid_row="skip", logger=LOGGER) as reader:
+        ids = [record["id"] for record in reader]
+    assert ids == [1, 3]
+    assert reader.skipped_rows == 1
