@@ -96,13 +96,26 @@ def retry_waits(initial: float, cap: float) -> Generator[float, Any, None]:
     exc = yield 0.0
     attempt = 0
     while True:
-        told = getattr(exc, "retry_after", None)
-        if told is not None:
-            wait = min(float(told), cap)
-        else:
-            wait = random.uniform(0, min(cap, initial * 2**attempt))  # noqa: S311
+        wait = backoff_delay(attempt, initial, cap, getattr(exc, "retry_after", None))
         attempt += 1
         exc = yield wait
+
+
+def backoff_delay(attempt: int, initial: float, cap: float, retry_after: float | None) -> float:
+    """The wait before retry number ``attempt + 1`` (API calls and storage downloads alike).
+
+    Args:
+        attempt: Retries made so far (0 before the first).
+        initial: The first exponential step, in seconds.
+        cap: The longest wait, in seconds.
+        retry_after: What the server asked for (``Retry-After``), if anything.
+
+    Returns:
+        The server's wish (capped), else a random time up to ``initial * 2**attempt`` (capped).
+    """
+    if retry_after is not None:
+        return min(float(retry_after), cap)
+    return random.uniform(0, min(cap, initial * 2**attempt))  # noqa: S311 - jitter, not crypto
 
 
 class SpaazaClient:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
@@ -11,7 +10,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 import urllib3.exceptions
 
-from tap_spaaza_users.client import parse_retry_after
+from tap_spaaza_users.client import backoff_delay, parse_retry_after
 from tap_spaaza_users.errors import SpaazaDownloadError
 from tap_spaaza_users.storage import (
     is_https_or_loopback,
@@ -89,11 +88,9 @@ class _Attempts:
         )
 
     def pause(self, attempt: int, retry_after: float | None = None) -> None:
-        delay = min(self.backoff_cap, self.backoff_base * 2 ** max(attempt - 1, 0))
-        delay = random.uniform(delay / 2, delay)  # noqa: S311 - jitter, not crypto
-        if retry_after is not None:
-            delay = min(self.backoff_cap, max(delay, retry_after))
-        time.sleep(delay)
+        time.sleep(
+            backoff_delay(max(attempt - 1, 0), self.backoff_base, self.backoff_cap, retry_after)
+        )
 
 
 def _retry_after(response: requests.Response) -> float | None:
