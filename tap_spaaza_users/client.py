@@ -22,7 +22,10 @@ from tap_spaaza_users.errors import (
 
 if TYPE_CHECKING:
     import logging
-    from collections.abc import Generator
+    from collections.abc import Generator, Mapping
+
+#: The production Services API.
+DEFAULT_API_URL = "https://services-prod.spaaza.com"
 
 #: Statuses worth another try: rate limiting and transient server faults.
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -45,6 +48,29 @@ class ClientSettings:
     max_retries: int = 5
     retry_initial_wait: float = 1.0
     retry_max_wait: float = 60.0
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], user_agent: str) -> ClientSettings:
+        """Read the client's part of the tap's settings.
+
+        Args:
+            config: The tap's settings (already checked).
+            user_agent: The User-Agent header of every request.
+
+        Returns:
+            The settings.
+        """
+        return cls(
+            api_url=config.get("api_url") or DEFAULT_API_URL,
+            chain_id=int(config["chain_id"]),
+            token_id=config["access_token_id"],
+            token_secret=config["access_token_secret"],
+            user_agent=user_agent,
+            timeout=float(config.get("request_timeout_seconds", 60)),
+            max_retries=int(config.get("max_retries", 5)),
+            retry_initial_wait=float(config.get("retry_initial_wait_seconds", 1)),
+            retry_max_wait=float(config.get("retry_max_wait_seconds", 60)),
+        )
 
 
 class _RetryableError(Exception):

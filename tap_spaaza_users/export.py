@@ -52,6 +52,22 @@ class PollSettings:
     max_interval: float
     timeout: float
 
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> PollSettings:
+        """Poll interval, its cap and the task timeout from the tap's settings.
+
+        Args:
+            config: The tap's settings.
+
+        Returns:
+            The settings.
+        """
+        return cls(
+            interval=float(config.get("poll_interval_seconds", 5)),
+            max_interval=float(config.get("poll_max_interval_seconds", 60)),
+            timeout=float(config.get("task_timeout_minutes", 180)) * 60,
+        )
+
 
 def build_export_task(  # noqa: PLR0913 - keyword-only, each a fact of the task
     *,

@@ -6,8 +6,10 @@ import datetime as dt
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from singer_sdk.mapper import RemoveRecordTransform
+from singer_sdk.mapper import RemoveRecordTransform, SameRecordTransform
 from singer_sdk.singerlib.messages import RecordMessage
+
+from tap_spaaza_users.columns import users_json_schema
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -120,3 +122,26 @@ def record_messages(
     extracted = dt.datetime.now(dt.timezone.utc)
     for alias, mapped in RecordShaper.of(stream).shape(record):
         yield RecordMessage(stream=alias, record=mapped, version=version, time_extracted=extracted)
+
+
+def add_string_columns(stream: Stream, names: list[str]) -> None:
+    """Declare a file's unknown columns (nullable strings) in the stream's schemas.
+
+    The stream's own schema and every stream map that passes records through unchanged
+    learn them, so the next SCHEMA message announces them before the first record.
+
+    Args:
+        stream: The stream.
+        names: The columns the file has and the column list does not.
+    """
+    fragment = users_json_schema(names)["properties"]
+    schemas = [stream.schema, stream._input_schema] + [  # noqa: SLF001 - the SDK's copy
+        stream_map.transformed_schema
+        for stream_map in stream.stream_maps
+        if isinstance(stream_map, SameRecordTransform)
+    ]
+    for schema in schemas:
+        if schema is not None:
+            for name in names:
+                schema.setdefault("properties", {}).setdefault(name, dict(fragment[name]))
+    stream.logger.info("Schema extended with the file's extra columns: %s", names)

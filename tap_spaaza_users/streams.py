@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from singer_sdk import Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
-from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL
 
 from tap_spaaza_users import batching, inflight, output, refresh, segments, shaping
@@ -30,7 +29,7 @@ from tap_spaaza_users.export import (
 )
 from tap_spaaza_users.idset import IdSet
 from tap_spaaza_users.records import UsersCsvReader
-from tap_spaaza_users.windows import Window, parse_utc, plan_windows, sync_start
+from tap_spaaza_users.windows import Window, parse_utc, plan_sync
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -78,21 +77,7 @@ class UsersStream(Stream):
         Returns:
             The client (close it when done).
         """
-        config = self.config
-        return SpaazaClient(
-            ClientSettings(
-                api_url=config.get("api_url") or "https://services-prod.spaaza.com",
-                chain_id=int(config["chain_id"]),
-                token_id=config["access_token_id"],
-                token_secret=config["access_token_secret"],
-                user_agent=self.user_agent,
-                timeout=float(config.get("request_timeout_seconds", 60)),
-                max_retries=int(config.get("max_retries", 5)),
-                retry_initial_wait=float(config.get("retry_initial_wait_seconds", 1)),
-                retry_max_wait=float(config.get("retry_max_wait_seconds", 60)),
-            ),
-            self.logger,
-        )
+        return SpaazaClient(ClientSettings.from_config(self.config, self.user_agent), self.logger)
 
     @property
     def user_agent(self) -> str:
@@ -113,34 +98,8 @@ class UsersStream(Stream):
             start or "the start (no bookmark or start_date yet, so none)",
         )
 
-    def window_start(self, context: Context | None) -> dt.datetime | None:
-        """The earliest ``created_date`` this sync asks for.
-
-        The bookmark minus ``lookback_minutes`` (the export index lags behind), never before
-        ``start_date`` nor before the end of the last backfill window delivered;
-        ``start_date`` on a first sync; None (all users) without either.
-
-        Args:
-            context: Stream partition (none for this stream).
-
-        Returns:
-            The window start, in UTC.
-        """
-        # A full refresh starts from start_date (or where an interrupted one stopped).
-        bookmark = None if self.full_refresh else self.get_starting_replication_key_value(context)
-        own = self.stream_state.get(inflight.BOOKMARK)
-        if not self.full_refresh and own and "replication_key" not in self.stream_state:
-            # The SDK ignores a bookmark whose key is not named; it can only be ours.
-            bookmark = max(parse_utc(str(own)), parse_utc(str(bookmark or own))).isoformat()
-        return sync_start(
-            start_date=self._start_date(),
-            bookmark=parse_utc(str(bookmark)) if bookmark else None,
-            lookback=self._lookback(),
-            delivered_before=inflight.delivered_before(self.stream_state),
-        )
-
     def plan(self, context: Context | None) -> list[Window]:
-        """This sync's export windows: one, or ``backfill_window_days`` windows.
+        """This sync's export windows, from the settings and the state.
 
         Args:
             context: Stream partition (none for this stream).
@@ -148,13 +107,23 @@ class UsersStream(Stream):
         Returns:
             The windows, oldest first.
         """
-        days = self.config.get("backfill_window_days")
-        return plan_windows(
-            self.window_start(context),
+        return plan_sync(
+            self.config,
+            bookmark=self._bookmark(context),
+            delivered_before=inflight.delivered_before(self.stream_state),
             now=dt.datetime.now(dt.timezone.utc),
-            lookback=self._lookback(),
-            days=int(days) if days else None,
         )
+
+    def _bookmark(self, context: Context | None) -> dt.datetime | None:
+        """The bookmark a sync starts from (none during a full refresh, which starts over)."""
+        if self.full_refresh:
+            return None
+        bookmark = self.get_starting_replication_key_value(context)
+        own = self.stream_state.get(inflight.BOOKMARK)
+        if own and "replication_key" not in self.stream_state:
+            # The SDK ignores a bookmark whose key is not named; it can only be ours.
+            bookmark = max(parse_utc(str(own)), parse_utc(str(bookmark or own))).isoformat()
+        return parse_utc(str(bookmark)) if bookmark else None
 
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
@@ -179,7 +148,7 @@ class UsersStream(Stream):
             contextlib.closing(self.make_client()) as client,
             output.flushed(self._tap.message_writer),
         ):
-            export = UsersExport(client, self._poll_settings(), self.logger)
+            export = UsersExport(client, PollSettings.from_config(self.config), self.logger)
             for window in windows:
                 yield from self._sync_window(export, window, Path(workdir), seen)
         refresh.complete(self, self.full_refresh)
@@ -189,15 +158,16 @@ class UsersStream(Stream):
     ) -> Iterator[dict[str, Any]]:
         """Obtain the window's finished task, emit its file, then close the window."""
         task_id = self._finished_task(export, window)
+        settings = export.client.settings
         result = download_export(
             lambda: export.download_url(task_id),
             workdir / f"User_Export-{task_id}.csv",
-            timeout=float(self.config.get("request_timeout_seconds", 60)),
-            user_agent=self.user_agent,
+            timeout=settings.timeout,
+            user_agent=settings.user_agent,
             logger=self.logger,
-            max_retries=int(self.config.get("max_retries", 5)),
-            backoff_base=float(self.config.get("retry_initial_wait_seconds", 1)),
-            backoff_cap=float(self.config.get("retry_max_wait_seconds", 60)),
+            max_retries=settings.max_retries,
+            backoff_base=settings.retry_initial_wait,
+            backoff_cap=settings.retry_max_wait,
         )
         yield from self._read(result.path, task_id, window, seen)
         result.path.unlink(missing_ok=True)
@@ -274,7 +244,10 @@ class UsersStream(Stream):
             on_invalid_row=self.config.get("on_invalid_row", "fail"),
             logger=self.logger,
         ) as reader:
-            self._adopt_columns(reader.extra_columns)
+            if reader.extra_columns:
+                shaping.add_string_columns(self, reader.extra_columns)
+                if self.selected:
+                    self._write_schema_message()
             # Records carry created_date as RFC 3339 UTC in one format: compare the text.
             start, end = shaping.utc_text(window.start), shaping.utc_text(window.end)
             for record in reader:
@@ -282,8 +255,7 @@ class UsersStream(Stream):
                 if created and ((start and created < start) or (end and created >= end)):
                     outside += 1
                     continue
-                user_id = record.get(PRIMARY_KEY)
-                if user_id is not None and not seen.add_new(user_id):
+                if not seen.add_new(record[PRIMARY_KEY]):  # records.py rejects empty ids
                     repeated += 1
                     continue
                 emitted += 1
@@ -368,25 +340,6 @@ class UsersStream(Stream):
         """
         batching.sync_batches(self, batch_config, context)
 
-    def _adopt_columns(self, extra_columns: list[str]) -> None:
-        """Add the file's unknown columns (strings) to the schema and re-send SCHEMA."""
-        if not extra_columns:
-            return
-        fragment = users_json_schema(extra_columns)["properties"]
-        added = {name: fragment[name] for name in extra_columns}
-        schemas = [self.schema, self._input_schema] + [
-            stream_map.transformed_schema
-            for stream_map in self.stream_maps
-            if isinstance(stream_map, SameRecordTransform)
-        ]
-        for schema in schemas:
-            if schema is not None:
-                for name, prop in added.items():
-                    schema.setdefault("properties", {}).setdefault(name, dict(prop))
-        self.logger.info("Schema extended with the file's extra columns: %s", extra_columns)
-        if self.selected:
-            self._write_schema_message()
-
     def _task_body(self, window: Window) -> dict[str, Any]:
         """The export task body for a window."""
         return build_export_task(
@@ -397,20 +350,3 @@ class UsersStream(Stream):
             now=dt.datetime.now(dt.timezone.utc),
             origin=f"{self._tap.name} {self._tap.plugin_version}",
         )
-
-    def _poll_settings(self) -> PollSettings:
-        """Poll interval, cap and timeout from the settings."""
-        return PollSettings(
-            interval=float(self.config.get("poll_interval_seconds", 5)),
-            max_interval=float(self.config.get("poll_max_interval_seconds", 60)),
-            timeout=float(self.config.get("task_timeout_minutes", 180)) * 60,
-        )
-
-    def _lookback(self) -> dt.timedelta:
-        """The ``lookback_minutes`` setting."""
-        return dt.timedelta(minutes=float(self.config.get("lookback_minutes", 60)))
-
-    def _start_date(self) -> dt.datetime | None:
-        """The ``start_date`` setting as an aware UTC datetime, if set."""
-        value = self.config.get("start_date")
-        return parse_utc(str(value)) if value else None

@@ -15,6 +15,7 @@ from singer_sdk.helpers.capabilities import TapCapabilities
 from singer_sdk.tap_base import CliTestOptionValue
 
 from tap_spaaza_users import segments
+from tap_spaaza_users.client import DEFAULT_API_URL
 from tap_spaaza_users.errors import SpaazaConfigError, SpaazaError
 from tap_spaaza_users.output import BufferedSingerWriter
 from tap_spaaza_users.streams import UsersStream
@@ -31,7 +32,6 @@ if sys.version_info >= (3, 12):
 else:
     from typing_extensions import override
 
-DEFAULT_API_URL = "https://services-prod.spaaza.com"
 LOOPBACK_NAMES = frozenset({"localhost"})
 
 #: Settings that must be positive numbers.

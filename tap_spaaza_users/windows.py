@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,39 @@ def sync_start(
         if moment is not None
     ]
     return max(candidates) if candidates else None
+
+
+def plan_sync(
+    config: Mapping[str, Any],
+    *,
+    bookmark: dt.datetime | None,
+    delivered_before: dt.datetime | None,
+    now: dt.datetime,
+) -> list[Window]:
+    """A sync's export windows, from the settings and where the last sync got to.
+
+    The settings are ``start_date``, ``lookback_minutes`` and ``backfill_window_days``.
+
+    Args:
+        config: The tap's settings.
+        bookmark: The greatest ``created_date`` delivered (None on a first sync or a full
+            refresh).
+        delivered_before: The backfill watermark from the state, if any.
+        now: The current time.
+
+    Returns:
+        The windows, oldest first: one, or ``backfill_window_days`` windows.
+    """
+    start_date = config.get("start_date")
+    lookback = dt.timedelta(minutes=float(config.get("lookback_minutes", 60)))
+    days = config.get("backfill_window_days")
+    start = sync_start(
+        start_date=parse_utc(str(start_date)) if start_date else None,
+        bookmark=bookmark,
+        lookback=lookback,
+        delivered_before=delivered_before,
+    )
+    return plan_windows(start, now=now, lookback=lookback, days=int(days) if days else None)
 
 
 def plan_windows(
