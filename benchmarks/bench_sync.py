@@ -12,17 +12,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import psutil
 import requests
+from harness import PeakRss, export_url, start_sandbox
 
-TARGET = {"action": "export", "export_index": "users", "export_format": "csv"}
 PER_RECORD_TARGET = 1.5
 BATCH_TARGET = 1.2
 RSS_TARGET_MB = 150
@@ -43,78 +40,9 @@ class Run:
     convert: float = 0.0
 
 
-class PeakRss:
-    """Samples a process's RSS in a thread and keeps the peak."""
-
-    def __init__(self, pid: int, interval: float = 0.02) -> None:
-        """Watch process ``pid``."""
-        self.process = psutil.Process(pid)
-        self.interval = interval
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.peak = max(self.peak, self.process.memory_info().rss)
-            except psutil.Error:
-                return
-            time.sleep(self.interval)
-
-    def __enter__(self) -> PeakRss:  # noqa: PYI034 - Self needs Python 3.11
-        """Start sampling."""
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        """Stop sampling."""
-        self._stop.set()
-        self._thread.join()
-
-
-def start_sandbox(users: int, workdir: Path) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
-    """Start ``spaaza-sandbox`` (tasks finish as soon as the file is written)."""
-    ready = workdir / f"ready-{users}.json"
-    command = [
-        sys.executable, "-m", "tap_spaaza_users.sandbox", "--port", "0", "--users", str(users),
-        "--task-base-seconds", "0", "--task-seconds-per-1k", "0", "--ready-file", str(ready),
-    ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    while not ready.exists():
-        if process.poll() is not None:
-            msg = "the sandbox exited before it was ready"
-            raise RuntimeError(msg)
-        time.sleep(0.05)
-    return process, json.loads(ready.read_text(encoding="utf-8"))
-
-
-def _headers(info: dict[str, Any]) -> dict[str, str]:
-    return {"Authorization": f"Bearer {info['token_id']}:{info['token_secret']}"}
-
-
-def export_url(info: dict[str, Any]) -> str:
-    """Create an export task with plain requests, run it, and return its download URL."""
-    api = info["url"]
-    once = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    body = {"chain": info["chain_id"], "desc": "floor", "target": TARGET,
-            "trigger": {"once": once}}  # fmt: skip
-    task = requests.post(f"{api}/tasks", json=body, headers=_headers(info), timeout=30).json()
-    state = requests.post(
-        f"{api}/tasks/{task['id']}/execute", headers=_headers(info), timeout=3600
-    ).json()
-    if state["code"] != "DONE":
-        msg = f"export ended {state['code']}"
-        raise RuntimeError(msg)
-    answer = requests.get(
-        f"{api}/tasks/{task['id']}/download_url", headers=_headers(info), timeout=30
-    )
-    return str(answer.json()["url"])
-
-
 def floor(info: dict[str, Any], workdir: Path) -> Run:
     """The bare floor: download the file, then each CSV row to a JSON line, to /dev/null."""
-    url = export_url(info)
+    url = export_url(info, "floor")
     path = workdir / "floor.csv"
     started = time.perf_counter()
     with requests.get(url, stream=True, timeout=60) as response, path.open("wb") as file:

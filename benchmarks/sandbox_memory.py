@@ -3,84 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
-import psutil
 import requests
+from harness import PeakRss, export_url, start_sandbox
 
 BOUND_MB = 300
-TARGET = {"action": "export", "export_index": "users", "export_format": "csv"}
-
-
-class PeakRss:
-    """Samples a process's RSS in a thread and keeps the peak."""
-
-    def __init__(self, pid: int, interval: float = 0.05) -> None:
-        """Watch process ``pid``."""
-        self.process = psutil.Process(pid)
-        self.interval = interval
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        """Sample until stopped."""
-        while not self._stop.is_set():
-            try:
-                self.peak = max(self.peak, self.process.memory_info().rss)
-            except psutil.Error:
-                return
-            time.sleep(self.interval)
-
-    def __enter__(self) -> PeakRss:  # noqa: PYI034 - Self needs Python 3.11
-        """Start sampling."""
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        """Stop sampling."""
-        self._stop.set()
-        self._thread.join()
-
-
-def start_sandbox(users: int, workdir: Path) -> tuple[subprocess.Popen[bytes], dict]:
-    """Start ``spaaza-sandbox`` in a subprocess; return it and its connection details."""
-    ready = workdir / "ready.json"
-    command = [
-        sys.executable, "-m", "tap_spaaza_users.sandbox", "--port", "0", "--users", str(users),
-        "--task-base-seconds", "0", "--task-seconds-per-1k", "0", "--ready-file", str(ready),
-    ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    while not ready.exists():
-        if process.poll() is not None:
-            msg = "the sandbox exited before it was ready"
-            raise RuntimeError(msg)
-        time.sleep(0.05)
-    return process, json.loads(ready.read_text(encoding="utf-8"))
 
 
 def export_and_download(info: dict) -> int:
     """Run one full export through the API and stream the file; return its size in bytes."""
-    headers = {"Authorization": f"Bearer {info['token_id']}:{info['token_secret']}"}
-    once = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    body = {"chain": info["chain_id"], "desc": "benchmark", "target": TARGET,
-            "trigger": {"once": once}}  # fmt: skip
-    api = info["url"]
-    task = requests.post(f"{api}/tasks", json=body, headers=headers, timeout=30).json()
-    state = requests.post(f"{api}/tasks/{task['id']}/execute", headers=headers, timeout=3600)
-    if state.json()["code"] != "DONE":
-        msg = f"export ended {state.json()['code']}"
-        raise RuntimeError(msg)
-    url = requests.get(f"{api}/tasks/{task['id']}/download_url", headers=headers, timeout=30)
     size = 0
-    with requests.get(url.json()["url"], stream=True, timeout=60) as response:
+    with requests.get(export_url(info, "benchmark"), stream=True, timeout=60) as response:
         for chunk in response.iter_content(chunk_size=1 << 16):
             size += len(chunk)
     return size
