@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from tap_cli import FAST_SETTINGS
 
 from tap_spaaza_users.tap import TapSpaazaUsers
 
@@ -19,16 +20,6 @@ if TYPE_CHECKING:
     from tap_spaaza_users.sandbox import Sandbox
 
 pytest_plugins = ["tap_spaaza_users.sandbox.pytest_plugin"]
-
-#: Backoff and timeouts turned down through settings, so fault tests stay fast; finished
-#: tasks are kept so tests can inspect them (the clean-up tests turn deletion back on).
-FAST_SETTINGS: dict[str, Any] = {
-    "delete_completed_tasks": False,
-    "max_retries": 3,
-    "retry_initial_wait_seconds": 0.01,
-    "retry_max_wait_seconds": 0.05,
-    "request_timeout_seconds": 5,
-}
 
 
 @dataclass

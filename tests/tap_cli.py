@@ -16,8 +16,9 @@ if TYPE_CHECKING:
 #: The level column of the SDK's console log format, at ERROR.
 _ERROR_LEVEL = re.compile(r"\|\s*ERROR\s*\|")
 
-#: Backoff, timeouts and polling turned down so the command line runs stay fast.
-FAST_CLI_SETTINGS: dict[str, Any] = {
+#: Backoff and timeouts turned down through settings, so fault tests stay fast; finished
+#: tasks are kept so tests can inspect them (the clean-up tests turn deletion back on).
+FAST_SETTINGS: dict[str, Any] = {
     "delete_completed_tasks": False,
     "max_retries": 3,
     "retry_initial_wait_seconds": 0.01,

@@ -6,7 +6,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from tap_cli import FAST_CLI_SETTINGS, CliRun, run_tap
+from tap_cli import FAST_SETTINGS, CliRun, run_tap
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -24,7 +24,7 @@ def sb(sandbox_factory: Callable[..., Sandbox]) -> Sandbox:
 @pytest.fixture
 def config(sb: Sandbox) -> dict[str, Any]:
     """Tap settings for the sandbox with tiny backoff."""
-    return sb.tap_config(**FAST_CLI_SETTINGS)
+    return sb.tap_config(**FAST_SETTINGS)
 
 
 def by_id(run: CliRun) -> dict[int, dict[str, Any]]:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from flaky_proxy import FlakyProxy
-from tap_cli import FAST_CLI_SETTINGS, CliRun, run_tap
+from tap_cli import FAST_SETTINGS, CliRun, run_tap
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -28,7 +28,7 @@ def sb(sandbox_factory: Callable[..., Sandbox]) -> Sandbox:
 @pytest.fixture
 def config(sb: Sandbox) -> dict[str, Any]:
     """Tap settings for the sandbox with tiny backoff."""
-    return sb.tap_config(**FAST_CLI_SETTINGS)
+    return sb.tap_config(**FAST_SETTINGS)
 
 
 def assert_every_user_once(run: CliRun, sb: Sandbox) -> None:

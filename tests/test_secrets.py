@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from tap_cli import FAST_CLI_SETTINGS, CliRun, run_tap
+from tap_cli import FAST_SETTINGS, CliRun, run_tap
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -26,7 +26,7 @@ def sb(sandbox_factory: Callable[..., Sandbox]) -> Sandbox:
 @pytest.fixture
 def config(sb: Sandbox) -> dict[str, Any]:
     """Tap settings for the sandbox with tiny backoff."""
-    return sb.tap_config(**FAST_CLI_SETTINGS)
+    return sb.tap_config(**FAST_SETTINGS)
 
 
 def signatures(sb: Sandbox) -> set[str]:
