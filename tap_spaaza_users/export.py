@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tap_spaaza_users import segments
+from tap_spaaza_users.client import ClientSettings, SpaazaClient
 from tap_spaaza_users.errors import (
     SpaazaAPIError,
     SpaazaNotFoundError,
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     import logging
     from collections.abc import Callable, Mapping, Sequence
 
-    from tap_spaaza_users.client import SpaazaClient
+    from tap_spaaza_users.windows import Window
 
 READY = "READY"
 INPROGRESS = "INPROGRESS"
@@ -166,6 +167,20 @@ def state_code(task: Mapping[str, Any]) -> str | None:
     return code if isinstance(code, str) else None
 
 
+def make_client(config: Mapping[str, Any], user_agent: str, logger: logging.Logger) -> SpaazaClient:
+    """A Services API client from the tap's settings (close it when done).
+
+    Args:
+        config: The tap's settings (already checked).
+        user_agent: The User-Agent header of every request.
+        logger: Where retries are logged.
+
+    Returns:
+        The client.
+    """
+    return SpaazaClient(ClientSettings.from_config(config, user_agent), logger)
+
+
 class UsersExport:
     """Runs one users export task from creation to download URL."""
 
@@ -192,6 +207,47 @@ class UsersExport:
         self.logger = logger
         self._sleep = sleep
         self._monotonic = monotonic
+
+    @classmethod
+    def from_config(
+        cls, config: Mapping[str, Any], *, user_agent: str, origin: str, logger: logging.Logger
+    ) -> UsersExport:
+        """The export the settings ask for, with its own client (close it when done).
+
+        Args:
+            config: The tap's settings (already checked).
+            user_agent: The User-Agent header of every request.
+            origin: Who asks (tap name and version), for the task's description.
+            logger: Where the story is told.
+
+        Returns:
+            The export.
+        """
+        client = make_client(config, user_agent, logger)
+        export = cls(client, PollSettings.from_config(config), logger)
+        export.segment = segments.SegmentChoice.from_config(config)
+        export.origin = origin
+        return export
+
+    #: The users the settings ask for (saved segment, rules, or everyone).
+    segment: segments.SegmentChoice = segments.SegmentChoice()
+    #: Who asks, for the task's description.
+    origin: str = "tap-spaaza-users"
+
+    def task_body(self, window: Window, now: dt.datetime) -> dict[str, Any]:
+        """The ``POST /tasks`` body exporting a window of the chosen users, to run now."""
+        return build_export_task(
+            chain_id=self.client.settings.chain_id,
+            window_start=window.start,
+            window_end=window.end,
+            segment=self.segment,
+            now=now,
+            origin=self.origin,
+        )
+
+    def close(self) -> None:
+        """Close the client's connections."""
+        self.client.close()
 
     def submit(self, body: dict[str, Any]) -> int:
         """Create the export task.

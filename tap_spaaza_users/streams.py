@@ -10,26 +10,18 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from singer_sdk import Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL
 
-from tap_spaaza_users import batching, inflight, output, refresh, segments, shaping
-from tap_spaaza_users.client import ClientSettings, SpaazaClient
+from tap_spaaza_users import state
 from tap_spaaza_users.columns import PRIMARY_KEY, REPLICATION_KEY, users_json_schema
 from tap_spaaza_users.download import download_export
 from tap_spaaza_users.errors import SpaazaTaskTimeoutError
-from tap_spaaza_users.export import (
-    DONE,
-    INPROGRESS,
-    READY,
-    PollSettings,
-    UsersExport,
-    build_export_task,
-)
+from tap_spaaza_users.export import DONE, INPROGRESS, READY, UsersExport, make_client
 from tap_spaaza_users.idset import IdSet
 from tap_spaaza_users.records import UsersCsvReader
-from tap_spaaza_users.windows import Window, parse_utc, plan_sync
+from tap_spaaza_users.sdk_hooks import HookedStream
+from tap_spaaza_users.windows import Window, WindowSelection, plan_sync, utc_text
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -37,21 +29,21 @@ else:
     from typing_extensions import override
 
 if TYPE_CHECKING:
-    from collections.abc import Generator, Iterable, Iterator
+    from collections.abc import Iterable, Iterator
 
-    from singer_sdk.helpers._batch import BatchConfig
     from singer_sdk.helpers.types import Context
-    from singer_sdk.singerlib.messages import RecordMessage
+
+    from tap_spaaza_users.client import SpaazaClient
 
 
-class UsersStream(Stream):
+class UsersStream(HookedStream):
     """Every user of the chain, incremental on ``created_date``.
 
-    The export file comes in no particular order, so the stream is unsorted: the SDK keeps
-    the greatest ``created_date`` seen as a progress marker, and the stream promotes it to
-    the bookmark only when a window's whole file was emitted. An interrupted sync leaves the
-    bookmark as it was; the state also names the export task in flight, so the next run
-    reuses it instead of exporting again (see ``inflight``).
+    The export file comes in no particular order, so the stream is unsorted: it keeps the
+    greatest ``created_date`` emitted as a progress marker, and promotes it to the bookmark
+    only when a window's whole file was emitted. An interrupted sync leaves the bookmark as
+    it was; the state also names the export task in flight, so the next run reuses it
+    instead of exporting again (see ``state``).
     """
 
     name = "users"
@@ -61,69 +53,33 @@ class UsersStream(Stream):
     # records.py types every value itself; the SDK's conformance has nothing left to do.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
     #: This sync's full refresh (``full_refresh_days``), or None for an incremental sync.
-    full_refresh: refresh.FullRefresh | None = None
+    full_refresh: state.FullRefresh | None = None
 
     def __init__(self, tap: Any) -> None:  # noqa: ANN401
-        """Create the stream with its schema from the column list.
-
-        Args:
-            tap: The tap.
-        """
+        """Create the stream with its schema from the column list."""
         super().__init__(tap, schema=users_json_schema())
 
     def make_client(self) -> SpaazaClient:
-        """Build a Services API client from the settings.
-
-        Returns:
-            The client (close it when done).
-        """
-        return SpaazaClient(ClientSettings.from_config(self.config, self.user_agent), self.logger)
+        """A Services API client from the settings (close it when done)."""
+        return make_client(self.config, self.user_agent, self.logger)
 
     @property
     def user_agent(self) -> str:
         """The User-Agent of every request: the setting, or the tap's name and version."""
-        return self.config.get("user_agent") or f"{self._tap.name}/{self._tap.plugin_version}"
-
-    @property
-    def server_side_window(self) -> bool:
-        """Whether Spaaza applies the created_date window; if not, only our filter does."""
-        return segments.SegmentChoice.from_config(self.config).server_side_window
-
-    def _announce_own_window(self, start: dt.datetime | None) -> None:
-        """Say once per sync that the bookmark is applied on our side, and why."""
-        self.logger.info(
-            "The bookmark is applied on our side: %s is exported whole each sync, then "
-            "users created before %s are left out",
-            segments.SegmentChoice.from_config(self.config).describe(),
-            start or "the start (no bookmark or start_date yet, so none)",
-        )
+        return self.config.get("user_agent") or f"{self.tap_name}/{self.plugin_version}"
 
     def plan(self, context: Context | None) -> list[Window]:
-        """This sync's export windows, from the settings and the state.
-
-        Args:
-            context: Stream partition (none for this stream).
-
-        Returns:
-            The windows, oldest first.
-        """
+        """This sync's export windows, oldest first, from the settings and the state."""
+        bookmark = None
+        if not self.full_refresh:  # a full refresh starts over
+            sdk_value = self.get_starting_replication_key_value(context)
+            bookmark = state.starting_bookmark(self.stream_state, sdk_value)
         return plan_sync(
             self.config,
-            bookmark=self._bookmark(context),
-            delivered_before=inflight.delivered_before(self.stream_state),
+            bookmark=bookmark,
+            delivered_before=state.delivered_before(self.stream_state),
             now=dt.datetime.now(dt.timezone.utc),
         )
-
-    def _bookmark(self, context: Context | None) -> dt.datetime | None:
-        """The bookmark a sync starts from (none during a full refresh, which starts over)."""
-        if self.full_refresh:
-            return None
-        bookmark = self.get_starting_replication_key_value(context)
-        own = self.stream_state.get(inflight.BOOKMARK)
-        if own and "replication_key" not in self.stream_state:
-            # The SDK ignores a bookmark whose key is not named; it can only be ours.
-            bookmark = max(parse_utc(str(own)), parse_utc(str(bookmark or own))).isoformat()
-        return parse_utc(str(bookmark)) if bookmark else None
 
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
@@ -135,23 +91,32 @@ class UsersStream(Stream):
         Yields:
             Typed user records, each user once per sync.
         """
-        self.full_refresh = refresh.start(self)
+        self.full_refresh = self._start_full_refresh()
         windows = self.plan(context)
-        if not self.server_side_window:
-            self._announce_own_window(windows[0].start)
+        export = UsersExport.from_config(
+            self.config,
+            user_agent=self.user_agent,
+            origin=f"{self.tap_name} {self.plugin_version}",
+            logger=self.logger,
+        )
+        if not export.segment.server_side_window:
+            self.logger.info(
+                "The bookmark is applied on our side: %s is exported whole each sync, then "
+                "users created before %s are left out",
+                export.segment.describe(),
+                windows[0].start or "the start (no bookmark or start_date yet, so none)",
+            )
         if len(windows) > 1:
             self.logger.info("Backfill in %d windows, from %s", len(windows), windows[0].describe())
         # Ids emitted this sync, to drop repeats from the lookback overlap and window seams.
         seen = IdSet()
         with (
             tempfile.TemporaryDirectory(prefix="tap-spaaza-users-") as workdir,
-            contextlib.closing(self.make_client()) as client,
-            output.flushed(self._tap.message_writer),
+            contextlib.closing(export),
         ):
-            export = UsersExport(client, PollSettings.from_config(self.config), self.logger)
             for window in windows:
                 yield from self._sync_window(export, window, Path(workdir), seen)
-        refresh.complete(self, self.full_refresh)
+        self._complete_full_refresh(self.full_refresh)
 
     def _sync_window(
         self, export: UsersExport, window: Window, workdir: Path, seen: IdSet
@@ -169,22 +134,23 @@ class UsersStream(Stream):
             backoff_base=settings.retry_initial_wait,
             backoff_cap=settings.retry_max_wait,
         )
-        yield from self._read(result.path, task_id, window, seen)
+        yield from self._read(result.path, task_id, WindowSelection(window, seen))
         result.path.unlink(missing_ok=True)
         self._close_window(export, task_id, window)
 
     def _finished_task(self, export: UsersExport, window: Window) -> int:
         """The window's task in DONE: the one a previous run left, or a new one."""
-        state = self.stream_state
-        body = self._task_body(window)
-        request = inflight.request_key(body)
-        stale = inflight.other_task(state, window, request)
+        stream_state = self.stream_state
+        now = dt.datetime.now(dt.timezone.utc)
+        body = export.task_body(window, now)
+        request = state.request_key(body)
+        stale = state.other_task(stream_state, window, request)
         if stale is not None:
             export.discard(
                 stale, "left by an earlier run (delivered, or another window or segment)"
             )
-            inflight.forget_task(state)
-        previous = inflight.task_for(state, window, request)
+            state.forget_task(stream_state)
+        previous = state.task_for(stream_state, window, request)
         if previous is not None:
             code = export.status(previous)
             self.logger.info("Export task %d of the interrupted run is %s", previous, code)
@@ -196,8 +162,8 @@ class UsersStream(Stream):
             if code is not None:
                 export.discard(previous, f"in state {code}, superseded by a new task")
         task_id = export.submit(body)
-        inflight.record_task(state, task_id, window, dt.datetime.now(dt.timezone.utc), request)
-        refresh.note_in_flight(state, self.full_refresh)
+        version = self.full_refresh.version if self.full_refresh else None
+        state.record_task(stream_state, task_id, window, now, request, refresh_version=version)
         self.flush_state()
         self._wait(export, task_id)
         return task_id
@@ -207,37 +173,30 @@ class UsersStream(Stream):
         try:
             export.wait(task_id)
         except SpaazaTaskTimeoutError:
-            inflight.forget_task(self.stream_state)
+            state.forget_task(self.stream_state)
             self.flush_state()
             raise
 
     def _close_window(self, export: UsersExport, task_id: int, window: Window) -> None:
         """Promote the bookmark, write STATE, then delete the delivered task if asked."""
-        state = self.stream_state
-        before = state.get(inflight.BOOKMARK)
-        bookmark = inflight.close_window(state, window, REPLICATION_KEY)
+        stream_state = self.stream_state
+        before = stream_state.get(state.BOOKMARK)
+        bookmark = state.close_window(stream_state, window, REPLICATION_KEY)
         if bookmark != before:
             self.logger.info("Bookmark %s advances to %s", REPLICATION_KEY, bookmark)
         self.logger.info("Window %s delivered; bookmark %s", window.describe(), bookmark)
         if self.config.get("delete_completed_tasks", True):
-            inflight.mark_delivered(state)
+            state.mark_delivered(stream_state)
             self.flush_state()
             export.discard(task_id, "its file was delivered")
-        inflight.forget_task(state)
+        state.forget_task(stream_state)
         self.flush_state()
 
-    def flush_state(self) -> None:
-        """Write a STATE message now (the SDK writes one only when its state is dirty)."""
-        self.state_manager.is_flushed = False
-        self._write_state_message()
-
     def _read(
-        self, path: Path, task_id: int, window: Window, seen: IdSet
+        self, path: Path, task_id: int, selection: WindowSelection
     ) -> Iterator[dict[str, Any]]:
         """Yield the file's records in the window not yet emitted, then log the tally."""
         started = time.monotonic()
-        emitted = outside = repeated = 0
-        latest: str | None = None
         with UsersCsvReader(
             path,
             task_id=task_id,
@@ -245,40 +204,27 @@ class UsersStream(Stream):
             logger=self.logger,
         ) as reader:
             if reader.extra_columns:
-                shaping.add_string_columns(self, reader.extra_columns)
-                if self.selected:
-                    self._write_schema_message()
-            # Records carry created_date as RFC 3339 UTC in one format: compare the text.
-            start, end = shaping.utc_text(window.start), shaping.utc_text(window.end)
-            for record in reader:
-                created = record.get(REPLICATION_KEY)
-                if created and ((start and created < start) or (end and created >= end)):
-                    outside += 1
-                    continue
-                if not seen.add_new(record[PRIMARY_KEY]):  # records.py rejects empty ids
-                    repeated += 1
-                    continue
-                emitted += 1
-                latest = created if created and (latest is None or created > latest) else latest
-                yield record
+                self.add_string_columns(reader.extra_columns)
+            yield from selection.select(reader)
             skipped = reader.skipped_rows
+        latest = selection.latest
         if latest and self.replication_method == REPLICATION_INCREMENTAL:
             latest = self._capped_progress(latest, task_id)
-            inflight.note_progress(self.stream_state, latest, REPLICATION_KEY)
+            state.note_progress(self.stream_state, latest, REPLICATION_KEY)
         seconds = max(time.monotonic() - started, 1e-6)
         self.logger.info(
             "Emitted %d users from task %d in %.1fs (%.0f rows/s); %d outside the window and "
             "%d already emitted this sync left out, %d invalid rows skipped",
-            emitted,
+            selection.emitted,
             task_id,
             seconds,
-            emitted / seconds,
-            outside,
-            repeated,
+            selection.emitted / seconds,
+            selection.outside,
+            selection.repeated,
             skipped,
         )
         if not latest:
-            self.logger.info("No users in the window %s", window.describe())
+            self.logger.info("No users in the window %s", selection.window.describe())
 
     def _capped_progress(self, latest: str, task_id: int) -> str:
         """The file's greatest ``created_date``, but never past the sync's start.
@@ -290,7 +236,7 @@ class UsersStream(Stream):
         by each sync until its date has passed.
         """
         signpost = self.get_replication_key_signpost(None)
-        cap = shaping.utc_text(signpost) if isinstance(signpost, dt.datetime) else None
+        cap = utc_text(signpost) if isinstance(signpost, dt.datetime) else None
         if cap is None or latest <= cap:
             return latest
         self.logger.warning(
@@ -309,44 +255,55 @@ class UsersStream(Stream):
         """None: the stream has no child streams, so there is no per-record context to make."""
         return ()
 
-    @override
-    def _increment_stream_state(
-        self, latest_record: dict[str, Any], *, context: Context | None = None
-    ) -> None:
-        """Nothing per record: ``_read`` hands each file's greatest created_date to the state.
+    # Periodic full refresh: the SDK messages around it (the state's side is in state.py).
 
-        The SDK would compare every record's replication key with the progress marker; the
-        stream already tracks the greatest one per file and notes it once the file was
-        emitted (``inflight.note_progress``), which is when it may count anyway.
+    def _start_full_refresh(self) -> state.FullRefresh | None:
+        """Begin (or resume) the sync's full refresh if one is due, and say so in the log.
+
+        Its RECORD messages carry the refresh's version. The first full export of a stream
+        also opens with ACTIVATE_VERSION, so a target creates the table even without users;
+        a later refresh does not, because a target that honours it would drop (or mark
+        deleted) every row it holds while the refresh is still being exported. BATCH files
+        carry no version, so in BATCH mode every user is re-exported but no ACTIVATE_VERSION
+        is sent and deletions are not propagated.
         """
-
-    @override
-    def _generate_record_messages(
-        self, record: dict[str, Any]
-    ) -> Generator[RecordMessage, None, None]:
-        """RECORD messages: selection and stream maps applied as the SDK does (see shaping).
-
-        The deselected fields are found once per sync, not looked up per field per record.
-        """
-        yield from shaping.record_messages(self, record, version=self._stream_version)
-
-    @override
-    def _sync_batches(self, batch_config: BatchConfig, context: Context | None = None) -> None:
-        """BATCH files holding what RECORD messages would (see batching), STATE after them.
-
-        Args:
-            batch_config: The ``batch_config`` setting.
-            context: Stream partition (none for this stream).
-        """
-        batching.sync_batches(self, batch_config, context)
-
-    def _task_body(self, window: Window) -> dict[str, Any]:
-        """The export task body for a window."""
-        return build_export_task(
-            chain_id=int(self.config["chain_id"]),
-            window_start=window.start,
-            window_end=window.end,
-            segment=segments.SegmentChoice.from_config(self.config),
-            now=dt.datetime.now(dt.timezone.utc),
-            origin=f"{self._tap.name} {self._tap.plugin_version}",
+        days = self.config.get("full_refresh_days")
+        last = self.stream_state.get(state.LAST_FULL_REFRESH)
+        now = dt.datetime.now(dt.timezone.utc)
+        refresh = state.begin_full_refresh(self.stream_state, int(days) if days else None, now)
+        self.record_version = None
+        if refresh is None:
+            return None
+        self.logger.info(
+            "%s full refresh (version %d; full_refresh_days %s, last full refresh %s): every "
+            "user is exported, not only the increment",
+            "Resuming the" if refresh.resumed else "Starting a",
+            refresh.version,
+            days,
+            last or "never",
         )
+        if self.get_batch_config(self.config):
+            self.logger.warning(
+                "BATCH mode: the full refresh re-exports every user, but batch files carry no "
+                "table version, so no ACTIVATE_VERSION is sent and deleted users stay in the "
+                "target"
+            )
+            return refresh
+        self.record_version = refresh.version
+        if refresh.first:
+            self.activate_version(refresh.version)
+        return refresh
+
+    def _complete_full_refresh(self, refresh: state.FullRefresh | None) -> None:
+        """After the last record of a full refresh: ACTIVATE_VERSION, then ``last_full_refresh``."""
+        if refresh is None:
+            return
+        if self.record_version == refresh.version:
+            self.activate_version(refresh.version)
+            self.logger.info(
+                "ACTIVATE_VERSION %d sent: targets that honour it remove users not re-exported",
+                refresh.version,
+            )
+        last = state.finish_full_refresh(self.stream_state, refresh)
+        self.logger.info("Full refresh delivered whole; last_full_refresh is %s", last)
+        self.flush_state()

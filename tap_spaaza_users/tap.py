@@ -11,13 +11,14 @@ from urllib.parse import urlsplit
 
 from singer_sdk import Tap
 from singer_sdk import typing as th
+from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.helpers.capabilities import TapCapabilities
 from singer_sdk.tap_base import CliTestOptionValue
 
 from tap_spaaza_users import segments
 from tap_spaaza_users.client import DEFAULT_API_URL
 from tap_spaaza_users.errors import SpaazaConfigError, SpaazaError
-from tap_spaaza_users.output import BufferedSingerWriter
+from tap_spaaza_users.sdk_hooks import HookedTap
 from tap_spaaza_users.streams import UsersStream
 from tap_spaaza_users.windows import parse_utc
 
@@ -128,14 +129,14 @@ CONFIG_SCHEMA = th.PropertiesList(
 ).to_dict()  # fmt: skip
 
 
-class TapSpaazaUsers(Tap):
+class TapSpaazaUsers(HookedTap):
     """Extracts a Spaaza chain's users (profile, RFM, loyalty and opt-ins) through export tasks."""
 
     name = "tap-spaaza-users"
     config_jsonschema = CONFIG_SCHEMA
     #: The SDK's capabilities, plus the connection test (``--test``) that creates no export.
     capabilities: ClassVar[list[CapabilitiesEnum]] = [*Tap.capabilities, TapCapabilities.TEST]
-    message_writer_class = BufferedSingerWriter
+    message_writer_class = MsgSpecWriter
 
     @override
     def discover_streams(self) -> list[UsersStream]:
@@ -147,22 +148,18 @@ class TapSpaazaUsers(Tap):
         return [UsersStream(self)]
 
     @override
-    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        """Check the settings with clear messages first, then against the JSON schema.
+    def normalize_settings(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """Number settings given as text (environment variables, ``.env``) as numbers."""
+        return numbers_from_text(config, self.config_jsonschema)
 
-        Args:
-            raise_errors: Raise on the first problem (False only for discovery).
-
-        Returns:
-            The schema validation errors (when not raising).
+    @override
+    def check_settings(self, config: Mapping[str, Any]) -> None:
+        """Check the settings with clear messages, before any network call.
 
         Raises:
-            SpaazaConfigError: When a setting is invalid; before any network call.
+            SpaazaConfigError: When a setting is invalid.
         """
-        self._config.update(numbers_from_text(self._config, self.config_jsonschema))
-        if raise_errors:
-            check_settings(self.config)
-        return super()._validate_config(raise_errors=raise_errors)
+        check_settings(config)
 
     def check_connection(self) -> None:
         """Call ``GET /tasks?limit=1``: proves host and token, and the chain when it can.

@@ -1,13 +1,20 @@
-"""Export windows: where a sync starts, and how a long history splits into backfill windows."""
+"""Export windows: where a sync starts, how a long history splits, which records each keeps."""
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from tap_spaaza_users.columns import PRIMARY_KEY, REPLICATION_KEY
+
+UTC = dt.timezone.utc
+
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Iterator, Mapping
+
+    from tap_spaaza_users.idset import IdSet
 
 
 @dataclass(frozen=True)
@@ -22,27 +29,35 @@ class Window:
     start: dt.datetime | None
     end: dt.datetime | None = None
 
-    def contains(self, created: dt.datetime) -> bool:
+    def contains(self, created: str | dt.datetime) -> bool:
         """Whether a user created at ``created`` belongs to this window.
 
         Args:
-            created: The user's ``created_date`` in UTC.
+            created: The user's ``created_date``: a moment, or a record's RFC 3339 UTC text
+                (such texts compare like the moments they stand for, so none is parsed).
 
         Returns:
             True when ``start <= created < end`` (missing bounds are open).
         """
-        if self.start is not None and created < self.start:
-            return False
-        return self.end is None or created < self.end
+        text = (
+            created if isinstance(created, str) else created.astimezone(dt.timezone.utc).isoformat()
+        )
+        start, end = self._bounds
+        return (start is None or text >= start) and (end is None or text < end)
+
+    @functools.cached_property
+    def _bounds(self) -> tuple[str | None, str | None]:
+        """The bounds as records write date-times."""
+        return utc_text(self.start), utc_text(self.end)
 
     def key(self) -> dict[str, str | None]:
         """The window as kept in the state, to recognise it on the next run."""
-        return {"window_start": _iso(self.start), "window_end": _iso(self.end)}
+        return {"window_start": utc_text(self.start), "window_end": utc_text(self.end)}
 
     def describe(self) -> str:
         """The window for log lines."""
-        start = _iso(self.start) or "the beginning"
-        return f"{start} to {_iso(self.end) or 'now'}"
+        start = utc_text(self.start) or "the beginning"
+        return f"{start} to {utc_text(self.end) or 'now'}"
 
 
 def sync_start(
@@ -145,8 +160,49 @@ def plan_windows(
     return windows
 
 
-def _iso(moment: dt.datetime | None) -> str | None:
-    """A moment as ISO 8601 in UTC, or None."""
+class WindowSelection:
+    """The records of a window's file that a sync emits: inside the window, each user once.
+
+    The file may hold users outside the window (the export rule asks for a little more on
+    each side, or the server cannot filter at all) and users this sync already emitted (the
+    lookback overlap, window seams). It counts what it leaves out and keeps the greatest
+    ``created_date`` it let through, for the bookmark.
+    """
+
+    def __init__(self, window: Window, seen: IdSet) -> None:
+        """Select for ``window``; ``seen`` holds the ids this sync emitted so far."""
+        self.window = window
+        self.seen = seen
+        self.emitted = self.outside = self.repeated = 0
+        self.latest: str | None = None
+
+    def select(self, records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        """Yield the records to emit (each id is known non-empty: the reader rejects others).
+
+        Args:
+            records: A file's typed records.
+
+        Yields:
+            The records inside the window whose ids this sync has not emitted yet.
+        """
+        contains, add_new = self.window.contains, self.seen.add_new
+        latest = self.latest
+        for record in records:
+            created = record.get(REPLICATION_KEY)
+            if created and not contains(created):
+                self.outside += 1
+                continue
+            if not add_new(record[PRIMARY_KEY]):
+                self.repeated += 1
+                continue
+            self.emitted += 1
+            if created and (latest is None or created > latest):
+                latest = self.latest = created
+            yield record
+
+
+def utc_text(moment: dt.datetime | None) -> str | None:
+    """A moment as records write date-times (``YYYY-MM-DDTHH:MM:SS[.ffffff]+00:00``), or None."""
     return moment.astimezone(dt.timezone.utc).isoformat() if moment is not None else None
 
 

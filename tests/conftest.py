@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import decimal
-import io
 import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from tap_cli import FAST_SETTINGS
+from tap_cli import FAST_SETTINGS, captured_stdout
 
 from tap_spaaza_users.tap import TapSpaazaUsers
 
@@ -70,15 +68,14 @@ def run_sync(config: dict[str, Any], state: dict[str, Any] | None = None) -> Syn
     Returns:
         The messages; ``error`` holds the exception if the sync failed.
     """
-    buffer = io.StringIO()
     output = SyncOutput()
     tap = TapSpaazaUsers(config=config, state=state, parse_env_config=False)
-    with contextlib.redirect_stdout(buffer):
+    with captured_stdout() as written:
         try:
             tap.sync_all()
         except Exception as exc:  # noqa: BLE001
             output.error = exc
-    output.messages = parse_messages(buffer.getvalue())
+        output.messages = parse_messages(written())
     return output
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import re
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
     from pathlib import Path
 
 #: The level column of the SDK's console log format, at ERROR.
@@ -25,6 +28,24 @@ FAST_SETTINGS: dict[str, Any] = {
     "retry_max_wait_seconds": 0.05,
     "request_timeout_seconds": 5,
 }
+
+
+@contextlib.contextmanager
+def captured_stdout() -> Iterator[Callable[[], str]]:
+    """Redirect standard output (text and binary layers) for an in-process sync.
+
+    Yields:
+        A function returning what was written so far, as text.
+    """
+    raw = io.BytesIO()
+    stdout = io.TextIOWrapper(raw, encoding="utf-8", write_through=True)
+
+    def written() -> str:
+        stdout.flush()
+        return raw.getvalue().decode("utf-8")
+
+    with contextlib.redirect_stdout(stdout):
+        yield written
 
 
 @dataclass

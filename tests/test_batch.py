@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import decimal
 import gzip
-import io
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 import fsspec
+from tap_cli import captured_stdout
 
 from tap_spaaza_users.tap import TapSpaazaUsers
 
@@ -42,13 +41,11 @@ def run(
     catalog: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Run a sync in-process; return its messages (fractions as Decimal)."""
-    buffer = io.StringIO()
     tap = TapSpaazaUsers(config=config, state=state, catalog=catalog, parse_env_config=False)
-    with contextlib.redirect_stdout(buffer):
+    with captured_stdout() as written:
         tap.sync_all()
-    return [
-        json.loads(line, parse_float=decimal.Decimal) for line in buffer.getvalue().splitlines()
-    ]
+        text = written()
+    return [json.loads(line, parse_float=decimal.Decimal) for line in text.splitlines()]
 
 
 def batch_records(message: dict[str, Any]) -> list[dict[str, Any]]:

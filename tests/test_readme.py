@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from readme_modules import module_list, readme_modules  # noqa: E402
 from readme_settings import readme_table, settings_table  # noqa: E402
 
 
@@ -46,6 +47,12 @@ def last_state(output: Path) -> dict:
 def test_settings_table_is_the_one_about_prints() -> None:
     assert readme_table(README.read_text(encoding="utf-8")) == settings_table(), (
         "README settings table is stale: run `python scripts/readme_settings.py`"
+    )
+
+
+def test_module_list_is_the_one_the_docstrings_give() -> None:
+    assert readme_modules(README.read_text(encoding="utf-8")) == module_list(), (
+        "README module list is stale: run `python scripts/readme_modules.py`"
     )
 
 

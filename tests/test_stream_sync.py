@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from tap_spaaza_users.columns import USER_COLUMNS, ColumnType
 from tap_spaaza_users.errors import SpaazaInvalidRowError
 from tap_spaaza_users.records import CONVERTERS
-from tap_spaaza_users.streams import parse_utc
+from tap_spaaza_users.windows import parse_utc
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -1,4 +1,4 @@
-"""Field selection and stream maps applied to each record, with what is per-sync decided once."""
+"""RECORD messages as the SDK writes them: field selection and stream maps, decided per sync."""
 
 from __future__ import annotations
 
@@ -89,21 +89,6 @@ class RecordShaper:
             mapped = transform(record)
             if mapped is not None:
                 yield alias, mapped
-
-
-def utc_text(moment: dt.datetime | None) -> str | None:
-    """A moment as the records write date-times (``YYYY-MM-DDTHH:MM:SS[.ffffff]+00:00``).
-
-    Two such texts compare like the moments they stand for, so a window test per record
-    needs no parsing.
-
-    Args:
-        moment: An aware datetime, or None.
-
-    Returns:
-        The text, or None.
-    """
-    return moment.astimezone(dt.timezone.utc).isoformat() if moment is not None else None
 
 
 def record_messages(

@@ -18,17 +18,19 @@ import threading
 import uuid
 from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
+from singer_sdk.contrib.msgspec import encoder as json_encoder
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, SDKBatchMessage
 from upath import UPath
 
 from tap_spaaza_users.errors import SpaazaConfigError
-from tap_spaaza_users.output import BufferedSingerWriter, json_encoder
-from tap_spaaza_users.shaping import RecordShaper
+from tap_spaaza_users.sdk_hooks.shaping import RecordShaper
 
 if TYPE_CHECKING:
     from singer_sdk import Stream
     from singer_sdk.helpers._batch import BatchConfig
     from singer_sdk.helpers.types import Context
+
+    from tap_spaaza_users.sdk_hooks.stream import HookedStream
 
 #: gzip level of batch files: level 1 is several times faster than 9 for ~20% more bytes.
 GZIP_LEVEL = 1
@@ -39,7 +41,7 @@ QUEUED_WRITES = 4
 COMPRESSIONS = ("gzip", "none")
 
 
-def sync_batches(stream: Stream, batch_config: BatchConfig, context: Context | None) -> None:
+def sync_batches(stream: HookedStream, batch_config: BatchConfig, context: Context | None) -> None:
     """Sync a stream as BATCH messages; every STATE follows the files holding its records.
 
     Args:
@@ -48,18 +50,14 @@ def sync_batches(stream: Stream, batch_config: BatchConfig, context: Context | N
         context: Stream partition (none for the users stream).
     """
     files = BatchFiles(stream, batch_config)
-    writer = stream._tap.message_writer  # noqa: SLF001 - the tap's own writer
-    hooked = writer if isinstance(writer, BufferedSingerWriter) else None
-    if hooked:
-        hooked.before_state = files.complete
+    stream.before_state = files.complete
     try:
         for record in stream._sync_records(context, write_messages=False):  # noqa: SLF001
             files.add(record)
         files.complete()
     finally:
         files.discard()
-        if hooked:
-            hooked.before_state = None
+        stream.before_state = None
     stream._write_state_message()  # noqa: SLF001 - the bookmark, now that the files exist
 
 
@@ -161,7 +159,7 @@ class BatchFiles:
         self.root = UPath(self.storage.root, **self.storage.params)
         self.batch_size = batch_config.batch_size
         self.shaper = RecordShaper.of(stream)
-        self.encoder = json_encoder()
+        self.encoder = json_encoder
         self.sync_id = f"{stream.tap_name}--{stream.name}-{uuid.uuid4()}"
         self.files: dict[str, _OpenFile] = {}
         self.pending = 0

@@ -1,0 +1,333 @@
+"""The users stream's state: every key it reads and writes, and the rules that move them.
+
+The SDK keeps the bookmark (``replication_key_value``) and its not-yet-promoted progress
+(``progress_markers``). Beside them the stream keeps:
+
+- ``in_flight_task``: the export task a sync created and has not finished delivering, so a
+  rerun reuses it instead of exporting again;
+- ``delivered_before``: every user created before this moment has been delivered (the end
+  of the last closed backfill window);
+- ``full_refresh`` / ``last_full_refresh``: the periodic full refresh in progress (its table
+  version and start) and when the last one was delivered whole.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tap_spaaza_users.windows import parse_utc
+
+if TYPE_CHECKING:
+    from tap_spaaza_users.windows import Window
+
+State = dict[str, Any]
+
+#: The SDK's keys for the bookmark, its replication key and its not-yet-promoted progress.
+BOOKMARK = "replication_key_value"
+REPLICATION_KEY = "replication_key"
+PROGRESS_MARKERS = "progress_markers"
+#: The export task this sync created and has not finished delivering.
+IN_FLIGHT = "in_flight_task"
+#: The in-flight task's fingerprint of what it asks for (segment, rules, export target).
+REQUEST = "request"
+#: The in-flight task's note that it exports a full refresh (and of which version).
+IN_FLIGHT_VERSION = "full_refresh_version"
+#: Every user created before this moment has been delivered (end of a closed backfill window).
+DELIVERED_BEFORE = "delivered_before"
+#: When the last full export that was delivered whole was asked for (ISO 8601, UTC).
+LAST_FULL_REFRESH = "last_full_refresh"
+#: The full refresh in progress: its table version and start, until it is delivered whole.
+FULL_REFRESH = "full_refresh"
+
+
+# The bookmark
+
+
+def starting_bookmark(state: State, sdk_value: object) -> dt.datetime | None:
+    """The bookmark a sync starts from.
+
+    The SDK ignores a bookmark whose replication key is not named (a state written by hand);
+    such a bookmark can only be ours, so it counts too.
+
+    Args:
+        state: The stream state.
+        sdk_value: The SDK's starting replication key value (None when it has none).
+
+    Returns:
+        The bookmark, or None on a first sync.
+    """
+    bookmark = sdk_value
+    own = state.get(BOOKMARK)
+    if own and REPLICATION_KEY not in state:
+        bookmark = max(parse_utc(str(own)), parse_utc(str(bookmark or own))).isoformat()
+    return parse_utc(str(bookmark)) if bookmark else None
+
+
+def note_progress(state: State, latest: str, replication_key: str) -> None:
+    """Keep a file's greatest ``created_date`` as the progress marker, once the file is emitted.
+
+    The stream does this once per file instead of letting the SDK compare every record;
+    ``close_window`` then promotes the marker to the bookmark.
+
+    Args:
+        state: The stream state.
+        latest: The greatest replication key value the file's emitted records carry.
+        replication_key: The stream's replication key.
+    """
+    markers = state.setdefault(PROGRESS_MARKERS, {})
+    current = markers.get(BOOKMARK)
+    if current is None or _later(latest, current):
+        markers[REPLICATION_KEY] = replication_key
+        markers[BOOKMARK] = latest
+
+
+def close_window(state: State, window: Window, replication_key: str) -> str | None:
+    """Promote the window's progress marker to the bookmark and advance the watermark.
+
+    The SDK promotes progress markers only when the whole stream is done; a windowed sync
+    does it after each delivered window, so an interruption keeps the windows before it.
+    The bookmark never moves back.
+
+    Args:
+        state: The stream state.
+        window: The window whose records were all emitted.
+        replication_key: The stream's replication key.
+
+    Returns:
+        The bookmark after promotion, or None when there is none.
+    """
+    markers = state.pop(PROGRESS_MARKERS, None) or {}
+    new_value = markers.get(BOOKMARK)
+    old_value = state.get(BOOKMARK)
+    if new_value is not None and (old_value is None or _later(new_value, old_value)):
+        state[REPLICATION_KEY] = replication_key
+        state[BOOKMARK] = new_value
+    if state.get(BOOKMARK) is not None:
+        state.setdefault(REPLICATION_KEY, replication_key)  # a state that lacked the key
+    if window.end is not None:
+        state[DELIVERED_BEFORE] = window.end.astimezone(dt.timezone.utc).isoformat()
+    value = state.get(BOOKMARK)
+    return str(value) if value is not None else None
+
+
+def delivered_before(state: State) -> dt.datetime | None:
+    """The backfill watermark: the moment before which every user was delivered, or None."""
+    value = state.get(DELIVERED_BEFORE)
+    return parse_utc(value) if isinstance(value, str) else None
+
+
+def _later(new_value: object, old_value: object) -> bool:
+    """Whether a date-time value is after another (text compared as moments)."""
+    try:
+        return parse_utc(str(new_value)) > parse_utc(str(old_value))
+    except ValueError:
+        return str(new_value) > str(old_value)
+
+
+# The export task in flight
+
+
+def request_key(body: dict[str, Any]) -> str:
+    """A fingerprint of what an export task body asks for, whenever and by whom it is sent.
+
+    The trigger's ``once`` and the free-text ``desc`` are left out; the segment (saved or
+    inline, with its join) and the target are in. A task left by a run with other segment
+    settings then exports other users, so it must not be reused.
+
+    Args:
+        body: A ``POST /tasks`` body.
+
+    Returns:
+        A short hex digest.
+    """
+    trigger = {name: value for name, value in body.get("trigger", {}).items() if name != "once"}
+    text = json.dumps({"target": body.get("target"), "trigger": trigger}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def record_task(  # noqa: PLR0913 - keyword-only, each a fact of the entry
+    state: State,
+    task_id: int,
+    window: Window,
+    now: dt.datetime,
+    request: str | None = None,
+    *,
+    refresh_version: int | None = None,
+) -> None:
+    """Note a task just created for a window.
+
+    Args:
+        state: The stream state.
+        task_id: The task id.
+        window: The window it exports.
+        now: The creation time.
+        request: The task body's fingerprint (:func:`request_key`).
+        refresh_version: The full refresh it exports, if any.
+    """
+    entry: dict[str, Any] = {"id": task_id, **window.key(), "created_at": now.isoformat()}
+    if request is not None:
+        entry[REQUEST] = request
+    if refresh_version is not None:
+        entry[IN_FLIGHT_VERSION] = refresh_version
+    state[IN_FLIGHT] = entry
+
+
+def task_for(state: State, window: Window, request: str | None = None) -> int | None:
+    """The recorded task exporting exactly this window and request, not yet delivered.
+
+    A task recorded without a fingerprint (by an earlier version) matches on the window.
+
+    Args:
+        state: The stream state.
+        window: The window this run is about to export.
+        request: The fingerprint of the task body this run would send.
+
+    Returns:
+        The task id, or None.
+    """
+    entry = _entry(state)
+    if entry is None or entry.get("delivered"):
+        return None
+    recorded = entry.get(REQUEST)
+    if request is not None and recorded is not None and recorded != request:
+        return None
+    key = window.key()
+    if all(entry.get(name) == value for name, value in key.items()):
+        return int(entry["id"])
+    return None
+
+
+def other_task(state: State, window: Window, request: str | None = None) -> int | None:
+    """A recorded task that this window will not use (another window or request, or delivered).
+
+    Args:
+        state: The stream state.
+        window: The window this run is about to export.
+        request: The fingerprint of the task body this run would send.
+
+    Returns:
+        The task id, or None.
+    """
+    entry = _entry(state)
+    if entry is None or task_for(state, window, request) is not None:
+        return None
+    return int(entry["id"])
+
+
+def mark_delivered(state: State) -> None:
+    """Flag the in-flight task's file as delivered (only its clean-up is left)."""
+    entry = state.get(IN_FLIGHT)
+    if isinstance(entry, dict):
+        entry["delivered"] = True
+
+
+def forget_task(state: State) -> None:
+    """Drop the in-flight task from the state."""
+    state.pop(IN_FLIGHT, None)
+
+
+def _entry(state: State) -> dict[str, Any] | None:
+    """The in-flight task record, if the state holds a well-formed one."""
+    entry = state.get(IN_FLIGHT)
+    if isinstance(entry, dict) and isinstance(entry.get("id"), int):
+        return entry
+    return None
+
+
+# Periodic full refresh
+
+
+@dataclass(frozen=True)
+class FullRefresh:
+    """A full export of every user (within segment and ``start_date``) replacing the increment.
+
+    Attributes:
+        version: The Singer table version its RECORD and ACTIVATE_VERSION messages carry
+            (milliseconds since the epoch at its start).
+        started_at: When it began; becomes ``last_full_refresh`` once delivered whole.
+        resumed: Whether it continues one an earlier run left unfinished.
+        first: Whether the stream had no bookmark and no full refresh before, so the target
+            cannot hold rows of it yet.
+    """
+
+    version: int
+    started_at: dt.datetime
+    resumed: bool = False
+    first: bool = False
+
+
+def is_due(state: State, days: int | None, now: dt.datetime) -> bool:
+    """Whether the last full refresh is ``days`` days old or more (or never happened).
+
+    Args:
+        state: The stream state.
+        days: The ``full_refresh_days`` setting (None or 0: never).
+        now: The current time.
+
+    Returns:
+        True when a full refresh is due.
+    """
+    if not days:
+        return False
+    last = state.get(LAST_FULL_REFRESH)
+    if not isinstance(last, str):
+        return True
+    try:
+        return now - parse_utc(last) >= dt.timedelta(days=days)
+    except ValueError:
+        return True
+
+
+def begin_full_refresh(state: State, days: int | None, now: dt.datetime) -> FullRefresh | None:
+    """The full refresh this sync runs: the one an earlier run left, or a new one when due.
+
+    A new one is noted in the state at once and forgets the backfill watermark
+    (``delivered_before``), which from then on tracks the refresh's own windows, so an
+    interrupted refresh resumes with the same version where it stopped. With the setting
+    off, a refresh left unfinished is dropped.
+
+    Args:
+        state: The stream state (changed in place).
+        days: The ``full_refresh_days`` setting.
+        now: The current time.
+
+    Returns:
+        The full refresh, or None for an incremental sync.
+    """
+    entry = state.get(FULL_REFRESH)
+    if not days:
+        state.pop(FULL_REFRESH, None)
+        return None
+    if isinstance(entry, dict) and isinstance(entry.get("version"), int):
+        try:
+            started = parse_utc(str(entry.get("started_at")))
+        except ValueError:
+            started = now
+        return FullRefresh(version=entry["version"], started_at=started, resumed=True)
+    if not is_due(state, days, now):
+        return None
+    first = state.get(BOOKMARK) is None and LAST_FULL_REFRESH not in state
+    refresh = FullRefresh(version=int(now.timestamp() * 1000), started_at=now, first=first)
+    state[FULL_REFRESH] = {"version": refresh.version, "started_at": now.isoformat()}
+    state.pop(DELIVERED_BEFORE, None)
+    return refresh
+
+
+def finish_full_refresh(state: State, refresh: FullRefresh) -> str:
+    """Record a full refresh delivered whole: ``last_full_refresh`` becomes its start.
+
+    Args:
+        state: The stream state.
+        refresh: The full refresh just delivered.
+
+    Returns:
+        The new ``last_full_refresh``.
+    """
+    state.pop(FULL_REFRESH, None)
+    last = refresh.started_at.astimezone(dt.timezone.utc).isoformat()
+    state[LAST_FULL_REFRESH] = last
+    return last
