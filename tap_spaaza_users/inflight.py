@@ -7,7 +7,7 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
-from tap_spaaza_users.windows import parse_utc
+from tap_spaaza_users.contract import parse_utc
 
 if TYPE_CHECKING:
     from tap_spaaza_users.windows import Window

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tap_spaaza_users import inflight
-from tap_spaaza_users.windows import parse_utc
+from tap_spaaza_users.contract import parse_utc
 
 if TYPE_CHECKING:
     from tap_spaaza_users.streams import UsersStream

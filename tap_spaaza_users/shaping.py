@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from singer_sdk.mapper import RemoveRecordTransform, SameRecordTransform
 from singer_sdk.singerlib.messages import RecordMessage
 
-from tap_spaaza_users.columns import users_json_schema
+from tap_spaaza_users.contract import users_json_schema
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -89,21 +89,6 @@ class RecordShaper:
             mapped = transform(record)
             if mapped is not None:
                 yield alias, mapped
-
-
-def utc_text(moment: dt.datetime | None) -> str | None:
-    """A moment as the records write date-times (``YYYY-MM-DDTHH:MM:SS[.ffffff]+00:00``).
-
-    Two such texts compare like the moments they stand for, so a window test per record
-    needs no parsing.
-
-    Args:
-        moment: An aware datetime, or None.
-
-    Returns:
-        The text, or None.
-    """
-    return moment.astimezone(dt.timezone.utc).isoformat() if moment is not None else None
 
 
 def record_messages(

@@ -16,7 +16,13 @@ from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL
 
 from tap_spaaza_users import batching, inflight, output, refresh, segments, shaping
 from tap_spaaza_users.client import ClientSettings, SpaazaClient
-from tap_spaaza_users.columns import PRIMARY_KEY, REPLICATION_KEY, users_json_schema
+from tap_spaaza_users.contract import (
+    PRIMARY_KEY,
+    REPLICATION_KEY,
+    parse_utc,
+    users_json_schema,
+    utc_text,
+)
 from tap_spaaza_users.download import download_export
 from tap_spaaza_users.errors import SpaazaTaskTimeoutError
 from tap_spaaza_users.export import (
@@ -29,7 +35,7 @@ from tap_spaaza_users.export import (
 )
 from tap_spaaza_users.idset import IdSet
 from tap_spaaza_users.records import UsersCsvReader
-from tap_spaaza_users.windows import Window, parse_utc, plan_sync
+from tap_spaaza_users.windows import Window, plan_sync
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -249,7 +255,7 @@ class UsersStream(Stream):
                 if self.selected:
                     self._write_schema_message()
             # Records carry created_date as RFC 3339 UTC in one format: compare the text.
-            start, end = shaping.utc_text(window.start), shaping.utc_text(window.end)
+            start, end = utc_text(window.start), utc_text(window.end)
             for record in reader:
                 created = record.get(REPLICATION_KEY)
                 if created and ((start and created < start) or (end and created >= end)):
@@ -290,7 +296,7 @@ class UsersStream(Stream):
         by each sync until its date has passed.
         """
         signpost = self.get_replication_key_signpost(None)
-        cap = shaping.utc_text(signpost) if isinstance(signpost, dt.datetime) else None
+        cap = utc_text(signpost) if isinstance(signpost, dt.datetime) else None
         if cap is None or latest <= cap:
             return latest
         self.logger.warning(

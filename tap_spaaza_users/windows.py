@@ -6,6 +6,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from tap_spaaza_users.contract import parse_utc, utc_text
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
@@ -37,12 +39,12 @@ class Window:
 
     def key(self) -> dict[str, str | None]:
         """The window as kept in the state, to recognise it on the next run."""
-        return {"window_start": _iso(self.start), "window_end": _iso(self.end)}
+        return {"window_start": utc_text(self.start), "window_end": utc_text(self.end)}
 
     def describe(self) -> str:
         """The window for log lines."""
-        start = _iso(self.start) or "the beginning"
-        return f"{start} to {_iso(self.end) or 'now'}"
+        start = utc_text(self.start) or "the beginning"
+        return f"{start} to {utc_text(self.end) or 'now'}"
 
 
 def sync_start(
@@ -143,29 +145,3 @@ def plan_windows(
         low += step
     windows.append(Window(low))
     return windows
-
-
-def _iso(moment: dt.datetime | None) -> str | None:
-    """A moment as ISO 8601 in UTC, or None."""
-    return moment.astimezone(dt.timezone.utc).isoformat() if moment is not None else None
-
-
-def parse_utc(text: str) -> dt.datetime:
-    """Read an ISO 8601 / RFC 3339 date-time as an aware UTC datetime (naive means UTC).
-
-    Args:
-        text: The date-time.
-
-    Returns:
-        The moment in UTC.
-
-    Raises:
-        ValueError: When the text is not a date-time.
-    """
-    text = text.strip()
-    if text[-1:] in ("Z", "z"):
-        text = text[:-1] + "+00:00"
-    moment = dt.datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
-    return moment.astimezone(dt.timezone.utc)
