@@ -9,6 +9,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 
 from tap_spaaza_users.contract import parse_utc
+from tap_spaaza_users.sandbox.app import json_response
 from tap_spaaza_users.sandbox.clock import iso_z
 
 if TYPE_CHECKING:
@@ -51,8 +52,6 @@ class ControlApp:
 
     def respond(self, request: Request) -> Response:
         """Answer one control request."""
-        from tap_spaaza_users.sandbox.app import json_response  # noqa: PLC0415 - import cycle
-
         try:
             endpoint, args = ROUTES.bind_to_environ(request.environ).match()
             body = json.loads(request.get_data() or b"{}")
