@@ -280,7 +280,7 @@ def _parse_date(value: object) -> dt.datetime | None:
         return None
     try:
         return parse_utc(value)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: beyond year 1 to 9999 once in UTC
         return None
 
 
