@@ -10,7 +10,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import IO, TYPE_CHECKING, Any
 
-from tap_spaaza_users.columns import PRIMARY_KEY, USER_COLUMNS, ColumnType
+from tap_spaaza_users.contract import PRIMARY_KEY, USER_COLUMNS, ColumnType
 from tap_spaaza_users.errors import SpaazaInvalidRowError
 
 if TYPE_CHECKING:

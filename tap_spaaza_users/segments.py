@@ -1,4 +1,4 @@
-"""The segment filter vocabulary shared by tap and sandbox, and the tap's segment builders."""
+"""The tap's segment checks and builders, over the contract's segment vocabulary."""
 
 from __future__ import annotations
 
@@ -10,33 +10,15 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NoReturn
 
-from tap_spaaza_users.columns import USER_COLUMNS
+from tap_spaaza_users.contract import (
+    FIELD_TYPES,
+    JOINS,
+    OPERATORS,
+    TIME_FACTORS,
+    USER_COLUMNS,
+    parse_utc,
+)
 from tap_spaaza_users.errors import SpaazaConfigError
-
-#: Field types a rule may declare ([doc]: date, keyword; [assumed]: text, number, boolean).
-FIELD_TYPES = frozenset({"date", "keyword", "text", "number", "boolean"})
-
-#: Units of ``time_factor`` for the relative operators ([doc]: day; the rest [assumed]).
-TIME_FACTORS = frozenset({"minute", "hour", "day", "week", "month", "year"})
-
-#: operator -> (fields the rule must carry besides field_name/field_type/operator,
-#:              field types the operator accepts)
-OPERATORS: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
-    "is": (("value",), frozenset({"keyword", "text", "number", "boolean", "date"})),
-    "is_not": (("value",), frozenset({"keyword", "text", "number", "boolean", "date"})),
-    "contains": (("value",), frozenset({"keyword", "text"})),
-    "does_not_contain": (("value",), frozenset({"keyword", "text"})),
-    "is_date": (("value",), frozenset({"date"})),
-    "is_after_date": (("start_date",), frozenset({"date"})),
-    "is_before_date": (("end_date",), frozenset({"date"})),
-    "is_between_date": (("start_date", "end_date"), frozenset({"date"})),
-    "is_between_number": (("min", "max"), frozenset({"number"})),
-    "relative_less_than": (("time_factor", "time_amount"), frozenset({"date"})),
-    "relative_more_than": (("time_factor", "time_amount"), frozenset({"date"})),
-}
-
-#: How a segment combines its rules: ``all`` = AND, ``any`` = OR.
-JOINS = frozenset({"all", "any"})
 
 #: An example of the ISO 8601 form rules take, quoted in messages.
 DATE_EXAMPLE = "2024-01-31T00:00:00Z"
@@ -289,17 +271,17 @@ def _check_order(rule: Mapping[str, Any], operator: str, where: str, field_name:
 
 
 def _parse_date(value: object) -> dt.datetime | None:
-    """Read an ISO 8601 date or date-time (naive means UTC); None when it is not one."""
+    """Read an ISO 8601 date or date-time (naive means UTC); None when it is not one.
+
+    Rules take only the calendar form ``YYYY-MM-DD[THH:MM[:SS[.f]]][Z|±HH:MM]``, narrower than
+    what :func:`parse_utc` reads.
+    """
     if not isinstance(value, str) or not _ISO_8601.fullmatch(value.strip()):
         return None
-    text = value.strip()
-    if text[-1:] in ("Z", "z"):
-        text = text[:-1] + "+00:00"
     try:
-        moment = dt.datetime.fromisoformat(text)
-    except ValueError:
+        return parse_utc(value)
+    except (ValueError, OverflowError):  # OverflowError: beyond year 1 to 9999 once in UTC
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
 
 
 def _number(value: object) -> Decimal | None:

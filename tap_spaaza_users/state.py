@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tap_spaaza_users.windows import parse_utc
+from tap_spaaza_users.contract import parse_utc
 
 if TYPE_CHECKING:
     from tap_spaaza_users.windows import Window

@@ -14,14 +14,14 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL
 
 from tap_spaaza_users import state
-from tap_spaaza_users.columns import PRIMARY_KEY, REPLICATION_KEY, users_json_schema
+from tap_spaaza_users.contract import PRIMARY_KEY, REPLICATION_KEY, users_json_schema, utc_text
 from tap_spaaza_users.download import download_export
 from tap_spaaza_users.errors import SpaazaTaskTimeoutError
 from tap_spaaza_users.export import DONE, INPROGRESS, READY, UsersExport, make_client
 from tap_spaaza_users.idset import IdSet
 from tap_spaaza_users.records import UsersCsvReader
 from tap_spaaza_users.sdk_hooks import HookedStream
-from tap_spaaza_users.windows import Window, WindowSelection, plan_sync, utc_text
+from tap_spaaza_users.windows import Window, WindowSelection, plan_sync
 
 if sys.version_info >= (3, 12):
     from typing import override

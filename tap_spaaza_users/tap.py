@@ -17,10 +17,10 @@ from singer_sdk.tap_base import CliTestOptionValue
 
 from tap_spaaza_users import segments
 from tap_spaaza_users.client import DEFAULT_API_URL
+from tap_spaaza_users.contract import parse_utc
 from tap_spaaza_users.errors import SpaazaConfigError, SpaazaError
 from tap_spaaza_users.sdk_hooks import HookedTap
 from tap_spaaza_users.streams import UsersStream
-from tap_spaaza_users.windows import parse_utc
 
 if TYPE_CHECKING:
     import datetime as dt

@@ -7,7 +7,7 @@ import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tap_spaaza_users.columns import PRIMARY_KEY, REPLICATION_KEY
+from tap_spaaza_users.contract import PRIMARY_KEY, REPLICATION_KEY, parse_utc, utc_text
 
 UTC = dt.timezone.utc
 
@@ -199,29 +199,3 @@ class WindowSelection:
             if created and (latest is None or created > latest):
                 latest = self.latest = created
             yield record
-
-
-def utc_text(moment: dt.datetime | None) -> str | None:
-    """A moment as records write date-times (``YYYY-MM-DDTHH:MM:SS[.ffffff]+00:00``), or None."""
-    return moment.astimezone(dt.timezone.utc).isoformat() if moment is not None else None
-
-
-def parse_utc(text: str) -> dt.datetime:
-    """Read an ISO 8601 / RFC 3339 date-time as an aware UTC datetime (naive means UTC).
-
-    Args:
-        text: The date-time.
-
-    Returns:
-        The moment in UTC.
-
-    Raises:
-        ValueError: When the text is not a date-time.
-    """
-    text = text.strip()
-    if text[-1:] in ("Z", "z"):
-        text = text[:-1] + "+00:00"
-    moment = dt.datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
-    return moment.astimezone(dt.timezone.utc)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import requests
 
-from tap_spaaza_users.columns import USER_COLUMNS, ColumnType
+from tap_spaaza_users.contract import USER_COLUMNS, ColumnType
 from tap_spaaza_users.download import DownloadResult, download_export
 from tap_spaaza_users.errors import SpaazaDownloadError, SpaazaInvalidRowError
 from tap_spaaza_users.records import UsersCsvReader

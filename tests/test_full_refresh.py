@@ -6,8 +6,8 @@ import copy
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
+from tap_spaaza_users.contract import parse_utc
 from tap_spaaza_users.state import LAST_FULL_REFRESH, is_due
-from tap_spaaza_users.windows import parse_utc
 
 if TYPE_CHECKING:
     from collections.abc import Callable

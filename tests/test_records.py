@@ -14,7 +14,7 @@ import pytest
 from jsonschema import Draft7Validator, FormatChecker
 
 from tap_spaaza_users import records
-from tap_spaaza_users.columns import USER_COLUMNS, ColumnType, users_json_schema
+from tap_spaaza_users.contract import USER_COLUMNS, ColumnType, users_json_schema
 from tap_spaaza_users.errors import SpaazaInvalidRowError
 from tap_spaaza_users.records import UsersCsvReader
 from tap_spaaza_users.sandbox.export import csv_line

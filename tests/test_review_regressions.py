@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from tap_spaaza_users.windows import parse_utc
+from tap_spaaza_users.contract import parse_utc
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tap_spaaza_users.windows import parse_utc
+from tap_spaaza_users.contract import parse_utc
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 
+from tap_spaaza_users.contract import utc_text
 from tap_spaaza_users.records import to_date_time
-from tap_spaaza_users.windows import utc_text
 
 UTC = dt.timezone.utc
 CELLS = [

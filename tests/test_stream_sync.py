@@ -11,10 +11,9 @@ import sys
 import tempfile
 from typing import TYPE_CHECKING, Any
 
-from tap_spaaza_users.columns import USER_COLUMNS, ColumnType
+from tap_spaaza_users.contract import USER_COLUMNS, ColumnType, parse_utc
 from tap_spaaza_users.errors import SpaazaInvalidRowError
 from tap_spaaza_users.records import CONVERTERS
-from tap_spaaza_users.windows import parse_utc
 
 if TYPE_CHECKING:
     from collections.abc import Callable

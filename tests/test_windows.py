@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
+from tap_spaaza_users.contract import parse_utc
 from tap_spaaza_users.export import build_export_task
-from tap_spaaza_users.windows import Window, parse_utc, plan_windows, sync_start
+from tap_spaaza_users.windows import Window, plan_windows, sync_start
 
 if TYPE_CHECKING:
     from collections.abc import Callable

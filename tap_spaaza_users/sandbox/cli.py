@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tap_spaaza_users.sandbox.clock import parse_datetime
+from tap_spaaza_users.contract import parse_utc
 from tap_spaaza_users.sandbox.core import Sandbox
 from tap_spaaza_users.sandbox.faults import FAULT_KINDS
 
@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--index-lag", type=float, default=0, help="seconds before new users are exported")
     add("--task-base-seconds", type=float, default=2.0, help="fixed task duration")
     add("--task-seconds-per-1k", type=float, default=0.05, help="task duration per 1k users")
-    add("--now", type=parse_datetime, default=None, help="start the clock at this ISO time")
+    add("--now", type=parse_utc, default=None, help="start the clock at this ISO time")
     add("--fault", type=parse_fault, action="append", default=[], help="arm a fault: KIND[:k=v,..]")
     add("--dialect", type=parse_dialect, action="append", default=[], help="CSV variant: k=v")
     add("--ready-file", type=Path, default=None, help="write the connection JSON here once up")

@@ -40,18 +40,6 @@ def _as_utc(when: datetime) -> datetime:
     return when.astimezone(timezone.utc)
 
 
-def parse_datetime(text: str) -> datetime:
-    """Parse ISO 8601 / ``YYYY-MM-DD HH:MM:SS`` / ``YYYY-MM-DD`` text as tz-aware UTC.
-
-    Raises:
-        ValueError: the text is not a date or date-time.
-    """
-    cleaned = text.strip()
-    if cleaned.endswith(("Z", "z")):
-        cleaned = cleaned[:-1] + "+00:00"
-    return _as_utc(datetime.fromisoformat(cleaned))
-
-
 def format_datetime(when: datetime) -> str:
     """Format ``when`` the way the users CSV does: ``YYYY-MM-DD HH:MM:SS`` in UTC."""
     return _as_utc(when).strftime("%Y-%m-%d %H:%M:%S")

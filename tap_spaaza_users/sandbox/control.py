@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 
-from tap_spaaza_users.sandbox.clock import iso_z, parse_datetime
+from tap_spaaza_users.contract import parse_utc
+from tap_spaaza_users.sandbox.app import json_response
+from tap_spaaza_users.sandbox.clock import iso_z
 
 if TYPE_CHECKING:
     from werkzeug.wrappers import Request, Response
@@ -50,8 +52,6 @@ class ControlApp:
 
     def respond(self, request: Request) -> Response:
         """Answer one control request."""
-        from tap_spaaza_users.sandbox.app import json_response  # noqa: PLC0415 - import cycle
-
         try:
             endpoint, args = ROUTES.bind_to_environ(request.environ).match()
             body = json.loads(request.get_data() or b"{}")
@@ -79,7 +79,7 @@ class ControlApp:
         """``GET``/``POST /_sandbox/clock`` with ``{"set": iso}`` or ``{"advance": seconds}``."""
         if method == "POST":
             if "set" in body:
-                self.sandbox.clock.set(parse_datetime(str(body["set"])))
+                self.sandbox.clock.set(parse_utc(str(body["set"])))
             if "advance" in body:
                 self.sandbox.clock.advance(float(body["advance"]))
         return {"now": iso_z(self.sandbox.clock.now())}
@@ -90,7 +90,7 @@ class ControlApp:
             created = body.get("created_date")
             ids = self.sandbox.add_users(
                 int(body.get("count", 1)),
-                created_date=parse_datetime(created) if created else None,
+                created_date=parse_utc(created) if created else None,
                 visible_after_seconds=body.get("visible_after_seconds"),
             )
             return {"ids": ids}

@@ -10,8 +10,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tap_spaaza_users.contract import parse_utc
 from tap_spaaza_users.sandbox.app import ApiApp, Token
-from tap_spaaza_users.sandbox.clock import SandboxClock, parse_datetime
+from tap_spaaza_users.sandbox.clock import SandboxClock
 from tap_spaaza_users.sandbox.control import ControlApp
 from tap_spaaza_users.sandbox.export import CsvDialect
 from tap_spaaza_users.sandbox.faults import FaultStore, make_fault
@@ -193,7 +194,7 @@ class Sandbox:
         before = _as_datetime(created_before)
         selected = []
         for row in self.population.rows(self.population.snapshot(), now):
-            created = parse_datetime(row["created_date"])
+            created = parse_utc(row["created_date"])
             if (after is None or created > after) and (before is None or created < before):
                 selected.append(row)
         return selected
@@ -251,5 +252,5 @@ def _demo_token(seed: int, chain_id: int) -> tuple[str, str]:
 def _as_datetime(value: datetime | str | None) -> datetime | None:
     """Accept a datetime or its text."""
     if value is None or isinstance(value, datetime):
-        return None if value is None else parse_datetime(value.isoformat())
-    return parse_datetime(value)
+        return None if value is None else parse_utc(value.isoformat())
+    return parse_utc(value)

@@ -10,7 +10,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tap_spaaza_users.columns import USER_COLUMNS, ColumnType
+from tap_spaaza_users.contract import USER_COLUMNS, ColumnType
 from tap_spaaza_users.sandbox.generator import COLUMNS
 
 if TYPE_CHECKING:

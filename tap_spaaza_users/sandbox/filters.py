@@ -8,10 +8,15 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from tap_spaaza_users.columns import USER_COLUMNS
-from tap_spaaza_users.sandbox.clock import parse_datetime
+from tap_spaaza_users.contract import (
+    FIELD_TYPES,
+    JOINS,
+    OPERATORS,
+    TIME_FACTORS,
+    USER_COLUMNS,
+    parse_utc,
+)
 from tap_spaaza_users.sandbox.errors import reject
-from tap_spaaza_users.segments import FIELD_TYPES, JOINS, OPERATORS, TIME_FACTORS
 
 Row = dict[str, str]
 Bounds = tuple["datetime | None", "datetime | None"]
@@ -158,7 +163,7 @@ def _operand(key: str, value: object, field_type: str, where: str) -> object:
 def _rule_date(value: object, key: str, where: str) -> datetime:
     """Parse a rule's date operand."""
     try:
-        return parse_datetime(str(value))
+        return parse_utc(str(value))
     except ValueError:
         reject("invalid_date", f"{where}: {key} {value!r} is not a date")
 
@@ -187,7 +192,7 @@ def _rule_bool(value: object, where: str) -> bool:
 def _cell_date(text: str) -> datetime | None:
     """Parse a CSV date/date-time cell (``None`` when empty or not a date)."""
     try:
-        return parse_datetime(text) if text else None
+        return parse_utc(text) if text else None
     except ValueError:
         return None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import time
 
-from tap_spaaza_users.columns import USER_COLUMNS
+from tap_spaaza_users.contract import USER_COLUMNS
 
 COLUMNS: tuple[str, ...] = tuple(USER_COLUMNS)
 

@@ -11,7 +11,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from tap_spaaza_users.columns import USER_COLUMNS
+from tap_spaaza_users.contract import USER_COLUMNS
 from tap_spaaza_users.sandbox.clock import format_datetime
 from tap_spaaza_users.sandbox.generator import COLUMNS, UserGenerator
 

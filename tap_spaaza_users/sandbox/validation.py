@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tap_spaaza_users.sandbox.clock import parse_datetime
+from tap_spaaza_users.contract import parse_utc
 from tap_spaaza_users.sandbox.errors import reject
 from tap_spaaza_users.sandbox.filters import Segment, parse_segment
 
@@ -87,7 +87,7 @@ def _parse_once(once: object) -> datetime:
     if once in (None, ""):
         reject("missing_trigger_once", "trigger.once is required")
     try:
-        return parse_datetime(str(once))
+        return parse_utc(str(once))
     except ValueError:
         reject("invalid_date", f"trigger.once {once!r} is not a date-time")
 

@@ -28,9 +28,6 @@ from tap_spaaza_users.sdk_hooks.shaping import RecordShaper
 if TYPE_CHECKING:
     from singer_sdk import Stream
     from singer_sdk.helpers._batch import BatchConfig
-    from singer_sdk.helpers.types import Context
-
-    from tap_spaaza_users.sdk_hooks.stream import HookedStream
 
 #: gzip level of batch files: level 1 is several times faster than 9 for ~20% more bytes.
 GZIP_LEVEL = 1
@@ -39,26 +36,6 @@ WRITE_BYTES = 1 << 20
 #: Pieces waiting for the writing thread (bounds memory: a few MB).
 QUEUED_WRITES = 4
 COMPRESSIONS = ("gzip", "none")
-
-
-def sync_batches(stream: HookedStream, batch_config: BatchConfig, context: Context | None) -> None:
-    """Sync a stream as BATCH messages; every STATE follows the files holding its records.
-
-    Args:
-        stream: The stream.
-        batch_config: The ``batch_config`` setting.
-        context: Stream partition (none for the users stream).
-    """
-    files = BatchFiles(stream, batch_config)
-    stream.before_state = files.complete
-    try:
-        for record in stream._sync_records(context, write_messages=False):  # noqa: SLF001
-            files.add(record)
-        files.complete()
-    finally:
-        files.discard()
-        stream.before_state = None
-    stream._write_state_message()  # noqa: SLF001 - the bookmark, now that the files exist
 
 
 class _OpenFile:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from singer_sdk.mapper import RemoveRecordTransform, SameRecordTransform
 from singer_sdk.singerlib.messages import RecordMessage
 
-from tap_spaaza_users.columns import users_json_schema
+from tap_spaaza_users.contract import users_json_schema
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from singer_sdk import Stream
 
-from tap_spaaza_users.sdk_hooks import batching, shaping
+from tap_spaaza_users.sdk_hooks.batching import BatchFiles
+from tap_spaaza_users.sdk_hooks.shaping import add_string_columns, record_messages
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -58,7 +59,7 @@ class HookedStream(Stream):
 
     def add_string_columns(self, names: list[str]) -> None:
         """Declare a file's unknown columns, then announce the schema again (if selected)."""
-        shaping.add_string_columns(self, names)
+        add_string_columns(self, names)
         if self.selected:
             self._write_schema_message()
 
@@ -88,9 +89,18 @@ class HookedStream(Stream):
 
         The deselected fields are found once per sync, not looked up per field per record.
         """
-        yield from shaping.record_messages(self, record, version=self._stream_version)
+        yield from record_messages(self, record, version=self._stream_version)
 
     @override
     def _sync_batches(self, batch_config: BatchConfig, context: Context | None = None) -> None:
         """BATCH files holding what RECORD messages would (see batching), STATE after them."""
-        batching.sync_batches(self, batch_config, context)
+        files = BatchFiles(self, batch_config)
+        self.before_state = files.complete
+        try:
+            for record in self._sync_records(context, write_messages=False):
+                files.add(record)
+            files.complete()
+        finally:
+            files.discard()
+            self.before_state = None
+        self._write_state_message()  # the bookmark, now that the files exist

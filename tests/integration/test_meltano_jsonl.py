@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from tap_spaaza_users.columns import USER_COLUMNS, ColumnType
+from tap_spaaza_users.contract import USER_COLUMNS, ColumnType, parse_utc
 
 from .conftest import Meltano, read_jsonl, tricky_user
 
@@ -26,12 +26,6 @@ PYTHON_TYPES: dict[ColumnType, type | tuple[type, ...]] = {
     ColumnType.DATE: str,
     ColumnType.DATE_TIME: str,
 }
-
-
-def parse_utc(text: str) -> datetime:
-    """Read an ISO 8601 date-time (``Z``, offset, or naive meaning UTC) as aware UTC."""
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T"))
-    return moment.replace(tzinfo=moment.tzinfo or timezone.utc).astimezone(timezone.utc)
 
 
 def run_into(meltano: Meltano, folder: Path) -> list[dict[str, object]]:

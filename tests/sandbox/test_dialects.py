@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tap_spaaza_users.columns import USER_COLUMNS
+from tap_spaaza_users.contract import USER_COLUMNS
 
 if TYPE_CHECKING:
     from sandbox_client import ApiClient

@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 from sandbox_client import ApiClient, segment_of
 
-from tap_spaaza_users.columns import USER_COLUMNS
-from tap_spaaza_users.sandbox.clock import parse_datetime
+from tap_spaaza_users.contract import USER_COLUMNS, parse_utc
 
 if TYPE_CHECKING:
     from sandbox_client import SandboxFactory
@@ -43,7 +42,7 @@ def test_every_column_in_order_with_ids_one_to_n(small_api: ApiClient) -> None:
 def test_created_dates_span_three_years_increase_and_sometimes_share_a_second(
     small_sandbox: Sandbox,
 ) -> None:
-    created = [parse_datetime(r["created_date"]) for r in small_sandbox.users()]
+    created = [parse_utc(r["created_date"]) for r in small_sandbox.users()]
     assert created == sorted(created)
     assert len(set(created)) < len(created)
     assert created[0] < START - timedelta(days=3 * 365 - 30)
@@ -90,7 +89,7 @@ def test_added_users_take_the_given_created_date(small_sandbox: Sandbox) -> None
 def test_users_filters_strictly_like_the_server(small_sandbox: Sandbox) -> None:
     edge = small_sandbox.users()[99]["created_date"]
     after = small_sandbox.users(created_after=edge.replace(" ", "T") + "Z")
-    before = small_sandbox.users(created_before=parse_datetime(edge))
+    before = small_sandbox.users(created_before=parse_utc(edge))
     assert all(r["created_date"] > edge for r in after)
     assert all(r["created_date"] < edge for r in before)
     assert (

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from sandbox_client import ApiClient, segment_of
 
-from tap_spaaza_users.sandbox.clock import parse_datetime
+from tap_spaaza_users.contract import parse_utc
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -26,7 +26,7 @@ def _rule(operator: str, **operands: str | int) -> dict:
 
 
 def _ids_where(api: ApiClient, predicate: Callable[[datetime], bool]) -> set[int]:
-    return {int(r["id"]) for r in api.sb.users() if predicate(parse_datetime(r["created_date"]))}
+    return {int(r["id"]) for r in api.sb.users() if predicate(parse_utc(r["created_date"]))}
 
 
 def test_is_after_date_is_strictly_after(small_api: ApiClient) -> None:
@@ -34,7 +34,7 @@ def test_is_after_date_is_strictly_after(small_api: ApiClient) -> None:
     ids = small_api.export_ids(segment_of(_rule("is_after_date", start_date=edge)))
     assert 100 not in ids
     assert 101 in ids
-    assert ids == _ids_where(small_api, lambda c: c > parse_datetime(edge))
+    assert ids == _ids_where(small_api, lambda c: c > parse_utc(edge))
 
 
 def test_users_sharing_a_second_are_both_excluded_by_strict_after(small_api: ApiClient) -> None:
@@ -66,8 +66,8 @@ def test_is_date_matches_the_same_utc_day(small_api: ApiClient) -> None:
 
 
 def test_dates_accept_offsets_and_the_csv_format(small_api: ApiClient) -> None:
-    edge = parse_datetime(_created(small_api, 100))
-    offset = edge.astimezone(parse_datetime("2026-01-01T00:00:00+02:00").tzinfo).isoformat()
+    edge = parse_utc(_created(small_api, 100))
+    offset = edge.astimezone(parse_utc("2026-01-01T00:00:00+02:00").tzinfo).isoformat()
     spaced = edge.strftime("%Y-%m-%d %H:%M:%S")
     by_offset = small_api.export_ids(segment_of(_rule("is_after_date", start_date=offset)))
     by_space = small_api.export_ids(segment_of(_rule("is_after_date", start_date=spaced)))
@@ -76,12 +76,12 @@ def test_dates_accept_offsets_and_the_csv_format(small_api: ApiClient) -> None:
 
 def test_a_user_whose_created_date_was_updated_moves_into_the_window(small_api: ApiClient) -> None:
     edge = _created(small_api, 190)
-    small_api.sb.update_user(3, created_date=parse_datetime(edge) + timedelta(seconds=5))
+    small_api.sb.update_user(3, created_date=parse_utc(edge) + timedelta(seconds=5))
     small_api.sb.update_user(195, created_date="2001-01-01 00:00:00")
     ids = small_api.export_ids(segment_of(_rule("is_after_date", start_date=edge)))
     assert 3 in ids
     assert 195 not in ids
-    assert ids == _ids_where(small_api, lambda c: c > parse_datetime(edge))
+    assert ids == _ids_where(small_api, lambda c: c > parse_utc(edge))
 
 
 def test_date_windows_on_a_large_population_match_the_reference(

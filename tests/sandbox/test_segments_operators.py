@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from sandbox_client import ApiClient, segment_of
 
-from tap_spaaza_users.sandbox.clock import parse_datetime
+from tap_spaaza_users.contract import parse_utc
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -104,8 +104,8 @@ def test_relative_operators_split_at_now_minus_the_amount(
     )
     recent = small_api.export_ids(segment_of(less))
     older = small_api.export_ids(segment_of(more))
-    assert recent == _expect(small_api, lambda r: parse_datetime(r["created_date"]) >= cutoff)
-    assert older == _expect(small_api, lambda r: parse_datetime(r["created_date"]) < cutoff)
+    assert recent == _expect(small_api, lambda r: parse_utc(r["created_date"]) >= cutoff)
+    assert older == _expect(small_api, lambda r: parse_utc(r["created_date"]) < cutoff)
 
 
 def test_relative_operators_follow_the_sandbox_clock(small_api: ApiClient) -> None:

@@ -1,8 +1,8 @@
-"""The users stream's JSON Schema, derived from the one column list."""
+"""The contract: the users stream's JSON Schema, derived from the one column list."""
 
 from __future__ import annotations
 
-from tap_spaaza_users.columns import PRIMARY_KEY, USER_COLUMNS, ColumnType, users_json_schema
+from tap_spaaza_users.contract import PRIMARY_KEY, USER_COLUMNS, ColumnType, users_json_schema
 
 
 def test_schema_has_every_column_in_order() -> None:

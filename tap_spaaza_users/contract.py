@@ -1,12 +1,20 @@
-"""The users export's columns and their types: the one place this fact lives."""
+"""What Spaaza's user-export contract says, in one place for the tap and the sandbox.
+
+The users CSV's columns and their types, the vocabulary of a segment's rules (field types,
+operators, joins, time factors), and how date-times are read and written. The sandbox imports
+nothing else of the tap.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+# The users CSV ------------------------------------------------------------------------------
 
 
 class ColumnType(str, enum.Enum):
@@ -116,3 +124,73 @@ def users_json_schema(extra_columns: Sequence[str] = ()) -> dict[str, Any]:
         "properties": properties,
         "required": [PRIMARY_KEY],
     }
+
+
+# Segments -----------------------------------------------------------------------------------
+
+#: Field types a rule may declare ([doc]: date, keyword; [assumed]: text, number, boolean).
+FIELD_TYPES = frozenset({"date", "keyword", "text", "number", "boolean"})
+
+#: Units of ``time_factor`` for the relative operators ([doc]: day; the rest [assumed]).
+TIME_FACTORS = frozenset({"minute", "hour", "day", "week", "month", "year"})
+
+#: operator -> (fields the rule must carry besides field_name/field_type/operator,
+#:              field types the operator accepts)
+OPERATORS: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
+    "is": (("value",), frozenset({"keyword", "text", "number", "boolean", "date"})),
+    "is_not": (("value",), frozenset({"keyword", "text", "number", "boolean", "date"})),
+    "contains": (("value",), frozenset({"keyword", "text"})),
+    "does_not_contain": (("value",), frozenset({"keyword", "text"})),
+    "is_date": (("value",), frozenset({"date"})),
+    "is_after_date": (("start_date",), frozenset({"date"})),
+    "is_before_date": (("end_date",), frozenset({"date"})),
+    "is_between_date": (("start_date", "end_date"), frozenset({"date"})),
+    "is_between_number": (("min", "max"), frozenset({"number"})),
+    "relative_less_than": (("time_factor", "time_amount"), frozenset({"date"})),
+    "relative_more_than": (("time_factor", "time_amount"), frozenset({"date"})),
+}
+
+#: How a segment combines its rules: ``all`` = AND, ``any`` = OR.
+JOINS = frozenset({"all", "any"})
+
+
+# Date-times ---------------------------------------------------------------------------------
+
+
+def parse_utc(text: str) -> dt.datetime:
+    """Read an ISO 8601 / RFC 3339 date or date-time as an aware UTC datetime (naive means UTC).
+
+    Reads what the CSV holds (``YYYY-MM-DD HH:MM:SS``, or ISO 8601 with ``T`` and ``Z`` or an
+    offset), what rules and task dates carry, and what the state keeps.
+
+    Args:
+        text: The date-time.
+
+    Returns:
+        The moment in UTC.
+
+    Raises:
+        ValueError: When the text is not a date or date-time.
+    """
+    text = text.strip()
+    if text[-1:] in ("Z", "z"):
+        text = text[:-1] + "+00:00"
+    moment = dt.datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    return moment.astimezone(dt.timezone.utc)
+
+
+def utc_text(moment: dt.datetime | None) -> str | None:
+    """A moment as records and the state write date-times: ``YYYY-MM-DDTHH:MM:SS[.ffffff]+00:00``.
+
+    Two such texts compare like the moments they stand for, so a window test per record
+    needs no parsing.
+
+    Args:
+        moment: An aware datetime, or None.
+
+    Returns:
+        The text, or None.
+    """
+    return moment.astimezone(dt.timezone.utc).isoformat() if moment is not None else None
