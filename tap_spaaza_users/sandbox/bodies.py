@@ -44,7 +44,10 @@ class Pacer:
         """Wait until ``size`` more bytes fit in the rate."""
         with self._lock:
             now = time.monotonic()
-            self._next = max(self._next, now) + size / self.rate
+            # a pacer idle for longer than a slice starts afresh; a shorter lag (the time spent
+            # sending) is caught up, so the rate holds
+            idle = now - self._next > 1 / _PACE_SLICE
+            self._next = (now if idle else self._next) + size / self.rate
             due = self._next
         delay = due - time.monotonic()
         if delay > 0:
