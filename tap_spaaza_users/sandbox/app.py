@@ -15,6 +15,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from tap_spaaza_users.sandbox.errors import ApiError, reject
+from tap_spaaza_users.sandbox.server import drop_connection
 from tap_spaaza_users.sandbox.storage import object_path
 from tap_spaaza_users.sandbox.validation import parse_task_body
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 
     from tap_spaaza_users.sandbox.faults import Fault, FaultStore
     from tap_spaaza_users.sandbox.lifecycle import Engine
+    from tap_spaaza_users.sandbox.options import SandboxOptions
     from tap_spaaza_users.sandbox.storage import Signer
     from tap_spaaza_users.sandbox.tasks import Task
 
@@ -62,9 +64,9 @@ def error_response(error: ApiError) -> Response:
     return response
 
 
-def fault_response(fault: Fault) -> Response:
+def fault_response(fault: Fault, default_status: int = 503) -> Response:
     """Return the answer of an injected ``status`` fault."""
-    status = int(fault.params.get("status", 503))
+    status = int(fault.params.get("status", default_status))
     if "body" in fault.params:
         response = Response(str(fault.params["body"]), status=status)
     else:
@@ -77,6 +79,24 @@ def fault_response(fault: Fault) -> Response:
     return response
 
 
+def lose_answer(fault: Fault, response: Response, request: Request) -> Response:
+    """Lose the answer of a request already carried out (an ``answer_lost`` fault).
+
+    Params: ``hold_seconds`` (wait first), then ``then``: ``error`` (answer ``status``, default
+    502, instead), ``answer`` (the real answer, late) or ``drop`` (close without an answer).
+    """
+    hold = float(fault.params.get("hold_seconds", 0))
+    if hold > 0:
+        time.sleep(hold)
+    then = fault.params.get("then", "error")
+    if then == "answer":
+        return response
+    if then == "drop":
+        drop_connection(request.environ)
+        return response
+    return fault_response(fault, 502)
+
+
 def retry_after_date(seconds: float) -> str:
     """Return an HTTP date ``seconds`` from real now, for a ``Retry-After`` header."""
     return http_date(time.time() + seconds)
@@ -85,26 +105,34 @@ def retry_after_date(seconds: float) -> str:
 class ApiApp:
     """Answers Tasks API requests for the chains whose tokens it knows."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913, PLR0917 - the sandbox wires six collaborators
         self,
         engine: Engine,
         signer: Signer,
         faults: FaultStore,
         tokens: dict[str, Token],
         storage_url: Callable[[], str],
+        options: Callable[[], SandboxOptions],
     ) -> None:
-        """Wire the API to the task engine, URL signer, faults and tokens."""
+        """Wire the API to the task engine, URL signer, faults, tokens and options."""
         self.engine = engine
         self.signer = signer
         self.faults = faults
         self.tokens = tokens
         self.storage_url = storage_url
+        self.options = options
 
     def respond(self, request: Request) -> Response:
         """Answer one API request (the ``/_sandbox`` namespace is routed elsewhere)."""
         fault = self.faults.take(("status",), request.method, request.path)
         if fault is not None:
             return fault_response(fault)
+        lost = self.faults.take(("answer_lost",), request.method, request.path)
+        response = self._answer(request)
+        return response if lost is None else lose_answer(lost, response, request)
+
+    def _answer(self, request: Request) -> Response:
+        """Carry out one API request and return its answer."""
         try:
             chain = self._authenticate(request)
             rule, args = ROUTES.bind_to_environ(request.environ).match()
@@ -148,29 +176,29 @@ class ApiApp:
         except ValueError:
             reject("invalid_json", "the body is not valid JSON")
         parsed = parse_task_body(body, chain, self.engine.saved_segments)
-        return json_response(self.engine.create(parsed).to_json(), 201)
+        return json_response(self._render(self.engine.create(parsed)), 201)
 
     def _list(self, request: Request, chain: int) -> Response:
         """``GET /tasks``: the chain's tasks as a bare array, filtered and paged."""
         args = request.args
         tasks = [t for t in self.engine.store.all().values() if t.chain == chain]
         if "status" in args:
-            tasks = [t for t in tasks if t.code == args["status"]]
+            tasks = [t for t in tasks if t.code == args["status"].upper()]
         if "action" in args:
             tasks = [t for t in tasks if t.target.get("action") == args["action"]]
         if "campaign_id" in args:
             tasks = [t for t in tasks if _campaign(t) == args["campaign_id"]]
         offset = _int_arg(args, "offset", 0)
         limit = _int_arg(args, "limit", len(tasks))
-        page = sorted(tasks, key=lambda t: t.id)[offset : offset + limit]
-        return json_response([t.to_json() for t in page])
+        newest_first = sorted(tasks, key=lambda t: t.id, reverse=True)
+        return json_response([self._render(t) for t in newest_first[offset : offset + limit]])
 
     def _get(self, request: Request, chain: int, task_id: int) -> Response:
         """``GET /tasks/{id}`` with ``log_limit``/``offset``."""
         task = self._task(chain, task_id)
         log_limit = _int_arg(request.args, "log_limit", 10)
         offset = _int_arg(request.args, "offset", 0)
-        return json_response(task.to_json(log_limit, offset))
+        return json_response(self._render(task, log_limit, offset))
 
     def _delete(self, _request: Request, chain: int, task_id: int) -> Response:
         """``DELETE /tasks/{id}`` -> 204."""
@@ -180,15 +208,31 @@ class ApiApp:
 
     def _execute(self, _request: Request, chain: int, task_id: int) -> Response:
         """``POST /tasks/{id}/execute``: run now, answer the state once it ends."""
-        return json_response(self.engine.execute(self._task(chain, task_id)))
+        return json_response(self._cased(self.engine.execute(self._task(chain, task_id))))
 
-    def _download_url(self, _request: Request, chain: int, task_id: int) -> Response:
+    def _download_url(self, request: Request, chain: int, task_id: int) -> Response:
         """``GET /tasks/{id}/download_url`` -> ``{"url": ...}`` for a DONE task."""
         task = self._task(chain, task_id)
         if task.code != "DONE":
             reject("task_not_done", f"task {task_id} is {task.code}, not DONE", 409)
         path = object_path(task)
-        return json_response({"url": f"{self.storage_url()}{path}?{self.signer.sign(path)}"})
+        base = self.storage_url()
+        insecure = self.faults.take(("insecure_download_url",), request.method, request.path)
+        if insecure is not None:
+            base = "http://" + str(insecure.params.get("host", "storage.example.com"))
+        return json_response({"url": f"{base}{path}?{self.signer.sign(path)}"})
+
+    def _render(self, task: Task, log_limit: int = 10, offset: int = 0) -> dict[str, Any]:
+        """Return the task object as answered, ``state.code`` in the configured letter case."""
+        body = task.to_json(log_limit, offset)
+        body["state"] = self._cased(body["state"])
+        return body
+
+    def _cased(self, state: dict[str, Any]) -> dict[str, Any]:
+        """Return a ``state`` object with its code in the configured letter case."""
+        if self.options().state_code_case == "lower":
+            return {**state, "code": str(state["code"]).lower()}
+        return state
 
 
 def _campaign(task: Task) -> str:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from tap_spaaza_users.contract import parse_utc
 from tap_spaaza_users.sandbox.core import Sandbox
 from tap_spaaza_users.sandbox.faults import FAULT_KINDS
+from tap_spaaza_users.sandbox.options import STATE_CODE_CASES
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -84,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--index-lag", type=float, default=0, help="seconds before new users are exported")
     add("--task-base-seconds", type=float, default=2.0, help="fixed task duration")
     add("--task-seconds-per-1k", type=float, default=0.05, help="task duration per 1k users")
+    add("--storage-bandwidth", type=float, default=None, help="storage bytes/s for all bodies")
+    add("--state-code-case", choices=STATE_CODE_CASES, default="upper", help="task state.code case")
     add("--now", type=parse_utc, default=None, help="start the clock at this ISO time")
     add("--fault", type=parse_fault, action="append", default=[], help="arm a fault: KIND[:k=v,..]")
     add("--dialect", type=parse_dialect, action="append", default=[], help="CSV variant: k=v")
@@ -106,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         host=args.host,
         port=args.port,
         storage_port=args.storage_port,
+        state_code_case=args.state_code_case,
+        storage_bytes_per_second=args.storage_bandwidth,
     )
     try:
         for kind, params in args.fault:
@@ -139,7 +144,7 @@ def _announce(sandbox: Sandbox, ready_file: Path | None) -> None:
         f"Chain id:               {info['chain_id']}",
         f"Access token id:        {info['token_id']}",
         f"Access token secret:    {info['token_secret']}  (demo credentials)",
-        "Control namespace:      /_sandbox/... (reset, clock, users, faults, dialect, requests)",
+        "Control namespace:      /_sandbox/... (reset, clock, users, faults, options, ...)",
         "Press Ctrl+C to stop.",
     ]
     print("\n".join(lines), flush=True)  # noqa: T201

@@ -1,4 +1,4 @@
-"""The ``/_sandbox/...`` control namespace: reset, clock, users, faults, dialect, requests."""
+"""The ``/_sandbox/...`` control namespace: reset, clock, users, faults, dialect, options, ..."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ ROUTES = Map(
         Rule("/_sandbox/users/<int:user_id>", methods=["PATCH", "DELETE"], endpoint="user"),
         Rule("/_sandbox/faults", methods=["GET", "POST", "DELETE"], endpoint="faults"),
         Rule("/_sandbox/dialect", methods=["GET", "POST", "DELETE"], endpoint="dialect"),
+        Rule("/_sandbox/options", methods=["GET", "POST", "DELETE"], endpoint="options"),
         Rule("/_sandbox/requests", methods=["GET", "DELETE"], endpoint="requests"),
         Rule("/_sandbox/segments", methods=["GET"], endpoint="segments"),
         Rule("/_sandbox/tasks", methods=["GET"], endpoint="tasks"),
@@ -124,6 +125,14 @@ class ControlApp:
         elif method == "DELETE":
             self.sandbox.reset_csv_dialect()
         return self.sandbox.engine.dialect.describe()
+
+    def _options(self, method: str, body: Any) -> Any:  # noqa: ANN401
+        """``POST`` (change options) / ``DELETE`` (those it started with) / ``GET`` the options."""
+        if method == "POST":
+            self.sandbox.set_options(**body)
+        elif method == "DELETE":
+            self.sandbox.reset_options()
+        return self.sandbox.options.describe()
 
     def _requests(self, method: str, _body: Any) -> Any:  # noqa: ANN401
         """``GET`` (list) / ``DELETE`` (clear) recorded requests."""

@@ -17,6 +17,7 @@ from tap_spaaza_users.sandbox.control import ControlApp
 from tap_spaaza_users.sandbox.export import CsvDialect
 from tap_spaaza_users.sandbox.faults import FaultStore, make_fault
 from tap_spaaza_users.sandbox.lifecycle import Engine, Timing
+from tap_spaaza_users.sandbox.options import SandboxOptions
 from tap_spaaza_users.sandbox.population import Population
 from tap_spaaza_users.sandbox.recording import RequestLog
 from tap_spaaza_users.sandbox.server import RecordingApp, ServerThread
@@ -53,8 +54,17 @@ class Sandbox:
         storage_port: int = 0,
         chain_id: int = 1234,
         other_chain_id: int = 5678,
+        state_code_case: str = "upper",
+        storage_bytes_per_second: float | None = None,
     ) -> None:
         """Prepare the sandbox; entering the context (or ``start``) binds and serves."""
+        self._initial_options = SandboxOptions(
+            state_code_case=state_code_case,
+            storage_bytes_per_second=storage_bytes_per_second,
+            task_base_seconds=task_base_seconds,
+            task_seconds_per_1k_users=task_seconds_per_1k_users,
+        )
+        self.options = self._initial_options
         self.clock = SandboxClock(now)
         self.seed = seed
         self.chain_id, self.other_chain_id = chain_id, other_chain_id
@@ -82,9 +92,16 @@ class Sandbox:
             self.token_id: Token(self.token_secret, chain_id),
             self.other_token_id: Token(self.other_token_secret, other_chain_id),
         }
-        self._api = ApiApp(self.engine, self.signer, self.faults, tokens, lambda: self.storage_url)
+        self._api = ApiApp(
+            self.engine,
+            self.signer,
+            self.faults,
+            tokens,
+            lambda: self.storage_url,
+            lambda: self.options,
+        )
         self._control = ControlApp(self)
-        storage = StorageApp(self.signer, self.faults, self.engine.store.get)
+        storage = StorageApp(self.signer, self.faults, self.engine.store.get, lambda: self.options)
         self._api_server = ServerThread(
             RecordingApp("api", self._route, self.request_log, CONTROL_PREFIX), host, port
         )
@@ -235,11 +252,23 @@ class Sandbox:
         """Write later exports in the default dialect again."""
         self.engine.dialect = CsvDialect()
 
+    def set_options(self, **changes: object) -> None:
+        """Change sandbox-wide options (``state_code_case``, ``storage_bytes_per_second``, ...)."""
+        self.options = self.options.updated(**changes)
+        self.engine.timing = Timing(
+            self.options.task_base_seconds, self.options.task_seconds_per_1k_users
+        )
+
+    def reset_options(self) -> None:
+        """Restore the options the sandbox was started with."""
+        self.set_options(**self._initial_options.describe())
+
     def reset(self) -> None:
-        """Forget faults, recorded requests, tasks and the dialect variant."""
+        """Forget faults, recorded requests, tasks, the dialect variant and changed options."""
         self.faults.clear()
         self.request_log.clear()
         self.engine.reset()
+        self.reset_options()
 
 
 def _demo_token(seed: int, chain_id: int) -> tuple[str, str]:

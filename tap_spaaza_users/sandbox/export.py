@@ -1,4 +1,4 @@
-"""Writing an export file: CSV dialect variants, malformed rows and gzip, streamed to disk."""
+"""Writing an export file: CSV dialect variants, malformed and repeated rows, gzip, to disk."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import io
 import random
 import sys
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from tap_spaaza_users.contract import USER_COLUMNS, ColumnType
-from tap_spaaza_users.sandbox.generator import COLUMNS
+from tap_spaaza_users.contract import USER_COLUMNS, ColumnType, parse_utc
+from tap_spaaza_users.sandbox.generator import COLUMNS, TIERS
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -111,6 +112,9 @@ class ExportOptions:
     malformed_rows: tuple[int, ...] = ()
     malformed_problem: str = "field_count"
     malformed_column: str = "overall"
+    #: how many of the first users are repeated at the end of the file with newer values
+    duplicates: int = 0
+    newer_by_seconds: float = 3600.0
 
 
 def write_export(path: Path, rows: Iterable[dict[str, str]], options: ExportOptions) -> int:
@@ -124,15 +128,50 @@ def write_export(path: Path, rows: Iterable[dict[str, str]], options: ExportOpti
         header = options.dialect.header(options.seed)
         writer.writerow(header)
         count = 0
+        repeated: list[dict[str, str]] = []
         for count, row in enumerate(rows, start=1):
             cells = options.dialect.render(row, header)
             if count in options.malformed_rows:
                 cells = _malform(cells, header, options)
-            if CSV_REFUSES_NUL and any("\0" in cell for cell in cells):
-                text.write(csv_line(cells, terminator))
-            else:
-                writer.writerow(cells)
-    return count
+            _write_row(text, writer, cells, terminator)
+            if count <= options.duplicates:
+                repeated.append(row)
+        for row in repeated:
+            newer = newer_copy(row, options.newer_by_seconds)
+            _write_row(text, writer, options.dialect.render(newer, header), terminator)
+    return count + len(repeated)
+
+
+def _write_row(text: io.TextIOWrapper, writer: Any, cells: list[str], terminator: str) -> None:  # noqa: ANN401
+    """Write one row (by hand when it holds a NUL that this Python's csv writer refuses)."""
+    if CSV_REFUSES_NUL and any("\0" in cell for cell in cells):
+        text.write(csv_line(cells, terminator))
+    else:
+        writer.writerow(cells)
+
+
+def newer_copy(row: dict[str, str], newer_by_seconds: float) -> dict[str, str]:
+    """Return a later version of a user: the next loyalty tier, modified ``newer_by_seconds`` on.
+
+    Args:
+        row: The user's CSV values.
+        newer_by_seconds: How much later ``last_modified_date`` is.
+
+    Returns:
+        The user's values in the repeated row.
+    """
+    names = [tier[0] for tier in TIERS]
+    tier = row.get("loyalty_status_name", "")
+    current = names.index(tier) if tier in names else -1
+    name, level, _ = TIERS[(current + 1) % len(TIERS)]
+    modified = parse_utc(row.get("last_modified_date") or row["created_date"])
+    later = modified + timedelta(seconds=newer_by_seconds)
+    return {
+        **row,
+        "loyalty_status_name": name,
+        "loyalty_status_loyalty_level_id": str(level),
+        "last_modified_date": later.strftime("%Y-%m-%d %H:%M:%S"),
+    }
 
 
 #: Python 3.10's csv writer refuses NUL characters; rows holding one are written by hand there.

@@ -10,15 +10,21 @@ from typing import Any
 #: fault kind -> where it fires ("api", "storage" or "task")
 FAULT_KINDS: dict[str, str] = {
     "status": "api",
+    "answer_lost": "api",
+    "insecure_download_url": "api",
     "storage_status": "storage",
     "drop_connection": "storage",
     "short_body": "storage",
     "url_expired": "storage",
     "slow_download": "storage",
+    "early_close": "storage",
+    "bad_gzip": "storage",
+    "corrupt_body": "storage",
     "task_error": "task",
     "task_stuck": "task",
     "gzip": "task",
     "malformed_rows": "task",
+    "duplicate_rows": "task",
 }
 
 
@@ -68,10 +74,18 @@ def make_fault(kind: str, params: dict[str, Any]) -> Fault:
     return Fault(kind, rest, times, method, path)
 
 
+_GZIP_MODES = frozenset({"content-encoding", "raw"})
 #: fault kind -> (parameter, allowed values) checks made when the fault is armed
-_CHOICES: dict[str, tuple[str, frozenset[str]]] = {
-    "gzip": ("mode", frozenset({"content-encoding", "raw"})),
-    "malformed_rows": ("problem", frozenset({"field_count", "bad_value"})),
+_CHOICES: dict[str, tuple[tuple[str, frozenset[str]], ...]] = {
+    "gzip": (("mode", _GZIP_MODES),),
+    "malformed_rows": (("problem", frozenset({"field_count", "bad_value"})),),
+    "answer_lost": (("then", frozenset({"error", "answer", "drop"})),),
+    "early_close": (("framing", frozenset({"close", "chunked"})),),
+    "bad_gzip": (
+        ("problem", frozenset({"truncated", "bad_crc"})),
+        ("mode", _GZIP_MODES),
+        ("content_length", frozenset({"sent", "full", "none"})),
+    ),
 }
 _STATUS_RANGE = range(100, 600)
 
@@ -82,13 +96,17 @@ def _check_params(kind: str, params: dict[str, Any]) -> None:
     Raises:
         ValueError: a parameter has no such value.
     """
-    if kind in {"status", "storage_status"} and int(params.get("status", 503)) not in _STATUS_RANGE:
+    statused = {"status", "storage_status", "answer_lost"}
+    if kind in statused and int(params.get("status", 503)) not in _STATUS_RANGE:
         msg = "status must be an HTTP status code"
         raise ValueError(msg)
-    if kind in _CHOICES:
-        name, allowed = _CHOICES[kind]
+    for name, allowed in _CHOICES.get(kind, ()):
         if name in params and params[name] not in allowed:
             msg = f"{kind} {name} must be one of {sorted(allowed)}"
+            raise ValueError(msg)
+    for name in ("hold_seconds", "after_bytes", "at_byte", "count", "newer_by_seconds"):
+        if name in params and float(params[name]) < 0:
+            msg = f"{kind} {name} must be a non-negative number"
             raise ValueError(msg)
 
 

@@ -7,6 +7,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from tap_spaaza_users.sandbox.bodies import file_md5
 from tap_spaaza_users.sandbox.export import CsvDialect, ExportOptions, write_export
 from tap_spaaza_users.sandbox.filters import created_bounds
 from tap_spaaza_users.sandbox.tasks import FINISHED, Task, TaskStore, Ticker, monotonic
@@ -131,6 +132,8 @@ class Engine:
         task.content_encoding = "gzip" if mode == "content-encoding" else None
         malformed = self.faults.take(("malformed_rows",))
         params = malformed.params if malformed else {}
+        repeated = self.faults.take(("duplicate_rows",))
+        repeat = repeated.params if repeated else {}
         return ExportOptions(
             dialect=CsvDialect(**self.dialect.describe()),
             seed=self.seed,
@@ -138,6 +141,8 @@ class Engine:
             malformed_rows=tuple(int(r) for r in params.get("rows", [1] if malformed else [])),
             malformed_problem=str(params.get("problem", "field_count")),
             malformed_column=str(params.get("column", "overall")),
+            duplicates=int(repeat.get("count", 1)) if repeated else 0,
+            newer_by_seconds=float(repeat.get("newer_by_seconds", 3600)),
         )
 
     def _export(self, task: Task, overlay: Overlay, now: datetime, options: ExportOptions) -> None:
@@ -146,6 +151,7 @@ class Engine:
         try:
             if task.error_logs is None and task.file is not None:
                 rows = write_export(task.file, self._matching(task, overlay, now), options)
+                task.md5 = file_md5(task.file)
         except Exception as exc:  # noqa: BLE001 - any failure becomes an ERROR task
             LOGGER.warning("Sandbox export of task %s failed: %s", task.id, exc)
             task.error_logs = [f"Export failed: {exc}"]

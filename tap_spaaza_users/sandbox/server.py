@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -16,9 +17,35 @@ if TYPE_CHECKING:
 
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
+#: environ keys: the request's handler (to frame an answer by closing), and "answer dropped"
+HANDLER_KEY, DROPPED_KEY = "sandbox.handler", "sandbox.dropped"
+#: the recorded status of a request whose connection was closed without an answer
+DROPPED_STATUS = 0
+
+
+def drop_connection(environ: WSGIEnvironment) -> None:
+    """Close the client's connection now, so the response the app returns is never sent."""
+    environ[DROPPED_KEY] = True
+    sock = environ.get("werkzeug.socket")
+    if isinstance(sock, socket.socket):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def close_delimited(environ: WSGIEnvironment) -> None:
+    """Answer in HTTP/1.0: with no ``Content-Length`` the body then ends when the server closes."""
+    handler = environ.get(HANDLER_KEY)
+    if isinstance(handler, WSGIRequestHandler):
+        handler.protocol_version = "HTTP/1.0"
+
 
 class QuietHandler(WSGIRequestHandler):
     """A request handler that does not log every request line."""
+
+    def make_environ(self) -> WSGIEnvironment:
+        """Add the handler itself to the environ (see ``close_delimited``)."""
+        environ = super().make_environ()
+        environ[HANDLER_KEY] = self
+        return environ
 
     def log_request(self, *_args: object, **_kwargs: object) -> None:
         """Skip the access log (request inspection covers it)."""
@@ -58,7 +85,7 @@ class RecordingApp:
                     query=request.args.to_dict(),
                     headers=dict(request.headers.items()),
                     json=parse_json(body),
-                    status=response.status_code,
+                    status=DROPPED_STATUS if environ.get(DROPPED_KEY) else response.status_code,
                 )
             )
         return response(environ, start_response)

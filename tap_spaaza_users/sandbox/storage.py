@@ -1,4 +1,4 @@
-"""The S3-like storage endpoint: pre-signed URLs, signature/expiry checks, Range, faults."""
+"""The S3-like storage endpoint: pre-signed URLs, signature/expiry checks, Range, ETag, faults."""
 
 from __future__ import annotations
 
@@ -6,12 +6,21 @@ import hashlib
 import hmac
 import re
 import secrets
-import time
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from werkzeug.wrappers import Request, Response
+
+from tap_spaaza_users.sandbox.bodies import (
+    BadGzip,
+    Pacer,
+    corrupted,
+    fault_limit,
+    fault_pacers,
+    stream,
+)
+from tap_spaaza_users.sandbox.server import close_delimited
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -19,13 +28,13 @@ if TYPE_CHECKING:
 
     from tap_spaaza_users.sandbox.clock import SandboxClock
     from tap_spaaza_users.sandbox.faults import Fault, FaultStore
+    from tap_spaaza_users.sandbox.options import SandboxOptions
     from tap_spaaza_users.sandbox.tasks import Task
 
 BUCKET = "spaaza-exports"
 _DATE_FORMAT = "%Y%m%dT%H%M%SZ"
 _PATH = re.compile(r"^/" + BUCKET + r"/(\d+)/User_Export-(\d+)\.csv$")
 _RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
-CHUNK = 64 * 1024
 #: S3 error codes of the statuses a ``storage_status`` fault usually injects
 STATUS_CODES = {
     429: "SlowDown",
@@ -34,7 +43,15 @@ STATUS_CODES = {
     503: "SlowDown",
     504: "GatewayTimeout",
 }
-STORAGE_FAULTS = ("url_expired", "drop_connection", "short_body", "slow_download")
+#: the faults that spoil a body (``bad_gzip`` changes the whole body: not on a ``Range`` request)
+RANGE_BODY_FAULTS = (
+    "drop_connection",
+    "short_body",
+    "slow_download",
+    "early_close",
+    "corrupt_body",
+)
+BODY_FAULTS = (*RANGE_BODY_FAULTS, "bad_gzip")
 
 
 class Signer:
@@ -116,12 +133,18 @@ class StorageApp:
     """The WSGI app of the storage endpoint."""
 
     def __init__(
-        self, signer: Signer, faults: FaultStore, find_task: Callable[[int], Task | None]
+        self,
+        signer: Signer,
+        faults: FaultStore,
+        find_task: Callable[[int], Task | None],
+        options: Callable[[], SandboxOptions],
     ) -> None:
-        """Serve the files of the tasks ``find_task`` knows."""
+        """Serve the files of the tasks ``find_task`` knows, at the options' bandwidth."""
         self.signer = signer
         self.faults = faults
         self.find_task = find_task
+        self.options = options
+        self.link = Pacer(1.0)
 
     def respond(self, request: Request) -> Response:
         """Answer one storage request."""
@@ -161,7 +184,8 @@ class StorageApp:
         assert path is not None  # noqa: S101 - checked by the caller
         size = path.stat().st_size
         start, end, status = 0, size - 1, 200
-        headers: dict[str, Any] = {"Accept-Ranges": "bytes", "ETag": f'"{task.id}-{size}"'}
+        etag = f'"{task.md5}"' if task.md5 else f'"{task.id}-{size}"'
+        headers: dict[str, Any] = {"Accept-Ranges": "bytes", "ETag": etag}
         range_header = request.headers.get("Range")
         if range_header:
             match = _RANGE.match(range_header.strip())
@@ -178,16 +202,40 @@ class StorageApp:
         headers["Content-Length"] = str(length)
         body: Iterator[bytes] | list[bytes] = [b""]
         if request.method == "GET":
-            body = self._body(path, start, length, request)
+            kinds = RANGE_BODY_FAULTS if range_header else BODY_FAULTS
+            fault = self.faults.take(kinds, request.method, request.path)
+            if fault is not None and fault.kind == "bad_gzip":
+                bad_gzip = BadGzip(path, fault)
+                headers.pop("Content-Encoding", None)
+                headers.pop("Content-Length", None)
+                headers.update(bad_gzip.headers())
+                body = stream(bad_gzip.handle, 0, bad_gzip.sent, self._pacers(None))
+            else:
+                body = self._body(path, start, length, fault)
+            if fault is not None and fault.kind == "early_close":
+                del headers["Content-Length"]
+                if fault.params.get("framing", "close") == "close":
+                    close_delimited(request.environ)
         response = Response(body, status=status, headers=headers, mimetype="text/csv")
         response.headers["Content-Disposition"] = f'attachment; filename="{task.file_name}"'
         return response
 
-    def _body(self, path: Path, start: int, length: int, request: Request) -> Iterator[bytes]:
-        """Stream ``length`` bytes from ``start``, applying at most one armed body fault."""
-        fault = self.faults.take(STORAGE_FAULTS[1:], request.method, request.path)
-        limit, rate = _fault_limits(fault, length)
-        return _stream(path, start, limit, rate)
+    def _body(self, path: Path, start: int, length: int, fault: Fault | None) -> Iterator[bytes]:
+        """Stream ``length`` bytes from ``start``, spoiled by ``fault`` if one is armed."""
+        handle = path.open("rb")
+        limit = fault_limit(fault, handle, start, length)
+        chunks = stream(handle, start, limit, self._pacers(fault))
+        if fault is not None and fault.kind == "corrupt_body":
+            return corrupted(chunks, int(fault.params.get("at_byte", length // 2)))
+        return chunks
+
+    def _pacers(self, fault: Fault | None) -> list[Pacer]:
+        """Return the pacers of a body: the storage link's bandwidth, and a fault's throttle."""
+        rate = self.options().storage_bytes_per_second
+        if rate is None:
+            return fault_pacers(fault)
+        self.link.rate = float(rate)
+        return [self.link, *fault_pacers(fault)]
 
 
 def status_fault_response(fault: Fault) -> Response:
@@ -206,31 +254,3 @@ def status_fault_response(fault: Fault) -> Response:
     for name, value in dict(fault.params.get("headers") or {}).items():
         response.headers[str(name)] = str(value)
     return response
-
-
-def _fault_limits(fault: Fault | None, length: int) -> tuple[int, float | None]:
-    """Return (bytes to send, bytes per second) under a body fault."""
-    if fault is None:
-        return length, None
-    if fault.kind == "drop_connection":
-        return min(length, int(fault.params.get("after_bytes", length // 2))), None
-    if fault.kind == "short_body":
-        missing = int(fault.params.get("missing_bytes", max(1, length // 2)))
-        return max(0, length - missing), None
-    return length, float(fault.params.get("bytes_per_second", 1024))
-
-
-def _stream(path: Path, start: int, limit: int, rate: float | None) -> Iterator[bytes]:
-    """Yield up to ``limit`` bytes of the file from ``start``, throttled to ``rate``."""
-    chunk = CHUNK if rate is None else max(1, int(rate / 20))
-    with path.open("rb") as handle:
-        handle.seek(start)
-        left = limit
-        while left > 0:
-            data = handle.read(min(chunk, left))
-            if not data:
-                return
-            left -= len(data)
-            yield data
-            if rate is not None:
-                time.sleep(len(data) / rate)

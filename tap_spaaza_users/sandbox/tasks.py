@@ -41,6 +41,7 @@ class Task:
     version: int = 1
     file: Path | None = None
     content_encoding: str | None = None
+    md5: str | None = None  # hex MD5 of the file once written: its ETag
     rows: int | None = None
     started_at: float | None = None  # monotonic
     deadline: float | None = None  # monotonic; set once the file is written

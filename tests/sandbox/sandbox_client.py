@@ -70,6 +70,16 @@ class ApiClient:
         assert response.status_code == 200, response.text
         return response.json()["url"]
 
+    def done_url(self) -> tuple[int, str]:
+        """Create a task, wait for DONE, and return its id and a download URL."""
+        task_id = self.create()["id"]
+        assert self.wait(task_id)["state"]["code"] == "DONE"
+        return task_id, self.download_url(task_id)
+
+    def control(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """Send a ``/_sandbox`` control request (no auth)."""
+        return requests.request(method, f"{self.sb.url}/_sandbox{path}", timeout=30, **kwargs)
+
     def export(self, segment: dict | None = None, **trigger: Any) -> requests.Response:
         """Create a task, wait for DONE, and download its file."""
         task = self.create(segment, **trigger)

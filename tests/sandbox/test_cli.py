@@ -79,6 +79,24 @@ def test_command_arms_faults_and_dialect(tmp_path: Path) -> None:
         _stop(process)
 
 
+def test_command_sets_bandwidth_state_code_case_and_new_faults(tmp_path: Path) -> None:
+    process, info = _start(tmp_path, "--storage-bandwidth", "20000000", "--state-code-case",
+                           "lower", "--fault", "answer_lost:method=POST,path=/tasks")  # fmt: skip
+    try:
+        options = requests.get(info["url"] + "/_sandbox/options", timeout=10).json()
+        assert options["storage_bytes_per_second"] == 20_000_000
+        assert options["state_code_case"] == "lower"
+        headers = {"Authorization": f"Bearer {info['token_id']}:{info['token_secret']}"}
+        body = {"chain": info["chain_id"], "desc": "cli", "target": EXPORT_TARGET,
+                "trigger": {"once": "2099-01-01T00:00:00Z"}}  # fmt: skip
+        lost = requests.post(info["url"] + "/tasks", json=body, headers=headers, timeout=10)
+        assert lost.status_code == 502
+        listed = requests.get(info["url"] + "/tasks", headers=headers, timeout=10).json()
+        assert [t["state"]["code"] for t in listed] == ["ready"]
+    finally:
+        _stop(process)
+
+
 def test_command_refuses_a_bad_dialect(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "tap_spaaza_users.sandbox", "--port", "0",

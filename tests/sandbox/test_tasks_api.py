@@ -52,19 +52,19 @@ def test_get_task_pages_logs_with_log_limit_and_offset(api: ApiClient) -> None:
     assert api.call("GET", f"/tasks/{task_id}", params={"log_limit": "x"}).status_code == 400
 
 
-def test_list_tasks_is_a_bare_array_filtered_and_paged(api: ApiClient) -> None:
+def test_list_tasks_is_a_bare_array_newest_first_filtered_and_paged(api: ApiClient) -> None:
     ready = api.create(once="2099-01-01T00:00:00Z")["id"]
     done = api.create()["id"]
     api.wait(done)
     everything = api.call("GET", "/tasks").json()
     assert isinstance(everything, list)
-    assert [t["id"] for t in everything] == [ready, done]
+    assert [t["id"] for t in everything] == [done, ready]
     by_status = api.call("GET", "/tasks", params={"status": "READY"}).json()
     assert [t["id"] for t in by_status] == [ready]
     assert api.call("GET", "/tasks", params={"action": "import"}).json() == []
     assert api.call("GET", "/tasks", params={"action": "export"}).json() == everything
     paged = api.call("GET", "/tasks", params={"limit": 1, "offset": 1}).json()
-    assert [t["id"] for t in paged] == [done]
+    assert [t["id"] for t in paged] == [ready]
     assert api.call("GET", "/tasks", params={"campaign_id": "9"}).json() == []
 
 
