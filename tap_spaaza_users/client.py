@@ -44,17 +44,17 @@ class ClientSettings:
     token_id: str
     token_secret: str
     user_agent: str
-    timeout: float = 60.0
-    max_retries: int = 5
-    retry_initial_wait: float = 1.0
-    retry_max_wait: float = 60.0
+    timeout: float
+    max_retries: int
+    retry_initial_wait: float
+    retry_max_wait: float
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], user_agent: str) -> ClientSettings:
         """Read the client's part of the tap's settings.
 
         Args:
-            config: The tap's settings (already checked).
+            config: The tap's settings (checked, with the schema's defaults filled in).
             user_agent: The User-Agent header of every request.
 
         Returns:
@@ -66,10 +66,10 @@ class ClientSettings:
             token_id=config["access_token_id"],
             token_secret=config["access_token_secret"],
             user_agent=user_agent,
-            timeout=float(config.get("request_timeout_seconds", 60)),
-            max_retries=int(config.get("max_retries", 5)),
-            retry_initial_wait=float(config.get("retry_initial_wait_seconds", 1)),
-            retry_max_wait=float(config.get("retry_max_wait_seconds", 60)),
+            timeout=float(config["request_timeout_seconds"]),
+            max_retries=int(config["max_retries"]),
+            retry_initial_wait=float(config["retry_initial_wait_seconds"]),
+            retry_max_wait=float(config["retry_max_wait_seconds"]),
         )
 
 

@@ -305,11 +305,11 @@ def download_export(  # noqa: PLR0913
     timeout: float,
     user_agent: str,
     logger: logging.Logger,
+    max_retries: int,
+    backoff_base: float,
+    backoff_cap: float,
     max_url_refreshes: int = 3,
     max_resumes: int = 5,
-    max_retries: int = 5,
-    backoff_base: float = 1.0,
-    backoff_cap: float = 30.0,
 ) -> DownloadResult:
     """Download the export file to `dest`, streamed in chunks, with no credentials on the wire.
 
@@ -319,11 +319,13 @@ def download_export(  # noqa: PLR0913
         timeout: Connect and read timeout of each request, in seconds.
         user_agent: User-Agent header.
         logger: Where progress is logged (never the URL's query string).
+        max_retries: Retries of transient failures (5xx, 429, connection errors):
+            the ``max_retries`` setting.
+        backoff_base: First backoff delay in seconds (doubles, with jitter): the
+            ``retry_initial_wait_seconds`` setting.
+        backoff_cap: Longest backoff delay in seconds: the ``retry_max_wait_seconds`` setting.
         max_url_refreshes: Fresh URLs to ask for after 403 (expired or rejected signature).
         max_resumes: Resumes with Range after a dropped connection or a short body.
-        max_retries: Retries of transient failures (5xx, 429, connection errors).
-        backoff_base: First backoff delay in seconds (doubles, with jitter).
-        backoff_cap: Longest backoff delay in seconds.
 
     Returns:
         The path, size, duration and retry counters of the download.

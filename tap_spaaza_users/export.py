@@ -58,15 +58,15 @@ class PollSettings:
         """Poll interval, its cap and the task timeout from the tap's settings.
 
         Args:
-            config: The tap's settings.
+            config: The tap's settings (with the schema's defaults filled in).
 
         Returns:
             The settings.
         """
         return cls(
-            interval=float(config.get("poll_interval_seconds", 5)),
-            max_interval=float(config.get("poll_max_interval_seconds", 60)),
-            timeout=float(config.get("task_timeout_minutes", 180)) * 60,
+            interval=float(config["poll_interval_seconds"]),
+            max_interval=float(config["poll_max_interval_seconds"]),
+            timeout=float(config["task_timeout_minutes"]) * 60,
         )
 
 

@@ -185,7 +185,7 @@ class UsersStream(HookedStream):
         if bookmark != before:
             self.logger.info("Bookmark %s advances to %s", REPLICATION_KEY, bookmark)
         self.logger.info("Window %s delivered; bookmark %s", window.describe(), bookmark)
-        if self.config.get("delete_completed_tasks", True):
+        if self.config["delete_completed_tasks"]:
             state.mark_delivered(stream_state)
             self.flush_state()
             export.discard(task_id, "its file was delivered")
@@ -200,7 +200,7 @@ class UsersStream(HookedStream):
         with UsersCsvReader(
             path,
             task_id=task_id,
-            on_invalid_row=self.config.get("on_invalid_row", "fail"),
+            on_invalid_row=self.config["on_invalid_row"],
             logger=self.logger,
         ) as reader:
             if reader.extra_columns:

@@ -268,6 +268,8 @@ def numbers_from_text(config: Mapping[str, Any], schema: Mapping[str, Any]) -> d
 def check_settings(config: Any) -> None:  # noqa: ANN401
     """Check the settings the JSON schema cannot judge well, naming the setting and the fix.
 
+    Runs before the SDK fills in the schema's defaults: a setting left out is not checked.
+
     Args:
         config: The tap's settings.
 
@@ -281,11 +283,12 @@ def check_settings(config: Any) -> None:  # noqa: ANN401
     chain_id = config.get("chain_id")
     if isinstance(chain_id, bool) or not isinstance(chain_id, int) or chain_id <= 0:
         _invalid("chain_id", f"must be a positive integer, not {chain_id!r}")
-    check_api_url(config.get("api_url") or DEFAULT_API_URL)
+    if config.get("api_url"):
+        check_api_url(config["api_url"])
     if config.get("start_date") is not None:
         parse_start_date(config["start_date"])
     _check_numbers(config)
-    if config.get("on_invalid_row", "fail") not in ("fail", "skip"):
+    if config.get("on_invalid_row") not in (None, "fail", "skip"):
         _invalid("on_invalid_row", "must be 'fail' or 'skip'")
     segments.check_segment_settings(config)
 

@@ -113,7 +113,7 @@ def plan_sync(
         The windows, oldest first: one, or ``backfill_window_days`` windows.
     """
     start_date = config.get("start_date")
-    lookback = dt.timedelta(minutes=float(config.get("lookback_minutes", 60)))
+    lookback = dt.timedelta(minutes=float(config["lookback_minutes"]))
     days = config.get("backfill_window_days")
     start = sync_start(
         start_date=parse_utc(str(start_date)) if start_date else None,

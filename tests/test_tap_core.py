@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -10,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tap_spaaza_users.errors import SpaazaConfigError
+from tap_spaaza_users.export import PollSettings
+from tap_spaaza_users.streams import UsersStream
 from tap_spaaza_users.tap import CONFIG_SCHEMA, TapSpaazaUsers
 
 if TYPE_CHECKING:
@@ -75,6 +78,28 @@ def test_valid_settings_build_a_tap_with_the_users_stream() -> None:
     assert stream.primary_keys == ["id"]
     assert stream.replication_key == "created_date"
     assert stream.is_sorted is False
+
+
+def test_settings_left_out_reach_the_code_as_the_schema_defaults() -> None:
+    defaults = {
+        name: prop["default"]
+        for name, prop in CONFIG_SCHEMA["properties"].items()
+        if "default" in prop
+    }
+    assert {"lookback_minutes", "retry_max_wait_seconds", "on_invalid_row"} <= set(defaults)
+    tap = TapSpaazaUsers(config=VALID, parse_env_config=False)
+    assert {name: tap.config[name] for name in defaults} == {
+        **defaults,
+        "api_url": VALID["api_url"],
+    }
+    stream = tap.streams["users"]
+    assert isinstance(stream, UsersStream)
+    with contextlib.closing(stream.make_client()) as client:
+        settings = client.settings
+    assert settings.timeout == defaults["request_timeout_seconds"]
+    assert settings.retry_max_wait == defaults["retry_max_wait_seconds"]
+    poll = PollSettings.from_config(tap.config)
+    assert poll.timeout == defaults["task_timeout_minutes"] * 60
 
 
 @pytest.mark.parametrize(
