@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import http.cookiejar
+import ipaddress
 import logging
 import re
 from typing import TYPE_CHECKING
@@ -99,7 +100,29 @@ def is_https_or_loopback(url: str) -> bool:
         True when it is safe to fetch.
     """
     parts = urlsplit(url)
-    return parts.scheme == "https" or parts.hostname in {"127.0.0.1", "::1", "localhost"}
+    return parts.scheme == "https" or is_loopback(parts.hostname or "")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a host is this machine: the name ``localhost`` or a loopback IP address.
+
+    Loopback addresses are 127.0.0.0/8 and ::1. Plain http is allowed only to such hosts
+    (the sandbox), for the API and for storage alike. Names under ``.localhost`` are not
+    counted: whether they resolve to this machine depends on the resolver.
+
+    Args:
+        host: A host name or IP address, as ``urlsplit(url).hostname`` gives it.
+
+    Returns:
+        True for a loopback host.
+    """
+    name = host.lower().rstrip(".")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def redacting_queries() -> contextlib.AbstractContextManager[None]:

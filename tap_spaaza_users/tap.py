@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import sys
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
@@ -20,6 +19,7 @@ from tap_spaaza_users.client import DEFAULT_API_URL
 from tap_spaaza_users.contract import parse_utc
 from tap_spaaza_users.errors import SpaazaConfigError, SpaazaError
 from tap_spaaza_users.sdk_hooks import HookedTap
+from tap_spaaza_users.storage import is_loopback
 from tap_spaaza_users.streams import UsersStream
 
 if TYPE_CHECKING:
@@ -32,8 +32,6 @@ if sys.version_info >= (3, 12):
     from typing import override
 else:
     from typing_extensions import override
-
-LOOPBACK_NAMES = frozenset({"localhost"})
 
 #: Settings that must be positive numbers.
 POSITIVE_NUMBERS = (
@@ -319,7 +317,7 @@ def check_api_url(url: str) -> None:
         _invalid("api_url", f"must be a URL like {DEFAULT_API_URL}, not {url!r}")
     if parts.username or parts.password or parts.query:
         _invalid("api_url", "must not carry credentials or a query string")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname or ""):
+    if parts.scheme == "http" and not is_loopback(parts.hostname or ""):
         _invalid(
             "api_url", f"must use https (plain http is only allowed for loopback hosts): {url!r}"
         )
@@ -343,16 +341,6 @@ def parse_start_date(value: Any) -> dt.datetime:  # noqa: ANN401
         _invalid(
             "start_date", f"must be an ISO 8601 date-time like 2024-01-31T00:00:00Z: {value!r}"
         )
-
-
-def _is_loopback(host: str) -> bool:
-    """Whether a host name or address is the local machine."""
-    if host.lower() in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _invalid(name: str, problem: str) -> NoReturn:

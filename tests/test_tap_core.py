@@ -12,6 +12,7 @@ import pytest
 
 from tap_spaaza_users.errors import SpaazaConfigError
 from tap_spaaza_users.export import PollSettings
+from tap_spaaza_users.storage import is_https_or_loopback
 from tap_spaaza_users.streams import UsersStream
 from tap_spaaza_users.tap import CONFIG_SCHEMA, TapSpaazaUsers
 
@@ -146,9 +147,34 @@ def test_invalid_settings_fail_naming_the_setting_and_the_fix(
     assert SECRET not in message
 
 
+LOOPBACK_URLS = (
+    "http://127.0.0.1:8080",
+    "http://127.8.9.10",
+    "http://LocalHost:1",
+    "http://[::1]:9",
+)
+OTHER_HTTP_URLS = (
+    "http://128.0.0.1",
+    "http://[::2]",
+    "http://localhost.example.org",
+    "http://api.localhost",
+    "http://0.0.0.0:8765",
+)
+
+
 def test_plain_http_is_allowed_for_loopback_hosts_only() -> None:
-    for url in ("http://127.0.0.1:8080", "http://localhost:1", "http://[::1]:9"):
-        TapSpaazaUsers(config={**VALID, "api_url": url}, parse_env_config=False)
+    for url in LOOPBACK_URLS:
+        tap = TapSpaazaUsers(config={**VALID, "api_url": url}, parse_env_config=False)
+        assert tap.config["api_url"] == url
+    for url in OTHER_HTTP_URLS:
+        with pytest.raises(SpaazaConfigError, match="must use https"):
+            TapSpaazaUsers(config={**VALID, "api_url": url}, parse_env_config=False)
+
+
+def test_api_url_and_storage_urls_agree_on_what_loopback_is() -> None:
+    assert all(is_https_or_loopback(url) for url in LOOPBACK_URLS)
+    assert not any(is_https_or_loopback(url) for url in OTHER_HTTP_URLS)
+    assert is_https_or_loopback("https://storage.example.org/f.csv?sig=x")
 
 
 def test_schema_types_are_enforced_too() -> None:
