@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 
 class SpaazaError(Exception):
     """Base of every error this tap raises on purpose; its message is written for the user."""
@@ -9,6 +11,20 @@ class SpaazaError(Exception):
 
 class SpaazaConfigError(SpaazaError):
     """A setting is missing or invalid; raised before any network call."""
+
+
+def invalid_setting(name: str, problem: str) -> NoReturn:
+    """Raise the error for setting ``name``: ``Setting <name> <problem>.``.
+
+    Args:
+        name: The setting.
+        problem: What is wrong and how to fix it.
+
+    Raises:
+        SpaazaConfigError: Always.
+    """
+    msg = f"Setting {name} {problem}."
+    raise SpaazaConfigError(msg)
 
 
 class SpaazaAPIError(SpaazaError):

@@ -276,7 +276,9 @@ class UsersCsvReader:
                 if not self._retype(line, row, record):
                     continue
             if record[PRIMARY_KEY] is None:
-                self._invalid(line, f"column {PRIMARY_KEY!r} is empty (every user has an id)")
+                self._fail_or_skip_row(
+                    line, f"column {PRIMARY_KEY!r} is empty (every user has an id)"
+                )
                 continue
             if missing:
                 record.update(missing)
@@ -293,7 +295,7 @@ class UsersCsvReader:
                     record[name] = CONVERTERS[kind](value)
                 except _CONVERSION_ERRORS:
                     why = f"column {name!r}: {_shorten(value)} is not a valid {kind.value}"
-                    self._invalid(line, why)
+                    self._fail_or_skip_row(line, why)
                     return False
         return True
 
@@ -310,20 +312,21 @@ class UsersCsvReader:
             except UnicodeDecodeError as exc:
                 raise self._not_utf8(exc) from None
             except csv.Error as exc:
-                self._invalid(last_line + 1, f"unreadable CSV ({exc})")
+                self._fail_or_skip_row(last_line + 1, f"unreadable CSV ({exc})")
                 last_line = reader.line_num
                 continue
             line = last_line + 1
             last_line = reader.line_num
             if len(row) != width:
                 if row:  # blank lines are not rows
-                    self._invalid(line, f"expected {width} fields, found {len(row)}")
+                    self._fail_or_skip_row(line, f"expected {width} fields, found {len(row)}")
                 continue
             if _NEEDS_NUL_WORKAROUND:
                 row = [value.replace(_NUL_STAND_IN, "\x00") for value in row]
             yield line, row
 
-    def _invalid(self, line: int, message: str) -> None:
+    def _fail_or_skip_row(self, line: int, message: str) -> None:
+        """Raise for an invalid row (on_invalid_row fail), or log and count it (skip)."""
         error = self._error(line, message)
         if self.on_invalid_row == "fail":
             msg = f"{error}; set on_invalid_row to skip to leave such rows out (each is counted)"

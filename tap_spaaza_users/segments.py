@@ -18,7 +18,7 @@ from tap_spaaza_users.contract import (
     USER_COLUMNS,
     parse_utc,
 )
-from tap_spaaza_users.errors import SpaazaConfigError
+from tap_spaaza_users.errors import SpaazaConfigError, invalid_setting
 
 #: An example of the ISO 8601 form rules take, quoted in messages.
 DATE_EXAMPLE = "2024-01-31T00:00:00Z"
@@ -155,19 +155,21 @@ def check_segment_settings(config: Mapping[str, Any]) -> None:
     rules = config.get("segment_rules")
     rules = [] if rules is None else rules
     if not isinstance(rules, list):
-        _invalid("segment_rules", "must be a list of rule objects")
+        invalid_setting("segment_rules", "must be a list of rule objects")
     join = config.get("segment_join")
     if join is not None and (not isinstance(join, str) or join not in JOINS):
-        _invalid("segment_join", f"must be 'all' (every rule) or 'any' (one rule), not {join!r}")
+        invalid_setting(
+            "segment_join", f"must be 'all' (every rule) or 'any' (one rule), not {join!r}"
+        )
     segment_id = config.get("segment_id")
     if segment_id is not None:
         if isinstance(segment_id, bool) or not isinstance(segment_id, int) or segment_id <= 0:
-            _invalid(
+            invalid_setting(
                 "segment_id",
                 f"must be the positive number in the segment's Console URL, not {segment_id!r}",
             )
         if rules:
-            _invalid(
+            invalid_setting(
                 "segment_id",
                 "and segment_rules cannot be used together: a Spaaza export task takes a "
                 "saved segment or inline rules, not both. Add the rules to the saved segment "
@@ -315,18 +317,4 @@ def _bad(where: str, field_name: str | None, problem: str) -> NoReturn:
     """
     field = f"field '{field_name}'" if field_name else "no field_name"
     msg = f"{where} ({field}): {problem}. Fix the rule in the tap settings."
-    raise SpaazaConfigError(msg)
-
-
-def _invalid(name: str, problem: str) -> NoReturn:
-    """Raise the settings error for a segment setting.
-
-    Args:
-        name: The setting.
-        problem: What is wrong and how to fix it.
-
-    Raises:
-        SpaazaConfigError: Always.
-    """
-    msg = f"Setting {name} {problem}."
     raise SpaazaConfigError(msg)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 from singer_sdk import Tap
@@ -17,7 +17,7 @@ from singer_sdk.tap_base import CliTestOptionValue
 from tap_spaaza_users import segments
 from tap_spaaza_users.client import DEFAULT_API_URL
 from tap_spaaza_users.contract import parse_utc
-from tap_spaaza_users.errors import SpaazaConfigError, SpaazaError
+from tap_spaaza_users.errors import SpaazaError, invalid_setting
 from tap_spaaza_users.sdk_hooks import HookedTap
 from tap_spaaza_users.storage import is_loopback
 from tap_spaaza_users.streams import UsersStream
@@ -179,7 +179,7 @@ class TapSpaazaUsers(HookedTap):
             None,
         )
         if token_chain is not None and token_chain != chain_id:
-            _invalid(
+            invalid_setting(
                 "chain_id",
                 f"is {chain_id}, but the access token lists the tasks of chain {token_chain}: "
                 f"use a token of chain {chain_id} or correct chain_id",
@@ -277,17 +277,17 @@ def check_settings(config: Any) -> None:  # noqa: ANN401
     for name in ("access_token_id", "access_token_secret"):
         value = config.get(name)
         if not isinstance(value, str) or not value.strip():
-            _invalid(name, "is required: copy it from the AccessToken in Spaaza Console")
+            invalid_setting(name, "is required: copy it from the AccessToken in Spaaza Console")
     chain_id = config.get("chain_id")
     if isinstance(chain_id, bool) or not isinstance(chain_id, int) or chain_id <= 0:
-        _invalid("chain_id", f"must be a positive integer, not {chain_id!r}")
+        invalid_setting("chain_id", f"must be a positive integer, not {chain_id!r}")
     if config.get("api_url"):
         check_api_url(config["api_url"])
     if config.get("start_date") is not None:
         parse_start_date(config["start_date"])
     _check_numbers(config)
     if config.get("on_invalid_row") not in (None, "fail", "skip"):
-        _invalid("on_invalid_row", "must be 'fail' or 'skip'")
+        invalid_setting("on_invalid_row", "must be 'fail' or 'skip'")
     segments.check_segment_settings(config)
 
 
@@ -298,9 +298,11 @@ def _check_numbers(config: Any) -> None:  # noqa: ANN401
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
-            _invalid(name, f"must be a number, not {value!r}")
+            invalid_setting(name, f"must be a number, not {value!r}")
         if value < 0 or (value == 0 and name in POSITIVE_NUMBERS):
-            _invalid(name, f"must be {'above' if name in POSITIVE_NUMBERS else 'at least'} 0")
+            invalid_setting(
+                name, f"must be {'above' if name in POSITIVE_NUMBERS else 'at least'} 0"
+            )
 
 
 def check_api_url(url: str) -> None:
@@ -314,11 +316,11 @@ def check_api_url(url: str) -> None:
     """
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        _invalid("api_url", f"must be a URL like {DEFAULT_API_URL}, not {url!r}")
+        invalid_setting("api_url", f"must be a URL like {DEFAULT_API_URL}, not {url!r}")
     if parts.username or parts.password or parts.query:
-        _invalid("api_url", "must not carry credentials or a query string")
+        invalid_setting("api_url", "must not carry credentials or a query string")
     if parts.scheme == "http" and not is_loopback(parts.hostname or ""):
-        _invalid(
+        invalid_setting(
             "api_url", f"must use https (plain http is only allowed for loopback hosts): {url!r}"
         )
 
@@ -338,12 +340,6 @@ def parse_start_date(value: Any) -> dt.datetime:  # noqa: ANN401
     try:
         return parse_utc(str(value))
     except ValueError:
-        _invalid(
+        invalid_setting(
             "start_date", f"must be an ISO 8601 date-time like 2024-01-31T00:00:00Z: {value!r}"
         )
-
-
-def _invalid(name: str, problem: str) -> NoReturn:
-    """Raise the settings error for ``name``."""
-    msg = f"Setting {name} {problem}."
-    raise SpaazaConfigError(msg)
