@@ -58,8 +58,9 @@ def _p(name: str, kind: Any, title: str, description: str, **kwargs: Any) -> th.
 
 CONFIG_SCHEMA = th.PropertiesList(
     _p("api_url", th.URIType, "API URL",
-       "Base URL of the Spaaza Services API (staging: https://services-test01.spaaza.com). "
-       "Must be https.", default=DEFAULT_API_URL),
+       "Base URL of the Spaaza Services API (production by default; staging is "
+       "https://services-test01.spaaza.com). Must be https, except for a local sandbox.",
+       default=DEFAULT_API_URL),
     _p("chain_id", th.IntegerType, "Chain ID",
        "The Spaaza chain whose users are exported; the access token must be scoped to it.",
        required=True),
@@ -77,11 +78,11 @@ CONFIG_SCHEMA = th.PropertiesList(
     _p("backfill_window_days", th.IntegerType, "Backfill window (days)",
        "Split a long history (a start_date or bookmark far in the past) into export tasks "
        "of this many days each, the bookmark advancing after each one, so an interrupted "
-       "backfill resumes where it stopped. Unset or 0: one export task per sync."),
+       "backfill resumes where it stopped. Unset or 0 means one export task per sync."),
     _p("full_refresh_days", th.IntegerType, "Full refresh every (days)",
        "Export every user again (not only new ones) when the last full export is this many "
        "days old, so changed users are re-sent, and send ACTIVATE_VERSION so targets that "
-       "honour it remove deleted users. A first sync counts as one. Unset or 0: off."),
+       "honour it remove deleted users. A first sync counts as one. Unset or 0 means off."),
     _p("delete_completed_tasks", th.BooleanType, "Delete completed tasks",
        "Delete each export task once its file has been delivered (and any task abandoned "
        "after a timeout or left by an interrupted run), so tasks do not pile up in Console.",
@@ -100,7 +101,7 @@ CONFIG_SCHEMA = th.PropertiesList(
        "server-side) or 'any' (one rule is enough; the bookmark is then applied by the tap).",
        default="all", allowed_values=["all", "any"]),
     _p("poll_interval_seconds", th.NumberType, "First poll interval (seconds)",
-       "Wait before the first status check of the export task; grows with each check.",
+       "Wait before the first status check of the export task; it grows with each check.",
        default=5),
     _p("poll_max_interval_seconds", th.NumberType, "Longest poll interval (seconds)",
        "The poll interval stops growing at this value.", default=60),

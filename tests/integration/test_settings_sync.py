@@ -1,4 +1,4 @@
-"""The tap's settings, meltano.yml and .secrets.example must declare the same settings."""
+"""The tap's settings, meltano.yml and .secrets.example declare the same settings and defaults."""
 
 from __future__ import annotations
 
@@ -51,6 +51,13 @@ def meltano_settings() -> dict[str, dict[str, Any]]:
     return {setting["name"]: setting for setting in meltano_extractor()["settings"]}
 
 
+def secrets_example_values() -> dict[str, str]:
+    """Return the values `.secrets.example` sets (its lines not commented out), by setting."""
+    text = (PROJECT_ROOT / ".secrets.example").read_text(encoding="utf-8")
+    pairs = re.findall(rf"^{ENV_PREFIX}([A-Z0-9_]+)=(.*)$", text, flags=re.MULTILINE)
+    return {name.lower(): value for name, value in pairs}
+
+
 def secrets_example_settings() -> set[str]:
     """Return the settings `.secrets.example` names as `TAP_SPAAZA_USERS_*` variables.
 
@@ -94,6 +101,33 @@ def test_tap_meltano_yml_and_secrets_example_declare_the_same_settings() -> None
     declared = set(meltano_settings()) - sdk_builtin_settings()
     assert declared == in_tap, "meltano.yml settings differ from tap.py"
     assert secrets_example_settings() == in_tap, ".secrets.example differs from tap.py"
+
+
+def test_meltano_yml_describes_each_setting_as_the_tap_does() -> None:
+    for name, schema in tap_settings().items():
+        setting = meltano_settings()[name]
+        assert setting["description"] == schema["description"], name
+        assert setting["label"].lower() == schema["title"].lower(), name
+
+
+def test_meltano_yml_defaults_are_the_tap_defaults() -> None:
+    for name, schema in tap_settings().items():
+        assert meltano_settings()[name].get("value") == schema.get("default"), name
+
+
+def test_secrets_example_sets_the_defaults_and_comments_out_optional_settings() -> None:
+    """Copied to `.env` as it is, the example changes nothing but the required settings."""
+    values = secrets_example_values()
+    required = set(TapSpaazaUsers.config_jsonschema["required"])
+    for name, schema in tap_settings().items():
+        if "default" in schema:
+            assert name in values, f"{name} (default {schema['default']!r}) is not set"
+            text = values[name]
+            value = text if "string" in schema["type"] else json.loads(text)
+            assert value == schema["default"], name
+        elif name not in required:
+            assert name not in values, f"{name} has no default: comment it out"
+    assert required <= set(values)
 
 
 def test_sdk_settings_declared_in_meltano_yml_are_ones_the_tap_offers() -> None:
