@@ -8,10 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from flaky_proxy import FlakyProxy
-from tap_cli import FAST_SETTINGS, CliRun, run_tap
+from tap_cli import CliRun, run_tap
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from pathlib import Path
 
     from tap_spaaza_users.sandbox import Sandbox
@@ -19,24 +18,12 @@ if TYPE_CHECKING:
 FIRST_TASK = "/tasks/1001"
 
 
-@pytest.fixture
-def sb(sandbox_factory: Callable[..., Sandbox]) -> Sandbox:
-    """A running sandbox with 60 users."""
-    return sandbox_factory(users=60, seed=11)
-
-
-@pytest.fixture
-def config(sb: Sandbox) -> dict[str, Any]:
-    """Tap settings for the sandbox with tiny backoff."""
-    return sb.tap_config(**FAST_SETTINGS)
-
-
-def assert_every_user_once(run: CliRun, sb: Sandbox) -> None:
+def assert_every_user_once(run: CliRun, sandbox: Sandbox) -> None:
     """The run succeeded and emitted each sandbox user exactly once."""
     assert run.returncode == 0, run.stderr
     ids = [r["id"] for r in run.records]
     assert len(ids) == len(set(ids)), "a record was emitted twice"
-    assert set(ids) == {int(u["id"]) for u in sb.users()}
+    assert set(ids) == {int(u["id"]) for u in sandbox.users()}
 
 
 def assert_failed_keeping_bookmark(run: CliRun, state: dict[str, Any]) -> None:
@@ -50,17 +37,17 @@ def assert_failed_keeping_bookmark(run: CliRun, state: dict[str, Any]) -> None:
         assert written["bookmarks"]["users"]["replication_key_value"] == kept
 
 
-def statuses(sb: Sandbox, server: str, path_end: str) -> list[int]:
+def statuses(sandbox: Sandbox, server: str, path_end: str) -> list[int]:
     """The statuses of the recorded requests to ``server`` whose path ends with ``path_end``."""
-    return [r.status for r in sb.requests if r.server == server and r.path.endswith(path_end)]
+    return [r.status for r in sandbox.requests if r.server == server and r.path.endswith(path_end)]
 
 
-def first_sync_state(sb: Sandbox, tmp_path: Path, config: dict[str, Any]) -> dict[str, Any]:
+def first_sync_state(sandbox: Sandbox, tmp_path: Path, config: dict[str, Any]) -> dict[str, Any]:
     """Run a clean sync and return the state it leaves; forget its requests."""
     run = run_tap(tmp_path, config)
     assert run.returncode == 0, run.stderr
-    sb.add_users(3)
-    sb.request_log.clear()
+    sandbox.add_users(3)
+    sandbox.request_log.clear()
     return run.states[-1]
 
 
@@ -71,64 +58,66 @@ def first_sync_state(sb: Sandbox, tmp_path: Path, config: dict[str, Any]) -> dic
     ("path", "status"), [(FIRST_TASK, 503), (FIRST_TASK + "/download_url", 502)]
 )
 def test_api_5xx_while_polling_and_on_download_url_is_retried(
-    sb: Sandbox, config: dict[str, Any], tmp_path: Path, path: str, status: int
+    small_sandbox: Sandbox, fast_config: dict[str, Any], tmp_path: Path, path: str, status: int
 ) -> None:
-    sb.inject("status", status=status, times=2, method="GET", path=path)
+    small_sandbox.inject("status", status=status, times=2, method="GET", path=path)
 
-    run = run_tap(tmp_path, config)
+    run = run_tap(tmp_path, fast_config)
 
-    assert_every_user_once(run, sb)
-    assert statuses(sb, "api", path)[:3] == [status, status, 200]
-    assert len(sb.tasks) == 1
+    assert_every_user_once(run, small_sandbox)
+    assert statuses(small_sandbox, "api", path)[:3] == [status, status, 200]
+    assert len(small_sandbox.tasks) == 1
 
 
 def test_api_5xx_past_the_last_try_is_a_clear_error_and_keeps_the_bookmark(
-    sb: Sandbox, config: dict[str, Any], tmp_path: Path
+    small_sandbox: Sandbox, fast_config: dict[str, Any], tmp_path: Path
 ) -> None:
-    state = first_sync_state(sb, tmp_path, config)
-    sb.inject("status", status=503, times=50, path="/tasks/*/download_url")
+    state = first_sync_state(small_sandbox, tmp_path, fast_config)
+    small_sandbox.inject("status", status=503, times=50, path="/tasks/*/download_url")
 
-    run = run_tap(tmp_path, config, state=state)
+    run = run_tap(tmp_path, fast_config, state=state)
 
     assert_failed_keeping_bookmark(run, state)
     error = run.error
     assert re.search(r"GET /tasks/\d+/download_url failed after 4 tries", error)
     assert "HTTP 503" in error
     assert "max_retries" in error
-    assert statuses(sb, "api", "/download_url") == [503] * 4
+    assert statuses(small_sandbox, "api", "/download_url") == [503] * 4
 
 
 def test_api_429_waits_as_told_and_logs_once(
-    sb: Sandbox, config: dict[str, Any], tmp_path: Path
+    small_sandbox: Sandbox, fast_config: dict[str, Any], tmp_path: Path
 ) -> None:
-    sb.inject("status", status=429, retry_after=0, times=2, method="GET", path=FIRST_TASK)
+    small_sandbox.inject(
+        "status", status=429, retry_after=0, times=2, method="GET", path=FIRST_TASK
+    )
 
-    run = run_tap(tmp_path, config)
+    run = run_tap(tmp_path, fast_config)
 
-    assert_every_user_once(run, sb)
-    assert statuses(sb, "api", FIRST_TASK)[:3] == [429, 429, 200]
+    assert_every_user_once(run, small_sandbox)
+    assert statuses(small_sandbox, "api", FIRST_TASK)[:3] == [429, 429, 200]
     assert len(run.lines_with("Rate limited")) == 1
 
 
 @pytest.mark.parametrize("fault", ["reset", "stall"])
 def test_api_connection_reset_or_read_timeout_is_retried(
-    sb: Sandbox, config: dict[str, Any], tmp_path: Path, fault: str
+    small_sandbox: Sandbox, fast_config: dict[str, Any], tmp_path: Path, fault: str
 ) -> None:
-    with FlakyProxy(sb.url, [fault, fault]) as proxy:
-        settings = {**config, "api_url": proxy.url, "request_timeout_seconds": 0.5}
+    with FlakyProxy(small_sandbox.url, [fault, fault]) as proxy:
+        settings = {**fast_config, "api_url": proxy.url, "request_timeout_seconds": 0.5}
         run = run_tap(tmp_path, settings)
 
-    assert_every_user_once(run, sb)
+    assert_every_user_once(run, small_sandbox)
     assert proxy.seen[:2] == [fault, fault]
-    assert len(sb.tasks) == 1  # the retried POST never reached the API twice
+    assert len(small_sandbox.tasks) == 1  # the retried POST never reached the API twice
 
 
 @pytest.mark.parametrize("fault", ["reset", "stall"])
 def test_api_connection_faults_past_the_last_try_are_a_clear_error(
-    sb: Sandbox, config: dict[str, Any], tmp_path: Path, fault: str
+    small_sandbox: Sandbox, fast_config: dict[str, Any], tmp_path: Path, fault: str
 ) -> None:
-    with FlakyProxy(sb.url, [fault] * 10) as proxy:
-        settings = {**config, "api_url": proxy.url, "request_timeout_seconds": 0.3}
+    with FlakyProxy(small_sandbox.url, [fault] * 10) as proxy:
+        settings = {**fast_config, "api_url": proxy.url, "request_timeout_seconds": 0.3}
         run = run_tap(tmp_path, settings)
 
     assert run.returncode == 1
@@ -137,7 +126,7 @@ def test_api_connection_faults_past_the_last_try_are_a_clear_error(
     assert "POST /tasks failed after 4 tries" in error
     assert "try again later" in error
     assert proxy.seen == [fault] * 4
-    assert sb.requests == []
+    assert small_sandbox.requests == []
 
 
 @pytest.mark.parametrize(
@@ -148,45 +137,45 @@ def test_api_connection_faults_past_the_last_try_are_a_clear_error(
     ],
 )
 def test_401_and_403_are_not_retried_and_name_the_cause(
-    sb: Sandbox,
-    config: dict[str, Any],
+    small_sandbox: Sandbox,
+    fast_config: dict[str, Any],
     tmp_path: Path,
     settings: dict[str, Any],
     answer: tuple[int, str],
 ) -> None:
     status, cause = answer
 
-    run = run_tap(tmp_path, {**config, **settings})
+    run = run_tap(tmp_path, {**fast_config, **settings})
 
     assert run.returncode == 1
-    assert [r.status for r in sb.requests] == [status]
+    assert [r.status for r in small_sandbox.requests] == [status]
     assert cause in run.error
-    assert sb.token_secret not in run.stderr
+    assert small_sandbox.token_secret not in run.stderr
     assert "sbx_wrong" not in run.stderr
 
 
 def test_task_gone_while_polling_is_a_404_not_retried(
-    sb: Sandbox, config: dict[str, Any], tmp_path: Path
+    small_sandbox: Sandbox, fast_config: dict[str, Any], tmp_path: Path
 ) -> None:
-    sb.inject("status", status=404, method="GET", path=FIRST_TASK)
+    small_sandbox.inject("status", status=404, method="GET", path=FIRST_TASK)
 
-    run = run_tap(tmp_path, config)
+    run = run_tap(tmp_path, fast_config)
 
     assert run.returncode == 1
-    assert statuses(sb, "api", FIRST_TASK) == [404]
+    assert statuses(small_sandbox, "api", FIRST_TASK) == [404]
     error = run.error
     assert "the task is gone" in error
 
 
 def test_400_on_task_creation_is_not_retried_and_quotes_spaazas_error(
-    sb: Sandbox, config: dict[str, Any], tmp_path: Path
+    small_sandbox: Sandbox, fast_config: dict[str, Any], tmp_path: Path
 ) -> None:
     rule = {"field_name": "shoe_size", "field_type": "number", "operator": "is", "value": 42}
 
-    run = run_tap(tmp_path, {**config, "segment_rules": [rule]})
+    run = run_tap(tmp_path, {**fast_config, "segment_rules": [rule]})
 
     assert run.returncode == 1
-    assert statuses(sb, "api", "/tasks") == [400]
+    assert statuses(small_sandbox, "api", "/tasks") == [400]
     error = run.error
     assert "HTTP 400" in error
     assert "shoe_size" in error
@@ -194,13 +183,13 @@ def test_400_on_task_creation_is_not_retried_and_quotes_spaazas_error(
 
 
 def test_api_connection_refused_is_retried_then_a_clear_error(
-    config: dict[str, Any], tmp_path: Path
+    fast_config: dict[str, Any], tmp_path: Path
 ) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
 
-    run = run_tap(tmp_path, {**config, "api_url": f"http://127.0.0.1:{closed_port}"})
+    run = run_tap(tmp_path, {**fast_config, "api_url": f"http://127.0.0.1:{closed_port}"})
 
     assert run.returncode == 1
     assert "Traceback" not in run.stderr
@@ -213,59 +202,63 @@ def test_api_connection_refused_is_retried_then_a_clear_error(
 
 @pytest.mark.parametrize(("status", "retry_after"), [(500, None), (503, None), (429, 0)])
 def test_storage_5xx_and_429_are_retried(
-    sb: Sandbox, config: dict[str, Any], tmp_path: Path, status: int, retry_after: int | None
+    small_sandbox: Sandbox,
+    fast_config: dict[str, Any],
+    tmp_path: Path,
+    status: int,
+    retry_after: int | None,
 ) -> None:
     extra = {} if retry_after is None else {"retry_after": retry_after}
-    sb.inject("storage_status", status=status, times=2, **extra)
+    small_sandbox.inject("storage_status", status=status, times=2, **extra)
 
-    run = run_tap(tmp_path, config)
+    run = run_tap(tmp_path, fast_config)
 
-    assert_every_user_once(run, sb)
-    assert statuses(sb, "storage", ".csv") == [status, status, 200]
+    assert_every_user_once(run, small_sandbox)
+    assert statuses(small_sandbox, "storage", ".csv") == [status, status, 200]
     assert len(run.lines_with(f"storage answered HTTP {status}; retrying")) == 2
-    assert len(sb.tasks) == 1
+    assert len(small_sandbox.tasks) == 1
 
 
 def test_storage_5xx_past_the_last_try_is_a_clear_error_and_keeps_the_bookmark(
-    sb: Sandbox, config: dict[str, Any], tmp_path: Path
+    small_sandbox: Sandbox, fast_config: dict[str, Any], tmp_path: Path
 ) -> None:
-    state = first_sync_state(sb, tmp_path, config)
-    sb.inject("storage_status", status=500, times=50)
+    state = first_sync_state(small_sandbox, tmp_path, fast_config)
+    small_sandbox.inject("storage_status", status=500, times=50)
 
-    run = run_tap(tmp_path, config, state=state)
+    run = run_tap(tmp_path, fast_config, state=state)
 
     assert_failed_keeping_bookmark(run, state)
     error = run.error
     assert "Export download failed: storage answered HTTP 500" in error
     assert "3 retries" in error
     assert "run the sync again" in error
-    assert statuses(sb, "storage", ".csv") == [500] * 4
+    assert statuses(small_sandbox, "storage", ".csv") == [500] * 4
 
 
 def test_expired_url_is_refreshed_from_download_url_not_a_new_task(
-    sb: Sandbox, config: dict[str, Any], tmp_path: Path
+    small_sandbox: Sandbox, fast_config: dict[str, Any], tmp_path: Path
 ) -> None:
-    sb.inject("url_expired", times=2)
+    small_sandbox.inject("url_expired", times=2)
 
-    run = run_tap(tmp_path, config)
+    run = run_tap(tmp_path, fast_config)
 
-    assert_every_user_once(run, sb)
-    assert len(sb.tasks) == 1
-    assert statuses(sb, "api", "/download_url") == [200, 200, 200]
-    assert statuses(sb, "storage", ".csv") == [403, 403, 200]
+    assert_every_user_once(run, small_sandbox)
+    assert len(small_sandbox.tasks) == 1
+    assert statuses(small_sandbox, "api", "/download_url") == [200, 200, 200]
+    assert statuses(small_sandbox, "storage", ".csv") == [403, 403, 200]
 
 
 def test_url_refused_past_the_refresh_limit_is_a_clear_error(
-    sb: Sandbox, config: dict[str, Any], tmp_path: Path
+    small_sandbox: Sandbox, fast_config: dict[str, Any], tmp_path: Path
 ) -> None:
-    sb.inject("url_expired", times=50)
+    small_sandbox.inject("url_expired", times=50)
 
-    run = run_tap(tmp_path, config)
+    run = run_tap(tmp_path, fast_config)
 
     assert run.returncode == 1
     error = run.error
     assert "storage kept refusing the signed URL (HTTP 403)" in error
-    assert len(sb.tasks) == 1
+    assert len(small_sandbox.tasks) == 1
 
 
 @pytest.mark.parametrize(
@@ -273,14 +266,18 @@ def test_url_refused_past_the_refresh_limit_is_a_clear_error(
     [("drop_connection", {"after_bytes": 3000}), ("short_body", {"missing_bytes": 2500})],
 )
 def test_broken_body_resumes_with_range_and_emits_no_record_twice(
-    sb: Sandbox, config: dict[str, Any], tmp_path: Path, kind: str, params: dict[str, Any]
+    small_sandbox: Sandbox,
+    fast_config: dict[str, Any],
+    tmp_path: Path,
+    kind: str,
+    params: dict[str, Any],
 ) -> None:
-    sb.inject(kind, **params)
+    small_sandbox.inject(kind, **params)
 
-    run = run_tap(tmp_path, config)
+    run = run_tap(tmp_path, fast_config)
 
-    assert_every_user_once(run, sb)
-    downloads = [r for r in sb.requests if r.server == "storage"]
+    assert_every_user_once(run, small_sandbox)
+    downloads = [r for r in small_sandbox.requests if r.server == "storage"]
     assert [r.status for r in downloads] == [200, 206]
     resumed_at = int(downloads[1].headers["Range"].removeprefix("bytes=").rstrip("-"))
     assert resumed_at > 0
@@ -289,14 +286,14 @@ def test_broken_body_resumes_with_range_and_emits_no_record_twice(
 
 @pytest.mark.parametrize("mode", ["content-encoding", "raw"])
 def test_gzip_either_way_reads_as_the_plain_file(
-    sb: Sandbox, config: dict[str, Any], tmp_path: Path, mode: str
+    small_sandbox: Sandbox, fast_config: dict[str, Any], tmp_path: Path, mode: str
 ) -> None:
-    plain = run_tap(tmp_path, config)
-    sb.inject("gzip", mode=mode)
+    plain = run_tap(tmp_path, fast_config)
+    small_sandbox.inject("gzip", mode=mode)
 
-    zipped = run_tap(tmp_path, config)
+    zipped = run_tap(tmp_path, fast_config)
 
-    assert_every_user_once(zipped, sb)
+    assert_every_user_once(zipped, small_sandbox)
     assert sorted(zipped.records, key=by_id) == sorted(plain.records, key=by_id)
 
 

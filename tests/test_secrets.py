@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from tap_cli import FAST_SETTINGS, CliRun, run_tap
+from tap_cli import CliRun, run_tap
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from pathlib import Path
 
     from tap_spaaza_users.sandbox import Sandbox
@@ -17,22 +16,10 @@ DEBUG = {"TAP_SPAAZA_USERS_LOGLEVEL": "DEBUG", "LOGLEVEL": "DEBUG"}
 WRONG_SECRET = "sbx_known-wrong-secret-0123456789"  # noqa: S105 - a test value
 
 
-@pytest.fixture
-def sb(sandbox_factory: Callable[..., Sandbox]) -> Sandbox:
-    """A running sandbox with 30 users."""
-    return sandbox_factory(users=30, seed=17)
-
-
-@pytest.fixture
-def config(sb: Sandbox) -> dict[str, Any]:
-    """Tap settings for the sandbox with tiny backoff."""
-    return sb.tap_config(**FAST_SETTINGS)
-
-
-def signatures(sb: Sandbox) -> set[str]:
+def signatures(sandbox: Sandbox) -> set[str]:
     """Every signed-URL signature the storage endpoint was sent."""
     found = set()
-    for request in sb.requests:
+    for request in sandbox.requests:
         if request.server == "storage":
             value = request.query.get("X-Amz-Signature")
             found.update(value if isinstance(value, list) else [value] if value else [])
@@ -50,19 +37,21 @@ def assert_nothing_leaks(runs: list[CliRun], secrets: set[str]) -> None:
 
 
 def test_debug_logs_and_messages_of_a_troubled_sync_hold_no_secret(
-    sb: Sandbox, config: dict[str, Any], tmp_path: Path
+    small_sandbox: Sandbox, fast_config: dict[str, Any], tmp_path: Path
 ) -> None:
-    sb.inject("status", status=502, method="POST", path="/tasks")
-    sb.inject("status", status=429, retry_after=0, method="GET", path="/tasks/1001")
-    sb.inject("url_expired")
-    sb.inject("storage_status", status=503)
-    sb.inject("drop_connection", after_bytes=2000)
-    recovered = run_tap(tmp_path, config, env=DEBUG)
-    sb.inject("task_error", logs=["Segment index is being rebuilt"])
-    task_failed = run_tap(tmp_path, config, state=recovered.states[-1], env=DEBUG)
-    sb.inject("url_expired", times=10)
-    refused = run_tap(tmp_path, config, env=DEBUG)
-    unauthorised = run_tap(tmp_path, {**config, "access_token_secret": WRONG_SECRET}, env=DEBUG)
+    small_sandbox.inject("status", status=502, method="POST", path="/tasks")
+    small_sandbox.inject("status", status=429, retry_after=0, method="GET", path="/tasks/1001")
+    small_sandbox.inject("url_expired")
+    small_sandbox.inject("storage_status", status=503)
+    small_sandbox.inject("drop_connection", after_bytes=2000)
+    recovered = run_tap(tmp_path, fast_config, env=DEBUG)
+    small_sandbox.inject("task_error", logs=["Segment index is being rebuilt"])
+    task_failed = run_tap(tmp_path, fast_config, state=recovered.states[-1], env=DEBUG)
+    small_sandbox.inject("url_expired", times=10)
+    refused = run_tap(tmp_path, fast_config, env=DEBUG)
+    unauthorised = run_tap(
+        tmp_path, {**fast_config, "access_token_secret": WRONG_SECRET}, env=DEBUG
+    )
 
     assert recovered.returncode == 0, recovered.stderr
     assert recovered.records
@@ -72,56 +61,58 @@ def test_debug_logs_and_messages_of_a_troubled_sync_hold_no_secret(
     assert "Segment index is being rebuilt" in task_failed.error
     assert "HTTP 403" in refused.error
     assert "access_token_id" in unauthorised.error
-    sigs = signatures(sb)
+    sigs = signatures(small_sandbox)
     assert len(sigs) >= 2  # one per exported file (the sandbox clock stands still)
     runs = [recovered, task_failed, refused, unauthorised]
-    assert_nothing_leaks(runs, {sb.token_secret, WRONG_SECRET, *sigs})
+    assert_nothing_leaks(runs, {small_sandbox.token_secret, WRONG_SECRET, *sigs})
 
 
 def test_storage_requests_carry_no_authorization_and_no_cookie(
-    sb: Sandbox, config: dict[str, Any], tmp_path: Path
+    small_sandbox: Sandbox, fast_config: dict[str, Any], tmp_path: Path
 ) -> None:
-    sb.inject("storage_status", status=503, headers={"Set-Cookie": "session=storage-cookie"})
-    sb.inject("url_expired")
+    small_sandbox.inject(
+        "storage_status", status=503, headers={"Set-Cookie": "session=storage-cookie"}
+    )
+    small_sandbox.inject("url_expired")
 
-    run = run_tap(tmp_path, config)
+    run = run_tap(tmp_path, fast_config)
 
     assert run.returncode == 0, run.stderr
-    storage = [r for r in sb.requests if r.server == "storage"]
+    storage = [r for r in small_sandbox.requests if r.server == "storage"]
     assert [r.status for r in storage] == [503, 403, 200]
     for request in storage:
         names = {name.lower() for name in request.headers}
         assert "authorization" not in names
         assert "cookie" not in names
-        assert sb.token_secret not in str(request.headers)
-    api = [r for r in sb.requests if r.server == "api"]
-    assert all(r.headers.get("Authorization", "").endswith(sb.token_secret) for r in api)
+        assert small_sandbox.token_secret not in str(request.headers)
+    api = [r for r in small_sandbox.requests if r.server == "api"]
+    assert all(r.headers.get("Authorization", "").endswith(small_sandbox.token_secret) for r in api)
 
 
 @pytest.mark.parametrize("about_format", [None, "json", "markdown"])
 def test_about_output_holds_no_secret(
-    config: dict[str, Any], tmp_path: Path, about_format: str | None
+    fast_config: dict[str, Any], tmp_path: Path, about_format: str | None
 ) -> None:
     args = ["--about"] + ([f"--format={about_format}"] if about_format else [])
 
-    run = run_tap(tmp_path, config, *args, env=DEBUG)
+    run = run_tap(tmp_path, fast_config, *args, env=DEBUG)
 
     assert run.returncode == 0, run.stderr
     assert "access_token_secret" in run.stdout
-    assert_nothing_leaks([run], {config["access_token_secret"]})
+    assert_nothing_leaks([run], {fast_config["access_token_secret"]})
 
 
 def test_secret_from_the_environment_stays_out_of_debug_logs(
-    sb: Sandbox, config: dict[str, Any], tmp_path: Path
+    small_sandbox: Sandbox, fast_config: dict[str, Any], tmp_path: Path
 ) -> None:
-    settings = {k: v for k, v in config.items() if k != "access_token_secret"}
-    env = {**DEBUG, "TAP_SPAAZA_USERS_ACCESS_TOKEN_SECRET": sb.token_secret}
-    sb.inject("url_expired")
+    settings = {k: v for k, v in fast_config.items() if k != "access_token_secret"}
+    env = {**DEBUG, "TAP_SPAAZA_USERS_ACCESS_TOKEN_SECRET": small_sandbox.token_secret}
+    small_sandbox.inject("url_expired")
 
     run = run_tap(tmp_path, settings, "--config", "ENV", env=env)
     about = run_tap(tmp_path, settings, "--config", "ENV", "--about", "--format=json", env=env)
 
     assert run.returncode == 0, run.stderr
-    assert len(run.records) == len(sb.users())
+    assert len(run.records) == len(small_sandbox.users())
     assert about.returncode == 0
-    assert_nothing_leaks([run, about], {sb.token_secret, *signatures(sb)})
+    assert_nothing_leaks([run, about], {small_sandbox.token_secret, *signatures(small_sandbox)})
