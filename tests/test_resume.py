@@ -7,6 +7,7 @@ import datetime as dt
 import time
 from typing import TYPE_CHECKING, Any
 
+from tap_spaaza_users.contract import parse_utc
 from tap_spaaza_users.errors import SpaazaTaskTimeoutError
 from tap_spaaza_users.export import build_export_task
 from tap_spaaza_users.tap import TapSpaazaUsers
@@ -185,6 +186,28 @@ def test_late_indexed_user_is_caught_by_the_next_sync_lookback(
     assert late not in no_lookback.ids  # without the lookback it would be lost
     assert late in second.ids
     assert first.ids | second.ids == {int(u["id"]) for u in sandbox.users()}
+
+
+def test_user_with_a_future_created_date_does_not_push_the_bookmark_past_late_indexed_users(
+    sandbox_factory: Callable[..., Sandbox], fast_settings: dict[str, Any], sync: Callable[..., Any]
+) -> None:
+    sandbox = sandbox_factory(users=30, seed=5)
+    config = sandbox.tap_config(**fast_settings, lookback_minutes=60)
+    now = sandbox.clock.now().replace(microsecond=0)
+    sandbox.add_users(1, created_date=now + dt.timedelta(hours=3))  # skewed data, e.g. local time
+    (late,) = sandbox.add_users(
+        1, created_date=now - dt.timedelta(seconds=30), visible_after_seconds=600
+    )
+
+    first = sync(config)
+    assert first.error is None
+    assert late not in first.ids  # not indexed yet
+    assert parse_utc(first.bookmark) <= dt.datetime.now(dt.timezone.utc)
+    sandbox.clock.advance(900)
+    second = sync(config, state=first.final_state)
+
+    assert second.error is None
+    assert late in second.ids
 
 
 def test_user_sharing_the_bookmark_stamp_is_never_lost(

@@ -167,3 +167,18 @@ def test_rules_joined_by_any_are_sent_alone_and_the_bookmark_applied_by_the_tap(
     (line,) = our_side_lines(caplog)
     assert "2 segment rules (join any) is exported whole" in line
     assert output.bookmark == max(r["created_date"] for r in output.records)
+
+
+def test_rerun_with_changed_segment_does_not_reuse_the_task_of_the_old_segment(
+    small_sandbox: Sandbox, fast_config: dict[str, Any], sync: Callable[..., Any]
+) -> None:
+    narrow = {**fast_config, "segment_rules": [HIGH_RFM]}
+    small_sandbox.inject("status", status=400, path="/tasks/1001/download_url")
+    first = sync(narrow)
+    assert first.error is not None
+    assert first.final_state["bookmarks"]["users"]["in_flight_task"]["id"] == 1001
+
+    second = sync(fast_config, state=first.final_state)  # the segment setting removed
+
+    assert second.error is None
+    assert second.ids == {int(row["id"]) for row in small_sandbox.users()}

@@ -98,6 +98,20 @@ def test_incremental_syncs_start_at_bookmark_minus_lookback(
     assert parse_utc(third.bookmark) == bookmark + dt.timedelta(minutes=5)
 
 
+def test_state_with_a_bookmark_but_no_replication_key_still_syncs_incrementally(
+    fast_config: dict[str, Any], sync: Callable[..., Any]
+) -> None:
+    first = sync(fast_config)
+    state = first.final_state
+    del state["bookmarks"]["users"]["replication_key"]  # e.g. a state written by hand
+
+    second = sync(fast_config, state=state)
+
+    assert second.error is None
+    assert len(second.records) < len(first.records)
+    assert second.final_state["bookmarks"]["users"]["replication_key"] == "created_date"
+
+
 def test_start_date_bounds_the_first_sync_inclusively(
     small_sandbox: Sandbox, fast_config: dict[str, Any], sync: Callable[..., Any]
 ) -> None:
