@@ -78,6 +78,7 @@ def fetch(
         logger=LOGGER,
         max_url_refreshes=max_url_refreshes,
         max_resumes=max_resumes,
+        max_retries=5,
         backoff_base=0.01,
         backoff_cap=0.02,
     )
