@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).parent.parent / "benchmarks" / "bench_sync.py"
 
 
+@pytest.mark.slow
 def test_benchmark_prints_rates_ratios_rss_and_api_calls() -> None:
     result = subprocess.run(
         [sys.executable, str(SCRIPT), "--users", "20000", "--repeat", "1"],

@@ -10,6 +10,7 @@ import time
 from typing import TYPE_CHECKING
 
 import psutil
+import pytest
 import requests
 from sandbox_client import EXPORT_TARGET
 
@@ -21,6 +22,7 @@ USERS = 100_000
 BOUND_MB = 100
 
 
+@pytest.mark.slow
 def test_a_100k_user_export_is_served_with_flat_memory(tmp_path: Path) -> None:
     ready = tmp_path / "ready.json"
     process = subprocess.Popen(
