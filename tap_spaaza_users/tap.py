@@ -51,7 +51,7 @@ NON_NEGATIVE_NUMBERS = (
 )
 
 
-def _p(name: str, kind: Any, title: str, description: str, **kwargs: Any) -> th.Property:  # noqa: ANN401
+def _p(name: str, kind: Any, title: str, description: str, **kwargs: Any) -> th.Property[Any]:  # noqa: ANN401
     """Declare one setting (a shorthand keeping the list below readable)."""
     return th.Property(name, kind, title=title, description=description, **kwargs)
 

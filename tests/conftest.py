@@ -5,7 +5,7 @@ from __future__ import annotations
 import decimal
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 from tap_cli import FAST_SETTINGS, captured_stdout
@@ -50,7 +50,9 @@ class SyncOutput:
     @property
     def bookmark(self) -> str | None:
         """The users bookmark of the final state."""
-        return self.final_state["bookmarks"]["users"].get("replication_key_value")
+        return cast(
+            "str | None", self.final_state["bookmarks"]["users"].get("replication_key_value")
+        )
 
     @property
     def ids(self) -> set[int]:

@@ -53,7 +53,7 @@ def client(small_sandbox: Sandbox) -> Iterator[SpaazaClient]:
         yield api
 
 
-def api_calls(sandbox: Sandbox, method: str, path: str) -> list:
+def api_calls(sandbox: Sandbox, method: str, path: str) -> list[Any]:
     return [
         r for r in sandbox.requests if r.server == "api" and (r.method, r.path) == (method, path)
     ]

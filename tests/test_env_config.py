@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 def run_with_env(
     tmp_path: Path, settings: dict[str, str], *args: str
-) -> subprocess.CompletedProcess:
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_SPAAZA_USERS_")}
     env.update({f"TAP_SPAAZA_USERS_{k.upper()}": v for k, v in settings.items()})
     return subprocess.run(

@@ -128,7 +128,7 @@ class ScriptedTasks:
         self.codes = codes
         self.polls = 0
 
-    def get_task(self, task_id: int, *, log_limit: int | None = None) -> dict:  # noqa: ARG002
+    def get_task(self, task_id: int, *, log_limit: int | None = None) -> dict[str, Any]:  # noqa: ARG002
         """Answer the next scripted state."""
         code = self.codes[min(self.polls, len(self.codes) - 1)]
         self.polls += 1

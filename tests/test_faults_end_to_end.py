@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import socket
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 from flaky_proxy import FlakyProxy
@@ -48,7 +48,7 @@ def first_sync_state(sandbox: Sandbox, tmp_path: Path, config: dict[str, Any]) -
     assert run.returncode == 0, run.stderr
     sandbox.add_users(3)
     sandbox.request_log.clear()
-    return run.states[-1]
+    return cast("dict[str, Any]", run.states[-1])
 
 
 # API faults -------------------------------------------------------------------------------

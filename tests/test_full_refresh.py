@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from tap_spaaza_users.contract import parse_utc
 from tap_spaaza_users.state import LAST_FULL_REFRESH, is_due
@@ -44,7 +44,7 @@ def record_versions(output: SyncOutput) -> set[int | None]:
 
 def users_state(output: SyncOutput) -> dict[str, Any]:
     """The users stream's state of the final STATE message."""
-    return output.final_state["bookmarks"]["users"]
+    return cast("dict[str, Any]", output.final_state["bookmarks"]["users"])
 
 
 def made_due(output: SyncOutput) -> dict[str, Any]:

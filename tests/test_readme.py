@@ -8,7 +8,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -33,7 +33,7 @@ def readme_blocks(marker: str) -> list[list[str]]:
     ]
 
 
-def last_state(output: Path) -> dict:
+def last_state(output: Path) -> dict[str, Any]:
     """The value of the last STATE message in a file of Singer messages."""
     states = [
         json.loads(line)["value"]
@@ -41,7 +41,7 @@ def last_state(output: Path) -> dict:
         if line.startswith("{") and json.loads(line)["type"] == "STATE"
     ]
     assert states, f"{output.name} holds no STATE message"
-    return states[-1]
+    return cast("dict[str, Any]", states[-1])
 
 
 def test_settings_table_is_the_one_about_prints() -> None:

@@ -26,7 +26,7 @@ def checker() -> jsonschema.FormatChecker:
     """A format checker that also checks RFC 3339 date-times (UTC offset required)."""
     formats = jsonschema.FormatChecker()
 
-    @formats.checks("date-time", raises=ValueError)
+    @formats.checks("date-time", raises=ValueError)  # type: ignore[untyped-decorator]
     def is_date_time(value: object) -> bool:
         if not isinstance(value, str):
             return True  # formats apply to strings only; the type keyword judges the rest

@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from tap_spaaza_users.contract import USER_COLUMNS, ColumnType, parse_utc
 from tap_spaaza_users.errors import SpaazaInvalidRowError
@@ -35,10 +35,10 @@ def rule_start(task: Any) -> str:
     """The created_date rule's start_date of a recorded task."""
     (rule,) = [r for r in task.trigger["segment"]["rules"] if r["field_name"] == "created_date"]
     assert rule["operator"] == "is_after_date"
-    return rule["start_date"]
+    return cast("str", rule["start_date"])
 
 
-def assert_same_values(record: dict, raw: dict) -> None:
+def assert_same_values(record: dict[str, Any], raw: dict[str, Any]) -> None:
     """Every column of a record matches the sandbox's CSV text, typed or byte-identical."""
     for column, kind in USER_COLUMNS.items():
         text = raw[column]

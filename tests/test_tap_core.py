@@ -31,7 +31,7 @@ VALID = {
 
 
 def run_cli(
-    *args: str, config: dict | None = None, tmp_path: Path | None = None
+    *args: str, config: dict[str, Any] | None = None, tmp_path: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     argv = [sys.executable, "-m", "tap_spaaza_users", *args]
     if config is not None:

@@ -7,7 +7,7 @@ import json
 import re
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import http_date
@@ -137,7 +137,7 @@ class ApiApp:
             chain = self._authenticate(request)
             rule, args = ROUTES.bind_to_environ(request.environ).match()
             handler = getattr(self, "_" + str(rule))
-            return handler(request, chain, **args)
+            return cast("Response", handler(request, chain, **args))
         except ApiError as error:
             return error_response(error)
         except HTTPException as error:

@@ -6,7 +6,7 @@ import calendar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, cast
 
 from tap_spaaza_users.contract import (
     FIELD_TYPES,
@@ -253,15 +253,15 @@ def evaluate(rule: Rule, row: Row, now: datetime) -> bool:  # noqa: PLR0911
     if cell is None:
         return False
     if op == "is_date":
-        return cell.date() == ops["value"].date()  # type: ignore[attr-defined]
+        return cast("bool", cell.date() == ops["value"].date())  # type: ignore[attr-defined]
     if op == "is_after_date":
-        return cell > ops["start_date"]
+        return cast("bool", cell > ops["start_date"])
     if op == "is_before_date":
-        return cell < ops["end_date"]
+        return cast("bool", cell < ops["end_date"])
     if op == "is_between_date":
-        return ops["start_date"] <= cell <= ops["end_date"]
+        return cast("bool", ops["start_date"] <= cell <= ops["end_date"])
     if op == "is_between_number":
-        return ops["min"] <= cell <= ops["max"]
+        return cast("bool", ops["min"] <= cell <= ops["max"])
     cutoff = relative_cutoff(now, ops["time_factor"], ops["time_amount"])
     if op == "relative_less_than":
         return cutoff <= cell <= now  # type: ignore[operator]
@@ -272,10 +272,10 @@ def _equals(rule: Rule, text: str) -> bool:
     """Exact equality for ``is``/``is_not``: case-sensitive on keyword, not on text."""
     value = rule.operands["value"]
     if rule.field_type == "keyword":
-        return text == value
+        return cast("bool", text == value)
     if rule.field_type == "text":
         return text.lower() == str(value).lower()
     cell = _cell(rule, text)
     if rule.field_type == "date" and cell is not None:
-        return cell == value
+        return cast("bool", cell == value)
     return cell is not None and cell == value

@@ -7,7 +7,7 @@ import os
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
@@ -76,7 +76,7 @@ class Meltano:
     def state(self, state_id: str) -> dict[str, Any]:
         """Return the state Meltano's system database holds for ``state_id``."""
         result = self("state", "get", state_id)
-        return json.loads(result.stdout)
+        return cast("dict[str, Any]", json.loads(result.stdout))
 
     def use_sandbox(self, sandbox: Sandbox, **overrides: Any) -> None:
         """Point the extractor at ``sandbox`` through `TAP_SPAAZA_USERS_*` variables.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .test_meltano_warehouses import postgres  # noqa: F401 - the fixture
 
@@ -29,7 +29,7 @@ def run(meltano: Meltano) -> None:
 
 def users_state(meltano: Meltano) -> dict[str, Any]:
     """The users stream's state Meltano kept."""
-    return meltano.state(STATE_ID)["singer_state"]["bookmarks"]["users"]
+    return cast("dict[str, Any]", meltano.state(STATE_ID)["singer_state"]["bookmarks"]["users"])
 
 
 def make_full_refresh_due(meltano: Meltano) -> str:
@@ -40,7 +40,7 @@ def make_full_refresh_due(meltano: Meltano) -> str:
     moment = dt.datetime.fromisoformat(last) - dt.timedelta(days=DAYS + 1)
     stream["last_full_refresh"] = moment.isoformat()
     meltano("state", "set", "--force", STATE_ID, json.dumps(state))
-    return last
+    return cast("str", last)
 
 
 def row(warehouse: Postgres, user_id: int, columns: str) -> tuple[Any, ...]:

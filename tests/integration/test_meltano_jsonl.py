@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from tap_spaaza_users.contract import USER_COLUMNS, ColumnType, parse_utc
 
@@ -45,7 +45,7 @@ def run_into(meltano: Meltano, folder: Path) -> list[dict[str, object]]:
 def bookmark(meltano: Meltano) -> str:
     """Return the users stream's bookmark from Meltano's system database."""
     state = meltano.state(STATE_ID)
-    return state["singer_state"]["bookmarks"]["users"]["replication_key_value"]
+    return cast("str", state["singer_state"]["bookmarks"]["users"]["replication_key_value"])
 
 
 def test_full_run_writes_every_sandbox_user_typed(

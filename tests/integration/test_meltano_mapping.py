@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import yaml
 
@@ -38,7 +38,7 @@ def meltano_yml_pii_example() -> dict[str, Any]:
         if not line.strip().startswith("#"):
             break
         block.append(line[indent + 2 :])
-    return yaml.safe_load("\n".join(block))["stream_maps"]
+    return cast("dict[str, Any]", yaml.safe_load("\n".join(block))["stream_maps"])
 
 
 def test_meltano_yml_stream_map_example_hashes_email_and_drops_phone_and_address(

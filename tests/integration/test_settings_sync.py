@@ -7,7 +7,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import yaml
@@ -43,7 +43,7 @@ def meltano_extractor() -> dict[str, Any]:
         for plugin in project["plugins"]["extractors"]
         if plugin["name"] == "tap-spaaza-users"
     ]
-    return extractor
+    return cast("dict[str, Any]", extractor)
 
 
 def meltano_settings() -> dict[str, dict[str, Any]]:

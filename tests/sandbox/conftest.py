@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import pytest
 from sandbox_client import ApiClient
@@ -30,7 +30,10 @@ def api(sandbox: Sandbox) -> ApiClient:
 @pytest.fixture
 def small_sandbox(sandbox_factory: SandboxFactory) -> Sandbox:
     """A 200-user sandbox with a fixed start clock."""
-    return sandbox_factory(users=200, seed=7, now=datetime(2026, 5, 26, 12, tzinfo=timezone.utc))
+    return cast(
+        "Sandbox",
+        sandbox_factory(users=200, seed=7, now=datetime(2026, 5, 26, 12, tzinfo=timezone.utc)),
+    )
 
 
 @pytest.fixture

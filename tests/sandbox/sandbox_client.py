@@ -6,7 +6,7 @@ import csv
 import io
 import time
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import requests
 
@@ -38,7 +38,7 @@ class ApiClient:
         headers = {"Authorization": self.auth, **kwargs.pop("headers", {})}
         return requests.request(method, self.sb.url + path, headers=headers, timeout=30, **kwargs)
 
-    def body(self, segment: dict | None = None, **trigger: Any) -> dict[str, Any]:
+    def body(self, segment: dict[str, Any] | None = None, **trigger: Any) -> dict[str, Any]:
         """Return a POST /tasks body; trigger.once is the sandbox's now unless given."""
         once = self.sb.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
         trig: dict[str, Any] = {"once": once, **trigger}
@@ -47,11 +47,11 @@ class ApiClient:
         return {"chain": self.sb.chain_id, "desc": "test export", "target": EXPORT_TARGET,
                 "trigger": trig}  # fmt: skip
 
-    def create(self, segment: dict | None = None, **trigger: Any) -> dict[str, Any]:
+    def create(self, segment: dict[str, Any] | None = None, **trigger: Any) -> dict[str, Any]:
         """Create a task and return it."""
         response = self.call("POST", "/tasks", json=self.body(segment, **trigger))
         assert response.status_code == 201, response.text
-        return response.json()
+        return cast("dict[str, Any]", response.json())
 
     def wait(self, task_id: int, codes: tuple[str, ...] = ("DONE", "ERROR")) -> dict[str, Any]:
         """Poll a task until its state is one of ``codes``."""
@@ -59,7 +59,7 @@ class ApiClient:
         while time.monotonic() < deadline:
             task = self.call("GET", f"/tasks/{task_id}").json()
             if task["state"]["code"] in codes:
-                return task
+                return cast("dict[str, Any]", task)
             time.sleep(0.02)
         msg = f"task {task_id} never reached {codes}"
         raise AssertionError(msg)
@@ -68,7 +68,7 @@ class ApiClient:
         """Return the task's pre-signed download URL."""
         response = self.call("GET", f"/tasks/{task_id}/download_url")
         assert response.status_code == 200, response.text
-        return response.json()["url"]
+        return cast("str", response.json()["url"])
 
     def done_url(self) -> tuple[int, str]:
         """Create a task, wait for DONE, and return its id and a download URL."""
@@ -80,13 +80,13 @@ class ApiClient:
         """Send a ``/_sandbox`` control request (no auth)."""
         return requests.request(method, f"{self.sb.url}/_sandbox{path}", timeout=30, **kwargs)
 
-    def export(self, segment: dict | None = None, **trigger: Any) -> requests.Response:
+    def export(self, segment: dict[str, Any] | None = None, **trigger: Any) -> requests.Response:
         """Create a task, wait for DONE, and download its file."""
         task = self.create(segment, **trigger)
         assert self.wait(task["id"])["state"]["code"] == "DONE"
         return requests.get(self.download_url(task["id"]), timeout=30)
 
-    def export_ids(self, segment: dict | None = None) -> set[int]:
+    def export_ids(self, segment: dict[str, Any] | None = None) -> set[int]:
         """Export and return the ids in the file."""
         response = self.export(segment)
         rows = csv.DictReader(io.StringIO(response.content.decode("utf-8")))

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 
-def _start(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], dict]:
+def _start(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     ready = tmp_path / "ready.json"
     command = [sys.executable, "-m", "tap_spaaza_users.sandbox", "--port", "0", "--users", "30",
                "--task-base-seconds", "0", "--task-seconds-per-1k", "0",

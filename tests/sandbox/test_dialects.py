@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 
 def _text(api: ApiClient) -> str:
-    return api.export().content.decode("utf-8")
+    return cast("str", api.export().content.decode("utf-8"))
 
 
 def _rows(api: ApiClient) -> list[dict[str, str]]:
@@ -91,6 +91,6 @@ def test_dialect_persists_until_reset(small_api: ApiClient) -> None:
     [{"booleans": "Y_N"}, {"datetimes": "epoch"}, {"column_order": "reversed"},
      {"missing_columns": ["nope"]}, {"extra_columns": ["id"]}, {"delimiter": ";"}],
 )  # fmt: skip
-def test_unknown_variants_are_refused(small_api: ApiClient, options: dict) -> None:
+def test_unknown_variants_are_refused(small_api: ApiClient, options: dict[str, Any]) -> None:
     with pytest.raises((ValueError, TypeError)):
         small_api.sb.set_csv_dialect(**options)

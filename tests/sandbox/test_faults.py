@@ -8,7 +8,7 @@ import http.client
 import io
 import time
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -201,7 +201,9 @@ def test_slow_download_throttles_the_body(sandbox_factory: SandboxFactory) -> No
          lambda row: row[10] == "yesterday"),
     ],
 )  # fmt: skip
-def test_malformed_rows(api: ApiClient, params: dict, check: Callable[[list[str]], bool]) -> None:
+def test_malformed_rows(
+    api: ApiClient, params: dict[str, Any], check: Callable[[list[str]], bool]
+) -> None:
     api.sb.inject("malformed_rows", **params)
     text = api.export().content.decode("utf-8")
     rows = list(csv.reader(io.StringIO(text)))
@@ -230,6 +232,8 @@ def test_unknown_fault_kind_is_refused(api: ApiClient) -> None:
     [("status", {"status": 99}), ("gzip", {"mode": "brotli"}),
      ("malformed_rows", {"problem": "upside_down"}), ("url_expired", {"times": 0})],
 )  # fmt: skip
-def test_impossible_fault_parameters_are_refused(api: ApiClient, kind: str, params: dict) -> None:
+def test_impossible_fault_parameters_are_refused(
+    api: ApiClient, kind: str, params: dict[str, Any]
+) -> None:
     with pytest.raises(ValueError, match="must be"):
         api.sb.inject(kind, **params)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from sandbox_client import ApiClient, segment_of
 
@@ -18,10 +18,10 @@ if TYPE_CHECKING:
 
 def _created(api: ApiClient, user_id: int) -> str:
     row = next(r for r in api.sb.users() if r["id"] == str(user_id))
-    return row["created_date"].replace(" ", "T") + "Z"
+    return cast("str", row["created_date"].replace(" ", "T") + "Z")
 
 
-def _rule(operator: str, **operands: str | int) -> dict:
+def _rule(operator: str, **operands: str | int) -> dict[str, Any]:
     return {"field_name": "created_date", "field_type": "date", "operator": operator, **operands}
 
 

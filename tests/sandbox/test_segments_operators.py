@@ -121,8 +121,13 @@ def test_join_all_and_any(small_api: ApiClient) -> None:
     subscribed = _rule("mailing_list_subscribed", "boolean", "is", value=True)
     both = small_api.export_ids(segment_of(gold, subscribed, join="all"))
     either = small_api.export_ids(segment_of(gold, subscribed, join="any"))
-    is_gold = lambda r: r["loyalty_status_name"] == "Gold"  # noqa: E731
-    is_sub = lambda r: r["mailing_list_subscribed"] == "true"  # noqa: E731
+
+    def is_gold(row: dict[str, str]) -> bool:
+        return row["loyalty_status_name"] == "Gold"
+
+    def is_sub(row: dict[str, str]) -> bool:
+        return row["mailing_list_subscribed"] == "true"
+
     assert both == _expect(small_api, lambda r: is_gold(r) and is_sub(r))
     assert either == _expect(small_api, lambda r: is_gold(r) or is_sub(r))
 

@@ -7,7 +7,7 @@ import io
 import threading
 import time
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 import requests
@@ -19,10 +19,10 @@ if TYPE_CHECKING:
     from sandbox_client import SandboxFactory
 
 
-def _listed(api: ApiClient, **params: object) -> list[dict]:
+def _listed(api: ApiClient, **params: object) -> list[dict[str, Any]]:
     response = api.call("GET", "/tasks", params=params)
     assert response.status_code == 200, response.text
-    return response.json()
+    return cast("list[dict[str, Any]]", response.json())
 
 
 def test_answer_lost_creates_the_task_then_answers_502_for_n_creates(api: ApiClient) -> None:

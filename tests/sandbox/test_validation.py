@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from sandbox_client import EXPORT_TARGET, ApiClient, segment_of
@@ -19,7 +19,7 @@ def _error(api: ApiClient, body: Any) -> dict[str, Any]:
     error = response.json()["error"]
     assert error["code"] == 400
     assert error["description"]
-    return error
+    return cast("dict[str, Any]", error)
 
 
 SEGMENT_CASES = [
@@ -31,7 +31,7 @@ SEGMENT_CASES = [
 
 
 @pytest.mark.parametrize(("change", "name"), SEGMENT_CASES)
-def test_bad_segment_envelope_is_named(api: ApiClient, change: dict, name: str) -> None:
+def test_bad_segment_envelope_is_named(api: ApiClient, change: dict[str, Any], name: str) -> None:
     assert _error(api, api.body(segment_of(_rule()) | change))["name"] == name
 
 
@@ -56,7 +56,7 @@ RULE_CASES = [
 
 
 @pytest.mark.parametrize(("change", "name"), RULE_CASES)
-def test_bad_rule_is_named(api: ApiClient, change: dict, name: str) -> None:
+def test_bad_rule_is_named(api: ApiClient, change: dict[str, Any], name: str) -> None:
     rule = {k: v for k, v in (_rule() | change).items() if v is not None}
     error = _error(api, api.body(segment_of(rule)))
     assert error["name"] == name
