@@ -1,4 +1,4 @@
-"""The ``spaaza-sandbox`` command: says how to install the sandbox when its extra is missing.
+"""The `spaaza-sandbox` command: says how to install the sandbox when its extra is missing.
 
 It lives outside the ``sandbox`` package because importing that package needs werkzeug,
 which only the ``[sandbox]`` extra installs.
