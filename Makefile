@@ -47,10 +47,11 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy --explicit-package-bases tap_spaaza_users tests scripts
 
-# PostgreSQL for the integration tests: .ci/run starts it; as root, so does `make test`.
+# PostgreSQL for the integration tests: .ci/run starts it; as root, so does `make test`, which
+# then stops the server again if it started it (scripts/with-postgres.sh).
 pytest: setup
 	@if [ -z "$$TAP_SPAAZA_USERS_TEST_POSTGRES_HOST" ] && [ "$$(id -u)" = 0 ]; then \
-		. scripts/start-postgres.sh && $(VENV)/bin/pytest; \
+		bash scripts/with-postgres.sh $(VENV)/bin/pytest; \
 	else \
 		$(VENV)/bin/pytest; \
 	fi

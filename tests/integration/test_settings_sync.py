@@ -75,8 +75,9 @@ def expected_kind(schema: dict[str, Any]) -> str:
     types = [types] if isinstance(types, str) else [t for t in types if t != "null"]
     kind_by_type = {
         "integer": "integer",
-        # Meltano 4.4 cannot pass a `decimal` given as text to a plugin: see meltano.yml.
-        "number": "integer",
+        # Meltano 4.4 passes neither `integer` nor `decimal` fractions from the environment;
+        # as `string` they reach the tap, which reads them as numbers: see meltano.yml.
+        "number": "string",
         "boolean": "boolean",
         "array": "array",
         "object": "object",
