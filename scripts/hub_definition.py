@@ -13,7 +13,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -51,14 +51,14 @@ def about() -> dict[str, Any]:
         text=True,
         check=True,
     )
-    return json.loads(result.stdout)
+    return cast("dict[str, Any]", json.loads(result.stdout))
 
 
 def meltano_extractor() -> dict[str, Any]:
     """Return the tap's plugin block in meltano.yml."""
     project = yaml.safe_load((ROOT / "meltano.yml").read_text(encoding="utf-8"))
     (plugin,) = [p for p in project["plugins"]["extractors"] if p["name"] == NAME]
-    return plugin
+    return cast("dict[str, Any]", plugin)
 
 
 def setting_kind(schema: dict[str, Any]) -> str:
@@ -132,7 +132,7 @@ def definition() -> dict[str, Any]:
 def render() -> str:
     """Return the definition file's text."""
     body = yaml.safe_dump(definition(), sort_keys=False, allow_unicode=True, width=100)
-    return HEADER + body
+    return cast("str", HEADER + body)
 
 
 def main() -> int:

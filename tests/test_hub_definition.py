@@ -11,7 +11,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import pytest
@@ -54,7 +54,7 @@ SETTING_KINDS = {
 
 def hub() -> dict[str, Any]:
     """Return the plugin definition kept in the repository."""
-    return yaml.safe_load(DEFINITION.read_text(encoding="utf-8"))
+    return cast("dict[str, Any]", yaml.safe_load(DEFINITION.read_text(encoding="utf-8")))
 
 
 def hub_settings() -> dict[str, dict[str, Any]]:
@@ -71,14 +71,14 @@ def about() -> dict[str, Any]:
         check=True,
         timeout=60,
     )
-    return json.loads(result.stdout)
+    return cast("dict[str, Any]", json.loads(result.stdout))
 
 
 def meltano_extractor() -> dict[str, Any]:
     """Return the tap's plugin block in meltano.yml."""
     project = yaml.safe_load((ROOT / "meltano.yml").read_text(encoding="utf-8"))
     (plugin,) = [p for p in project["plugins"]["extractors"] if p["name"] == "tap-spaaza-users"]
-    return plugin
+    return cast("dict[str, Any]", plugin)
 
 
 def test_definition_is_up_to_date() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from tap_spaaza_users.tap import TapSpaazaUsers
 
@@ -24,7 +24,9 @@ WHOLE, FRACTION = 7, "2.5"
 
 def about_settings() -> dict[str, dict[str, Any]]:
     """Return every setting `--about` offers (the tap's and the SDK's), by name."""
-    return TapSpaazaUsers._get_about_info().settings["properties"]
+    return cast(
+        "dict[str, dict[str, Any]]", TapSpaazaUsers._get_about_info().settings["properties"]
+    )
 
 
 def types_of(schema: dict[str, Any]) -> set[str]:
@@ -49,7 +51,7 @@ def number_settings_from_env() -> dict[str, str]:
 def dumped_config(meltano: Meltano, *args: str, env: dict[str, str]) -> dict[str, Any]:
     """Return the config file Meltano writes for the tap (`meltano invoke --dump=config`)."""
     result = meltano(*args, "invoke", "--dump=config", "tap-spaaza-users", extra_env=env)
-    return json.loads(result.stdout)
+    return cast("dict[str, Any]", json.loads(result.stdout))
 
 
 def test_number_settings_cover_whole_and_fractional_ones() -> None:
