@@ -385,8 +385,12 @@ class _Download:
     def copy_body(self, response: requests.Response) -> str:
         """Copy a 200/206 body; decide whether the file is complete."""
         writer = self.writer
-        writer.encoding = response.headers.get("Content-Encoding") or writer.encoding
-        writer.etag = response.headers.get("ETag") or writer.etag
+        if response.status_code == 200:  # noqa: PLR2004 - a whole body: its own headers
+            writer.encoding = response.headers.get("Content-Encoding")
+            writer.etag = response.headers.get("ETag")
+        else:
+            writer.encoding = response.headers.get("Content-Encoding") or writer.encoding
+            writer.etag = response.headers.get("ETag") or writer.etag
         total = _expected_total(response, writer.offset)
         writer.total = total
         try:
@@ -563,7 +567,6 @@ def _download_whole(url_provider: Callable[[], str], download: _Download) -> int
                 problem,
             )
             writer.restart()
-            writer.etag = writer.encoding = None
     task = f"Export task {attempts.task_id}" if attempts.task_id is not None else "The export"
     msg = (
         f"{task}: the file is corrupt ({problem}), downloaded {MAX_WHOLE_DOWNLOADS} times "

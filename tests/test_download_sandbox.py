@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
+from spooled import Fetched, fetch_to
 
 from tap_spaaza_users.contract import USER_COLUMNS, ColumnType
-from tap_spaaza_users.download import DownloadResult, download_export
 from tap_spaaza_users.errors import SpaazaDownloadError, SpaazaInvalidRowError
 from tap_spaaza_users.records import UsersCsvReader
 
@@ -69,8 +69,8 @@ class Export:
 
 def fetch(
     urls: Callable[[], str], dest: Path, *, max_url_refreshes: int = 3, max_resumes: int = 5
-) -> DownloadResult:
-    return download_export(
+) -> Fetched:
+    return fetch_to(
         urls,
         dest,
         timeout=5.0,
