@@ -21,12 +21,12 @@ class Fetched:
     result: DownloadResult
     path: Path
 
-    def __getattr__(self, name: str) -> Any:  # noqa: ANN401
+    def __getattr__(self, name: str) -> Any:
         """The download's counters: ``bytes``, ``resumes``, ``url_refreshes``, ..."""
         return getattr(self.result, name)
 
 
-def fetch_to(urls: Callable[[], str], dest: Path, **settings: Any) -> Fetched:  # noqa: ANN401
+def fetch_to(urls: Callable[[], str], dest: Path, **settings: Any) -> Fetched:
     """Run ``download_export`` into a spool, then copy the spool to ``dest``.
 
     Args:
