@@ -421,7 +421,7 @@ class _Download:
         writer = self.writer
         of = f" of {writer.total}" if writer.total else ""
         why = (
-            f"the download did not finish within {writer.pace.deadline:.0f} s "
+            f"the download did not finish within {writer.pace.deadline:g} s "
             f"(task_timeout_minutes), {writer.offset}{of} bytes received"
         )
         return self.attempts.fail(why)

@@ -87,7 +87,9 @@ def test_body_without_length_is_whole_once_a_range_from_its_end_answers_416(
     assert_every_user_once(run, small_sandbox)
     gets = storage_gets(small_sandbox)
     assert [r.status for r in gets] == [200, 416]
-    size = small_sandbox.tasks[1001].file.stat().st_size
+    stored = small_sandbox.tasks[1001].file
+    assert stored is not None
+    size = stored.stat().st_size
     assert gets[1].headers["Range"] == f"bytes={size}-"
 
 
