@@ -66,3 +66,11 @@ class SpaazaDownloadError(SpaazaError):
 
 class SpaazaInvalidRowError(SpaazaError):
     """A CSV row of the export could not be parsed or typed."""
+
+
+class SpaazaCorruptExportError(SpaazaDownloadError):
+    """The export file arrived whole but is not what storage holds, or not valid gzip."""
+
+
+class SpaazaLocalIOError(SpaazaError):
+    """Writing or reading the export file on local disk failed (a full disk, a removed dir)."""

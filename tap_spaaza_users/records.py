@@ -6,24 +6,25 @@ import csv
 import gzip
 import io
 import sys
+import zlib
 from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from tap_spaaza_users.contract import PRIMARY_KEY, USER_COLUMNS, ColumnType
-from tap_spaaza_users.errors import SpaazaInvalidRowError
+from tap_spaaza_users.errors import SpaazaCorruptExportError, SpaazaInvalidRowError
+from tap_spaaza_users.integrity import GZIP_MAGIC
 
 if TYPE_CHECKING:
     import logging
     from collections.abc import Callable, Iterator
-    from pathlib import Path
     from types import TracebackType
 
     from typing_extensions import Self
 
 Record = dict[str, Any]
 
-GZIP_MAGIC = b"\x1f\x8b"
 INVALID_ROW_ACTIONS = ("fail", "skip")
 MAX_VALUE_IN_MESSAGE = 80
 _CONVERSION_ERRORS = (ValueError, KeyError, TypeError, ArithmeticError)
@@ -105,12 +106,55 @@ FAST_CONVERTERS: dict[ColumnType, Callable[[str], Any]] = CONVERTERS | {
 }
 
 
-def open_export_text(path: Path) -> IO[str]:
-    """Open the export as text: gzip detected by magic bytes, UTF-8 with the BOM stripped."""
-    with path.open("rb") as probe:
-        is_gzip = probe.read(2) == GZIP_MAGIC
-    binary: Any = gzip.open(path, "rb") if is_gzip else path.open("rb")  # noqa: SIM115
-    return io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
+def open_export_text(source: Path | io.BufferedReader, task_id: int | None = None) -> IO[str]:
+    """Open the export as text: gzip detected by magic bytes, UTF-8 with the BOM stripped.
+
+    Args:
+        source: The file, or a reader of it (such as a spool's) at its first byte.
+        task_id: The export task, named when its gzip stream turns out broken.
+
+    Returns:
+        The text; a broken gzip stream raises SpaazaCorruptExportError while reading.
+    """
+    binary: io.BufferedReader = source.open("rb") if isinstance(source, Path) else source
+    if binary.peek(2)[:2] != GZIP_MAGIC:
+        return io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
+    return io.TextIOWrapper(_CheckedGzip(binary, task_id), encoding="utf-8-sig", newline="")
+
+
+_GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
+
+
+class _CheckedGzip(gzip.GzipFile):
+    """A gzip reader whose broken stream (truncated, bad CRC) is one clear error, not a trace."""
+
+    def __init__(self, binary: io.BufferedReader, task_id: int | None) -> None:
+        super().__init__(fileobj=binary, mode="rb")
+        self._binary = binary
+        self._task_id = task_id
+
+    def _broken(self, exc: Exception) -> SpaazaCorruptExportError:
+        task = f"Export task {self._task_id}" if self._task_id is not None else "The export"
+        why = "it ends early" if isinstance(exc, EOFError) else str(exc)
+        return SpaazaCorruptExportError(f"{task}: the gzip file is corrupt ({why})")
+
+    def read(self, size: int | None = -1) -> bytes:
+        try:
+            return super().read(size)
+        except _GZIP_ERRORS as exc:
+            raise self._broken(exc) from None
+
+    def read1(self, size: int = -1) -> bytes:
+        try:
+            return super().read1(size)
+        except _GZIP_ERRORS as exc:
+            raise self._broken(exc) from None
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._binary.close()
 
 
 def _without_nul(lines: Iterator[str]) -> Iterator[str]:
@@ -140,16 +184,16 @@ class UsersCsvReader:
 
     def __init__(
         self,
-        path: Path,
+        source: Path | io.BufferedReader,
         *,
         task_id: int,
         on_invalid_row: str = "fail",
         logger: logging.Logger,
     ) -> None:
-        """Prepare to read `path`, the file of export task `task_id`.
+        """Prepare to read `source`, the file of export task `task_id`.
 
         Args:
-            path: The downloaded export file (plain or gzip).
+            source: The downloaded export file (plain or gzip), or a reader of it.
             task_id: The export task, named in errors.
             on_invalid_row: "fail" raises on the first malformed row; "skip" logs and counts it.
             logger: Where warnings go.
@@ -160,7 +204,7 @@ class UsersCsvReader:
         if on_invalid_row not in INVALID_ROW_ACTIONS:
             msg = "on_invalid_row must be one of %s, not %r" % (INVALID_ROW_ACTIONS, on_invalid_row)  # noqa: UP031
             raise ValueError(msg)
-        self.path = path
+        self.source = source
         self.task_id = task_id
         self.on_invalid_row = on_invalid_row
         self.logger = logger
@@ -175,7 +219,7 @@ class UsersCsvReader:
     def __enter__(self) -> Self:
         """Open the file and read its header."""
         csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-        self._file = open_export_text(self.path)
+        self._file = open_export_text(self.source, self.task_id)
         try:
             lines: Iterator[str] = iter(self._file)
             if _NEEDS_NUL_WORKAROUND:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from singer_sdk.helpers.conform import TypeConformanceLevel
@@ -21,6 +19,7 @@ from tap_spaaza_users.export import DONE, INPROGRESS, READY, UsersExport, make_c
 from tap_spaaza_users.idset import IdSet
 from tap_spaaza_users.records import UsersCsvReader
 from tap_spaaza_users.sdk_hooks import HookedStream
+from tap_spaaza_users.spool import Spool, remove_leftovers
 from tap_spaaza_users.windows import Window, WindowSelection, plan_sync
 
 if sys.version_info >= (3, 12):
@@ -29,6 +28,7 @@ else:
     from typing_extensions import override
 
 if TYPE_CHECKING:
+    import io
     from collections.abc import Iterable, Iterator
 
     from singer_sdk.helpers.types import Context
@@ -110,32 +110,35 @@ class UsersStream(HookedStream):
             self.logger.info("Backfill in %d windows, from %s", len(windows), windows[0].describe())
         # Ids emitted this sync, to drop repeats from the lookback overlap and window seams.
         seen = IdSet()
-        with (
-            tempfile.TemporaryDirectory(prefix="tap-spaaza-users-") as workdir,
-            contextlib.closing(export),
-        ):
+        remove_leftovers(self.logger)
+        with contextlib.closing(export):
             for window in windows:
-                yield from self._sync_window(export, window, Path(workdir), seen)
+                yield from self._sync_window(export, window, seen)
         self._complete_full_refresh(self.full_refresh)
 
     def _sync_window(
-        self, export: UsersExport, window: Window, workdir: Path, seen: IdSet
+        self, export: UsersExport, window: Window, seen: IdSet
     ) -> Iterator[dict[str, Any]]:
-        """Obtain the window's finished task, emit its file, then close the window."""
+        """Obtain the window's finished task, emit its file, then close the window.
+
+        The file lives in an unlinked spool: no crash leaves the users' data on disk.
+        """
         task_id = self._finished_task(export, window)
         settings = export.client.settings
-        result = download_export(
-            lambda: export.download_url(task_id),
-            workdir / f"User_Export-{task_id}.csv",
-            timeout=settings.timeout,
-            user_agent=settings.user_agent,
-            logger=self.logger,
-            max_retries=settings.max_retries,
-            backoff_base=settings.retry_initial_wait,
-            backoff_cap=settings.retry_max_wait,
-        )
-        yield from self._read(result.path, task_id, WindowSelection(window, seen))
-        result.path.unlink(missing_ok=True)
+        with Spool(task_id=task_id) as spool:
+            download_export(
+                lambda: export.download_url(task_id),
+                spool,
+                timeout=settings.timeout,
+                user_agent=settings.user_agent,
+                logger=self.logger,
+                max_retries=settings.max_retries,
+                backoff_base=settings.retry_initial_wait,
+                backoff_cap=settings.retry_max_wait,
+                task_id=task_id,
+                deadline_seconds=float(self.config["task_timeout_minutes"]) * 60,
+            )
+            yield from self._read(spool.reader(), task_id, WindowSelection(window, seen))
         self._close_window(export, task_id, window)
 
     def _finished_task(self, export: UsersExport, window: Window) -> int:
@@ -193,12 +196,12 @@ class UsersStream(HookedStream):
         self.flush_state()
 
     def _read(
-        self, path: Path, task_id: int, selection: WindowSelection
+        self, source: io.BufferedReader, task_id: int, selection: WindowSelection
     ) -> Iterator[dict[str, Any]]:
         """Yield the file's records in the window not yet emitted, then log the tally."""
         started = time.monotonic()
         with UsersCsvReader(
-            path,
+            source,
             task_id=task_id,
             on_invalid_row=self.config["on_invalid_row"],
             logger=self.logger,

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
+from spooled import Fetched, fetch_to
 
 from tap_spaaza_users import download
-from tap_spaaza_users.download import DownloadResult, download_export
 from tap_spaaza_users.errors import SpaazaDownloadError
 from tap_spaaza_users.storage import redact_url
 
@@ -36,9 +36,9 @@ def fetch(
     max_retries: int = 5,
     max_url_refreshes: int = 3,
     timeout: float = 5.0,
-) -> DownloadResult:
+) -> Fetched:
     """Download with short timeouts and backoff, as every test here wants."""
-    return download_export(
+    return fetch_to(
         urls,
         dest,
         timeout=timeout,

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
+from spooled import Fetched, fetch_to
 
 from tap_spaaza_users.contract import USER_COLUMNS, ColumnType
-from tap_spaaza_users.download import DownloadResult, download_export
 from tap_spaaza_users.errors import SpaazaDownloadError, SpaazaInvalidRowError
 from tap_spaaza_users.records import UsersCsvReader
 
@@ -69,8 +70,8 @@ class Export:
 
 def fetch(
     urls: Callable[[], str], dest: Path, *, max_url_refreshes: int = 3, max_resumes: int = 5
-) -> DownloadResult:
-    return download_export(
+) -> Fetched:
+    return fetch_to(
         urls,
         dest,
         timeout=5.0,
@@ -271,3 +272,62 @@ def test_malformed_rows_are_skipped_and_counted_on_request(sb: Sandbox, tmp_path
     good = {record["id"] for record in records}
     assert len(good) == 298
     assert good < {int(raw["id"]) for raw in sb.users()}
+
+
+def slow_fetch(export: Export, dest: Path, **settings: Any) -> Fetched:
+    """Download with the test's own deadline or progress cadence."""
+    return fetch_to(
+        export.download_url,
+        dest,
+        timeout=5.0,
+        user_agent=USER_AGENT,
+        logger=LOGGER,
+        max_retries=2,
+        backoff_base=0.01,
+        backoff_cap=0.02,
+        **settings,
+    )
+
+
+def test_progress_shows_bytes_of_total_percent_speed_and_time_left(
+    sb: Sandbox, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    export = Export(sb)
+    size = len(export.stored_bytes())
+    sb.set_options(storage_bytes_per_second=size / 1.2)  # about 1.2 s
+
+    with caplog.at_level(logging.INFO, logger=LOGGER.name):
+        result = slow_fetch(export, tmp_path / "f.csv", progress_every=0.3)
+
+    assert result.path.read_bytes() == export.stored_bytes()
+    lines = [r.getMessage() for r in caplog.records if "Export download: " in r.getMessage()]
+    assert 2 <= len(lines) <= 5
+    total = f"{size / 1e6:.1f} MB"
+    for line in lines:
+        assert re.fullmatch(
+            rf"Export download: \d+\.\d MB of {re.escape(total)} \(\d+%\), \d+\.\d MB/s, "
+            r"about \d+ s left",
+            line,
+        ), line
+    percents = [int(re.findall(r"\((\d+)%\)", line)[0]) for line in lines]
+    assert percents == sorted(percents)
+    assert 0 < percents[0] < 100
+
+
+def test_download_past_its_deadline_fails_naming_the_setting(sb: Sandbox, tmp_path: Path) -> None:
+    export = Export(sb)
+    size = len(export.stored_bytes())
+    sb.set_options(storage_bytes_per_second=size / 3)  # about 3 s, above the floor
+
+    started = time.monotonic()
+    with pytest.raises(SpaazaDownloadError) as caught:
+        slow_fetch(export, tmp_path / "f.csv", deadline_seconds=0.5, task_id=1001)
+
+    assert time.monotonic() - started < 2.5
+    message = str(caught.value)
+    assert message.startswith(
+        "Export download failed: the download did not finish within 0.5 s (task_timeout_minutes)"
+    )
+    assert " bytes received" in message
+    assert f"of {size}" in message
+    assert "export task 1001 is kept" in message

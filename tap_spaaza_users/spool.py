@@ -1,0 +1,235 @@
+"""The export file on local disk: an unlinked temporary file that no crash can leave behind.
+
+The file has no name from the moment it exists (``O_TMPFILE`` where the system has it,
+created and unlinked at once elsewhere), so the users' personal data it holds goes with the
+process, even after ``kill -9``. The download writes it (the writer side); the reader side
+reads it from the start, and blocks until the writer has written more or has finished, so
+a reader can follow the writer while the download is still running.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tap_spaaza_users.errors import SpaazaLocalIOError
+
+if TYPE_CHECKING:
+    import logging
+    from types import TracebackType
+
+    from typing_extensions import Buffer, Self
+
+#: Names earlier versions of the tap gave their work directories and export files.
+LEFTOVER_DIRS = "tap-spaaza-users-*"
+LEFTOVER_FILES = "User_Export-*.csv"
+READ_SIZE = 1024 * 1024
+_HAS_PREAD = hasattr(os, "pread")
+
+
+def local_io_error(exc: OSError, doing: str, where: str, task_id: int | None) -> SpaazaLocalIOError:
+    """The one-line error of a local I/O failure: what failed, where, and what to do.
+
+    Args:
+        exc: The failure.
+        doing: What the tap was doing (``writing the export file``).
+        where: The directory or file concerned.
+        task_id: The export task, kept for the next run.
+
+    Returns:
+        The error to raise.
+    """
+    reason = exc.strerror or type(exc).__name__
+    task = f"export task {task_id} is kept and" if task_id is not None else "the export is"
+    return SpaazaLocalIOError(
+        f"Local I/O failed {doing} in {where} ({reason}): make sure that directory exists and "
+        f"has free space (or point TMPDIR at one that does), then run the sync again; "
+        f"{task} reused by the next run"
+    )
+
+
+def remove_leftovers(logger: logging.Logger, directory: str | None = None) -> int:
+    """Delete export files and work directories that earlier versions left in the temp dir.
+
+    Versions that kept the export in a named file lost it to ``kill -9``: every user's
+    personal data stayed on disk. This version never names its files, so whatever matches
+    those names is a leftover.
+
+    Args:
+        logger: Where the clean-up is reported.
+        directory: The temporary directory (default: the system's).
+
+    Returns:
+        How many files and directories were removed.
+    """
+    root = Path(directory or tempfile.gettempdir())
+    removed = 0
+    for leftover in [*root.glob(LEFTOVER_DIRS), *root.glob(LEFTOVER_FILES)]:
+        try:
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover)
+            else:
+                leftover.unlink()
+        except OSError as exc:
+            logger.warning("Could not remove %s, left by an earlier run: %s", leftover, exc)
+            continue
+        removed += 1
+    if removed:
+        logger.info("Removed %d export files or directories earlier runs left in %s", removed, root)
+    return removed
+
+
+class Spool:
+    """An unlinked temporary file with a writer side and any number of followers.
+
+    The writer appends (``write``), starts over (``restart``) and ends (``finish``, or
+    ``abort`` with the reason); ``reader()`` opens a reader from byte 0 that blocks until
+    more bytes or the end are known. Use as a context manager: closing frees the disk space.
+    """
+
+    def __init__(self, directory: str | None = None, *, task_id: int | None = None) -> None:
+        """Create the file in ``directory`` (default: the system's temporary directory).
+
+        Raises:
+            SpaazaLocalIOError: When the file cannot be created there.
+        """
+        self.directory = directory or tempfile.gettempdir()
+        self.task_id = task_id
+        try:
+            self._file = tempfile.TemporaryFile(dir=self.directory)  # noqa: SIM115 - closed by close()
+        except OSError as exc:
+            raise local_io_error(exc, "creating the export file", self.directory, task_id) from None
+        self._changed = threading.Condition()
+        self._size = 0
+        self._generation = 0
+        self._finished = False
+        self._error: BaseException | None = None
+
+    def __enter__(self) -> Self:
+        """The spool itself."""
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close the file (its space is freed)."""
+        self.close()
+
+    def close(self) -> None:
+        """Close the file; a reader still waiting sees the end."""
+        with self._changed:
+            self._finished = True
+            self._changed.notify_all()
+        self._file.close()
+
+    @property
+    def size(self) -> int:
+        """Bytes written so far."""
+        return self._size
+
+    @property
+    def finished(self) -> bool:
+        """Whether the writer has finished (the file is whole)."""
+        return self._finished and self._error is None
+
+    # The writer side.
+
+    def write(self, data: Buffer) -> None:
+        """Append ``data`` and wake the readers.
+
+        Raises:
+            SpaazaLocalIOError: When the disk refuses it (full, removed, read-only).
+        """
+        with self._changed:
+            try:
+                written = self._file.write(data)
+                self._file.flush()
+            except OSError as exc:
+                where, task_id = self.directory, self.task_id
+                raise local_io_error(exc, "writing the export file", where, task_id) from None
+            self._size += written
+            self._changed.notify_all()
+
+    def restart(self) -> None:
+        """Discard every byte: the file is written again from its start."""
+        with self._changed:
+            self._file.seek(0)
+            self._file.truncate()
+            self._size = 0
+            self._generation += 1
+            self._finished = False
+            self._changed.notify_all()
+
+    def finish(self) -> None:
+        """Mark the file whole: readers read to its end and stop there."""
+        with self._changed:
+            self._finished = True
+            self._changed.notify_all()
+
+    def abort(self, error: BaseException) -> None:
+        """End the file with an error that its readers raise when they reach the end."""
+        with self._changed:
+            self._error = error
+            self._finished = True
+            self._changed.notify_all()
+
+    # The reader side.
+
+    def reader(self) -> io.BufferedReader:
+        """A reader from byte 0 that follows the writer (blocks until bytes or the end).
+
+        Returns:
+            A buffered binary reader; closing it leaves the spool open.
+        """
+        return io.BufferedReader(_SpoolReader(self), buffer_size=READ_SIZE)
+
+    def _read_at(self, position: int, buffer: memoryview, generation: int) -> int:
+        """Read into ``buffer`` from ``position``, waiting for the writer; 0 at the end."""
+        with self._changed:
+            while True:
+                if self._generation != generation:
+                    msg = "the export file was started over while it was being read"
+                    raise RuntimeError(msg)
+                if position < self._size:
+                    break
+                if self._finished:
+                    if self._error is not None:
+                        raise self._error
+                    return 0
+                self._changed.wait()
+            available = min(len(buffer), self._size - position)
+            if not _HAS_PREAD:  # pragma: no cover - Windows: share the writer's position
+                end = self._file.tell()
+                self._file.seek(position)
+                data = self._file.read(available)
+                self._file.seek(end)
+        if _HAS_PREAD:
+            data = os.pread(self._file.fileno(), available, position)
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class _SpoolReader(io.RawIOBase):
+    """A raw reader of a spool with its own position (``pread``: the writer's is untouched)."""
+
+    def __init__(self, spool: Spool) -> None:
+        super().__init__()
+        self._spool = spool
+        self._position = 0
+        self._generation = spool._generation  # noqa: SLF001 - the spool's own reader
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Buffer) -> int:
+        count = self._spool._read_at(self._position, memoryview(buffer).cast("B"), self._generation)  # noqa: SLF001
+        self._position += count
+        return count

@@ -1,0 +1,137 @@
+"""The export file on disk: nameless while it lives, gone with the process, read as it grows."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tap_spaaza_users.errors import SpaazaLocalIOError
+from tap_spaaza_users.spool import Spool, remove_leftovers
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from tap_spaaza_users.sandbox import Sandbox
+
+LOGGER = logging.getLogger("test_spool")
+
+
+def names_in(directory: Path) -> set[str]:
+    """Every file and directory under ``directory``, relative to it."""
+    return {str(path.relative_to(directory)) for path in directory.rglob("*")}
+
+
+def open_deleted_files(pid: int, directory: Path) -> list[str]:
+    """The files process ``pid`` holds open in ``directory`` that have no name any more."""
+    found = []
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = str(fd.readlink())
+        except OSError:
+            continue
+        if target.startswith(str(directory)) and target.endswith("(deleted)"):
+            found.append(target)
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="needs /proc to see open files")
+def test_sigkill_mid_emission_leaves_no_export_data_and_old_leftovers_are_removed(
+    sandbox_factory: Callable[..., Sandbox], fast_settings: dict[str, Any], tmp_path: Path
+) -> None:
+    sandbox = sandbox_factory(users=3000, seed=22)
+    private_tmp = tmp_path / "tmp"
+    (private_tmp / "tap-spaaza-users-k2j4h1").mkdir(parents=True)
+    (private_tmp / "tap-spaaza-users-k2j4h1" / "User_Export-7.csv").write_text("id\n1\n")
+    (private_tmp / "User_Export-8.csv").write_text("id\n2\n")
+    (private_tmp / "unrelated.txt").write_text("not ours")
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(sandbox.tap_config(**fast_settings)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_SPAAZA_USERS_")}
+    argv = [sys.executable, "-m", "tap_spaaza_users", "--config", str(config_path)]
+    with subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env={**env, "TMPDIR": str(private_tmp)},
+    ) as tap:
+        assert tap.stdout is not None
+        emitted = 0
+        while emitted < 1000:
+            line = tap.stdout.readline()
+            assert line, "the tap ended before emitting 1000 records"
+            emitted += json.loads(line)["type"] == "RECORD"
+        spools = open_deleted_files(tap.pid, private_tmp)
+        names_while_emitting = names_in(private_tmp)
+        tap.send_signal(signal.SIGKILL)
+        tap.stdout.read()
+        tap.wait(30)
+
+    assert len(spools) == 1, "the export is held in one nameless file in the temp dir"
+    assert names_while_emitting == {"unrelated.txt"}
+    assert names_in(private_tmp) == {"unrelated.txt"}
+
+
+def test_leftovers_of_earlier_versions_are_removed_and_nothing_else(tmp_path: Path) -> None:
+    (tmp_path / "tap-spaaza-users-abc").mkdir()
+    (tmp_path / "tap-spaaza-users-abc" / "User_Export-1.csv").write_text("id\n")
+    (tmp_path / "User_Export-2.csv").write_text("id\n")
+    (tmp_path / "tap-other-xyz").mkdir()
+    (tmp_path / "users.csv").write_text("id\n")
+
+    assert remove_leftovers(LOGGER, str(tmp_path)) == 2
+
+    assert names_in(tmp_path) == {"tap-other-xyz", "users.csv"}
+
+
+def test_spool_has_no_name_and_frees_its_space_on_close(tmp_path: Path) -> None:
+    with Spool(str(tmp_path)) as spool:
+        spool.write(b"id\n1\n")
+        spool.finish()
+        assert names_in(tmp_path) == set()
+        with spool.reader() as reader:
+            assert reader.read() == b"id\n1\n"
+    assert names_in(tmp_path) == set()
+
+
+def test_reader_follows_the_writer_until_it_finishes(tmp_path: Path) -> None:
+    chunks = [b"id,name\n", b"1,Ann\n", b"2,Bo", b"b\n"]
+    with Spool(str(tmp_path)) as spool:
+
+        def write_slowly() -> None:
+            for chunk in chunks:
+                time.sleep(0.05)
+                spool.write(chunk)
+            spool.finish()
+
+        writer = threading.Thread(target=write_slowly)
+        writer.start()
+        with spool.reader() as reader:
+            assert reader.read() == b"".join(chunks)  # blocked until the end, missed nothing
+        writer.join()
+
+
+def test_reader_raises_the_writers_failure_when_it_reaches_it(tmp_path: Path) -> None:
+    with Spool(str(tmp_path)) as spool:
+        spool.write(b"id\n1\n")
+        spool.abort(SpaazaLocalIOError("disk gone"))
+        with spool.reader() as reader, pytest.raises(SpaazaLocalIOError, match="disk gone"):
+            reader.read()
+
+
+def test_spool_in_a_missing_directory_is_one_clear_error(tmp_path: Path) -> None:
+    missing = tmp_path / "gone"
+    with pytest.raises(SpaazaLocalIOError) as caught:
+        Spool(str(missing), task_id=1001)
+    message = str(caught.value)
+    assert message.startswith(f"Local I/O failed creating the export file in {missing} (")
+    assert "export task 1001 is kept and reused by the next run" in message
