@@ -118,7 +118,7 @@ def test_the_sandbox_extractor_uses_the_demo_token(project_meltano: Meltano) -> 
 def on_a_terminal(meltano: Meltano, *args: str) -> str:
     """Run `meltano ARGS` with a terminal as stdin, stdout and stderr, as a user would."""
     main, secondary = pty.openpty()
-    with subprocess.Popen(  # noqa: S603 - the project's meltano
+    with subprocess.Popen(
         [str(meltano.executable), *args],
         cwd=meltano.project,
         env=meltano.env,
