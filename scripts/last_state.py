@@ -38,4 +38,4 @@ def last_state(path: Path) -> object:
 if __name__ == "__main__":
     if len(sys.argv) != 2:  # noqa: PLR2004
         raise SystemExit(__doc__)
-    print(json.dumps(last_state(Path(sys.argv[1]))))  # noqa: T201
+    print(json.dumps(last_state(Path(sys.argv[1]))))
