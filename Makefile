@@ -35,7 +35,12 @@ $(MELTANO_VENV)/.installed:
 	$(MELTANO) install
 	touch $@
 
-setup: $(VENV)/.installed .meltano/.installed
+# Meltano linked into the project's environment: after `source .venv/bin/activate`, the tap,
+# the sandbox and meltano are all on PATH (Meltano still runs from its own environment).
+$(VENV)/bin/meltano: $(VENV)/.installed $(MELTANO_VENV)/.installed
+	ln -sf ../../$(MELTANO_VENV)/bin/meltano $@
+
+setup: $(VENV)/.installed .meltano/.installed $(VENV)/bin/meltano
 
 demo: setup
 	bash scripts/demo.sh

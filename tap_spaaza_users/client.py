@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import random
+import re
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -11,6 +12,7 @@ from urllib.parse import urlsplit
 
 import backoff
 import requests
+from singer_sdk import metrics
 
 from tap_spaaza_users.errors import (
     SpaazaAPIError,
@@ -29,6 +31,9 @@ DEFAULT_API_URL = "https://services-prod.spaaza.com"
 
 #: Statuses worth another try: rate limiting and transient server faults.
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+#: An id in a path, replaced by ``{id}`` in the ``endpoint`` tag of request metrics.
+_PATH_ID = re.compile(r"/\d+(?=/|$)")
 
 _BODY_EXCERPT = 200
 #: Secrets shorter than this are not scrubbed from messages (they would mangle plain words).
@@ -313,6 +318,7 @@ class SpaazaClient:
         params: dict[str, Any] | None,
     ) -> requests.Response:
         """Send one attempt; raise ``_RetryableError`` for faults worth retrying."""
+        started = time.perf_counter()
         try:
             response = self.session.request(
                 method,
@@ -323,8 +329,10 @@ class SpaazaClient:
                 allow_redirects=False,
             )
         except (requests.ConnectionError, requests.Timeout) as exc:
+            log_request_duration(method, path, None, time.perf_counter() - started)
             msg = f"{type(exc).__name__} talking to {self.base_url}"
             raise _RetryableError(msg, status=None, retry_after=None) from None
+        log_request_duration(method, path, response.status_code, time.perf_counter() - started)
         if response.status_code in RETRYABLE_STATUSES:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             msg = self.scrub(f"HTTP {response.status_code}{describe_error_body(response)}")
@@ -398,6 +406,21 @@ class SpaazaClient:
             )
             raise SpaazaAPIError(msg, status=response.status_code)
         return answer
+
+
+def log_request_duration(method: str, path: str, status: int | None, seconds: float) -> None:
+    """Log one API call as a Singer ``http_request_duration`` METRIC, as SDK REST streams do.
+
+    Tagged with the endpoint as a template (``/tasks/{id}``), the method, the HTTP status
+    (none for a connection error or timeout) and ``succeeded``/``failed``.
+    """
+    tags: dict[str, Any] = {metrics.Tag.ENDPOINT: _PATH_ID.sub("/{id}", path), "method": method}
+    if status is not None:
+        tags[metrics.Tag.HTTP_STATUS_CODE] = status
+    failed = status is None or status >= 400  # noqa: PLR2004
+    tags[metrics.Tag.STATUS] = metrics.Status.FAILED if failed else metrics.Status.SUCCEEDED
+    point = metrics.Point("timer", metrics.Metric.HTTP_REQUEST_DURATION, seconds, tags)
+    metrics.log(metrics.get_metrics_logger(), point)
 
 
 def _path_of(response: requests.Response) -> str:

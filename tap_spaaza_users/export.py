@@ -233,6 +233,8 @@ class UsersExport:
     segment: segments.SegmentChoice = segments.SegmentChoice()
     #: Who asks, for the task's description.
     origin: str = "tap-spaaza-users"
+    #: While a task runs, a heartbeat is logged this often (at the next poll).
+    heartbeat_seconds: float = 30.0
 
     def task_body(self, window: Window, now: dt.datetime) -> dict[str, Any]:
         """The ``POST /tasks`` body exporting a window of the chosen users, to run now."""
@@ -274,6 +276,10 @@ class UsersExport:
     def wait(self, task_id: int) -> dict[str, Any]:
         """Poll the task with a growing interval until it is DONE.
 
+        Each state change is logged once; while the state stays the same, a heartbeat
+        (state, elapsed time, polls, time left before the timeout) every
+        ``heartbeat_seconds``, so a long export is never silent.
+
         Args:
             task_id: The task id.
 
@@ -284,9 +290,12 @@ class UsersExport:
             SpaazaTaskTimeoutError: If it is still not finished after the task timeout
                 (the task is then deleted).
         """
-        deadline = self._monotonic() + self.poll.timeout
+        started = self._monotonic()
+        deadline = started + self.poll.timeout
         interval = self.poll.interval
         last_code: str | None = None
+        last_said = started
+        polls = 0
         warned: set[str | None] = set()
         while True:
             remaining = deadline - self._monotonic()
@@ -295,10 +304,24 @@ class UsersExport:
             self._sleep(min(interval, remaining))
             interval = min(interval * POLL_GROWTH, self.poll.max_interval)
             task = self.client.get_task(task_id)
+            polls += 1
             code = state_code(task)
+            now = self._monotonic()
             if code != last_code:
                 self.logger.info("Export task %d is %s", task_id, code)
-                last_code = code
+                last_code, last_said = code, now
+            elif now - last_said >= self.heartbeat_seconds:
+                self.logger.info(
+                    "Export task %d is still %s after %.0fs (%d polls); %.0fs left before "
+                    "the %g-minute timeout",
+                    task_id,
+                    code,
+                    now - started,
+                    polls,
+                    max(deadline - now, 0.0),
+                    self.poll.timeout / 60,
+                )
+                last_said = now
             if code == DONE:
                 return task
             if code == ERROR:

@@ -54,6 +54,10 @@ class UsersStream(HookedStream):
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
     #: This sync's full refresh (``full_refresh_days``), or None for an incremental sync.
     full_refresh: state.FullRefresh | None = None
+    #: While a file is emitted, rows and rows/s are logged this often (checked every
+    #: ``PROGRESS_CHECK_ROWS`` rows, so the clock is not read per record).
+    progress_seconds: float = 30.0
+    PROGRESS_CHECK_ROWS = 1000
 
     def __init__(self, tap: Any) -> None:  # noqa: ANN401
         """Create the stream with its schema from the column list."""
@@ -208,7 +212,11 @@ class UsersStream(HookedStream):
         ) as reader:
             if reader.extra_columns:
                 self.add_string_columns(reader.extra_columns)
-            yield from selection.select(reader)
+            said = started
+            for emitted, record in enumerate(selection.select(reader), 1):
+                yield record
+                if not emitted % self.PROGRESS_CHECK_ROWS:
+                    said = self._progress(task_id, emitted, started, said)
             skipped = reader.skipped_rows
         latest = selection.latest
         if latest and self.replication_method == REPLICATION_INCREMENTAL:
@@ -228,6 +236,15 @@ class UsersStream(HookedStream):
         )
         if not latest:
             self.logger.info("No users in the window %s", selection.window.describe())
+
+    def _progress(self, task_id: int, emitted: int, started: float, said: float) -> float:
+        """Log rows emitted so far and the rate when ``progress_seconds`` have passed."""
+        now = time.monotonic()
+        if now - said < self.progress_seconds:
+            return said
+        rate = emitted / max(now - started, 1e-6)
+        self.logger.info("Emitting task %d: %d users so far (%.0f rows/s)", task_id, emitted, rate)
+        return now
 
     def _capped_progress(self, latest: str, task_id: int) -> str:
         """The file's greatest ``created_date``, but never past the sync's start.

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import logging
 import sys
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -12,6 +14,7 @@ from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.helpers.capabilities import TapCapabilities
+from singer_sdk.logging import StructuredFormatter
 from singer_sdk.tap_base import CliTestOptionValue
 
 from tap_spaaza_users import segments
@@ -23,7 +26,6 @@ from tap_spaaza_users.storage import is_loopback
 from tap_spaaza_users.streams import UsersStream
 
 if TYPE_CHECKING:
-    import datetime as dt
     from collections.abc import Iterator, Mapping
 
     from singer_sdk.helpers.capabilities import CapabilitiesEnum
@@ -217,6 +219,7 @@ class TapSpaazaUsers(HookedTap):
             super().cb_test(ctx, param, value)
             return
         config = ctx.params.get("config")
+        readable_check_logs(cls.name)
         with cls._user_errors():
             tap = cls(
                 config=config.config if config else None,
@@ -236,6 +239,41 @@ class TapSpaazaUsers(HookedTap):
         except SpaazaError as exc:
             cls.logger.error("%s", exc)  # noqa: TRY400
             sys.exit(1)
+
+
+class MeltanoStyleFormatter(logging.Formatter):
+    """A log line as Meltano prints its own: ``<UTC time> [level    ] <plugin> <message>``."""
+
+    def __init__(self, plugin: str) -> None:
+        """Name the plugin the lines come from."""
+        super().__init__()
+        self.plugin = plugin
+
+    @override
+    def format(self, record: logging.LogRecord) -> str:
+        when = dt.datetime.fromtimestamp(record.created, dt.timezone.utc)
+        stamp = when.isoformat(timespec="microseconds").replace("+00:00", "Z")
+        return f"{stamp} [{record.levelname.lower():<9}] {self.plugin} {record.getMessage()}"
+
+
+def readable_check_logs(plugin: str) -> None:
+    """On a terminal, log the connection check like Meltano's own lines instead of JSON.
+
+    Meltano asks SDK taps for JSON logs and renders them when it reads them through a pipe
+    (``meltano run``, ``meltano invoke``), but ``meltano test`` hands the terminal itself to
+    a test command: its lines would show as raw JSON. There, the check logs its verdict the
+    way Meltano logs, without the SDK's settings-parsing and METRIC chatter.
+
+    Args:
+        plugin: The name shown on each line.
+    """
+    if not sys.stderr.isatty():
+        return
+    logging.getLogger("singer_sdk.metrics").setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler.formatter, StructuredFormatter):
+            handler.setFormatter(MeltanoStyleFormatter(plugin))
+    logging.getLogger("singer_sdk.configuration").setLevel(logging.WARNING)
 
 
 def numbers_from_text(config: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:

@@ -52,6 +52,8 @@ class Meltano:
     executable: Path
     workdir: Path
     env: dict[str, str] = field(default_factory=dict)
+    #: The Meltano project the commands run in (a test may use a copy of its own).
+    project: Path = PROJECT_ROOT
 
     def __call__(
         self, *args: str, check: bool = True, extra_env: dict[str, str] | None = None
@@ -59,7 +61,7 @@ class Meltano:
         """Run `meltano ARGS` in the project; on failure with check, fail with its output."""
         result = subprocess.run(
             [str(self.executable), *args],
-            cwd=PROJECT_ROOT,
+            cwd=self.project,
             env={**self.env, **(extra_env or {})},
             capture_output=True,
             text=True,

@@ -71,22 +71,6 @@ def test_connection_test_through_meltano_fails_clearly_with_a_wrong_secret(
     assert sandbox.token_secret not in output
 
 
-def test_dev_environment_reads_the_sandbox_token_from_its_variables(
-    meltano: Meltano, sandbox: Sandbox
-) -> None:
-    meltano.env.update(
-        {
-            "TAP_SPAAZA_USERS_API_URL": sandbox.url,  # the dev environment says port 8765
-            "SPAAZA_SANDBOX_TOKEN_ID": sandbox.token_id,
-            "SPAAZA_SANDBOX_TOKEN_SECRET": sandbox.token_secret,
-        }
-    )
-
-    result = meltano("invoke", "tap-spaaza-users", "--test")
-
-    assert f"accepted the token for chain {sandbox.chain_id}" in result.stdout + result.stderr
-
-
 def test_meltano_test_runs_the_connection_check_without_an_export(
     meltano: Meltano, sandbox: Sandbox
 ) -> None:
