@@ -20,6 +20,7 @@ from tap_spaaza_users.errors import (
     SpaazaBadRequestError,
     SpaazaForbiddenError,
     SpaazaNotFoundError,
+    SpaazaUncertainError,
 )
 
 if TYPE_CHECKING:
@@ -183,7 +184,11 @@ class SpaazaClient:
     # Task calls
 
     def create_task(self, body: dict[str, Any]) -> dict[str, Any]:
-        """``POST /tasks``: create a task (201, tolerating 200).
+        """``POST /tasks``: create a task (201, tolerating 200), never blindly twice.
+
+        ``POST /tasks`` is not idempotent: a 5xx, a timeout or a dropped connection may come
+        after the task was created. Only a 429 (not carried out) is retried here; the other
+        faults raise ``SpaazaUncertainError`` so the caller can look for the task first.
 
         Args:
             body: The task body.
@@ -191,7 +196,7 @@ class SpaazaClient:
         Returns:
             The created task.
         """
-        return self._json(self.request("POST", "/tasks", json=body))
+        return self._json(self.request("POST", "/tasks", json=body, idempotent=False))
 
     def get_task(self, task_id: int, *, log_limit: int | None = None) -> dict[str, Any]:
         """``GET /tasks/{id}``: the task and its state.
@@ -206,11 +211,15 @@ class SpaazaClient:
         params = {"log_limit": log_limit} if log_limit else None
         return self._json(self.request("GET", f"/tasks/{task_id}", params=params))
 
-    def list_tasks(self, *, limit: int = 1) -> list[Any]:
-        """``GET /tasks?limit=N``: the chain's tasks (used as the connection test).
+    def list_tasks(
+        self, *, limit: int = 1, offset: int = 0, action: str | None = None
+    ) -> list[Any]:
+        """``GET /tasks?limit=N``: a page of the chain's tasks, newest first.
 
         Args:
             limit: How many tasks to list.
+            offset: How many to skip (paging).
+            action: Only tasks of this ``target.action`` (e.g. ``export``).
 
         Returns:
             The tasks.
@@ -218,7 +227,12 @@ class SpaazaClient:
         Raises:
             SpaazaAPIError: If the answer is not a list.
         """
-        answer = self.request("GET", "/tasks", params={"limit": limit}).json()
+        params: dict[str, Any] = {"limit": limit}
+        if offset:
+            params["offset"] = offset
+        if action:
+            params["action"] = action
+        answer = self.request("GET", "/tasks", params=params).json()
         if not isinstance(answer, list):
             msg = "GET /tasks did not answer with a list of tasks; is api_url the Services API?"
             raise SpaazaAPIError(msg)
@@ -260,6 +274,7 @@ class SpaazaClient:
         *,
         json: dict[str, Any] | None = None,
         params: dict[str, Any] | None = None,
+        idempotent: bool = True,
     ) -> requests.Response:
         """Send one API call, retrying transient faults, and map errors to our types.
 
@@ -268,18 +283,22 @@ class SpaazaClient:
             path: Path under ``api_url``, starting with ``/``.
             json: JSON body, if any.
             params: Query parameters, if any.
+            idempotent: False for a call that must not be repeated blindly: only a 429 is
+                retried, other transient faults raise ``SpaazaUncertainError``.
 
         Returns:
             The successful response.
 
         Raises:
             SpaazaAPIError: When the API answers an error, or retries run out.
+            SpaazaUncertainError: When a call that is not idempotent may have been carried out.
         """
         retrying = backoff.on_exception(
             retry_waits,
             _RetryableError,
             max_tries=self.settings.max_retries + 1,
             jitter=None,
+            giveup=lambda exc: not idempotent and exc.status != 429,  # noqa: PLR2004
             on_backoff=self._log_backoff,
             logger=None,
             initial=self.settings.retry_initial_wait,
@@ -288,6 +307,9 @@ class SpaazaClient:
         try:
             return retrying(method, path, json=json, params=params)
         except _RetryableError as exc:
+            if not idempotent and exc.status != 429:  # noqa: PLR2004
+                msg = f"{method} {path} got no clear answer ({exc}); it may have been carried out"
+                raise SpaazaUncertainError(self.scrub(msg), status=exc.status) from None
             tries = self.settings.max_retries + 1
             msg = (
                 f"{method} {path} failed after {tries} tries: {exc}. The Services API at "

@@ -27,6 +27,10 @@ def invalid_setting(name: str, problem: str) -> NoReturn:
     raise SpaazaConfigError(msg)
 
 
+class SpaazaStateError(SpaazaError):
+    """The input state belongs to something else (another chain); raised before any request."""
+
+
 class SpaazaAPIError(SpaazaError):
     """The Services API answered with an error the tap cannot recover from."""
 
@@ -34,6 +38,10 @@ class SpaazaAPIError(SpaazaError):
         """Keep the HTTP status next to the message."""
         super().__init__(message)
         self.status = status
+
+
+class SpaazaUncertainError(SpaazaAPIError):
+    """A request that is not safe to repeat got no clear answer: it may have been carried out."""
 
 
 class SpaazaAuthError(SpaazaAPIError):

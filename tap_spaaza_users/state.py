@@ -8,7 +8,10 @@ The SDK keeps the bookmark (``replication_key_value``) and its not-yet-promoted 
 - ``delivered_before``: every user created before this moment has been delivered (the end
   of the last closed backfill window);
 - ``full_refresh`` / ``last_full_refresh``: the periodic full refresh in progress (its table
-  version and start) and when the last one was delivered whole.
+  version and start) and when the last one was delivered whole;
+- ``delivered_tasks``: the latest export tasks whose files were delivered, never adopted again;
+- ``chain_id`` / ``selection``: what the state belongs to (the chain, and a fingerprint of the
+  saved segment or rules and join), checked before a sync sends any request.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tap_spaaza_users.contract import parse_utc
+from tap_spaaza_users.errors import SpaazaStateError
 
 if TYPE_CHECKING:
     from tap_spaaza_users.windows import Window
@@ -30,6 +34,8 @@ State = dict[str, Any]
 BOOKMARK = "replication_key_value"
 REPLICATION_KEY = "replication_key"
 PROGRESS_MARKERS = "progress_markers"
+#: The SDK's note of the bookmark a sync started from.
+STARTING_VALUE = "starting_replication_value"
 #: The export task this sync created and has not finished delivering.
 IN_FLIGHT = "in_flight_task"
 #: The in-flight task's fingerprint of what it asks for (segment, rules, export target).
@@ -42,6 +48,24 @@ DELIVERED_BEFORE = "delivered_before"
 LAST_FULL_REFRESH = "last_full_refresh"
 #: The full refresh in progress: its table version and start, until it is delivered whole.
 FULL_REFRESH = "full_refresh"
+#: The latest export tasks whose files were delivered (ids, oldest first).
+DELIVERED_TASKS = "delivered_tasks"
+#: How many delivered task ids the state keeps (the windows a rerun can meet again are few).
+DELIVERED_TASKS_KEPT = 20
+#: The chain the state belongs to.
+CHAIN_ID = "chain_id"
+#: A fingerprint of the users the state's bookmark is about (saved segment, rules and join).
+SELECTION = "selection"
+#: The keys a changed selection resets: the bookmark and everything that says how far it got.
+_SELECTION_PROGRESS = (
+    BOOKMARK,
+    REPLICATION_KEY,
+    PROGRESS_MARKERS,
+    STARTING_VALUE,
+    DELIVERED_BEFORE,
+    FULL_REFRESH,
+    DELIVERED_TASKS,
+)
 
 
 # The bookmark
@@ -126,6 +150,61 @@ def _later(new_value: object, old_value: object) -> bool:
         return parse_utc(str(new_value)) > parse_utc(str(old_value))
     except ValueError:
         return str(new_value) > str(old_value)
+
+
+# What the state belongs to
+
+
+def selection_key(segment_id: int | None, rules: object, join: str) -> str:
+    """A fingerprint of the users a sync asks for: saved segment, or rules and their join.
+
+    Args:
+        segment_id: The ``segment_id`` setting.
+        rules: The ``segment_rules`` setting.
+        join: The ``segment_join`` setting (it only matters with rules).
+
+    Returns:
+        A short hex digest.
+    """
+    chosen = {"segment_id": segment_id, "rules": rules, "join": join if rules else "all"}
+    text = json.dumps(chosen, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def claim(state: State, chain_id: int, selection: str) -> bool:
+    """Check that the state belongs to this chain and selection, then name them in it.
+
+    A state without them (written before they were kept) is accepted as it is. A state of
+    another selection is reset: its bookmark says nothing about the users now asked for.
+
+    Args:
+        state: The stream state (changed in place).
+        chain_id: The ``chain_id`` setting.
+        selection: The :func:`selection_key` of the settings.
+
+    Returns:
+        True when the selection changed and the state was reset.
+
+    Raises:
+        SpaazaStateError: When the state belongs to another chain.
+    """
+    recorded_chain = state.get(CHAIN_ID)
+    if recorded_chain is not None and recorded_chain != chain_id:
+        msg = (
+            f"The state belongs to chain {recorded_chain}, but chain_id is {chain_id}: its "
+            "bookmark says nothing about this chain's users. Clear it (`meltano state clear "
+            f"<state id>`, or run without --state) to sync chain {chain_id} from start_date, "
+            f"or set chain_id back to {recorded_chain}."
+        )
+        raise SpaazaStateError(msg)
+    recorded_selection = state.get(SELECTION)
+    changed = recorded_selection is not None and recorded_selection != selection
+    if changed:
+        for key in _SELECTION_PROGRESS:
+            state.pop(key, None)
+    state[CHAIN_ID] = chain_id
+    state[SELECTION] = selection
+    return changed
 
 
 # The export task in flight
@@ -218,11 +297,36 @@ def other_task(state: State, window: Window, request: str | None = None) -> int 
     return int(entry["id"])
 
 
+def recorded_tasks(state: State) -> set[int]:
+    """The task the state names as in flight, if any (as a set)."""
+    entry = _entry(state)
+    return {int(entry["id"])} if entry is not None else set()
+
+
 def mark_delivered(state: State) -> None:
     """Flag the in-flight task's file as delivered (only its clean-up is left)."""
     entry = state.get(IN_FLIGHT)
     if isinstance(entry, dict):
         entry["delivered"] = True
+
+
+def note_delivered(state: State, task_id: int) -> None:
+    """Remember that a task's file was delivered, so it is never adopted again.
+
+    Args:
+        state: The stream state.
+        task_id: The task whose file was delivered.
+    """
+    kept = [i for i in delivered_tasks(state) if i != task_id]
+    state[DELIVERED_TASKS] = [*kept, task_id][-DELIVERED_TASKS_KEPT:]
+
+
+def delivered_tasks(state: State) -> list[int]:
+    """The latest tasks whose files were delivered, oldest first."""
+    value = state.get(DELIVERED_TASKS)
+    if not isinstance(value, list):
+        return []
+    return [i for i in value if isinstance(i, int) and not isinstance(i, bool)]
 
 
 def forget_task(state: State) -> None:

@@ -17,8 +17,10 @@ from tap_spaaza_users.download import download_export
 from tap_spaaza_users.errors import SpaazaTaskTimeoutError
 from tap_spaaza_users.export import DONE, INPROGRESS, READY, UsersExport, make_client
 from tap_spaaza_users.idset import IdSet
+from tap_spaaza_users.journal import TaskJournal
 from tap_spaaza_users.records import UsersCsvReader
 from tap_spaaza_users.sdk_hooks import HookedStream
+from tap_spaaza_users.segments import SegmentChoice
 from tap_spaaza_users.spool import Spool, remove_leftovers
 from tap_spaaza_users.windows import Window, WindowSelection, plan_sync
 
@@ -58,6 +60,8 @@ class UsersStream(HookedStream):
     #: ``PROGRESS_CHECK_ROWS`` rows, so the clock is not read per record).
     progress_seconds: float = 30.0
     PROGRESS_CHECK_ROWS = 1000
+    #: This sync's view of Spaaza's task list (adoption, idempotent creation, sweep).
+    journal: TaskJournal
 
     def __init__(self, tap: Any) -> None:  # noqa: ANN401
         """Create the stream with its schema from the column list."""
@@ -95,6 +99,7 @@ class UsersStream(HookedStream):
         Yields:
             Typed user records, each user once per sync.
         """
+        self._claim_state()
         self.full_refresh = self._start_full_refresh()
         windows = self.plan(context)
         export = UsersExport.from_config(
@@ -102,6 +107,11 @@ class UsersStream(HookedStream):
             user_agent=self.user_agent,
             origin=f"{self.tap_name} {self.plugin_version}",
             logger=self.logger,
+        )
+        self.journal = TaskJournal(
+            export,
+            horizon=dt.timedelta(hours=float(self.config["task_reuse_hours"])),
+            delivered=state.delivered_tasks(self.stream_state),
         )
         if not export.segment.server_side_window:
             self.logger.info(
@@ -116,6 +126,8 @@ class UsersStream(HookedStream):
         seen = IdSet()
         remove_leftovers(self.logger)
         with contextlib.closing(export):
+            if self.config["delete_completed_tasks"]:
+                self.journal.sweep(keep=state.recorded_tasks(self.stream_state))
             for window in windows:
                 yield from self._sync_window(export, window, seen)
         self._complete_full_refresh(self.full_refresh)
@@ -145,11 +157,31 @@ class UsersStream(HookedStream):
             yield from self._read(spool.reader(), task_id, WindowSelection(window, seen))
         self._close_window(export, task_id, window)
 
+    def _claim_state(self) -> None:
+        """Check the state is this chain's and selection's (before any request), and name them.
+
+        Raises:
+            SpaazaStateError: When the state belongs to another chain.
+        """
+        choice = SegmentChoice.from_config(self.config)
+        selection = state.selection_key(choice.segment_id, list(choice.rules), choice.join)
+        if state.claim(self.stream_state, int(self.config["chain_id"]), selection):
+            self.logger.warning(
+                "The segment settings (segment_id, segment_rules, segment_join) changed since "
+                "the state was written: %s is exported from start_date, because the old "
+                "bookmark says nothing about these users",
+                choice.describe(),
+            )
+
     def _finished_task(self, export: UsersExport, window: Window) -> int:
-        """The window's task in DONE: the one a previous run left, or a new one."""
+        """The window's task in DONE: the one a previous run left or lost, or a new one.
+
+        First the state's in-flight task; then a task with the same tag in Spaaza's task
+        list (a run whose state was not saved, see ``journal``); else a new task.
+        """
         stream_state = self.stream_state
         now = dt.datetime.now(dt.timezone.utc)
-        body = export.task_body(window, now)
+        body, mark = self.journal.tagged_body(window, now)
         request = state.request_key(body)
         stale = state.other_task(stream_state, window, request)
         if stale is not None:
@@ -168,12 +200,22 @@ class UsersStream(HookedStream):
                 return previous
             if code is not None:
                 export.discard(previous, f"in state {code}, superseded by a new task")
-        task_id = export.submit(body)
+        found = self.journal.find(mark)
+        if found is not None:
+            self.logger.info(
+                "Adopting export task %d (%s) left by an earlier run for the same window and "
+                "selection, instead of exporting again",
+                found.id,
+                found.code,
+            )
+        else:
+            found = self.journal.create(body, mark)
         version = self.full_refresh.version if self.full_refresh else None
-        state.record_task(stream_state, task_id, window, now, request, refresh_version=version)
+        state.record_task(stream_state, found.id, window, now, request, refresh_version=version)
         self.flush_state()
-        self._wait(export, task_id)
-        return task_id
+        if found.code != DONE:
+            self._wait(export, found.id)
+        return found.id
 
     def _wait(self, export: UsersExport, task_id: int) -> None:
         """Wait for the task; after a timeout (task deleted) the state forgets it."""
@@ -192,6 +234,8 @@ class UsersStream(HookedStream):
         if bookmark != before:
             self.logger.info("Bookmark %s advances to %s", REPLICATION_KEY, bookmark)
         self.logger.info("Window %s delivered; bookmark %s", window.describe(), bookmark)
+        state.note_delivered(stream_state, task_id)
+        self.journal.delivered.add(task_id)
         if self.config["delete_completed_tasks"]:
             state.mark_delivered(stream_state)
             self.flush_state()

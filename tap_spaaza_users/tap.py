@@ -48,6 +48,7 @@ NON_NEGATIVE_NUMBERS = (
     "lookback_minutes",
     "backfill_window_days",
     "full_refresh_days",
+    "task_reuse_hours",
     "max_retries",
     "retry_initial_wait_seconds",
 )
@@ -89,6 +90,11 @@ CONFIG_SCHEMA = th.PropertiesList(
        "Delete each export task once its file has been delivered (and any task abandoned "
        "after a timeout or left by an interrupted run), so tasks do not pile up in Console.",
        default=True),
+    _p("task_reuse_hours", th.IntegerType, "Task reuse (hours)",
+       "A run that finds, in Spaaza's task list, an export task an interrupted run left for "
+       "the same window and segment uses it instead of exporting again: while it runs, or "
+       "for this many hours once DONE (while its file is surely still kept). Older finished "
+       "tasks of the tap are deleted by the clean-up (delete_completed_tasks).", default=24),
     _p("segment_id", th.IntegerType, "Saved segment ID",
        "Export only this segment saved in Spaaza Console (the number in its Console URL). "
        "The whole segment is exported each sync and the created_date bookmark is applied "

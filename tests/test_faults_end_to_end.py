@@ -123,7 +123,8 @@ def test_api_connection_faults_past_the_last_try_are_a_clear_error(
     assert run.returncode == 1
     assert "Traceback" not in run.stderr
     error = run.error
-    assert "POST /tasks failed after 4 tries" in error
+    # The first call of a sync lists the tasks it could adopt (journal.py).
+    assert "GET /tasks failed after 4 tries" in error
     assert "try again later" in error
     assert proxy.seen == [fault] * 4
     assert small_sandbox.requests == []
@@ -132,8 +133,10 @@ def test_api_connection_faults_past_the_last_try_are_a_clear_error(
 @pytest.mark.parametrize(
     ("settings", "answer"),
     [
-        ({"access_token_secret": "sbx_wrong"}, (401, "access_token_id")),
-        ({"chain_id": 5678}, (403, "5678")),
+        # A wrong secret is refused at the first call, the listing of the tasks to adopt.
+        ({"access_token_secret": "sbx_wrong"}, (401, "access_token_id", [])),
+        # The token lists its own chain's tasks; creating one for another chain is refused.
+        ({"chain_id": 5678}, (403, "5678", [200])),
     ],
 )
 def test_401_and_403_are_not_retried_and_name_the_cause(
@@ -141,14 +144,14 @@ def test_401_and_403_are_not_retried_and_name_the_cause(
     fast_config: dict[str, Any],
     tmp_path: Path,
     settings: dict[str, Any],
-    answer: tuple[int, str],
+    answer: tuple[int, str, list[int]],
 ) -> None:
-    status, cause = answer
+    status, cause, before = answer
 
     run = run_tap(tmp_path, {**fast_config, **settings})
 
     assert run.returncode == 1
-    assert [r.status for r in small_sandbox.requests] == [status]
+    assert [r.status for r in small_sandbox.requests] == [*before, status]
     assert cause in run.error
     assert small_sandbox.token_secret not in run.stderr
     assert "sbx_wrong" not in run.stderr
@@ -175,7 +178,7 @@ def test_400_on_task_creation_is_not_retried_and_quotes_spaazas_error(
     run = run_tap(tmp_path, {**fast_config, "segment_rules": [rule]})
 
     assert run.returncode == 1
-    assert statuses(small_sandbox, "api", "/tasks") == [400]
+    assert [r.status for r in small_sandbox.requests if r.method == "POST"] == [400]
     error = run.error
     assert "HTTP 400" in error
     assert "shoe_size" in error
@@ -193,7 +196,7 @@ def test_api_connection_refused_is_retried_then_a_clear_error(
 
     assert run.returncode == 1
     assert "Traceback" not in run.stderr
-    assert "POST /tasks failed after 4 tries" in run.error
+    assert "GET /tasks failed after 4 tries" in run.error  # the listing comes first
     assert "unavailable" in run.error
 
 

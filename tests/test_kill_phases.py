@@ -1,4 +1,8 @@
-"""Kill the tap process at each phase of a sync; a rerun from its last STATE loses no user.
+"""Kill the tap process at each phase of a sync; a rerun loses no user and exports nothing twice.
+
+Each test runs twice: the rerun gets the killed run's last STATE, or no state at all (as
+Meltano, which saves a STATE only once the target has flushed records); then the rerun finds
+the killed run's task in Spaaza's task list by its tag.
 
 The tap runs as the ``tap-spaaza-users`` command with its standard output on a pipe that
 the test reads as a target would, line by line: a tap that writes faster than the test
@@ -126,17 +130,24 @@ def run_tap(tmp_path: Path) -> Iterator[Callable[..., TapProcess]]:
             tap.process.communicate(timeout=DEADLINE_SECONDS)
 
 
-def rerun_and_check(
+@pytest.fixture(params=["state-kept", "state-thrown-away"])
+def rerun_state(request: pytest.FixtureRequest) -> str:
+    """Whether the rerun gets the killed run's last STATE, or none (as Meltano may)."""
+    return str(request.param)
+
+
+def rerun_and_check(  # noqa: PLR0913 - keyword-only, each a fact of the rerun
     sandbox: Sandbox,
     config: dict[str, Any],
     killed: TapProcess,
     run_tap: Callable[..., TapProcess],
     *,
     reused: bool,
+    keep_state: bool,
 ) -> TapProcess:
-    """Rerun from the killed run's last STATE; assert no user is missing, and the reuse."""
+    """Rerun (from the last STATE, or none); assert no user is missing, and the reuse."""
     creations = task_creations(sandbox)
-    rerun = run_tap(config, killed.last_state)
+    rerun = run_tap(config, killed.last_state if keep_state else None)
     rerun.finish()
     expected = {int(user["id"]) for user in sandbox.users()}
     assert expected - (killed.ids | rerun.ids) == set()
@@ -157,7 +168,10 @@ def kill_config(kill_sandbox: Sandbox, fast_settings: dict[str, Any]) -> dict[st
 
 
 def test_killed_after_task_creation_the_rerun_reuses_the_task(
-    kill_sandbox: Sandbox, kill_config: dict[str, Any], run_tap: Callable[..., TapProcess]
+    kill_sandbox: Sandbox,
+    kill_config: dict[str, Any],
+    run_tap: Callable[..., TapProcess],
+    rerun_state: str,
 ) -> None:
     kill_sandbox.inject("task_stuck", seconds=3)
     tap = run_tap(kill_config)
@@ -165,11 +179,16 @@ def test_killed_after_task_creation_the_rerun_reuses_the_task(
     tap.kill()
     assert tap.ids == set()
 
-    rerun_and_check(kill_sandbox, kill_config, tap, run_tap, reused=True)
+    rerun_and_check(
+        kill_sandbox, kill_config, tap, run_tap, reused=True, keep_state=rerun_state == "state-kept"
+    )
 
 
 def test_killed_while_polling_the_rerun_keeps_polling_the_same_task(
-    kill_sandbox: Sandbox, kill_config: dict[str, Any], run_tap: Callable[..., TapProcess]
+    kill_sandbox: Sandbox,
+    kill_config: dict[str, Any],
+    run_tap: Callable[..., TapProcess],
+    rerun_state: str,
 ) -> None:
     kill_sandbox.inject("task_stuck", seconds=3)
     tap = run_tap(kill_config)
@@ -178,11 +197,16 @@ def test_killed_while_polling_the_rerun_keeps_polling_the_same_task(
     tap.kill(keep_unread=True)
     assert kill_sandbox.tasks[1001].code == "INPROGRESS"
 
-    rerun_and_check(kill_sandbox, kill_config, tap, run_tap, reused=True)
+    rerun_and_check(
+        kill_sandbox, kill_config, tap, run_tap, reused=True, keep_state=rerun_state == "state-kept"
+    )
 
 
 def test_killed_mid_download_the_rerun_downloads_the_same_task_again(
-    kill_sandbox: Sandbox, kill_config: dict[str, Any], run_tap: Callable[..., TapProcess]
+    kill_sandbox: Sandbox,
+    kill_config: dict[str, Any],
+    run_tap: Callable[..., TapProcess],
+    rerun_state: str,
 ) -> None:
     kill_sandbox.inject("slow_download", bytes_per_second=20_000)
     tap = run_tap(kill_config)
@@ -192,7 +216,9 @@ def test_killed_mid_download_the_rerun_downloads_the_same_task_again(
     tap.kill(keep_unread=True)
     assert tap.ids == set()
 
-    rerun_and_check(kill_sandbox, kill_config, tap, run_tap, reused=True)
+    rerun_and_check(
+        kill_sandbox, kill_config, tap, run_tap, reused=True, keep_state=rerun_state == "state-kept"
+    )
 
 
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
@@ -201,6 +227,7 @@ def test_killed_mid_emission_the_rerun_emits_every_user_from_the_same_task(
     fast_settings: dict[str, Any],
     run_tap: Callable[..., TapProcess],
     signum: int,
+    rerun_state: str,
 ) -> None:
     sandbox = sandbox_factory(users=3000, seed=22)
     config = sandbox.tap_config(**{**fast_settings, "delete_completed_tasks": True})
@@ -209,11 +236,16 @@ def test_killed_mid_emission_the_rerun_emits_every_user_from_the_same_task(
     tap.kill(signum)
     assert 0 < len(tap.ids) < 3000
 
-    rerun_and_check(sandbox, config, tap, run_tap, reused=True)
+    rerun_and_check(
+        sandbox, config, tap, run_tap, reused=True, keep_state=rerun_state == "state-kept"
+    )
 
 
 def test_killed_after_the_last_record_before_its_state_the_rerun_reuses_the_task(
-    kill_sandbox: Sandbox, kill_config: dict[str, Any], run_tap: Callable[..., TapProcess]
+    kill_sandbox: Sandbox,
+    kill_config: dict[str, Any],
+    run_tap: Callable[..., TapProcess],
+    rerun_state: str,
 ) -> None:
     total = len(kill_sandbox.users())
     # Tasks kept: the process may get as far as the clean-up before the kill lands, and
@@ -225,11 +257,16 @@ def test_killed_after_the_last_record_before_its_state_the_rerun_reuses_the_task
     assert tap.last_state is not None
     assert "replication_key_value" not in tap.last_state["bookmarks"]["users"]
 
-    rerun_and_check(kill_sandbox, kill_config, tap, run_tap, reused=True)
+    rerun_and_check(
+        kill_sandbox, kill_config, tap, run_tap, reused=True, keep_state=rerun_state == "state-kept"
+    )
 
 
 def test_killed_while_deleting_the_delivered_task_the_rerun_deletes_it(
-    kill_sandbox: Sandbox, fast_settings: dict[str, Any], run_tap: Callable[..., TapProcess]
+    kill_sandbox: Sandbox,
+    fast_settings: dict[str, Any],
+    run_tap: Callable[..., TapProcess],
+    rerun_state: str,
 ) -> None:
     config = kill_sandbox.tap_config(
         **{**fast_settings, "delete_completed_tasks": True, "retry_max_wait_seconds": 30}
@@ -247,5 +284,14 @@ def test_killed_while_deleting_the_delivered_task_the_rerun_deletes_it(
     assert tap.last_state is not None
     assert tap.last_state["bookmarks"]["users"]["replication_key_value"]
 
-    rerun_and_check(kill_sandbox, config, tap, run_tap, reused=False)
+    # With its state, the rerun deletes the delivered task and exports again; without, it
+    # cannot know the file was delivered and delivers that task's file again.
+    rerun_and_check(
+        kill_sandbox,
+        config,
+        tap,
+        run_tap,
+        reused=rerun_state != "state-kept",
+        keep_state=rerun_state == "state-kept",
+    )
     assert kill_sandbox.tasks == {}  # the leftover and the rerun's own task are both gone

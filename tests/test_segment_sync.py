@@ -44,14 +44,25 @@ def our_side_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 @pytest.fixture
 def after_bookmark(
-    small_sandbox: Sandbox, fast_config: dict[str, Any], sync: Callable[..., Any]
-) -> tuple[dict[str, Any], dt.datetime]:
+    small_sandbox: Sandbox, sync: Callable[..., Any]
+) -> Callable[[dict[str, Any]], tuple[dict[str, Any], dt.datetime]]:
     """A first full sync's state, then new users past its bookmark, some in both segments.
 
+    The first sync runs with the settings of the next (a state written for another segment
+    is reset: see test_state_identity).
+
     Returns:
-        The state and the window start of the next sync (lookback 0: the bookmark).
+        A function of the settings returning the state and the window start of the next
+        sync (lookback 0: the bookmark).
     """
-    first = sync(fast_config)
+    return lambda config: _after_bookmark(small_sandbox, config, sync)
+
+
+def _after_bookmark(
+    small_sandbox: Sandbox, config: dict[str, Any], sync: Callable[..., Any]
+) -> tuple[dict[str, Any], dt.datetime]:
+    """The first sync and the new users of :func:`after_bookmark`."""
+    first = sync(config)
     assert first.error is None
     bookmark = parse_utc(first.bookmark)
     new = small_sandbox.add_users(8, created_date=bookmark + dt.timedelta(minutes=5))
@@ -79,13 +90,14 @@ def test_saved_segment_is_exported_whole_and_the_bookmark_applied_by_the_tap(
     small_sandbox: Sandbox,
     fast_config: dict[str, Any],
     sync: Callable[..., Any],
-    after_bookmark: tuple[dict[str, Any], dt.datetime],
+    after_bookmark: Callable[[dict[str, Any]], tuple[dict[str, Any], dt.datetime]],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    state, since = after_bookmark
+    config = {**fast_config, "segment_id": 101, "lookback_minutes": 0}
+    state, since = after_bookmark(config)
     caplog.set_level(logging.INFO)
 
-    output = sync({**fast_config, "segment_id": 101, "lookback_minutes": 0}, state=state)
+    output = sync(config, state=state)
 
     assert output.error is None
     (body,) = task_bodies(small_sandbox)
@@ -121,12 +133,12 @@ def test_rules_joined_by_all_get_the_window_server_side(
     small_sandbox: Sandbox,
     fast_config: dict[str, Any],
     sync: Callable[..., Any],
-    after_bookmark: tuple[dict[str, Any], dt.datetime],
+    after_bookmark: Callable[[dict[str, Any]], tuple[dict[str, Any], dt.datetime]],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    state, since = after_bookmark
-    caplog.set_level(logging.INFO)
     config = {**fast_config, "segment_rules": [HIGH_RFM], "lookback_minutes": 0}
+    state, since = after_bookmark(config)
+    caplog.set_level(logging.INFO)
 
     output = sync(config, state=state)
 
@@ -146,13 +158,13 @@ def test_rules_joined_by_any_are_sent_alone_and_the_bookmark_applied_by_the_tap(
     small_sandbox: Sandbox,
     fast_config: dict[str, Any],
     sync: Callable[..., Any],
-    after_bookmark: tuple[dict[str, Any], dt.datetime],
+    after_bookmark: Callable[[dict[str, Any]], tuple[dict[str, Any], dt.datetime]],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    state, since = after_bookmark
-    caplog.set_level(logging.INFO)
     config = {**fast_config, "segment_rules": [HIGH_RFM, SUBSCRIBED], "segment_join": "any",
               "lookback_minutes": 0}  # fmt: skip
+    state, since = after_bookmark(config)
+    caplog.set_level(logging.INFO)
 
     output = sync(config, state=state)
 

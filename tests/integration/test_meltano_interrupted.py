@@ -1,0 +1,170 @@
+"""`meltano run` interrupted (SIGTERM while the export runs, a loader failing mid-stream).
+
+Meltano saves a STATE only once the target has flushed records, so the rerun starts with no
+state at all; it must find the interrupted run's export task in Spaaza's task list by its tag:
+one ``POST /tasks`` across both runs, every user delivered, no task left in Spaaza.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tap_spaaza_users.sandbox import Sandbox
+
+from .conftest import PROJECT_ROOT, Meltano, read_jsonl
+from .test_meltano_warehouses import postgres  # noqa: F401 - the fixture
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+    from .test_meltano_warehouses import Postgres
+
+DEADLINE_SECONDS = 120
+
+
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    """Poll ``condition`` until it holds (fails after the deadline)."""
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def task_creations(sandbox: Sandbox) -> int:
+    """How many ``POST /tasks`` the sandbox received."""
+    return sum(1 for r in sandbox.requests if r.method == "POST" and r.path == "/tasks")
+
+
+@pytest.fixture
+def start_run(meltano: Meltano, tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """Start `meltano run tap-spaaza-users LOADER` in the background, in its own session.
+
+    Whatever a started run left running is killed after the test.
+    """
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(loader: str, extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        with (tmp_path / f"meltano-{len(started)}.log").open("wb") as log:
+            process = subprocess.Popen(
+                [str(meltano.executable), "run", "tap-spaaza-users", loader],
+                cwd=PROJECT_ROOT,
+                env={**meltano.env, **(extra_env or {})},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(DEADLINE_SECONDS)
+
+
+def interrupt(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to meltano (as a scheduler stopping the job), then to what it left running."""
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(DEADLINE_SECONDS) != 0
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # plugins Meltano did not stop: the job is over
+
+
+@pytest.fixture
+def busy_sandbox() -> Iterator[Sandbox]:
+    """A sandbox whose exports take a few seconds (the interruption lands while INPROGRESS)."""
+    with Sandbox(users=2000, seed=12, task_base_seconds=0.0, task_seconds_per_1k_users=0.0) as sb:
+        yield sb
+
+
+def interrupt_while_in_progress(
+    sandbox: Sandbox, start_run: Callable[..., subprocess.Popen[bytes]], loader: str
+) -> None:
+    """Start a run, wait until its export task is INPROGRESS, then SIGTERM it."""
+    sandbox.inject("task_stuck", seconds=6)
+    run = start_run(loader)
+    wait_until(
+        lambda: any(task.code == "INPROGRESS" for task in sandbox.tasks.values()),
+        "the export task to be INPROGRESS",
+    )
+    interrupt(run)
+    assert task_creations(sandbox) == 1
+    assert len(sandbox.tasks) == 1  # the interrupted run's task is still there
+
+
+def test_sigterm_to_meltano_run_into_jsonl_then_the_rerun_uses_the_same_task(
+    meltano: Meltano,
+    busy_sandbox: Sandbox,
+    start_run: Callable[..., subprocess.Popen[bytes]],
+    tmp_path: Path,
+) -> None:
+    meltano.use_sandbox(busy_sandbox)
+    interrupt_while_in_progress(busy_sandbox, start_run, "target-jsonl")
+    assert "singer_state" not in meltano.state("dev:tap-spaaza-users-to-target-jsonl")
+
+    out = tmp_path / "rerun"
+    meltano("run", "tap-spaaza-users", "target-jsonl", extra_env={
+        "TARGET_JSONL_DESTINATION_PATH": str(out)})  # fmt: skip
+
+    assert task_creations(busy_sandbox) == 1
+    delivered = {record["id"] for record in read_jsonl(out / "users.jsonl")}
+    assert delivered == {int(user["id"]) for user in busy_sandbox.users()}
+    assert busy_sandbox.tasks == {}
+
+
+def test_sigterm_to_meltano_run_into_postgres_then_the_rerun_uses_the_same_task(
+    meltano: Meltano,
+    busy_sandbox: Sandbox,
+    start_run: Callable[..., subprocess.Popen[bytes]],
+    postgres: Postgres,  # noqa: F811 - the fixture
+) -> None:
+    meltano.use_sandbox(busy_sandbox)
+    interrupt_while_in_progress(busy_sandbox, start_run, "target-postgres")
+
+    meltano("run", "tap-spaaza-users", "target-postgres")
+
+    assert task_creations(busy_sandbox) == 1
+    expected = {int(user["id"]) for user in busy_sandbox.users()}
+    ((rows, distinct),) = postgres.query("SELECT count(*), count(DISTINCT id) FROM {table}")
+    assert (rows, distinct) == (len(expected), len(expected))
+    assert {row[0] for row in postgres.query("SELECT id FROM {table}")} == expected
+    assert busy_sandbox.tasks == {}
+
+
+def test_loader_failing_after_records_then_the_rerun_uses_the_same_task(
+    meltano: Meltano,
+    start_run: Callable[..., subprocess.Popen[bytes]],
+    tmp_path: Path,
+) -> None:
+    with Sandbox(users=20_000, seed=13) as sandbox:
+        meltano.use_sandbox(sandbox)
+        broken = tmp_path / "broken"
+        run = start_run("target-jsonl", {"TARGET_JSONL_DESTINATION_PATH": str(broken)})
+        wait_until((broken / "users.jsonl").exists, "the loader's first records")
+        # The loader cannot write any more: its folder is now a file.
+        for path in broken.iterdir():
+            path.unlink()
+        broken.rmdir()
+        broken.write_text("not a folder")
+        assert run.wait(DEADLINE_SECONDS) != 0
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(run.pid, signal.SIGKILL)
+        assert len(sandbox.tasks) == 1  # the failed run never got to delete its task
+
+        out = tmp_path / "rerun"
+        meltano("run", "tap-spaaza-users", "target-jsonl", extra_env={
+            "TARGET_JSONL_DESTINATION_PATH": str(out)})  # fmt: skip
+
+        assert task_creations(sandbox) == 1
+        delivered = {record["id"] for record in read_jsonl(out / "users.jsonl")}
+        assert delivered == {int(user["id"]) for user in sandbox.users()}
+        assert sandbox.tasks == {}

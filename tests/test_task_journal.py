@@ -1,0 +1,259 @@
+"""Spaaza's task list as the journal: tagged tasks adopted, created once, swept; state identity."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import re
+import time
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from tap_cli import run_tap
+
+from tap_spaaza_users.export import build_export_task
+from tap_spaaza_users.tap import TapSpaazaUsers
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from tap_spaaza_users.sandbox import Sandbox
+
+TAG = re.compile(r" \[tap-spaaza-users:[0-9a-f]{16}\]$")
+HIGH_RFM = {"field_name": "overall", "field_type": "number", "operator": "is_between_number",
+            "min": 4, "max": 5}  # fmt: skip
+
+
+def posts(sandbox: Sandbox) -> list[Any]:
+    """The ``POST /tasks`` requests the sandbox received, oldest first."""
+    return [r for r in sandbox.requests if r.method == "POST" and r.path == "/tasks"]
+
+
+def all_ids(sandbox: Sandbox) -> set[int]:
+    """Every sandbox user's id."""
+    return {int(user["id"]) for user in sandbox.users()}
+
+
+def untagged_task(config: dict[str, Any]) -> int:
+    """Create an export task as someone in Console would: no tag in its description."""
+    stream = TapSpaazaUsers(config=config, parse_env_config=False).streams["users"]
+    body = build_export_task(
+        chain_id=config["chain_id"],
+        window_start=None,
+        now=dt.datetime.now(dt.timezone.utc),
+        origin="made in Console",
+    )
+    with contextlib.closing(stream.make_client()) as client:  # type: ignore[attr-defined]
+        return int(client.create_task(body)["id"])
+
+
+def wait_finished(sandbox: Sandbox, task_id: int) -> None:
+    """Wait until a sandbox task is DONE or ERROR."""
+    deadline = time.monotonic() + 10
+    while sandbox.tasks[task_id].code not in {"DONE", "ERROR"}:
+        assert time.monotonic() < deadline, f"task {task_id} never finished"
+        time.sleep(0.02)
+
+
+# The tag and adoption
+
+
+def test_task_description_is_readable_and_ends_with_the_tap_tag(
+    small_sandbox: Sandbox, fast_config: dict[str, Any], sync: Callable[..., Any]
+) -> None:
+    since = {**fast_config, "start_date": "2020-01-01T00:00:00Z"}
+
+    assert sync(fast_config).error is None
+    assert sync(since).error is None
+
+    everyone, windowed = (post.json["desc"] for post in posts(small_sandbox))
+    assert everyone.startswith("tap-spaaza-users ")
+    assert "all users" in everyone
+    assert "since 2020-01-01T00:00:00Z" in windowed
+    assert TAG.search(everyone)
+    assert TAG.search(windowed)
+    assert TAG.search(everyone).group() != TAG.search(windowed).group()  # type: ignore[union-attr]
+
+
+def test_rerun_without_state_adopts_the_done_task_instead_of_exporting_again(
+    small_sandbox: Sandbox, fast_config: dict[str, Any], sync: Callable[..., Any]
+) -> None:
+    first = sync(fast_config)
+    assert first.error is None
+
+    rerun = sync(fast_config)  # its state thrown away, as Meltano does before a target flushed
+
+    assert rerun.error is None
+    assert len(posts(small_sandbox)) == 1
+    assert rerun.ids == all_ids(small_sandbox)
+    assert rerun.final_state["bookmarks"]["users"]["delivered_tasks"] == [1001]
+
+
+def test_task_whose_file_a_recorded_sync_delivered_is_not_adopted_again(
+    small_sandbox: Sandbox, fast_config: dict[str, Any], sync: Callable[..., Any]
+) -> None:
+    start = small_sandbox.clock.now().replace(microsecond=0) - dt.timedelta(seconds=30)
+    config = {**fast_config, "start_date": start.isoformat()}
+    empty = sync(config)
+    assert empty.error is None
+    assert empty.records == []
+    assert empty.bookmark is None  # the bookmark stays: the next sync asks for the same window
+    new = set(small_sandbox.add_users(3))
+
+    second = sync(config, state=empty.final_state)
+
+    assert second.error is None
+    first_body, second_body = (post.json for post in posts(small_sandbox))
+    assert TAG.search(first_body["desc"]).group() == TAG.search(second_body["desc"]).group()  # type: ignore[union-attr]
+    assert second.ids == new
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"status": 502},  # created, then a 5xx instead of the answer
+        {"hold_seconds": 2, "then": "answer"},  # created, the answer too late: read timeout
+        {"then": "drop"},  # created, then the connection dropped
+    ],
+    ids=["5xx", "read-timeout", "dropped"],
+)
+def test_task_created_but_its_answer_lost_is_found_and_used_not_created_twice(
+    small_sandbox: Sandbox,
+    fast_config: dict[str, Any],
+    sync: Callable[..., Any],
+    caplog: pytest.LogCaptureFixture,
+    fault: dict[str, Any],
+) -> None:
+    timeout = 1 if "hold_seconds" in fault else 5
+    config = {**fast_config, "delete_completed_tasks": True, "request_timeout_seconds": timeout}
+    small_sandbox.inject("answer_lost", method="POST", path="/tasks", **fault)
+
+    with caplog.at_level(logging.INFO):
+        output = sync(config)
+
+    assert output.error is None
+    deadline = time.monotonic() + 10  # a late answer is logged once the sandbox sent it
+    while not posts(small_sandbox) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(posts(small_sandbox)) == 1  # one task for the window
+    assert output.ids == all_ids(small_sandbox)
+    assert small_sandbox.tasks == {}  # and none left behind
+    assert "Export task 1001 was created after all; using it" in caplog.text
+
+
+# The sweep
+
+
+def test_sweep_deletes_the_taps_failed_and_old_tasks_and_never_an_untagged_one(
+    small_sandbox: Sandbox,
+    fast_config: dict[str, Any],
+    sync: Callable[..., Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    since = {**fast_config, "start_date": "2020-01-01T00:00:00Z"}
+    assert sync(since).error is None  # leaves its DONE task (deletion off)
+    small_sandbox.inject("task_error")
+    assert sync({**since, "start_date": "2021-01-01T00:00:00Z"}).error is not None
+    small_sandbox.inject("task_error")
+    foreign = {untagged_task(fast_config), untagged_task(fast_config)}
+    for task_id in foreign:
+        wait_finished(small_sandbox, task_id)
+    assert {t.code for t in small_sandbox.tasks.values()} == {"DONE", "ERROR"}
+
+    with caplog.at_level(logging.INFO):
+        output = sync({**fast_config, "delete_completed_tasks": True, "task_reuse_hours": 0})
+
+    assert output.error is None
+    assert set(small_sandbox.tasks) == foreign
+    assert "Clean-up: deleted 2 export tasks this tap had left: 1002, 1001" in caplog.text
+    assert "Deleted export task 1002: left in ERROR by an earlier run" in caplog.text
+    assert "Deleted export task 1001: finished more than 0 hours ago" in caplog.text
+
+
+def test_sweep_keeps_a_recent_done_task_of_another_window_for_its_rerun(
+    small_sandbox: Sandbox, fast_config: dict[str, Any], sync: Callable[..., Any]
+) -> None:
+    since = {**fast_config, "start_date": "2020-01-01T00:00:00Z"}
+    assert sync(since).error is None
+    left = set(small_sandbox.tasks)
+
+    output = sync({**fast_config, "delete_completed_tasks": True})
+
+    assert output.error is None
+    assert set(small_sandbox.tasks) == left
+
+
+# What the state belongs to
+
+
+def test_state_of_another_chain_is_a_clear_error_before_any_request(
+    small_sandbox: Sandbox, fast_config: dict[str, Any], sync: Callable[..., Any], tmp_path: Path
+) -> None:
+    first = sync(fast_config)
+    assert first.final_state["bookmarks"]["users"]["chain_id"] == small_sandbox.chain_id
+    small_sandbox.request_log.clear()
+    other_chain = {
+        **fast_config,
+        "chain_id": small_sandbox.other_chain_id,
+        "access_token_id": small_sandbox.other_token_id,
+        "access_token_secret": small_sandbox.other_token_secret,
+    }
+
+    run = run_tap(tmp_path, other_chain, state=first.final_state)
+
+    assert run.returncode == 1
+    assert small_sandbox.requests == []
+    assert run.records == []
+    error = run.error
+    assert f"The state belongs to chain {small_sandbox.chain_id}" in error
+    assert f"chain_id is {small_sandbox.other_chain_id}" in error
+    assert "meltano state clear" in error
+
+
+def test_changed_segment_exports_the_new_selection_from_start_date_with_one_warning(
+    small_sandbox: Sandbox,
+    fast_config: dict[str, Any],
+    sync: Callable[..., Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    narrow = sync({**fast_config, "segment_rules": [HIGH_RFM]})
+    assert narrow.error is None
+    assert 0 < len(narrow.ids) < small_sandbox.user_count()
+
+    with caplog.at_level(logging.WARNING):
+        wide = sync(fast_config, state=narrow.final_state)  # the rule removed
+
+    assert wide.error is None
+    assert wide.ids == all_ids(small_sandbox)
+    (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "segment settings" in warning.getMessage()
+    assert "exported from start_date" in warning.getMessage()
+    rule = posts(small_sandbox)[-1].json["trigger"].get("segment")
+    assert rule is None  # all history, no created_date rule from the old bookmark
+
+
+def test_state_written_before_identity_was_kept_is_accepted(
+    small_sandbox: Sandbox,
+    fast_config: dict[str, Any],
+    sync: Callable[..., Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    first = sync({**fast_config, "lookback_minutes": 0})
+    old = first.final_state
+    users = old["bookmarks"]["users"]
+    for key in ("chain_id", "selection", "delivered_tasks"):
+        users.pop(key)
+    new = set(small_sandbox.add_users(2))
+
+    with caplog.at_level(logging.WARNING):
+        second = sync({**fast_config, "lookback_minutes": 0}, state=old)
+
+    assert second.error is None
+    assert new <= second.ids
+    assert len(second.ids) < small_sandbox.user_count()  # incremental from the old bookmark
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    kept = second.final_state["bookmarks"]["users"]
+    assert kept["chain_id"] == small_sandbox.chain_id
+    assert kept["selection"]
