@@ -17,7 +17,7 @@ from tap_spaaza_users.download import download_export
 from tap_spaaza_users.errors import SpaazaTaskTimeoutError
 from tap_spaaza_users.export import DONE, INPROGRESS, READY, UsersExport, make_client
 from tap_spaaza_users.idset import IdSet
-from tap_spaaza_users.journal import TaskJournal
+from tap_spaaza_users.journal import Found, TaskJournal
 from tap_spaaza_users.records import UsersCsvReader
 from tap_spaaza_users.sdk_hooks import HookedStream
 from tap_spaaza_users.segments import SegmentChoice
@@ -62,6 +62,8 @@ class UsersStream(HookedStream):
     PROGRESS_CHECK_ROWS = 1000
     #: This sync's view of Spaaza's task list (adoption, idempotent creation, sweep).
     journal: TaskJournal
+    #: Tasks this sync created ahead for later backfill windows, by their tag's fingerprint.
+    _ahead_tasks: dict[str, Found]
 
     def __init__(self, tap: Any) -> None:  # noqa: ANN401
         """Create the stream with its schema from the column list."""
@@ -108,6 +110,7 @@ class UsersStream(HookedStream):
             origin=f"{self.tap_name} {self.plugin_version}",
             logger=self.logger,
         )
+        self._ahead_tasks = {}
         self.journal = TaskJournal(
             export,
             horizon=dt.timedelta(hours=float(self.config["task_reuse_hours"])),
@@ -128,18 +131,21 @@ class UsersStream(HookedStream):
         with contextlib.closing(export):
             if self.config["delete_completed_tasks"]:
                 self.journal.sweep(keep=state.recorded_tasks(self.stream_state))
-            for window in windows:
-                yield from self._sync_window(export, window, seen)
+            for index, window in enumerate(windows):
+                ahead = windows[index + 1 : index + int(self.config["max_tasks_in_flight"])]
+                yield from self._sync_window(export, window, seen, ahead)
         self._complete_full_refresh(self.full_refresh)
 
     def _sync_window(
-        self, export: UsersExport, window: Window, seen: IdSet
+        self, export: UsersExport, window: Window, seen: IdSet, ahead: list[Window]
     ) -> Iterator[dict[str, Any]]:
         """Obtain the window's finished task, emit its file, then close the window.
 
-        The file lives in an unlinked spool: no crash leaves the users' data on disk.
+        The tasks of the ``ahead`` windows are created first, so Spaaza prepares them while
+        this window is awaited, downloaded and emitted (see ``_prepare_ahead``). The file
+        lives in an unlinked spool: no crash leaves the users' data on disk.
         """
-        task_id = self._finished_task(export, window)
+        task_id = self._finished_task(export, window, ahead)
         settings = export.client.settings
         with Spool(task_id=task_id) as spool:
             download_export(
@@ -173,11 +179,15 @@ class UsersStream(HookedStream):
                 choice.describe(),
             )
 
-    def _finished_task(self, export: UsersExport, window: Window) -> int:
+    def _finished_task(
+        self, export: UsersExport, window: Window, ahead: list[Window] | None = None
+    ) -> int:
         """The window's task in DONE: the one a previous run left or lost, or a new one.
 
-        First the state's in-flight task; then a task with the same tag in Spaaza's task
-        list (a run whose state was not saved, see ``journal``); else a new task.
+        First the state's in-flight task; then the task this sync created ahead for the
+        window; then a task with the same tag in Spaaza's task list (a run whose state was
+        not saved, see ``journal``); else a new task. Before waiting, the ``ahead``
+        windows' tasks are created.
         """
         stream_state = self.stream_state
         now = dt.datetime.now(dt.timezone.utc)
@@ -196,12 +206,16 @@ class UsersStream(HookedStream):
             if code == DONE:
                 return previous
             if code in (READY, INPROGRESS):
+                self._prepare_ahead(ahead or [])
                 self._wait(export, previous)
                 return previous
             if code is not None:
                 export.discard(previous, f"in state {code}, superseded by a new task")
-        found = self.journal.find(mark)
+        found = self._ahead_tasks.pop(mark, None)
         if found is not None:
+            found = Found(found.id, export.status(found.id) or found.code)
+            self.logger.info("Export task %d, prepared ahead, is %s", found.id, found.code)
+        elif (found := self.journal.find(mark)) is not None:
             self.logger.info(
                 "Adopting export task %d (%s) left by an earlier run for the same window and "
                 "selection, instead of exporting again",
@@ -213,9 +227,34 @@ class UsersStream(HookedStream):
         version = self.full_refresh.version if self.full_refresh else None
         state.record_task(stream_state, found.id, window, now, request, refresh_version=version)
         self.flush_state()
+        self._prepare_ahead(ahead or [])
         if found.code != DONE:
             self._wait(export, found.id)
         return found.id
+
+    def _prepare_ahead(self, windows: list[Window]) -> None:
+        """Create (or adopt) the tasks of the next backfill windows, without waiting for them.
+
+        Spaaza then exports them while the current window is awaited and loaded, so a
+        backfill costs about one export wait, not one per window. At most
+        ``max_tasks_in_flight`` tasks run at once (the current one included). The bookmark
+        still advances window by window, in order: a task prepared ahead is only read when
+        its window's turn comes. It carries the window's tag, so a run interrupted before
+        then finds it in the task list and adopts it instead of exporting again.
+        """
+        now = dt.datetime.now(dt.timezone.utc)
+        for window in windows:
+            body, mark = self.journal.tagged_body(window, now)
+            if mark in self._ahead_tasks:
+                continue
+            found = self.journal.find(mark) or self.journal.create(body, mark)
+            self._ahead_tasks[mark] = found
+            self.logger.info(
+                "Export task %d prepares the next window %s ahead (%s)",
+                found.id,
+                window.describe(),
+                found.code,
+            )
 
     def _wait(self, export: UsersExport, task_id: int) -> None:
         """Wait for the task; after a timeout (task deleted) the state forgets it."""

@@ -37,6 +37,7 @@ else:
 
 #: Settings that must be positive numbers.
 POSITIVE_NUMBERS = (
+    "max_tasks_in_flight",
     "poll_interval_seconds",
     "poll_max_interval_seconds",
     "task_timeout_minutes",
@@ -82,6 +83,10 @@ CONFIG_SCHEMA = th.PropertiesList(
        "Split a long history (a start_date or bookmark far in the past) into export tasks "
        "of this many days each, the bookmark advancing after each one, so an interrupted "
        "backfill resumes where it stopped. Unset or 0 means one export task per sync."),
+    _p("max_tasks_in_flight", th.IntegerType, "Max tasks in flight",
+       "With backfill_window_days, how many export tasks may run in Spaaza at once: the next "
+       "windows are exported while the current one is downloaded and emitted. 1 exports one "
+       "window at a time; the default 2 keeps Spaaza's load to one extra task.", default=2),
     _p("full_refresh_days", th.IntegerType, "Full refresh every (days)",
        "Export every user again (not only new ones) when the last full export is this many "
        "days old, so changed users are re-sent, and send ACTIVATE_VERSION so targets that "
