@@ -319,17 +319,22 @@ class SpaazaClient:
             raise SpaazaAPIError(self.scrub(msg), status=exc.status) from None
 
     def scrub(self, text: str) -> str:
-        """Blank out the token secret should any text echo it (defence in depth).
+        """Blank out both parts of the token should any text echo them (an error body may).
+
+        The id is a declared secret too; it is matched in any case (a UUID may be echoed in
+        upper case).
 
         Args:
             text: A message about to be logged or raised.
 
         Returns:
-            The text without the secret.
+            The text without the token's id and secret.
         """
-        secret = self.settings.token_secret
-        # A secret too short to be a real one would blank out ordinary words instead.
-        return text.replace(secret, "***") if len(secret or "") >= MIN_SCRUBBED_LENGTH else text
+        for part in (self.settings.token_secret, self.settings.token_id):
+            # A part too short to be a real one would blank out ordinary words instead.
+            if len(part or "") >= MIN_SCRUBBED_LENGTH:
+                text = re.sub(re.escape(part), "***", text, flags=re.IGNORECASE)
+        return text
 
     def _attempt(
         self,

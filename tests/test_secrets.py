@@ -8,6 +8,7 @@ import pytest
 from tap_cli import CliRun, run_tap
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from tap_spaaza_users.sandbox import Sandbox
@@ -116,3 +117,26 @@ def test_secret_from_the_environment_stays_out_of_debug_logs(
     assert len(run.records) == len(small_sandbox.users())
     assert about.returncode == 0
     assert_nothing_leaks([run, about], {small_sandbox.token_secret, *signatures(small_sandbox)})
+
+
+@pytest.mark.parametrize(
+    ("status", "case"), [(400, str), (503, str), (401, str.upper)], ids=["400", "503", "401-upper"]
+)
+def test_an_error_body_echoing_the_authorization_header_shows_neither_part_of_the_token(
+    small_sandbox: Sandbox,
+    fast_config: dict[str, Any],
+    tmp_path: Path,
+    status: int,
+    case: Callable[[str], str],
+) -> None:
+    token = f"{small_sandbox.token_id}:{small_sandbox.token_secret}"
+    echo = f"Bad request. Headers: Authorization: Bearer {case(token)}"
+    small_sandbox.inject("status", status=status, body=echo, method="POST", times=10)
+
+    run = run_tap(tmp_path, fast_config, env=DEBUG)
+
+    assert run.returncode == 1
+    assert "Headers: Authorization: Bearer ***:***" in run.error
+    for part in (small_sandbox.token_id, small_sandbox.token_secret):
+        for output in (run.stdout, run.stderr):
+            assert part.lower() not in output.lower()
