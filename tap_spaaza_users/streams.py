@@ -307,12 +307,14 @@ class UsersStream(HookedStream):
             state.note_progress(self.stream_state, latest, REPLICATION_KEY)
         seconds = max(time.monotonic() - started, 1e-6)
         self.logger.info(
-            "Emitted %d users from task %d in %.1fs (%.0f rows/s); %d outside the window and "
-            "%d already emitted this sync left out, %d invalid rows skipped",
+            "Emitted %d users from task %d in %.1fs (%.0f rows/s), %d of them repeated in the "
+            "file (the later, newer copy emitted too); %d outside the window and %d already "
+            "emitted this sync left out, %d invalid rows skipped",
             selection.emitted,
             task_id,
             seconds,
             selection.emitted / seconds,
+            selection.repeated_in_file,
             selection.outside,
             selection.repeated,
             skipped,

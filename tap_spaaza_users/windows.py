@@ -8,13 +8,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tap_spaaza_users.contract import PRIMARY_KEY, REPLICATION_KEY, parse_utc, utc_text
+from tap_spaaza_users.idset import IdSet
 
 UTC = dt.timezone.utc
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping
-
-    from tap_spaaza_users.idset import IdSet
 
 
 @dataclass(frozen=True)
@@ -161,19 +160,26 @@ def plan_windows(
 
 
 class WindowSelection:
-    """The records of a window's file that a sync emits: inside the window, each user once.
+    """The records of a window's file that a sync emits: inside the window, new to the sync.
 
     The file may hold users outside the window (the export rule asks for a little more on
-    each side, or the server cannot filter at all) and users this sync already emitted (the
-    lookback overlap, window seams). It counts what it leaves out and keeps the greatest
+    each side, or the server cannot filter at all) and users an earlier file of this sync
+    already emitted (the lookback overlap, window seams): both are left out and counted. A
+    user the file itself repeats is emitted again: the later row is the newer one, and
+    targets upsert by key, so the newest is the one they keep. It keeps the greatest
     ``created_date`` it let through, for the bookmark.
     """
 
     def __init__(self, window: Window, seen: IdSet) -> None:
-        """Select for ``window``; ``seen`` holds the ids this sync emitted so far."""
+        """Select for ``window``; ``seen`` holds the ids earlier files of this sync emitted.
+
+        The ids this file emits join ``seen`` as they go, so the next file leaves them out.
+        """
         self.window = window
         self.seen = seen
-        self.emitted = self.outside = self.repeated = 0
+        #: The ids this file emitted (a later copy in the same file is emitted too).
+        self.here = IdSet()
+        self.emitted = self.outside = self.repeated = self.repeated_in_file = 0
         self.latest: str | None = None
 
     def select(self, records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -183,16 +189,22 @@ class WindowSelection:
             records: A file's typed records.
 
         Yields:
-            The records inside the window whose ids this sync has not emitted yet.
+            The records inside the window whose ids no earlier file of this sync emitted.
         """
         contains, add_new = self.window.contains, self.seen.add_new
+        here = self.here
         latest = self.latest
         for record in records:
             created = record.get(REPLICATION_KEY)
             if created and not contains(created):
                 self.outside += 1
                 continue
-            if not add_new(record[PRIMARY_KEY]):
+            user_id = record[PRIMARY_KEY]
+            if user_id in here:
+                self.repeated_in_file += 1
+            elif add_new(user_id):
+                here.add_new(user_id)
+            else:
                 self.repeated += 1
                 continue
             self.emitted += 1

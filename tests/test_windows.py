@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from tap_spaaza_users.contract import parse_utc
 from tap_spaaza_users.export import build_export_task
-from tap_spaaza_users.windows import Window, plan_windows, sync_start
+from tap_spaaza_users.idset import IdSet
+from tap_spaaza_users.windows import Window, WindowSelection, plan_windows, sync_start
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -51,6 +52,22 @@ def test_windows_are_half_open_so_a_seam_user_belongs_to_the_later_window() -> N
     assert late.contains(T0 + DAY)
     assert early.contains(T0)
     assert early.contains(T0 + DAY - dt.timedelta(seconds=1))
+
+
+def test_a_repeat_within_a_file_is_emitted_but_one_an_earlier_file_emitted_is_not() -> None:
+    def row(user_id: int, modified: str) -> dict[str, Any]:
+        return {"id": user_id, "created_date": "2024-01-01T12:00:00+00:00", "v": modified}
+
+    seen = IdSet()
+    first = WindowSelection(Window(T0, T0 + DAY), seen)
+    emitted_first = list(first.select([row(1, "a"), row(2, "a"), row(1, "b")]))
+    second = WindowSelection(Window(T0), seen)
+    emitted_second = list(second.select([row(2, "c"), row(3, "a"), row(2, "d"), row(3, "b")]))
+
+    assert [(r["id"], r["v"]) for r in emitted_first] == [(1, "a"), (2, "a"), (1, "b")]
+    assert (first.emitted, first.repeated_in_file, first.repeated) == (3, 1, 0)
+    assert [(r["id"], r["v"]) for r in emitted_second] == [(3, "a"), (3, "b")]
+    assert (second.emitted, second.repeated_in_file, second.repeated) == (2, 1, 2)
 
 
 def test_sync_start_never_goes_before_start_date_or_the_delivered_watermark() -> None:
