@@ -154,17 +154,19 @@ def _describe(window_start: dt.datetime | None, window_end: dt.datetime | None) 
 
 
 def state_code(task: Mapping[str, Any]) -> str | None:
-    """Read ``state.code`` of a task, tolerating a missing state.
+    """Read ``state.code`` of a task in upper case, tolerating a missing state.
+
+    The contract spells codes in upper case; one in another case (``done``) means the same.
 
     Args:
         task: A task object.
 
     Returns:
-        The code, or None.
+        The code (``DONE``), or None.
     """
     state = task.get("state")
     code = state.get("code") if isinstance(state, dict) else None
-    return code if isinstance(code, str) else None
+    return code.strip().upper() if isinstance(code, str) else None
 
 
 def make_client(config: Mapping[str, Any], user_agent: str, logger: logging.Logger) -> SpaazaClient:
