@@ -56,6 +56,52 @@ def test_nul_bytes_and_a_one_megabyte_field_come_through_intact(
     assert len(by_id(run)) == len(small_sandbox.users())
 
 
+# Repeated users and odd task states --------------------------------------------------------
+
+
+def test_a_user_repeated_in_the_file_is_emitted_again_so_the_newer_copy_wins(
+    small_sandbox: Sandbox, fast_config: dict[str, Any], tmp_path: Path
+) -> None:
+    small_sandbox.inject("duplicate_rows", times=1, count=5, newer_by_seconds=3600)
+
+    run = run_tap(tmp_path, fast_config)
+
+    assert run.returncode == 0, run.stderr
+    assert run.error_lines == []
+    records = run.records
+    ids = [int(r["id"]) for r in records]
+    repeated = {user_id for user_id in ids if ids.count(user_id) == 2}
+    assert len(repeated) == 5
+    assert len(ids) == len(small_sandbox.users()) + 5
+    assert set(ids) == {int(user["id"]) for user in small_sandbox.users()}
+    kept = {int(r["id"]): r for r in records}  # what a target upserting by key keeps
+    for user_id in repeated:
+        older, newer = [r for r in records if r["id"] == user_id]
+        assert newer["last_modified_date"] > older["last_modified_date"]
+        assert kept[user_id] == newer
+    (summary,) = run.lines_with("repeated in the file")
+    assert f"Emitted {len(ids)} users" in summary
+    assert "5 of them repeated in the file" in summary
+    assert run.states[-1]["bookmarks"]["users"]["replication_key_value"] == max(
+        r["created_date"] for r in run.records
+    )
+
+
+def test_task_states_in_lower_case_are_read_like_the_contracts_upper_case(
+    small_sandbox: Sandbox, fast_config: dict[str, Any], tmp_path: Path
+) -> None:
+    small_sandbox.set_options(state_code_case="lower")
+
+    run = run_tap(tmp_path, {**fast_config, "task_timeout_minutes": 0.2})
+
+    assert run.returncode == 0, run.stderr
+    assert len(by_id(run)) == len(small_sandbox.users())
+    assert run.lines_with("is DONE")
+    assert run.states[-1]["bookmarks"]["users"]["replication_key_value"] == max(
+        r["created_date"] for r in run.records
+    )
+
+
 # Malformed rows ----------------------------------------------------------------------------
 
 
