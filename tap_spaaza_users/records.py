@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import math
 import sys
 import zlib
 from datetime import date, datetime, timezone
@@ -55,11 +56,27 @@ def to_boolean(value: str) -> bool:
         raise
 
 
+def to_integer(value: str) -> int:
+    """Type an integer cell: ASCII digits with an optional sign (no ``1_000``, no ``١٢``)."""
+    if "_" in value or not value.isascii():
+        raise ValueError(value)
+    return int(value)
+
+
 def to_decimal(value: str) -> Decimal:
-    """Type a decimal cell keeping every digit; NaN and infinities are rejected."""
+    """Type a decimal cell keeping every digit.
+
+    Like integers, only ASCII digits without ``_``. NaN, infinities and numbers beyond a
+    double's range (``1e999999``, which JSON readers would turn into infinity, or
+    ``1e-999999`` into 0) are rejected.
+    """
+    if "_" in value or not value.isascii():
+        raise ValueError(value)
     number = Decimal(value)
     if number.is_finite():
-        return number
+        as_double = float(number)
+        if math.isfinite(as_double) and (as_double or not number):
+            return number
     raise InvalidOperation(value)
 
 
@@ -94,7 +111,7 @@ _PLAIN_DATE_TIME_MARKS = ("-- ::", "--T::")  # characters 4, 7, 10, 13 and 16
 
 #: How each non-string column type is converted (values are never empty here).
 CONVERTERS: dict[ColumnType, Callable[[str], Any]] = {
-    ColumnType.INTEGER: int,
+    ColumnType.INTEGER: to_integer,
     ColumnType.BOOLEAN: to_boolean,
     ColumnType.DECIMAL: to_decimal,
     ColumnType.DATE: to_date,

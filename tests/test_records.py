@@ -211,6 +211,16 @@ def test_bad_value_fails_naming_task_line_column_and_value(tmp_path: Path) -> No
         ("average_basket_value", "twelve"),
         ("average_basket_value", "NaN"),
         ("id", "1.5"),
+        ("recency", "1_000"),
+        ("recency", "\u0661\u0662"),  # Arabic-Indic digits: int() reads them, JSON does not
+        ("average_basket_value", "1_000.5"),
+        ("average_basket_value", "\uff11.5"),  # a full-width digit
+        ("average_basket_value", "1e999999"),  # beyond a double: JSON readers get infinity
+        ("average_basket_value", "-1e999999"),
+        ("average_basket_value", "1e-999999"),  # below a double: JSON readers get 0
+        ("average_basket_value", "inf"),
+        ("average_basket_value", "-Infinity"),
+        ("average_basket_value", "nan"),
     ],
 )
 def test_values_not_of_their_type_are_invalid(tmp_path: Path, column: str, value: str) -> None:
@@ -347,3 +357,21 @@ def test_a_row_without_an_id_is_invalid(tmp_path: Path) -> None:
         ids = [record["id"] for record in reader]
     assert ids == [1, 3]
     assert reader.skipped_rows == 1
+
+
+def test_numbers_at_the_edge_of_a_double_and_signed_integers_are_valid(tmp_path: Path) -> None:
+    row = user_row(recency="-7", frequency="+3", average_basket_value="1.5e308")
+    (record,) = read_all(write_csv(tmp_path / "u.csv", [row]))
+    assert record["recency"] == -7
+    assert record["frequency"] == 3
+    assert record["average_basket_value"] == Decimal("1.5e308")
+
+
+def test_a_number_beyond_a_double_is_an_invalid_row_that_skip_leaves_out(tmp_path: Path) -> None:
+    rows = [user_row(id="1", average_basket_value="1e999999"), user_row(id="2", recency="1_0")]
+    rows.append(user_row(id="3"))
+    with UsersCsvReader(
+        write_csv(tmp_path / "u.csv", rows), task_id=77, logger=LOGGER, on_invalid_row="skip"
+    ) as reader:
+        assert [r["id"] for r in reader] == [3]
+        assert reader.skipped_rows == 2
