@@ -295,3 +295,34 @@ def test_killed_while_deleting_the_delivered_task_the_rerun_deletes_it(
         keep_state=rerun_state == "state-kept",
     )
     assert kill_sandbox.tasks == {}  # the leftover and the rerun's own task are both gone
+
+
+@pytest.mark.parametrize(
+    ("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"]
+)
+def test_a_sync_stopped_by_a_signal_writes_its_state_and_exits_non_zero(
+    sandbox_factory: Callable[..., Sandbox],
+    fast_settings: dict[str, Any],
+    run_tap: Callable[..., TapProcess],
+    signum: int,
+    status: int,
+) -> None:
+    sandbox = sandbox_factory(users=3000, seed=23)
+    config = sandbox.tap_config(**{**fast_settings, "delete_completed_tasks": True})
+    tap = run_tap(config)
+    tap.read_until(lambda messages: records(messages) >= 500)
+    tap.kill(signum, keep_unread=True)
+
+    assert tap.process.returncode == status
+    assert tap.last_state is not None  # the state as it stood (the SDK writes it if changed)
+    users_state = tap.last_state["bookmarks"]["users"]
+    assert users_state["in_flight_task"]["id"] == 1001
+    assert "replication_key_value" not in users_state
+    stderr = tap.stderr_path.read_text()
+    assert "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if "| ERROR" in line]
+    assert len(errors) == 1
+    assert f"Stopped by {signal.Signals(signum).name}" in errors[0]
+    assert f"exiting with status {status}" in errors[0]
+
+    rerun_and_check(sandbox, config, tap, run_tap, reused=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,7 @@ else:
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from types import FrameType
 
 
 class HookedTap(Tap):
@@ -41,3 +43,23 @@ class HookedTap(Tap):
         if raise_errors:
             self.check_settings(self.config)
         return super()._validate_config(raise_errors=raise_errors)
+
+    @override
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        """Write the state as it is, then exit 128 + the signal (143 SIGTERM, 130 SIGINT).
+
+        The SDK exits 0, so a scheduler would record an interrupted sync as a success. The
+        state written holds no bookmark beyond the files delivered whole, and names the
+        export task in flight, so the next run resumes with it.
+        """
+        del frame
+        try:
+            self._state_writer.write_state(self.state)
+        finally:
+            self.logger.error(
+                "Stopped by %s: the state written so far lets the next run resume; exiting "
+                "with status %d",
+                signal.Signals(signum).name,
+                128 + signum,
+            )
+            sys.exit(128 + signum)
