@@ -82,3 +82,7 @@ class SpaazaCorruptExportError(SpaazaDownloadError):
 
 class SpaazaLocalIOError(SpaazaError):
     """Writing or reading the export file on local disk failed (a full disk, a removed dir)."""
+
+
+class SpaazaStateError(SpaazaError):
+    """The input state (``--state``) is unreadable or not one this tap writes."""

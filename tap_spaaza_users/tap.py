@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import difflib
+import io
+import json
 import logging
+import math
 import sys
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, ClassVar
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
+import click
 from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
@@ -20,8 +27,14 @@ from singer_sdk.tap_base import CliTestOptionValue
 from tap_spaaza_users import segments
 from tap_spaaza_users.client import DEFAULT_API_URL
 from tap_spaaza_users.contract import parse_utc
-from tap_spaaza_users.errors import SpaazaError, invalid_setting
+from tap_spaaza_users.errors import (
+    SpaazaConfigError,
+    SpaazaError,
+    SpaazaStateError,
+    invalid_setting,
+)
 from tap_spaaza_users.sdk_hooks import HookedTap
+from tap_spaaza_users.state import CLOCK_SKEW, check_state
 from tap_spaaza_users.storage import is_loopback
 from tap_spaaza_users.streams import UsersStream
 
@@ -53,6 +66,12 @@ NON_NEGATIVE_NUMBERS = (
     "max_retries",
     "retry_initial_wait_seconds",
 )
+#: The poll intervals' floor against Spaaza (a loopback sandbox may poll faster, for tests).
+POLL_FLOOR_SECONDS = 1
+#: Settings whose floor is ``POLL_FLOOR_SECONDS`` unless ``api_url`` is a loopback host.
+POLL_SETTINGS = ("poll_interval_seconds", "poll_max_interval_seconds")
+#: The largest id Spaaza gives a chain or a segment (a signed 32-bit integer).
+MAX_ID = 2_147_483_647
 
 
 def _p(name: str, kind: Any, title: str, description: str, **kwargs: Any) -> th.Property[Any]:  # noqa: ANN401
@@ -60,14 +79,33 @@ def _p(name: str, kind: Any, title: str, description: str, **kwargs: Any) -> th.
     return th.Property(name, kind, title=title, description=description, **kwargs)
 
 
+def _n(
+    name: str,
+    kind: type[th.IntegerType | th.NumberType],
+    title: str,
+    description: str,
+    bounds: tuple[float, float],
+    **kwargs: Any,  # noqa: ANN401
+) -> th.Property:
+    """Declare a number setting with its bounds, stated at the end of its description too."""
+    low, high = bounds
+    typed = kind(minimum=low, maximum=high)  # type: ignore[arg-type]
+    return _p(name, typed, title, f"{description} From {_text(low)} to {_text(high)}.", **kwargs)
+
+
+def _text(number: float) -> str:
+    """A bound as people write it: 60, 0.01, 2147483647."""
+    return str(int(number)) if float(number).is_integer() else str(number)
+
+
 CONFIG_SCHEMA = th.PropertiesList(
     _p("api_url", th.URIType, "API URL",
        "Base URL of the Spaaza Services API (production by default; staging is "
        "https://services-test01.spaaza.com). Must be https, except for a local sandbox.",
        default=DEFAULT_API_URL),
-    _p("chain_id", th.IntegerType, "Chain ID",
+    _n("chain_id", th.IntegerType, "Chain ID",
        "The Spaaza chain whose users are exported; the access token must be scoped to it.",
-       required=True),
+       (1, MAX_ID), required=True),
     _p("access_token_id", th.StringType, "Access token ID",
        "ID (a UUID) of a Spaaza AccessToken for the chain.", required=True, secret=True),
     _p("access_token_secret", th.StringType, "Access token secret",
@@ -76,34 +114,39 @@ CONFIG_SCHEMA = th.PropertiesList(
     _p("start_date", th.DateTimeType, "Start date",
        "Only users created at or after this moment are synced. Without it (and without "
        "state) the first sync exports all users."),
-    _p("lookback_minutes", th.IntegerType, "Lookback (minutes)",
+    _n("lookback_minutes", th.IntegerType, "Lookback (minutes)",
        "Incremental syncs ask for users created since the bookmark minus this many minutes, "
-       "because Spaaza's export index lags behind; duplicates are resolved by id.", default=60),
-    _p("backfill_window_days", th.IntegerType, "Backfill window (days)",
+       "because Spaaza's export index lags behind; duplicates are resolved by id.",
+       (0, 10_080), default=60),
+    _n("backfill_window_days", th.IntegerType, "Backfill window (days)",
        "Split a long history (a start_date or bookmark far in the past) into export tasks "
        "of this many days each, the bookmark advancing after each one, so an interrupted "
-       "backfill resumes where it stopped. Unset or 0 means one export task per sync."),
-    _p("max_tasks_in_flight", th.IntegerType, "Max tasks in flight",
+       "backfill resumes where it stopped. Unset or 0 means one export task per sync.",
+       (0, 3_650)),
+    _n("max_tasks_in_flight", th.IntegerType, "Max tasks in flight",
        "With backfill_window_days, how many export tasks may run in Spaaza at once: the next "
        "windows are exported while the current one is downloaded and emitted. 1 exports one "
-       "window at a time; the default 2 keeps Spaaza's load to one extra task.", default=2),
-    _p("full_refresh_days", th.IntegerType, "Full refresh every (days)",
+       "window at a time; the default 2 keeps Spaaza's load to one extra task.",
+       (1, 10), default=2),
+    _n("full_refresh_days", th.IntegerType, "Full refresh every (days)",
        "Export every user again (not only new ones) when the last full export is this many "
        "days old, so changed users are re-sent, and send ACTIVATE_VERSION so targets that "
-       "honour it remove deleted users. A first sync counts as one. Unset or 0 means off."),
+       "honour it remove deleted users. A first sync counts as one. Unset or 0 means off.",
+       (0, 365)),
     _p("delete_completed_tasks", th.BooleanType, "Delete completed tasks",
        "Delete each export task once its file has been delivered (and any task abandoned "
        "after a timeout or left by an interrupted run), so tasks do not pile up in Console.",
        default=True),
-    _p("task_reuse_hours", th.IntegerType, "Task reuse (hours)",
+    _n("task_reuse_hours", th.IntegerType, "Task reuse (hours)",
        "A run that finds, in Spaaza's task list, an export task an interrupted run left for "
        "the same window and segment uses it instead of exporting again: while it runs, or "
        "for this many hours once DONE (while its file is surely still kept). Older finished "
-       "tasks of the tap are deleted by the clean-up (delete_completed_tasks).", default=24),
-    _p("segment_id", th.IntegerType, "Saved segment ID",
+       "tasks of the tap are deleted by the clean-up (delete_completed_tasks).",
+       (0, 168), default=24),
+    _n("segment_id", th.IntegerType, "Saved segment ID",
        "Export only this segment saved in Spaaza Console (the number in its Console URL). "
        "The whole segment is exported each sync and the created_date bookmark is applied "
-       "by the tap. Not together with segment_rules."),
+       "by the tap. Not together with segment_rules.", (1, MAX_ID)),
     _p("segment_rules", th.ArrayType(th.ObjectType(additional_properties=True)),
        "Segment rules",
        "Spaaza segment rules (field_name, field_type, operator and the operator's operands), "
@@ -113,25 +156,27 @@ CONFIG_SCHEMA = th.PropertiesList(
        "How segment_rules combine: 'all' (every rule; the created_date window is added "
        "server-side) or 'any' (one rule is enough; the bookmark is then applied by the tap).",
        default="all", allowed_values=["all", "any"]),
-    _p("poll_interval_seconds", th.NumberType, "First poll interval (seconds)",
-       "Wait before the first status check of the export task; it grows with each check.",
-       default=5),
-    _p("poll_max_interval_seconds", th.NumberType, "Longest poll interval (seconds)",
-       "The poll interval stops growing at this value.", default=60),
-    _p("task_timeout_minutes", th.NumberType, "Task timeout (minutes)",
+    _n("poll_interval_seconds", th.NumberType, "First poll interval (seconds)",
+       "Wait before the first status check of the export task; it grows with each check. "
+       "At least 1 unless api_url is a loopback host (a local sandbox).",
+       (0.01, 3_600), default=5),
+    _n("poll_max_interval_seconds", th.NumberType, "Longest poll interval (seconds)",
+       "The poll interval stops growing at this value. At least 1 unless api_url is a "
+       "loopback host (a local sandbox).", (0.01, 3_600), default=60),
+    _n("task_timeout_minutes", th.NumberType, "Task timeout (minutes)",
        "Give up (and delete the task) if the export is not done after this long.",
-       default=180),
-    _p("request_timeout_seconds", th.NumberType, "Request timeout (seconds)",
+       (0.001, 1_440), default=180),
+    _n("request_timeout_seconds", th.NumberType, "Request timeout (seconds)",
        "Connect and read timeout of each HTTP request (API calls and file download).",
-       default=60),
-    _p("max_retries", th.IntegerType, "Max retries",
+       (0.1, 600), default=60),
+    _n("max_retries", th.IntegerType, "Max retries",
        "Retries of a failed HTTP request (429, 5xx, connection errors) before giving up.",
-       default=5),
-    _p("retry_initial_wait_seconds", th.NumberType, "First retry wait (seconds)",
+       (0, 20), default=5),
+    _n("retry_initial_wait_seconds", th.NumberType, "First retry wait (seconds)",
        "The first backoff step; it doubles with each retry (with jitter). A 429's "
-       "Retry-After takes precedence.", default=1),
-    _p("retry_max_wait_seconds", th.NumberType, "Longest retry wait (seconds)",
-       "Cap of every backoff wait, Retry-After included.", default=60),
+       "Retry-After takes precedence.", (0, 600), default=1),
+    _n("retry_max_wait_seconds", th.NumberType, "Longest retry wait (seconds)",
+       "Cap of every backoff wait, Retry-After included.", (0.01, 3_600), default=60),
     _p("on_invalid_row", th.StringType, "On invalid row",
        "What to do with a CSV row that cannot be typed: 'fail' stops the sync naming task, "
        "line and column; 'skip' logs it, counts it and carries on.",
@@ -166,12 +211,25 @@ class TapSpaazaUsers(HookedTap):
 
     @override
     def check_settings(self, config: Mapping[str, Any]) -> None:
-        """Check the settings with clear messages, before any network call.
+        """Warn of unknown settings, then check the settings with clear messages, before any call.
 
         Raises:
             SpaazaConfigError: When a setting is invalid.
         """
+        for name, closest in unknown_settings(config, self.config_jsonschema):
+            hint = f"; did you mean {closest!r}?" if closest else ""
+            self.logger.warning("Unknown setting %r is ignored%s", name, hint)
         check_settings(config)
+
+    @override
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Check the input state's shape and dates before the SDK takes it in.
+
+        Raises:
+            SpaazaStateError: When the state is not one this tap wrote (or could have).
+        """
+        check_state(state, now=dt.datetime.now(dt.timezone.utc))
+        super().load_state(state)
 
     def check_connection(self) -> None:
         """Call ``GET /tasks?limit=1``: proves host and token, and the chain when it can.
@@ -210,9 +268,35 @@ class TapSpaazaUsers(HookedTap):
 
     @classmethod
     @override
-    def invoke(cls, *args: Any, **kwargs: Any) -> None:
-        """Run the tap, turning our errors into one readable line."""
+    def get_singer_command(cls) -> click.Command:
+        """The SDK's command, with ``--test`` described as this tap runs it."""
+        command = super().get_singer_command()
+        for param in command.params:
+            if param.name == "test" and isinstance(param, click.Option):
+                param.help = TEST_OPTION_HELP
+        return command
+
+    @classmethod
+    @override
+    def cb_config(cls, ctx: Any, param: Any, value: tuple[str, ...]) -> Any:
+        """Read the ``--config`` files, naming one that is missing, empty or not a JSON object."""
         with cls._user_errors():
+            for path in value:
+                if path != "ENV":
+                    check_json_object(read_input_file(path, CONFIG_FILE), CONFIG_FILE, path)
+            return super().cb_config(ctx, param, value)
+
+    @classmethod
+    @override
+    def invoke(cls, *args: Any, **kwargs: Any) -> None:
+        """Run the tap, turning our errors (and an unreadable ``--state`` file) into one line."""
+        with cls._user_errors():
+            state_file = kwargs.get("state")
+            if state_file is not None:
+                path = getattr(state_file, "name", "-")
+                text = read_input_file(state_file, STATE_FILE)
+                check_json_object(text, STATE_FILE, path)
+                kwargs["state"] = io.StringIO(text)
             super().invoke(*args, **kwargs)
 
     @classmethod
@@ -287,6 +371,114 @@ def readable_check_logs(plugin: str) -> None:
     logging.getLogger("singer_sdk.configuration").setLevel(logging.WARNING)
 
 
+#: What ``--help`` says of ``--test`` (the SDK's words promise a synced record).
+TEST_OPTION_HELP = (
+    "Use --test to check the connection without syncing: one GET /tasks?limit=1 proves "
+    "api_url, the access token and, when a task is listed, chain_id; no export task is "
+    "created. Use --test=schema to print the schema without syncing records."
+)
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """A JSON file the command line reads: what the messages call it, and how to mend it."""
+
+    label: str
+    hint: str
+    error: type[SpaazaError]
+
+
+CONFIG_FILE = InputFile(
+    "Config file",
+    'write the settings as one JSON object, {"chain_id": 1234, ...}',
+    SpaazaConfigError,
+)
+STATE_FILE = InputFile(
+    "State file",
+    "give the JSON object a previous run wrote as its last STATE message, or leave --state "
+    "out to start from start_date",
+    SpaazaStateError,
+)
+
+
+def read_input_file(source: str | IO[str], kind: InputFile) -> str:
+    """Read a file given on the command line (a path, or a file click opened) as text.
+
+    Args:
+        source: The path, or the open file.
+        kind: Which file it is.
+
+    Returns:
+        Its text.
+
+    Raises:
+        SpaazaError: Naming the file when it is missing, unreadable or not UTF-8 text.
+    """
+    name = source if isinstance(source, str) else getattr(source, "name", "-")
+    try:
+        if isinstance(source, str):
+            return Path(source).read_text(encoding="utf-8")
+        return source.read()
+    except FileNotFoundError:
+        msg = f"{kind.label} {name} was not found"
+    except UnicodeDecodeError:
+        msg = f"{kind.label} {name} is not text (UTF-8 JSON): {kind.hint}"
+    except OSError as exc:
+        msg = f"{kind.label} {name} cannot be read ({exc.strerror or type(exc).__name__})"
+    raise kind.error(msg)
+
+
+def check_json_object(text: str, kind: InputFile, name: str) -> None:
+    """Check that a file's text is one JSON object, naming what is wrong with it otherwise.
+
+    Args:
+        text: The file's text.
+        kind: Which file it is.
+        name: Its path, for the message.
+
+    Raises:
+        SpaazaError: For a file that is empty, not JSON or not an object.
+    """
+    where = f"{kind.label} {name}"
+    if not text.strip():
+        msg = f"{where} is empty: {kind.hint}"
+        raise kind.error(msg)
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        msg = f"{where} is not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}): {kind.hint}"
+        raise kind.error(msg) from None
+    if not isinstance(value, dict):
+        msg = f"{where} must hold a JSON object, not a {_json_kind(value)}: {kind.hint}"
+        raise kind.error(msg)
+
+
+def _json_kind(value: object) -> str:
+    """A JSON value's kind, as JSON names it."""
+    kinds = {list: "list", str: "string", bool: "boolean", type(None): "null"}
+    return kinds.get(type(value), "number")
+
+
+def unknown_settings(
+    config: Mapping[str, Any], schema: Mapping[str, Any]
+) -> list[tuple[str, str | None]]:
+    """The settings the schema does not know, each with the closest known name (or None).
+
+    Args:
+        config: The settings given.
+        schema: The settings' JSON schema.
+
+    Returns:
+        (unknown name, closest known name) pairs, in the order given.
+    """
+    known = list(schema.get("properties", {}))
+    return [
+        (name, next(iter(difflib.get_close_matches(name, known, n=1, cutoff=0.6)), None))
+        for name in config
+        if name not in known
+    ]
+
+
 def numbers_from_text(config: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
     """Read number settings given as text (environment variables, ``.env``) as numbers.
 
@@ -313,46 +505,86 @@ def numbers_from_text(config: Mapping[str, Any], schema: Mapping[str, Any]) -> d
     return converted
 
 
-def check_settings(config: Any) -> None:  # noqa: ANN401
+def check_settings(config: Any, now: dt.datetime | None = None) -> None:  # noqa: ANN401
     """Check the settings the JSON schema cannot judge well, naming the setting and the fix.
 
     Runs before the SDK fills in the schema's defaults: a setting left out is not checked.
 
     Args:
         config: The tap's settings.
+        now: The current time (for ``start_date``); the clock's when left out.
 
     Raises:
         SpaazaConfigError: On the first invalid setting.
     """
+    loopback = is_loopback(urlsplit(str(config.get("api_url") or DEFAULT_API_URL)).hostname or "")
     for name in ("access_token_id", "access_token_secret"):
         value = config.get(name)
         if not isinstance(value, str) or not value.strip():
-            invalid_setting(name, "is required: copy it from the AccessToken in Spaaza Console")
+            invalid_setting(name, f"is required: {_where_tokens_come_from(loopback)}")
     chain_id = config.get("chain_id")
+    if chain_id is None:
+        invalid_setting("chain_id", "is required: the number of the Spaaza chain to export")
     if isinstance(chain_id, bool) or not isinstance(chain_id, int) or chain_id <= 0:
         invalid_setting("chain_id", f"must be a positive integer, not {chain_id!r}")
     if config.get("api_url"):
         check_api_url(config["api_url"])
     if config.get("start_date") is not None:
-        parse_start_date(config["start_date"])
-    _check_numbers(config)
+        start = parse_start_date(config["start_date"])
+        if start > (now or dt.datetime.now(dt.timezone.utc)) + CLOCK_SKEW:
+            invalid_setting(
+                "start_date",
+                f"is in the future ({start.isoformat()}): no user can be created after it "
+                "yet; set a moment in the past, or leave start_date out to export all users",
+            )
+    segments.check_segment_settings(config)
+    _check_numbers(config, loopback=loopback)
     if config.get("on_invalid_row") not in (None, "fail", "skip"):
         invalid_setting("on_invalid_row", "must be 'fail' or 'skip'")
-    segments.check_segment_settings(config)
 
 
-def _check_numbers(config: Any) -> None:  # noqa: ANN401
-    """Check the numeric settings' signs (config files are read with Decimal fractions)."""
-    for name in POSITIVE_NUMBERS + NON_NEGATIVE_NUMBERS:
+def _where_tokens_come_from(loopback: bool) -> str:  # noqa: FBT001
+    """Where to find an access token: the sandbox's demo token, or Spaaza Console."""
+    if loopback:
+        return (
+            "api_url is a local sandbox, whose demo token spaaza-sandbox prints when it "
+            "starts (and writes to its --ready-file as token_id and token_secret)"
+        )
+    return "copy it from the AccessToken in Spaaza Console"
+
+
+def _check_numbers(config: Any, *, loopback: bool) -> None:  # noqa: ANN401
+    """Check the number settings' types, signs and bounds (config files give Decimal fractions)."""
+    for name, prop in CONFIG_SCHEMA["properties"].items():
         value = config.get(name)
         if value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+        kinds = prop.get("type", [])
+        if "number" not in kinds and "integer" not in kinds:
+            continue
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float, Decimal))
+            or not math.isfinite(value)
+        ):
             invalid_setting(name, f"must be a number, not {value!r}")
         if value < 0 or (value == 0 and name in POSITIVE_NUMBERS):
             invalid_setting(
                 name, f"must be {'above' if name in POSITIVE_NUMBERS else 'at least'} 0"
             )
+        if name in POLL_SETTINGS and not loopback and value < POLL_FLOOR_SECONDS:
+            invalid_setting(
+                name,
+                f"must be at least {POLL_FLOOR_SECONDS} second to spare the Spaaza API, not "
+                f"{value} (only a loopback api_url, such as a local sandbox, may poll faster)",
+            )
+        low, high = prop["minimum"], prop["maximum"]
+        if not low <= value <= high:
+            invalid_setting(
+                name, f"must be from {_text(low)} to {_text(high)}, not {_text(float(value))}"
+            )
+        if "number" not in kinds and value != int(value):
+            invalid_setting(name, f"must be a whole number, not {value}")
 
 
 def check_api_url(url: str) -> None:

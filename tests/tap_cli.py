@@ -95,30 +95,27 @@ class CliRun:
 
 def run_tap(
     tmp_path: Path,
-    config: dict[str, Any],
+    config: dict[str, Any] | str | bytes,
     *args: str,
-    state: dict[str, Any] | None = None,
+    state: dict[str, Any] | str | bytes | None = None,
     env: dict[str, str] | None = None,
 ) -> CliRun:
     """Run ``python -m tap_spaaza_users --config ...`` (plus ``args``) in a subprocess.
 
     Args:
         tmp_path: Where the config and state files are written.
-        config: The tap settings.
+        config: The tap settings (text or bytes are written as they are).
         *args: More command line arguments.
-        state: Input state, if any.
+        state: Input state, if any (text or bytes are written as they are).
         env: Extra environment variables.
 
     Returns:
         The exit status and both output streams.
     """
-    config_path = tmp_path / "config.json"
-    config_path.write_text(json.dumps(config))
+    config_path = _write(tmp_path / "config.json", config)
     argv = [sys.executable, "-m", "tap_spaaza_users", "--config", str(config_path), *args]
     if state is not None:
-        state_path = tmp_path / "state.json"
-        state_path.write_text(json.dumps(state))
-        argv += ["--state", str(state_path)]
+        argv += ["--state", str(_write(tmp_path / "state.json", state))]
     run_env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_SPAAZA_USERS_")}
     result = subprocess.run(
         argv,
@@ -129,3 +126,12 @@ def run_tap(
         check=False,
     )
     return CliRun(result.returncode, result.stdout, result.stderr)
+
+
+def _write(path: Path, content: dict[str, Any] | str | bytes) -> Path:
+    """Write a JSON object as JSON, or text and bytes as they are; return the path."""
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content if isinstance(content, str) else json.dumps(content))
+    return path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -145,6 +146,46 @@ def test_invalid_settings_fail_naming_the_setting_and_the_fix(
     assert setting in message
     assert hint in message
     assert SECRET not in message
+
+
+NUMBER_SETTINGS = {
+    name: prop
+    for name, prop in CONFIG_SCHEMA["properties"].items()
+    if {"integer", "number"} & set(prop["type"])
+}
+
+
+@pytest.mark.parametrize("name", sorted(NUMBER_SETTINGS))
+def test_every_number_setting_is_held_to_its_bounds_with_a_clear_message(name: str) -> None:
+    prop = NUMBER_SETTINGS[name]
+    low, high = prop["minimum"], prop["maximum"]
+    sandbox = {**VALID, "api_url": "http://127.0.0.1:9"}  # loopback: the poll floor is lower
+
+    for fine in (low, high):
+        TapSpaazaUsers(config={**sandbox, name: fine}, parse_env_config=False)
+    for absurd in (high * 10, high + 1):
+        with pytest.raises(SpaazaConfigError) as caught:
+            TapSpaazaUsers(config={**sandbox, name: absurd}, parse_env_config=False)
+        assert str(caught.value).startswith(f"Setting {name} must be from ")
+        assert SECRET not in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["poll_interval_seconds", "poll_max_interval_seconds"])
+def test_polling_faster_than_once_a_second_is_for_a_loopback_sandbox_only(name: str) -> None:
+    TapSpaazaUsers(config={**VALID, "api_url": "http://localhost:9", name: 0.05})
+    TapSpaazaUsers(config={**VALID, name: 1})
+    with pytest.raises(SpaazaConfigError, match=f"Setting {name} must be at least 1 second"):
+        TapSpaazaUsers(config={**VALID, name: 0.5}, parse_env_config=False)
+
+
+def test_a_start_date_in_the_future_is_an_error_a_few_minutes_of_clock_skew_are_not() -> None:
+    soon = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=1)
+    TapSpaazaUsers(config={**VALID, "start_date": soon.isoformat()}, parse_env_config=False)
+    with pytest.raises(SpaazaConfigError, match="Setting start_date is in the future"):
+        TapSpaazaUsers(
+            config={**VALID, "start_date": (soon + dt.timedelta(hours=1)).isoformat()},
+            parse_env_config=False,
+        )
 
 
 LOOPBACK_URLS = (
