@@ -198,3 +198,27 @@ def test_loaders_are_declared_in_full_with_a_safe_duckdb() -> None:
     duckdb_pins = re.findall(r"(?:^|\s)duckdb==(\S+)", loaders["target-duckdb"]["pip_url"])
     assert duckdb_pins, "target-duckdb needs duckdb pinned below 2 in its pip_url"
     assert duckdb_pins[0].startswith("1.2.")
+
+
+def number_settings() -> dict[str, dict[str, Any]]:
+    """Return the tap's number settings (integer or number), by name."""
+    return {
+        name: schema
+        for name, schema in tap_settings().items()
+        if {"integer", "number"} & set(schema["type"])
+    }
+
+
+def test_every_number_setting_has_bounds_stated_alike_everywhere() -> None:
+    """Schema bounds, the description (meltano.yml, README, Hub) and .secrets.example agree."""
+    text = (PROJECT_ROOT / ".secrets.example").read_text(encoding="utf-8")
+    stated = dict(re.findall(r"^#   ([a-z_]+): from (\S+ to \S+)", text, flags=re.MULTILINE))
+    assert len(number_settings()) >= 12
+    for name, schema in number_settings().items():
+        low, high = schema["minimum"], schema["maximum"]
+        assert low < high, name
+        bounds = f"{low:g} to {high:g}" if high < 1e6 else f"{low} to {high}"
+        assert schema["description"].endswith(f" From {bounds}."), name
+        assert meltano_settings()[name]["description"] == schema["description"], name
+        assert stated.get(name) == bounds, name
+    assert set(stated) == set(number_settings())
