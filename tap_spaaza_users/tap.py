@@ -86,7 +86,7 @@ def _n(
     description: str,
     bounds: tuple[float, float],
     **kwargs: Any,  # noqa: ANN401
-) -> th.Property:
+) -> th.Property[Any]:
     """Declare a number setting with its bounds, stated at the end of its description too."""
     low, high = bounds
     typed = kind(minimum=low, maximum=high)  # type: ignore[arg-type]
