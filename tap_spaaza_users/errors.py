@@ -28,7 +28,7 @@ def invalid_setting(name: str, problem: str) -> NoReturn:
 
 
 class SpaazaStateError(SpaazaError):
-    """The input state belongs to something else (another chain); raised before any request."""
+    """The input state is unreadable, malformed or another chain's; raised before any request."""
 
 
 class SpaazaAPIError(SpaazaError):
@@ -82,7 +82,3 @@ class SpaazaCorruptExportError(SpaazaDownloadError):
 
 class SpaazaLocalIOError(SpaazaError):
     """Writing or reading the export file on local disk failed (a full disk, a removed dir)."""
-
-
-class SpaazaStateError(SpaazaError):
-    """The input state (``--state``) is unreadable or not one this tap writes."""

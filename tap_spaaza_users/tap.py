@@ -72,6 +72,8 @@ POLL_FLOOR_SECONDS = 1
 POLL_SETTINGS = ("poll_interval_seconds", "poll_max_interval_seconds")
 #: The largest id Spaaza gives a chain or a segment (a signed 32-bit integer).
 MAX_ID = 2_147_483_647
+#: Twenty years in days: longer than any chain's history, so no window or lookback needs more.
+MAX_HISTORY_DAYS = 7_305
 
 
 def _p(name: str, kind: Any, title: str, description: str, **kwargs: Any) -> th.Property[Any]:  # noqa: ANN401
@@ -117,12 +119,12 @@ CONFIG_SCHEMA = th.PropertiesList(
     _n("lookback_minutes", th.IntegerType, "Lookback (minutes)",
        "Incremental syncs ask for users created since the bookmark minus this many minutes, "
        "because Spaaza's export index lags behind; duplicates are resolved by id.",
-       (0, 10_080), default=60),
+       (0, MAX_HISTORY_DAYS * 24 * 60), default=60),
     _n("backfill_window_days", th.IntegerType, "Backfill window (days)",
        "Split a long history (a start_date or bookmark far in the past) into export tasks "
        "of this many days each, the bookmark advancing after each one, so an interrupted "
        "backfill resumes where it stopped. Unset or 0 means one export task per sync.",
-       (0, 3_650)),
+       (0, MAX_HISTORY_DAYS)),
     _n("max_tasks_in_flight", th.IntegerType, "Max tasks in flight",
        "With backfill_window_days, how many export tasks may run in Spaaza at once: the next "
        "windows are exported while the current one is downloaded and emitted. 1 exports one "
@@ -560,7 +562,7 @@ def _check_numbers(config: Any, *, loopback: bool) -> None:  # noqa: ANN401
         if value is None:
             continue
         kinds = prop.get("type", [])
-        if "number" not in kinds and "integer" not in kinds:
+        if "minimum" not in prop:  # not a number setting of ours (the SDK's are its own)
             continue
         if (
             isinstance(value, bool)

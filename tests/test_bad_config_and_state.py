@@ -86,12 +86,12 @@ BAD_INPUTS: dict[str, tuple[Callable[[Settings], Any], Any, str]] = {
     "lookback 1e10": (
         lambda c: {**c, "lookback_minutes": 1e10},
         None,
-        "Setting lookback_minutes must be from 0 to 10080, not 10000000000.",
+        "Setting lookback_minutes must be from 0 to 10519200, not 10000000000.",
     ),
     "backfill 1e8": (
         lambda c: {**c, "backfill_window_days": 1e8},
         None,
-        "Setting backfill_window_days must be from 0 to 3650, not 100000000.",
+        "Setting backfill_window_days must be from 0 to 7305, not 100000000.",
     ),
     "request timeout 1e20": (
         lambda c: {**c, "request_timeout_seconds": 1e20},

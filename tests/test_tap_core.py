@@ -148,10 +148,9 @@ def test_invalid_settings_fail_naming_the_setting_and_the_fix(
     assert SECRET not in message
 
 
+#: The tap's number settings (the SDK's own, such as flattening_max_depth, have no bounds).
 NUMBER_SETTINGS = {
-    name: prop
-    for name, prop in CONFIG_SCHEMA["properties"].items()
-    if {"integer", "number"} & set(prop["type"])
+    name: prop for name, prop in CONFIG_SCHEMA["properties"].items() if "minimum" in prop
 }
 
 
