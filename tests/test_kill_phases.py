@@ -325,4 +325,4 @@ def test_a_sync_stopped_by_a_signal_writes_its_state_and_exits_non_zero(
     assert f"Stopped by {signal.Signals(signum).name}" in errors[0]
     assert f"exiting with status {status}" in errors[0]
 
-    rerun_and_check(sandbox, config, tap, run_tap, reused=True)
+    rerun_and_check(sandbox, config, tap, run_tap, reused=True, keep_state=True)
