@@ -14,6 +14,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
 #: Names earlier versions of the tap gave their work directories and export files.
 LEFTOVER_DIRS = "tap-spaaza-users-*"
 LEFTOVER_FILES = "User_Export-*.csv"
+#: A leftover written to this recently may belong to an earlier version's sync still running
+#: (during an upgrade); it is left for a later run.
+LEFTOVER_QUIET_SECONDS = 15 * 60
 READ_SIZE = 1024 * 1024
 _HAS_PREAD = hasattr(os, "pread")
 
@@ -70,6 +74,8 @@ def remove_leftovers(logger: logging.Logger, directory: str | None = None) -> in
     root = Path(directory or tempfile.gettempdir())
     removed = 0
     for leftover in [*root.glob(LEFTOVER_DIRS), *root.glob(LEFTOVER_FILES)]:
+        if _recently_written(leftover):
+            continue  # an earlier version's sync may still be running: left for a later run
         try:
             if leftover.is_dir() and not leftover.is_symlink():
                 shutil.rmtree(leftover)
@@ -82,6 +88,17 @@ def remove_leftovers(logger: logging.Logger, directory: str | None = None) -> in
     if removed:
         logger.info("Removed %d export files or directories earlier runs left in %s", removed, root)
     return removed
+
+
+def _recently_written(path: Path) -> bool:
+    """Whether a leftover (or a file in it) changed within ``LEFTOVER_QUIET_SECONDS``."""
+    try:
+        moments = [path.lstat().st_mtime]
+        if path.is_dir() and not path.is_symlink():
+            moments += [child.lstat().st_mtime for child in path.iterdir()]
+    except OSError:
+        return False
+    return time.time() - max(moments) < LEFTOVER_QUIET_SECONDS
 
 
 class Spool:

@@ -53,6 +53,7 @@ def test_sigkill_mid_emission_leaves_no_export_data_and_old_leftovers_are_remove
     (private_tmp / "tap-spaaza-users-k2j4h1").mkdir(parents=True)
     (private_tmp / "tap-spaaza-users-k2j4h1" / "User_Export-7.csv").write_text("id\n1\n")
     (private_tmp / "User_Export-8.csv").write_text("id\n2\n")
+    age_leftovers(private_tmp)
     (private_tmp / "unrelated.txt").write_text("not ours")
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(sandbox.tap_config(**fast_settings)))
@@ -85,12 +86,39 @@ def test_leftovers_of_earlier_versions_are_removed_and_nothing_else(tmp_path: Pa
     (tmp_path / "tap-spaaza-users-abc").mkdir()
     (tmp_path / "tap-spaaza-users-abc" / "User_Export-1.csv").write_text("id\n")
     (tmp_path / "User_Export-2.csv").write_text("id\n")
+    age_leftovers(tmp_path)
     (tmp_path / "tap-other-xyz").mkdir()
     (tmp_path / "users.csv").write_text("id\n")
 
     assert remove_leftovers(LOGGER, str(tmp_path)) == 2
 
     assert names_in(tmp_path) == {"tap-other-xyz", "users.csv"}
+
+
+def age_leftovers(directory: Path, seconds: float = 3600) -> None:
+    """Date the earlier versions' files in ``directory`` ``seconds`` back, as real ones are."""
+    then = time.time() - seconds
+    for path in [*directory.glob("tap-spaaza-users-*/*"), *directory.glob("tap-spaaza-users-*")]:
+        os.utime(path, (then, then))
+    for path in directory.glob("User_Export-*.csv"):
+        os.utime(path, (then, then))
+
+
+def test_a_leftover_still_being_written_is_kept_for_a_later_run(tmp_path: Path) -> None:
+    # An earlier version's sync may be running beside this one during an upgrade.
+    (tmp_path / "tap-spaaza-users-live").mkdir()
+    (tmp_path / "tap-spaaza-users-live" / "User_Export-3.csv").write_text("id\n")
+    (tmp_path / "tap-spaaza-users-old").mkdir()
+    (tmp_path / "tap-spaaza-users-old" / "User_Export-4.csv").write_text("id\n")
+    age_leftovers(tmp_path)
+    (tmp_path / "tap-spaaza-users-live" / "User_Export-3.csv").write_text("id\n1\n")
+
+    assert remove_leftovers(LOGGER, str(tmp_path)) == 1
+
+    assert names_in(tmp_path) == {
+        "tap-spaaza-users-live",
+        "tap-spaaza-users-live/User_Export-3.csv",
+    }
 
 
 def test_spool_has_no_name_and_frees_its_space_on_close(tmp_path: Path) -> None:
