@@ -61,6 +61,7 @@ def floor(info: dict[str, Any], workdir: Path) -> Run:
     ):
         response.raise_for_status()
         response.raw.decode_content = True
+        response.raw.auto_close = False  # the reader, not urllib3, closes it at the end
         source = io.TextIOWrapper(
             io.BufferedReader(response.raw, buffer_size=1 << 20), encoding="utf-8", newline=""
         )
