@@ -63,7 +63,7 @@ CONFIGURATIONS: list[tuple[str, str, str, dict[str, str]]] = [
         },
     ),
     ("postgres, shipped RECORD", "tap-spaaza-users", "target-postgres", {}),
-    ("postgres, shipped BATCH", "tap-spaaza-users-batch", "target-postgres", {}),
+    ("postgres, shipped BATCH", "tap-spaaza-users--batch", "target-postgres", {}),
     (
         "duckdb, before (1000003 rows)",
         "tap-spaaza-users",
