@@ -187,3 +187,17 @@ def test_duckdb_gets_every_user_typed_and_reruns_upsert(
 ) -> None:
     load_with_tricky_user(meltano, duckdb_file, sandbox)
     check_upserting_rerun(meltano, duckdb_file, sandbox)
+
+
+def test_duckdb_keeps_the_final_state_when_the_last_batch_is_exactly_full(
+    meltano: Meltano, sandbox: Sandbox, duckdb_file: DuckDB
+) -> None:
+    # target-duckdb itself emits no STATE after a flush that took the last record.
+    third = len(sandbox.users()) // 3
+    meltano.env["TARGET_DUCKDB_BATCH_SIZE_ROWS"] = str(third)
+    meltano.use_sandbox(sandbox)
+
+    meltano("run", "tap-spaaza-users", duckdb_file.loader)
+
+    assert duckdb_file.query("SELECT count(*) FROM {table}") == [(3 * third,)]
+    check_final_state(meltano, duckdb_file)

@@ -1,0 +1,76 @@
+"""target-duckdb 0.8.0, with the tap's final STATE handed back once every row is loaded.
+
+target-duckdb flushes a stream when its buffer reaches ``batch_size_rows`` and then emits
+the state it had at that moment; after the input ends it flushes what is left and emits the
+latest state, but only when something was left. When the last flush happens on the very last
+record (the sync's row count is an exact multiple of ``batch_size_rows``), the tap's final
+STATE, which arrives after that record, is never emitted and Meltano keeps an older bookmark.
+
+Here the input is passed through unchanged, the last STATE seen is remembered, and once
+target-duckdb has returned normally (every buffered row loaded) that STATE is emitted again.
+Meltano keeps the last STATE a loader emits, so the batch size can stay small (bounded
+memory) without losing the final bookmark.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import target_duckdb
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
+#: How a STATE message starts its type field, with and without the space ``json`` puts there.
+STATE_MARKERS = ('"type":"STATE"', '"type": "STATE"')
+
+
+class LastState:
+    """Passes Singer messages through and keeps the value of the last STATE among them."""
+
+    def __init__(self) -> None:
+        """Nothing seen yet."""
+        self.value: Any = None
+        self.seen = False
+
+    def watch(self, lines: Iterable[str]) -> Iterator[str]:
+        """Yield each line unchanged, noting each STATE message's value.
+
+        Args:
+            lines: Singer messages, one JSON object per line.
+
+        Yields:
+            The same lines.
+        """
+        for line in lines:
+            if any(marker in line for marker in STATE_MARKERS):
+                message = json.loads(line)
+                if message.get("type") == "STATE":
+                    self.value, self.seen = message.get("value"), True
+            yield line
+
+
+def main() -> None:
+    """Run target-duckdb over standard input, then emit the last STATE it was given."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("-c", "--config", help="Config file")
+    args = parser.parse_args()
+    config: dict[str, Any] = {}
+    if args.config:
+        config = json.loads(Path(args.config).read_text(encoding="utf-8"))
+    state = LastState()
+    lines = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8")
+    connection = target_duckdb.duckdb_connect(config)
+    target_duckdb.persist_lines(connection, config, state.watch(lines))
+    connection.close()
+    if state.seen:
+        target_duckdb.emit_state(state.value)
+
+
+if __name__ == "__main__":
+    main()
