@@ -8,9 +8,10 @@ floor on progress, and the whole download by a deadline.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -18,7 +19,7 @@ import urllib3.exceptions
 
 from tap_spaaza_users.client import backoff_delay, parse_retry_after
 from tap_spaaza_users.errors import SpaazaCorruptExportError, SpaazaDownloadError
-from tap_spaaza_users.integrity import GZIP_MAGIC, gzip_problem, md5_of_etag, new_md5
+from tap_spaaza_users.integrity import BodyCheck, md5_of_etag, new_md5
 from tap_spaaza_users.storage import (
     is_loopback,
     redact_url,
@@ -29,6 +30,9 @@ from tap_spaaza_users.storage import (
 if TYPE_CHECKING:
     import logging
     from collections.abc import Callable
+    from types import TracebackType
+
+    from typing_extensions import Self
 
     from tap_spaaza_users.spool import Spool
 
@@ -41,6 +45,13 @@ FLOOR_BYTES_PER_SECOND = 16 * 1024
 FLOOR_WINDOW_TIMEOUTS = 2
 #: Downloads of a file that arrives corrupt (a bad MD5 or gzip) before giving up.
 MAX_WHOLE_DOWNLOADS = 2
+#: Files at least this large (stated by storage, or received so far) are parsed while they
+#: download; smaller ones once proven whole. Below it, overlap saves under half a second on a
+#: 20 MB/s link, and reading only a proven file never emits a row that a corrupt or changed
+#: download would make the tap send again.
+OVERLAP_FROM_BYTES = 8 * 1024 * 1024
+#: How long a reader that gave up waits for the download thread to notice (it is a daemon).
+ABANDON_WAIT_SECONDS = 2.0
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _BODY_STATUSES = frozenset({200, 206, 416})
 _TRANSIENT = frozenset({408, 429, 500, 502, 503, 504})
@@ -101,7 +112,7 @@ class _Attempts:
         kept = f"; export task {self.task_id} is kept for it" if self.task_id is not None else ""
         return SpaazaDownloadError(
             f"Export download failed: {why} (after {self.url_refreshes} URL refreshes, "
-            f"{self.resumes} resumes, {self.retries} retries). No row of this file was emitted: "
+            f"{self.resumes} resumes, {self.retries} retries). The bookmark did not move: "
             f"run the sync again{kept}; if it keeps failing, check the network path to storage."
         )
 
@@ -201,6 +212,7 @@ class _Writer:
         self.pace = pace
         self.offset = 0
         self.md5 = new_md5()
+        self.check = BodyCheck()
         self.encoding: str | None = None
         self.etag: str | None = None
         self.total: int | None = None
@@ -211,6 +223,7 @@ class _Writer:
         self.spool.restart()
         self.offset = 0
         self.md5 = new_md5()
+        self.check.restart()
 
     def drain(self, response: requests.Response) -> None:
         """Copy the body to the spool; raises on a dropped connection (bytes received are kept).
@@ -230,6 +243,7 @@ class _Writer:
         for chunk in chunks:
             self.spool.write(chunk)
             self.md5.update(chunk)
+            self.check.feed(chunk)
             self.offset += len(chunk)
             self.pace.check(self.offset, self)
 
@@ -393,6 +407,7 @@ class _Download:
             writer.etag = response.headers.get("ETag") or writer.etag
         total = _expected_total(response, writer.offset)
         writer.total = total
+        writer.spool.announce(total)
         try:
             writer.drain(response)
         except _BODY_ERRORS as exc:
@@ -447,7 +462,11 @@ class _Download:
 
 
 def _corruption(writer: _Writer) -> str | None:
-    """What is wrong with a file whose length is proven: its MD5, or its gzip stream."""
+    """What is wrong with a file whose length is proven: its MD5, or its gzip stream.
+
+    Both were computed as the bytes arrived (gzip decompressed chunk by chunk), so this
+    costs nothing at the end.
+    """
     expected = md5_of_etag(writer.etag)
     if expected is not None and writer.md5.hexdigest() != expected:
         return (
@@ -455,11 +474,7 @@ def _corruption(writer: _Writer) -> str | None:
             "file in storage"
         )
     declared_gzip = (writer.encoding or "").lower() in ("gzip", "x-gzip")
-    with writer.spool.reader() as reader:
-        is_gzip = reader.peek(2)[:2] == GZIP_MAGIC
-        if declared_gzip and not is_gzip:
-            return "storage declared it gzip (Content-Encoding) but it is not"
-        return gzip_problem(reader) if is_gzip else None
+    return writer.check.problem(declared_gzip=declared_gzip)
 
 
 def download_export(  # noqa: PLR0913
@@ -555,9 +570,9 @@ def _download_whole(url_provider: Callable[[], str], download: _Download) -> int
         while (outcome := download.request(url)) != "done":
             if outcome == "refresh":
                 url = _fresh_url(url_provider, attempts, writer.logger, first=False)
-        writer.spool.finish()
         problem = _corruption(writer)
         if problem is None:
+            writer.spool.finish()  # only now may a reader see the end of the file
             return downloads
         if downloads < MAX_WHOLE_DOWNLOADS:
             writer.logger.warning(
@@ -570,8 +585,8 @@ def _download_whole(url_provider: Callable[[], str], download: _Download) -> int
     task = f"Export task {attempts.task_id}" if attempts.task_id is not None else "The export"
     msg = (
         f"{task}: the file is corrupt ({problem}), downloaded {MAX_WHOLE_DOWNLOADS} times "
-        "with fresh URLs. No row of it was emitted and the bookmark did not move; run the sync "
-        "again later, and if it stays corrupt, report the task id to Spaaza"
+        "with fresh URLs. The bookmark did not move; run the sync again later, and if it stays "
+        "corrupt, report the task id to Spaaza"
     )
     raise SpaazaCorruptExportError(msg)
 
@@ -588,3 +603,70 @@ def _fresh_url(
     except _RefusedError as exc:
         raise attempts.fail(str(exc)) from None
     return url
+
+
+class BackgroundDownload:
+    """``download_export`` in a thread of its own, so the file is read while it arrives.
+
+    The thread writes the spool; the caller reads it (``spool.reader()``) in its own thread,
+    the one that emits records. A failure of the download aborts the spool, so the reader
+    raises the download's own error (the same one-line SpaazaError subclasses as ever) in the
+    caller's thread, at its next read; ``result`` raises it too. Leaving the context closes
+    the spool: a download the reader gave up on stops at its next chunk. The thread is a
+    daemon, so one caught in a backoff pause never holds the process.
+    """
+
+    def __init__(
+        self,
+        url_provider: Callable[[], str],
+        spool: Spool,
+        **settings: Any,  # noqa: ANN401
+    ) -> None:
+        """Start downloading into ``spool``; ``settings`` are ``download_export``'s keywords."""
+        self._spool = spool
+        self._result: DownloadResult | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run,
+            args=(url_provider, spool, settings),
+            name=f"export-download-{settings.get('task_id')}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def _run(self, url_provider: Callable[[], str], spool: Spool, settings: dict[str, Any]) -> None:
+        try:
+            self._result = download_export(url_provider, spool, **settings)
+        except BaseException as exc:  # noqa: BLE001 - the spool is aborted with it: the reader raises it
+            self._error = exc
+
+    def __enter__(self) -> Self:
+        """The download in progress."""
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close the spool (a download still running stops) and give the thread a moment."""
+        self._spool.close()
+        self._thread.join(ABANDON_WAIT_SECONDS)
+
+    def result(self) -> DownloadResult:
+        """Wait for the download to end.
+
+        Returns:
+            The download's size, duration and counters.
+
+        Raises:
+            BaseException: The download's failure, as ``download_export`` raised it.
+        """
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        if self._result is None:  # pragma: no cover - the thread always sets one or the other
+            msg = "the download thread ended without a result"
+            raise RuntimeError(msg)
+        return self._result

@@ -47,3 +47,15 @@ class IdSet:
             index = user_id >> 3
             return index < len(self._bits) and bool(self._bits[index] & (1 << (user_id & 7)))
         return user_id in self._others
+
+    def copy(self) -> IdSet:
+        """A copy of the set as it is now (to go back to, see ``restore``)."""
+        duplicate = IdSet()
+        duplicate._bits = bytearray(self._bits)
+        duplicate._others = set(self._others)
+        return duplicate
+
+    def restore(self, earlier: IdSet) -> None:
+        """Go back to ``earlier``, a copy taken before (the ids added since are forgotten)."""
+        self._bits = bytearray(earlier._bits)
+        self._others = set(earlier._others)

@@ -2,9 +2,11 @@
 
 The file has no name from the moment it exists (``O_TMPFILE`` where the system has it,
 created and unlinked at once elsewhere), so the users' personal data it holds goes with the
-process, even after ``kill -9``. The download writes it (the writer side); the reader side
-reads it from the start, and blocks until the writer has written more or has finished, so
-a reader can follow the writer while the download is still running.
+process, even after ``kill -9``. The download writes it (the writer side, in its own thread);
+the reader side reads it from the start, and blocks until the writer has written more or has
+finished, so the CSV is parsed while the download is still running. When the writer starts
+the file over (storage sent it again from byte 0, or it arrived corrupt), a reader that had
+begun raises ``SpoolRestartedError`` and its owner reads the new file from its start.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tap_spaaza_users.errors import SpaazaLocalIOError
+from tap_spaaza_users.integrity import GZIP_MAGIC
 
 if TYPE_CHECKING:
     import logging
@@ -101,12 +104,25 @@ def _recently_written(path: Path) -> bool:
     return time.time() - max(moments) < LEFTOVER_QUIET_SECONDS
 
 
+class SpoolRestartedError(Exception):
+    """The writer started the file over (storage sent it again from its start).
+
+    A reader that had read some of the file must read it again from byte 0; what it made of
+    the old bytes (rows emitted) stands, and the new file's rows are read in full.
+    """
+
+
+class SpoolClosedError(Exception):
+    """The spool was closed (its reader gave up): the writer has nowhere to write."""
+
+
 class Spool:
     """An unlinked temporary file with a writer side and any number of followers.
 
-    The writer appends (``write``), starts over (``restart``) and ends (``finish``, or
-    ``abort`` with the reason); ``reader()`` opens a reader from byte 0 that blocks until
-    more bytes or the end are known. Use as a context manager: closing frees the disk space.
+    The writer appends (``write``), states the size it expects (``announce``), starts over
+    (``restart``) and ends (``finish`` once the file is proven whole, or ``abort`` with the
+    reason); ``reader()`` opens a reader from byte 0 that blocks until more bytes or the end
+    are known. Use as a context manager: closing frees the disk space.
     """
 
     def __init__(self, directory: str | None = None, *, task_id: int | None = None) -> None:
@@ -123,8 +139,10 @@ class Spool:
             raise local_io_error(exc, "creating the export file", self.directory, task_id) from None
         self._changed = threading.Condition()
         self._size = 0
+        self._announced: int | None = None
         self._generation = 0
         self._finished = False
+        self._closed = False
         self._error: BaseException | None = None
 
     def __enter__(self) -> Self:
@@ -141,11 +159,11 @@ class Spool:
         self.close()
 
     def close(self) -> None:
-        """Close the file; a reader still waiting sees the end."""
+        """Close the file; a writer still writing gets SpoolClosedError, a reader ValueError."""
         with self._changed:
-            self._finished = True
+            self._closed = True
             self._changed.notify_all()
-        self._file.close()
+            self._file.close()
 
     @property
     def size(self) -> int:
@@ -164,8 +182,11 @@ class Spool:
 
         Raises:
             SpaazaLocalIOError: When the disk refuses it (full, removed, read-only).
+            SpoolClosedError: When the spool was closed (nobody reads any more).
         """
         with self._changed:
+            if self._closed:
+                raise SpoolClosedError
             try:
                 written = self._file.write(data)
                 self._file.flush()
@@ -175,24 +196,36 @@ class Spool:
             self._size += written
             self._changed.notify_all()
 
-    def restart(self) -> None:
-        """Discard every byte: the file is written again from its start."""
+    def announce(self, size: int | None) -> None:
+        """State the size the file will have, when storage said it (readers may start early)."""
         with self._changed:
+            self._announced = size
+            self._changed.notify_all()
+
+    def restart(self) -> None:
+        """Discard every byte: the file is written again from its start.
+
+        Readers that have read from the old file raise SpoolRestartedError on their next read.
+        """
+        with self._changed:
+            if self._closed:
+                raise SpoolClosedError
             self._file.seek(0)
             self._file.truncate()
             self._size = 0
+            self._announced = None
             self._generation += 1
             self._finished = False
             self._changed.notify_all()
 
     def finish(self) -> None:
-        """Mark the file whole: readers read to its end and stop there."""
+        """Mark the file whole (proven complete and checked): readers read to its end."""
         with self._changed:
             self._finished = True
             self._changed.notify_all()
 
     def abort(self, error: BaseException) -> None:
-        """End the file with an error that its readers raise when they reach the end."""
+        """End the file with an error that its readers raise on their next read."""
         with self._changed:
             self._error = error
             self._finished = True
@@ -200,26 +233,37 @@ class Spool:
 
     # The reader side.
 
-    def reader(self) -> io.BufferedReader:
+    def reader(self, *, min_bytes: int = 0) -> SpoolReader:
         """A reader from byte 0 that follows the writer (blocks until bytes or the end).
+
+        Args:
+            min_bytes: The reader's first read waits until the file is whole, or this many
+                bytes of it are written or announced (0: as soon as there are two bytes, so
+                a ``peek`` sees the gzip magic).
 
         Returns:
             A buffered binary reader; closing it leaves the spool open.
         """
-        return io.BufferedReader(_SpoolReader(self), buffer_size=READ_SIZE)
+        return SpoolReader(_SpoolRaw(self, max(min_bytes, len(GZIP_MAGIC))))
+
+    def _start(self, min_bytes: int) -> int:
+        """Wait until a reader may start; the generation of the file it then reads."""
+        with self._changed:
+            while not self._finished and not self._closed:
+                announced = self._announced or 0
+                if self._size >= min_bytes or announced >= min_bytes:
+                    break
+                self._changed.wait()
+            return self._generation
 
     def _read_at(self, position: int, buffer: memoryview, generation: int) -> int:
         """Read into ``buffer`` from ``position``, waiting for the writer; 0 at the end."""
         with self._changed:
             while True:
-                if self._generation != generation:
-                    msg = "the export file was started over while it was being read"
-                    raise RuntimeError(msg)
+                self._check(generation)
                 if position < self._size:
                     break
                 if self._finished:
-                    if self._error is not None:
-                        raise self._error
                     return 0
                 self._changed.wait()
             available = min(len(buffer), self._size - position)
@@ -230,23 +274,71 @@ class Spool:
                 self._file.seek(end)
         if _HAS_PREAD:
             data = os.pread(self._file.fileno(), available, position)
+            with self._changed:  # a restart while reading may have truncated under us
+                self._check(generation)
         buffer[: len(data)] = data
         return len(data)
 
+    def _check(self, generation: int) -> None:
+        """Raise what a reader of ``generation`` must know: closed, aborted, started over."""
+        if self._closed:
+            msg = "the export file is closed"
+            raise ValueError(msg)
+        if self._error is not None:
+            raise self._error
+        if self._generation != generation:
+            raise SpoolRestartedError
 
-class _SpoolReader(io.RawIOBase):
+    def _settle(self, generation: int) -> None:
+        """Wait for the writer's verdict on the file a reader of ``generation`` read."""
+        with self._changed:
+            while not self._finished and not self._closed and self._generation == generation:
+                self._changed.wait()
+            self._check(generation)
+
+
+class SpoolReader(io.BufferedReader):
+    """A buffered reader of a spool; ``settle`` waits for the writer's verdict on the file."""
+
+    def __init__(self, raw: _SpoolRaw) -> None:
+        """Buffer ``raw``'s reads."""
+        super().__init__(raw, buffer_size=READ_SIZE)
+        self._spool_raw = raw
+
+    def settle(self) -> None:
+        """Wait until the writer has finished, failed or started over (even after close).
+
+        A reader that meets bad data while the file is still being downloaded calls this
+        first: the bad data may be the download's fault, to be fixed by downloading again.
+
+        Raises:
+            SpoolRestartedError: When the writer started the file over since this reader began.
+        """
+        self._spool_raw.settle()
+
+
+class _SpoolRaw(io.RawIOBase):
     """A raw reader of a spool with its own position (``pread``: the writer's is untouched)."""
 
-    def __init__(self, spool: Spool) -> None:
+    def __init__(self, spool: Spool, min_bytes: int) -> None:
         super().__init__()
         self._spool = spool
+        self._min_bytes = min_bytes
         self._position = 0
-        self._generation = spool._generation  # noqa: SLF001 - the spool's own reader
+        self._generation: int | None = None  # taken when the first read starts
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Buffer) -> int:
-        count = self._spool._read_at(self._position, memoryview(buffer).cast("B"), self._generation)  # noqa: SLF001
+        spool = self._spool
+        if self._generation is None:
+            self._generation = spool._start(self._min_bytes)  # noqa: SLF001 - the spool's own reader
+        count = spool._read_at(self._position, memoryview(buffer).cast("B"), self._generation)  # noqa: SLF001
         self._position += count
         return count
+
+    def settle(self) -> None:
+        spool = self._spool
+        generation = spool._generation if self._generation is None else self._generation  # noqa: SLF001
+        spool._settle(generation)  # noqa: SLF001

@@ -13,15 +13,15 @@ from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL
 
 from tap_spaaza_users import state
 from tap_spaaza_users.contract import PRIMARY_KEY, REPLICATION_KEY, users_json_schema, utc_text
-from tap_spaaza_users.download import download_export
-from tap_spaaza_users.errors import SpaazaTaskTimeoutError
+from tap_spaaza_users.download import OVERLAP_FROM_BYTES, BackgroundDownload
+from tap_spaaza_users.errors import SpaazaError, SpaazaTaskTimeoutError
 from tap_spaaza_users.export import DONE, INPROGRESS, READY, UsersExport, make_client
 from tap_spaaza_users.idset import IdSet
 from tap_spaaza_users.journal import Found, TaskJournal
 from tap_spaaza_users.records import UsersCsvReader
 from tap_spaaza_users.sdk_hooks import HookedStream
 from tap_spaaza_users.segments import SegmentChoice
-from tap_spaaza_users.spool import Spool, remove_leftovers
+from tap_spaaza_users.spool import Spool, SpoolRestartedError, remove_leftovers
 from tap_spaaza_users.windows import Window, WindowSelection, plan_sync
 
 if sys.version_info >= (3, 12):
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
     from tap_spaaza_users.client import SpaazaClient
+    from tap_spaaza_users.spool import SpoolReader
 
 
 class UsersStream(HookedStream):
@@ -64,6 +65,8 @@ class UsersStream(HookedStream):
     journal: TaskJournal
     #: Tasks this sync created ahead for later backfill windows, by their tag's fingerprint.
     _ahead_tasks: dict[str, Found]
+    #: Files at least this large are parsed while they download (see ``_sync_window``).
+    overlap_from_bytes: ClassVar[int] = OVERLAP_FROM_BYTES
 
     def __init__(self, tap: Any) -> None:  # noqa: ANN401
         """Create the stream with its schema from the column list."""
@@ -139,16 +142,40 @@ class UsersStream(HookedStream):
     def _sync_window(
         self, export: UsersExport, window: Window, seen: IdSet, ahead: list[Window]
     ) -> Iterator[dict[str, Any]]:
-        """Obtain the window's finished task, emit its file, then close the window.
+        """Obtain the window's finished task, emit its file while it downloads, close the window.
 
         The tasks of the ``ahead`` windows are created first, so Spaaza prepares them while
         this window is awaited, downloaded and emitted (see ``_prepare_ahead``). The file
-        lives in an unlinked spool: no crash leaves the users' data on disk.
+        lives in an unlinked spool: no crash leaves the users' data on disk. The
+        download writes it in a thread of its own while this thread parses and emits behind
+        it (``BackgroundDownload``), so on a slow link the wall time approaches the longer of
+        the two instead of their sum. What that changes, and what it keeps:
+
+        - The bookmark still moves only in ``_close_window``, after the download proved the
+          file whole and checked it (length, MD5, gzip) and every row was read: a failure
+          anywhere never moves it.
+        - A download failure reaches this thread as the download's own one-line error (the
+          spool is aborted with it, and the reader raises it at its next read).
+        - A file of at least ``overlap_from_bytes`` (stated by storage, or received so far)
+          is parsed as it arrives, so its rows may be emitted before the file is proven
+          whole: if the download then fails, the next run emits them again (the bookmark did
+          not move; targets upsert by key). A smaller file is read once it is proven whole,
+          as before: overlap would save little, and none of its rows is emitted before then.
+        - When the file starts over (storage ignored ``Range``, the file changed, or it
+          arrived corrupt and is downloaded again) the reader raises ``SpoolRestartedError``
+          and the new file is read from its first row: rows already emitted are emitted again
+          (corrected, if the first copy was corrupt), so the ids emitted this sync are put
+          back as they were before the file, and the file's own counts start over.
+        - Bad data met while the file is still arriving (an invalid row, broken gzip) may be
+          the download's fault: the reader first waits for the download's verdict, and the
+          row error stands only for a file proven whole.
         """
         task_id = self._finished_task(export, window, ahead)
         settings = export.client.settings
-        with Spool(task_id=task_id) as spool:
-            download_export(
+        before_file = seen.copy()
+        with (
+            Spool(task_id=task_id) as spool,
+            BackgroundDownload(
                 lambda: export.download_url(task_id),
                 spool,
                 timeout=settings.timeout,
@@ -159,9 +186,37 @@ class UsersStream(HookedStream):
                 backoff_cap=settings.retry_max_wait,
                 task_id=task_id,
                 deadline_seconds=float(self.config["task_timeout_minutes"]) * 60,
-            )
-            yield from self._read(spool.reader(), task_id, WindowSelection(window, seen))
+            ) as download,
+        ):
+            while True:
+                reader = spool.reader(min_bytes=self.overlap_from_bytes)
+                try:
+                    yield from self._read_while_downloading(reader, task_id, window, seen)
+                    break
+                except SpoolRestartedError:
+                    seen.restore(before_file)
+                    self.logger.warning(
+                        "Export task %d: storage is sending the file again from its start; "
+                        "reading it again from its first row (rows already emitted are sent "
+                        "again)",
+                        task_id,
+                    )
+            download.result()
         self._close_window(export, task_id, window)
+
+    def _read_while_downloading(
+        self, reader: SpoolReader, task_id: int, window: Window, seen: IdSet
+    ) -> Iterator[dict[str, Any]]:
+        """``_read`` the spool; bad data stands only once the download's verdict is in.
+
+        Raises:
+            SpoolRestartedError: When the file started over: read it again.
+        """
+        try:
+            yield from self._read(reader, task_id, WindowSelection(window, seen))
+        except SpaazaError:
+            reader.settle()  # a restart, or the download's failure, explains it
+            raise
 
     def _claim_state(self) -> None:
         """Check the state is this chain's and selection's (before any request), and name them.
