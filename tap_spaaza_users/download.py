@@ -555,11 +555,14 @@ def download_export(  # noqa: PLR0913
         result.megabytes_per_second,
         "MD5 matches storage's ETag" if result.md5_checked else "storage stated no MD5",
     )
+    spool.finish()  # only now, proven whole and checked, may a reader see the file's end
     return result
 
 
 def _download_whole(url_provider: Callable[[], str], download: _Download) -> int:
     """Download until the file is proven whole; once more from a fresh URL if it is corrupt.
+
+    The caller finishes the spool: a reader sees the file's end only once it is proven whole.
 
     Returns:
         How many whole downloads it took.
@@ -572,7 +575,6 @@ def _download_whole(url_provider: Callable[[], str], download: _Download) -> int
                 url = _fresh_url(url_provider, attempts, writer.logger, first=False)
         problem = _corruption(writer)
         if problem is None:
-            writer.spool.finish()  # only now may a reader see the end of the file
             return downloads
         if downloads < MAX_WHOLE_DOWNLOADS:
             writer.logger.warning(

@@ -8,7 +8,7 @@ import io
 
 import pytest
 
-from tap_spaaza_users.integrity import gzip_problem, md5_of_etag
+from tap_spaaza_users.integrity import BodyCheck, gzip_problem, md5_of_etag
 
 CSV = b"id,name\n" + b"".join(b"%d,user %d\n" % (i, i) for i in range(5000))
 PACKED = gzip.compress(CSV, mtime=0)
@@ -65,3 +65,30 @@ def test_a_highly_compressed_file_is_checked_to_its_end() -> None:
 )
 def test_only_a_plain_s3_etag_states_an_md5(etag: str | None, md5: str | None) -> None:
     assert md5_of_etag(etag) == md5
+
+
+def fed_in_pieces(data: bytes, size: int, *, declared_gzip: bool = False) -> str | None:
+    """What a BodyCheck fed ``data`` ``size`` bytes at a time finds."""
+    check = BodyCheck()
+    for start in range(0, len(data), size):
+        check.feed(data[start : start + size])
+    return check.problem(declared_gzip=declared_gzip)
+
+
+@pytest.mark.parametrize("size", [1, 7, 65536])
+def test_body_check_fed_as_the_bytes_arrive_finds_what_a_whole_pass_finds(size: int) -> None:
+    crc_spoiled = PACKED[:-8] + bytes(b ^ 0xFF for b in PACKED[-8:-4]) + PACKED[-4:]
+    for data in (PACKED, PACKED[: len(PACKED) // 2], crc_spoiled, PACKED + b"garbage"):
+        assert fed_in_pieces(data, size) == problem(data)
+    assert fed_in_pieces(CSV, size) is None, "a plain file has no gzip to check"
+    assert fed_in_pieces(CSV, size, declared_gzip=True) == (
+        "storage declared it gzip (Content-Encoding) but it is not"
+    )
+
+
+def test_body_check_forgets_a_body_that_starts_over() -> None:
+    check = BodyCheck()
+    check.feed(PACKED[:100] + b"broken")
+    check.restart()
+    check.feed(PACKED)
+    assert check.problem(declared_gzip=True) is None

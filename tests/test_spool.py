@@ -16,7 +16,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tap_spaaza_users.errors import SpaazaLocalIOError
-from tap_spaaza_users.spool import Spool, remove_leftovers
+from tap_spaaza_users.spool import (
+    Spool,
+    SpoolClosedError,
+    SpoolRestartedError,
+    remove_leftovers,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -163,3 +168,91 @@ def test_spool_in_a_missing_directory_is_one_clear_error(tmp_path: Path) -> None
     message = str(caught.value)
     assert message.startswith(f"Local I/O failed creating the export file in {missing} (")
     assert "export task 1001 is kept and reused by the next run" in message
+
+
+def in_thread(action: Callable[[], object]) -> tuple[threading.Thread, list[object]]:
+    """Run ``action`` in a thread; what it returned or raised lands in the list."""
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(action())
+        except Exception as exc:  # noqa: BLE001 - handed to the test
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome
+
+
+def test_reader_that_began_raises_when_the_writer_starts_over(tmp_path: Path) -> None:
+    with Spool(str(tmp_path)) as spool:
+        spool.write(b"id\n1\n")
+        with spool.reader() as reader:
+            assert reader.read(5) == b"id\n1\n"
+            spool.restart()
+            with pytest.raises(SpoolRestartedError):
+                reader.read(1)
+        spool.write(b"id\n2\n")
+        spool.finish()
+        with spool.reader() as again:
+            assert again.read() == b"id\n2\n"
+
+
+def test_reader_waits_for_min_bytes_or_the_whole_file(tmp_path: Path) -> None:
+    with Spool(str(tmp_path)) as spool:
+        spool.write(b"id\n1\n")
+        thread, outcome = in_thread(lambda: spool.reader(min_bytes=100).read(3))
+        thread.join(0.2)
+        assert thread.is_alive(), "5 bytes of the 100 it waits for"
+        spool.announce(10_000)  # storage said how long the file is: start at once
+        thread.join(5)
+        assert outcome == [b"id\n"]
+
+        spool.restart()
+        spool.write(b"id\n")
+        thread, outcome = in_thread(lambda: spool.reader(min_bytes=100).read())
+        thread.join(0.2)
+        assert thread.is_alive()
+        spool.finish()  # whole, however small
+        thread.join(5)
+        assert outcome == [b"id\n"]
+
+
+def test_settle_waits_for_the_writers_verdict(tmp_path: Path) -> None:
+    with Spool(str(tmp_path)) as spool:
+        spool.write(b"id\n1\n")
+        reader = spool.reader()
+        reader.read(2)
+        thread, outcome = in_thread(reader.settle)
+        thread.join(0.2)
+        assert thread.is_alive(), "no verdict yet"
+        spool.restart()
+        thread.join(5)
+        assert len(outcome) == 1
+        assert isinstance(outcome[0], SpoolRestartedError)
+
+        reader = spool.reader()
+        spool.write(b"id\n1\n")
+        reader.read(2)
+        spool.abort(SpaazaLocalIOError("disk gone"))
+        with pytest.raises(SpaazaLocalIOError, match="disk gone"):
+            reader.settle()
+
+    with Spool(str(tmp_path)) as spool:
+        spool.write(b"id\n1\n")
+        reader = spool.reader()
+        reader.read(2)
+        spool.finish()
+        reader.close()
+        reader.settle()  # the file is proven whole: the reader's own finding stands
+
+
+def test_writer_stops_once_the_spool_is_closed(tmp_path: Path) -> None:
+    spool = Spool(str(tmp_path))
+    spool.write(b"id\n")
+    spool.close()
+    with pytest.raises(SpoolClosedError):
+        spool.write(b"1\n")
+    with pytest.raises(SpoolClosedError):
+        spool.restart()
