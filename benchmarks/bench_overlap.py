@@ -34,6 +34,7 @@ class Measure:
     seconds: float
     peak_rss: int = 0
     bytes: int = 0
+    download_seconds: float = 0.0
 
 
 def set_link(info: dict[str, Any], rate: float | None) -> None:
@@ -82,7 +83,7 @@ def tap_after_done(info: dict[str, Any], workdir: Path) -> Measure:
     config_path = workdir / "config.json"
     config_path.write_text(json.dumps(config), encoding="utf-8")
     done_at: list[float] = []
-    downloaded = 0
+    downloaded, download_seconds = 0, 0.0
     process = subprocess.Popen(
         [*tap_command(), "--config", str(config_path)],
         stdout=subprocess.DEVNULL,
@@ -95,13 +96,13 @@ def tap_after_done(info: dict[str, Any], workdir: Path) -> Measure:
             if not done_at and DONE.search(line):
                 done_at.append(time.perf_counter())
             if match := DOWNLOADED.search(line):
-                downloaded = int(match.group(1))
+                downloaded, download_seconds = int(match.group(1)), float(match.group(2))
         code = process.wait()
     ended = time.perf_counter()
     if code != 0 or not done_at:
         msg = f"the tap failed (exit {code}); run it by hand with {config_path} to see why"
         raise RuntimeError(msg)
-    return Measure(ended - done_at[0], peak_rss=rss.peak, bytes=downloaded)
+    return Measure(ended - done_at[0], rss.peak, downloaded, download_seconds)
 
 
 def measure(users: int, rate: float, repeat: int, workdir: Path) -> dict[str, list[Measure]]:
@@ -137,6 +138,13 @@ def report(users: int, rate: float, repeat: int, runs: dict[str, list[Measure]])
     rss = max(m.peak_rss for m in runs["overlap"]) / 2**20
     print(f"overlapped          {median['overlap']:7.2f} s  (the tap after DONE at the link's rate,"
           f" peak RSS {rss:.0f} MB)")  # fmt: skip
+    inside = statistics.median(m.download_seconds for m in runs["overlap"])
+    print(f"  its download took {inside:.2f} s while the file was parsed (the tap's log line)")
+    each = [
+        f"{o.seconds / max(d.seconds, p.seconds):.2f}"
+        for d, p, o in zip(runs["download"], runs["parse"], runs["overlap"], strict=True)
+    ]
+    print(f"  ratio of each repeat: {', '.join(each)}")
     floor = max(median["download"], median["parse"])
     ratio = median["overlap"] / floor
     verdict = "OK" if ratio <= TARGET else "ABOVE TARGET"
