@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import decimal
-import json
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from tap_cli import FAST_SETTINGS, captured_stdout
+from tap_cli import FAST_SETTINGS, SyncOutput, captured_stdout, parse_messages
 
 from tap_spaaza_users.tap import TapSpaazaUsers
 
@@ -18,46 +15,6 @@ if TYPE_CHECKING:
     from tap_spaaza_users.sandbox import Sandbox
 
 pytest_plugins = ["tap_spaaza_users.sandbox.pytest_plugin"]
-
-
-@dataclass
-class SyncOutput:
-    """The Singer messages of one sync, sorted by type."""
-
-    messages: list[dict[str, Any]] = field(default_factory=list)
-    error: BaseException | None = None
-
-    @property
-    def records(self) -> list[dict[str, Any]]:
-        """The RECORD messages' records."""
-        return [m["record"] for m in self.messages if m["type"] == "RECORD"]
-
-    @property
-    def schemas(self) -> list[dict[str, Any]]:
-        """The SCHEMA messages."""
-        return [m for m in self.messages if m["type"] == "SCHEMA"]
-
-    @property
-    def states(self) -> list[dict[str, Any]]:
-        """The STATE messages' values."""
-        return [m["value"] for m in self.messages if m["type"] == "STATE"]
-
-    @property
-    def final_state(self) -> dict[str, Any]:
-        """The last STATE value (what an orchestrator would keep)."""
-        return self.states[-1]
-
-    @property
-    def bookmark(self) -> str | None:
-        """The users bookmark of the final state."""
-        return cast(
-            "str | None", self.final_state["bookmarks"]["users"].get("replication_key_value")
-        )
-
-    @property
-    def ids(self) -> set[int]:
-        """The ids of the emitted users."""
-        return {record["id"] for record in self.records}
 
 
 def run_sync(config: dict[str, Any], state: dict[str, Any] | None = None) -> SyncOutput:
@@ -79,18 +36,6 @@ def run_sync(config: dict[str, Any], state: dict[str, Any] | None = None) -> Syn
             output.error = exc
         output.messages = parse_messages(written())
     return output
-
-
-def parse_messages(text: str) -> list[dict[str, Any]]:
-    """Parse Singer messages, numbers with a fraction as Decimal (to compare every digit).
-
-    Args:
-        text: The tap's standard output.
-
-    Returns:
-        The messages.
-    """
-    return [json.loads(line, parse_float=decimal.Decimal) for line in text.splitlines() if line]
 
 
 @pytest.fixture

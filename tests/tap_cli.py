@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import decimal
 import io
 import json
 import os
 import re
 import subprocess
 import sys
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -135,3 +136,55 @@ def _write(path: Path, content: dict[str, Any] | str | bytes) -> Path:
     else:
         path.write_text(content if isinstance(content, str) else json.dumps(content))
     return path
+
+
+@dataclass
+class SyncOutput:
+    """The Singer messages of one sync, sorted by type."""
+
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    error: BaseException | None = None
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        """The RECORD messages' records."""
+        return [m["record"] for m in self.messages if m["type"] == "RECORD"]
+
+    @property
+    def schemas(self) -> list[dict[str, Any]]:
+        """The SCHEMA messages."""
+        return [m for m in self.messages if m["type"] == "SCHEMA"]
+
+    @property
+    def states(self) -> list[dict[str, Any]]:
+        """The STATE messages' values."""
+        return [m["value"] for m in self.messages if m["type"] == "STATE"]
+
+    @property
+    def final_state(self) -> dict[str, Any]:
+        """The last STATE value (what an orchestrator would keep)."""
+        return self.states[-1]
+
+    @property
+    def bookmark(self) -> str | None:
+        """The users bookmark of the final state."""
+        return cast(
+            "str | None", self.final_state["bookmarks"]["users"].get("replication_key_value")
+        )
+
+    @property
+    def ids(self) -> set[int]:
+        """The ids of the emitted users."""
+        return {record["id"] for record in self.records}
+
+
+def parse_messages(text: str) -> list[dict[str, Any]]:
+    """Parse Singer messages, numbers with a fraction as Decimal (to compare every digit).
+
+    Args:
+        text: The tap's standard output.
+
+    Returns:
+        The messages.
+    """
+    return [json.loads(line, parse_float=decimal.Decimal) for line in text.splitlines() if line]

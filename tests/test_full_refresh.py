@@ -13,10 +13,10 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
+    from tap_cli import SyncOutput
+
     from tap_spaaza_users.sandbox import Sandbox
     from tap_spaaza_users.sandbox.tasks import Task
-
-    from .conftest import SyncOutput
 
 UTC = dt.timezone.utc
 DAYS = 7
@@ -49,7 +49,7 @@ def users_state(output: SyncOutput) -> dict[str, Any]:
 
 def made_due(output: SyncOutput) -> dict[str, Any]:
     """The final state with its last full refresh moved a day past the period."""
-    state = copy.deepcopy(output.final_state)
+    state: dict[str, Any] = copy.deepcopy(output.final_state)
     stream = state["bookmarks"]["users"]
     last = parse_utc(stream[LAST_FULL_REFRESH])
     stream[LAST_FULL_REFRESH] = (last - dt.timedelta(days=DAYS + 1)).isoformat()

@@ -8,14 +8,13 @@ so that the first rows are read long before the last byte comes.
 from __future__ import annotations
 
 import contextlib
-import decimal
 import io
-import json
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from tap_cli import SyncOutput, parse_messages
 
 from tap_spaaza_users.errors import SpaazaDownloadError
 from tap_spaaza_users.streams import UsersStream
@@ -42,40 +41,6 @@ class _Output(io.BytesIO):
             hook, self._hook = self._hook, None
             hook()
         return super().write(data)
-
-
-@dataclass
-class SyncOutput:
-    """The Singer messages of one sync, and its error if it failed."""
-
-    messages: list[dict[str, Any]] = field(default_factory=list)
-    error: BaseException | None = None
-
-    @property
-    def records(self) -> list[dict[str, Any]]:
-        """The RECORD messages' records."""
-        return [m["record"] for m in self.messages if m["type"] == "RECORD"]
-
-    @property
-    def states(self) -> list[dict[str, Any]]:
-        """The STATE messages' values."""
-        return [m["value"] for m in self.messages if m["type"] == "STATE"]
-
-    @property
-    def final_state(self) -> dict[str, Any]:
-        """The last STATE value."""
-        return self.states[-1]
-
-    @property
-    def bookmark(self) -> str | None:
-        """The users bookmark of the final state."""
-        value = self.final_state["bookmarks"]["users"].get("replication_key_value")
-        return None if value is None else str(value)
-
-    @property
-    def ids(self) -> set[int]:
-        """The ids of the emitted users."""
-        return {record["id"] for record in self.records}
 
 
 @dataclass
@@ -109,10 +74,7 @@ def sync_watching_first_record(
         except Exception as exc:  # noqa: BLE001
             watched.output.error = exc
         stdout.flush()
-    text = raw.getvalue().decode("utf-8")
-    watched.output.messages = [
-        json.loads(line, parse_float=decimal.Decimal) for line in text.splitlines() if line
-    ]
+    watched.output.messages = parse_messages(raw.getvalue().decode("utf-8"))
     return watched
 
 
