@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -150,11 +151,12 @@ def test_loader_failing_after_records_then_the_rerun_uses_the_same_task(
         broken = tmp_path / "broken"
         run = start_run("target-jsonl", {"TARGET_JSONL_DESTINATION_PATH": str(broken)})
         wait_until((broken / "users.jsonl").exists, "the loader's first records")
-        # The loader cannot write any more: its folder is now a file.
-        for path in broken.iterdir():
-            path.unlink()
-        broken.rmdir()
-        broken.write_text("not a folder")
+        # The loader cannot write any more: its folder is now a file (the loader may make the
+        # folder again between the removal and the write, so until the file stands).
+        while not broken.is_file():
+            shutil.rmtree(broken, ignore_errors=True)
+            with contextlib.suppress(IsADirectoryError, FileExistsError):
+                broken.write_text("not a folder")
         assert run.wait(DEADLINE_SECONDS) != 0
         with contextlib.suppress(ProcessLookupError):
             os.killpg(run.pid, signal.SIGKILL)
