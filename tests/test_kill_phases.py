@@ -12,106 +12,25 @@ when it kills the process is what a target would have received.
 
 from __future__ import annotations
 
-import json
 import signal
-import subprocess
-import sys
 import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from tap_cli import (
+    DEADLINE_SECONDS,
+    TapProcess,
+    has_in_flight_state,
+    records,
+    task_creations,
+    wait_until,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
     from tap_spaaza_users.sandbox import Sandbox
-
-DEADLINE_SECONDS = 30
-
-
-class TapProcess:
-    """One run of the tap command, read message by message."""
-
-    def __init__(
-        self, tmp_path: Path, config: dict[str, Any], state: dict[str, Any] | None
-    ) -> None:
-        """Start the command with ``--config`` (and ``--state`` when given)."""
-        run = len(list(tmp_path.glob("config-*.json")))
-        config_path = tmp_path / f"config-{run}.json"
-        config_path.write_text(json.dumps(config))
-        argv = [sys.executable, "-m", "tap_spaaza_users", "--config", str(config_path)]
-        if state is not None:
-            state_path = tmp_path / f"state-{run}.json"
-            state_path.write_text(json.dumps(state))
-            argv += ["--state", str(state_path)]
-        self.stderr_path = tmp_path / f"stderr-{run}.log"
-        with self.stderr_path.open("wb") as stderr:
-            self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=stderr)
-        self.messages: list[dict[str, Any]] = []
-
-    def read_until(self, done: Callable[[list[dict[str, Any]]], bool]) -> None:
-        """Read messages until ``done`` holds (fails if the output ends first)."""
-        assert self.process.stdout is not None
-        while not done(self.messages):
-            line = self.process.stdout.readline()
-            assert line, f"the tap ended first: {self.stderr_path.read_text()[-2000:]}"
-            self.messages.append(json.loads(line))
-
-    def kill(self, signum: int = signal.SIGKILL, *, keep_unread: bool = False) -> None:
-        """Stop the process; with ``keep_unread``, what it had already written counts too."""
-        self.process.send_signal(signum)
-        assert self.process.stdout is not None
-        rest = self.process.stdout.read()
-        self.process.stdout.close()
-        self.process.wait(DEADLINE_SECONDS)
-        if keep_unread:
-            self.messages += [json.loads(line) for line in rest.splitlines() if line.strip()]
-
-    def finish(self) -> None:
-        """Read everything up to the end; the run must succeed."""
-        assert self.process.stdout is not None
-        rest = self.process.stdout.read()
-        self.process.stdout.close()
-        self.messages += [json.loads(line) for line in rest.splitlines() if line.strip()]
-        assert self.process.wait(DEADLINE_SECONDS) == 0, self.stderr_path.read_text()[-2000:]
-
-    @property
-    def ids(self) -> set[int]:
-        """The ids of the users received."""
-        return {m["record"]["id"] for m in self.messages if m["type"] == "RECORD"}
-
-    @property
-    def last_state(self) -> dict[str, Any] | None:
-        """The last STATE received, if any."""
-        states = [m["value"] for m in self.messages if m["type"] == "STATE"]
-        return states[-1] if states else None
-
-
-def records(messages: list[dict[str, Any]]) -> int:
-    """How many RECORD messages were received."""
-    return sum(1 for m in messages if m["type"] == "RECORD")
-
-
-def has_in_flight_state(messages: list[dict[str, Any]]) -> bool:
-    """Whether a STATE naming the in-flight task was received."""
-    return any(
-        m["type"] == "STATE" and "in_flight_task" in m["value"]["bookmarks"]["users"]
-        for m in messages
-    )
-
-
-def task_creations(sandbox: Sandbox) -> int:
-    """How many tasks the sandbox was asked to create."""
-    return sum(1 for r in sandbox.requests if r.method == "POST" and r.path == "/tasks")
-
-
-def wait_until(condition: Callable[[], bool]) -> None:
-    """Poll ``condition`` until it holds (fails after the deadline)."""
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.01)
 
 
 @pytest.fixture
