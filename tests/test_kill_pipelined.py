@@ -214,6 +214,9 @@ def resume_and_check(
     assert max(exported.values()) <= 2
     assert again <= (set() if keep else set(created_before) - alive)
     if keep:
+        watermark = moment(users_state(killed.last_state).get("delivered_before"))
+        if watermark is not None:  # the rerun resumed after the windows delivered
+            assert all(backfill.created[user_id] >= watermark for user_id in rerun.ids)
         last = max(i for i, m in enumerate(killed.messages) if m["type"] == "STATE")
         check_bookmarks(backfill, killed.messages[: last + 1] + rerun.messages)
     else:
@@ -234,6 +237,7 @@ def test_killed_once_the_first_task_is_created_and_before_the_next_one_is(
     wait_until(lambda: 1001 in sandbox.tasks)  # created, its answer held: no next one yet
     sandbox.inject("status", **PARKED, **CREATE)
     tap.read_until(in_flight(1001))
+    # The next window's task is refused with a 429: the tap waits 30 s to ask again.
     wait_until(lambda: any(r.status == PARKED["status"] for r in calls(sandbox, "POST", "/tasks")))
     tap.kill(keep_unread=True)
     assert set(sandbox.tasks) == {1001}
@@ -294,7 +298,7 @@ def test_killed_after_the_first_windows_last_record_before_its_state(
     sandbox.inject("status", **PARKED, method="DELETE", path="/tasks/1001")
     tap = start_tap(backfill.config)
     tap.read_until(lambda messages: records(messages) == backfill.received_through(0))
-    wait_until(lambda: len(calls(sandbox, "DELETE", "/tasks/1001")) == 1)  # parked after it
+    wait_until(lambda: len(calls(sandbox, "DELETE", "/tasks/1001")) == 1)  # 429: it waits
     tap.kill()  # the window's STATE, written before the clean-up, was never read
     assert tap.ids == backfill.windows[0]
     assert "delivered_before" not in users_state(tap.last_state)
@@ -359,7 +363,7 @@ def test_killed_while_deleting_the_last_windows_delivered_task(
     sandbox.inject("status", **PARKED, method="DELETE", path="/tasks/1005")
     tap = start_tap(backfill.config)
     tap.read_until(in_flight(1005, delivered=True))
-    wait_until(lambda: len(calls(sandbox, "DELETE", "/tasks/1005")) == 1)  # parked after it
+    wait_until(lambda: len(calls(sandbox, "DELETE", "/tasks/1005")) == 1)  # 429: it waits
     tap.kill()
     assert tap.ids == set(backfill.created)
     assert set(sandbox.tasks) == {1005}
