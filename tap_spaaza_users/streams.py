@@ -258,11 +258,10 @@ class UsersStream(HookedStream):
         if previous is not None:
             code = export.status(previous)
             self.logger.info("Export task %d of the interrupted run is %s", previous, code)
-            if code == DONE:
-                return previous
-            if code in (READY, INPROGRESS):
+            if code in (DONE, READY, INPROGRESS):
                 self._prepare_ahead(ahead or [])
-                self._wait(export, previous)
+                if code != DONE:
+                    self._wait(export, previous)
                 return previous
             if code is not None:
                 export.discard(previous, f"in state {code}, superseded by a new task")

@@ -107,3 +107,24 @@ def test_an_interrupted_pipelined_backfill_reuses_the_tasks_it_prepared_ahead(
     assert first.ids | second.ids == expected_ids(sandbox, start)
     descs = [r.json["desc"] for r in sandbox.requests if _is_create(r)]
     assert len(descs) == len(set(descs)) == 5  # no window exported twice across both runs
+
+
+def test_a_rerun_resuming_a_done_task_still_prepares_the_next_window_ahead(
+    sandbox_factory: Callable[..., Sandbox], fast_settings: dict[str, Any], sync: Callable[..., Any]
+) -> None:
+    sandbox, start, _ = backfill_sandbox(sandbox_factory)
+    config = backfill_config(sandbox, start, fast_settings)
+    sandbox.inject("status", status=400, path="/tasks/1001/download_url")
+    first = sync(config | {"max_tasks_in_flight": 1})
+    assert first.error is not None
+    assert len([r for r in sandbox.requests if _is_create(r)]) == 1  # window 1's task, DONE
+    seen = len(sandbox.requests)
+
+    second = sync(config, state=first.final_state)
+
+    assert second.error is None
+    assert first.ids | second.ids == expected_ids(sandbox, start)
+    rerun = sandbox.requests[seen:]
+    first_download = next(i for i, r in enumerate(rerun) if _is_file(r))
+    assert len([r for r in rerun[:first_download] if _is_create(r)]) == 1  # window 2, ahead
+    assert len([r for r in rerun if _is_create(r)]) == 4  # windows 2 to 5, once each
