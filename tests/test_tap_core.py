@@ -13,9 +13,10 @@ import pytest
 
 from tap_spaaza_users.errors import SpaazaConfigError
 from tap_spaaza_users.export import PollSettings
+from tap_spaaza_users.settings import CONFIG_SCHEMA
 from tap_spaaza_users.storage import is_https_or_loopback
 from tap_spaaza_users.streams import UsersStream
-from tap_spaaza_users.tap import CONFIG_SCHEMA, TapSpaazaUsers
+from tap_spaaza_users.tap import TapSpaazaUsers
 
 if TYPE_CHECKING:
     from pathlib import Path
