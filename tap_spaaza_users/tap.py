@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import io
-import logging
 import sys
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -13,9 +12,9 @@ import click
 from singer_sdk import Tap
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.helpers.capabilities import TapCapabilities
-from singer_sdk.logging import StructuredFormatter
 from singer_sdk.tap_base import CliTestOptionValue
 
+from tap_spaaza_users.check_logs import readable_check_logs
 from tap_spaaza_users.errors import SpaazaError, invalid_setting
 from tap_spaaza_users.input_files import (
     CONFIG_FILE,
@@ -192,41 +191,6 @@ class TapSpaazaUsers(HookedTap):
         except SpaazaError as exc:
             cls.logger.error("%s", exc)  # noqa: TRY400
             sys.exit(1)
-
-
-class MeltanoStyleFormatter(logging.Formatter):
-    """A log line as Meltano prints its own: ``<UTC time> [level    ] <plugin> <message>``."""
-
-    def __init__(self, plugin: str) -> None:
-        """Name the plugin the lines come from."""
-        super().__init__()
-        self.plugin = plugin
-
-    @override
-    def format(self, record: logging.LogRecord) -> str:
-        when = dt.datetime.fromtimestamp(record.created, dt.timezone.utc)
-        stamp = when.isoformat(timespec="microseconds").replace("+00:00", "Z")
-        return f"{stamp} [{record.levelname.lower():<9}] {self.plugin} {record.getMessage()}"
-
-
-def readable_check_logs(plugin: str) -> None:
-    """On a terminal, log the connection check like Meltano's own lines instead of JSON.
-
-    Meltano asks SDK taps for JSON logs and renders them when it reads them through a pipe
-    (``meltano run``, ``meltano invoke``), but ``meltano test`` hands the terminal itself to
-    a test command: its lines would show as raw JSON. There, the check logs its verdict the
-    way Meltano logs, without the SDK's settings-parsing and METRIC chatter.
-
-    Args:
-        plugin: The name shown on each line.
-    """
-    if not sys.stderr.isatty():
-        return
-    logging.getLogger("singer_sdk.metrics").setLevel(logging.WARNING)
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler.formatter, StructuredFormatter):
-            handler.setFormatter(MeltanoStyleFormatter(plugin))
-    logging.getLogger("singer_sdk.configuration").setLevel(logging.WARNING)
 
 
 #: What ``--help`` says of ``--test`` (the SDK's words promise a synced record).
