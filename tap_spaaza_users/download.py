@@ -17,9 +17,9 @@ from urllib.parse import urljoin, urlsplit
 import requests
 import urllib3.exceptions
 
-from tap_spaaza_users.client import backoff_delay, parse_retry_after
 from tap_spaaza_users.errors import SpaazaCorruptExportError, SpaazaDownloadError
 from tap_spaaza_users.integrity import BodyCheck, md5_of_etag, new_md5
+from tap_spaaza_users.retries import backoff_delay, parse_retry_after
 from tap_spaaza_users.storage import (
     is_loopback,
     redact_url,

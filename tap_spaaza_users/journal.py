@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tap_spaaza_users import state
-from tap_spaaza_users.client import backoff_delay
 from tap_spaaza_users.contract import parse_utc
 from tap_spaaza_users.errors import SpaazaAPIError, SpaazaUncertainError
 from tap_spaaza_users.export import DONE, ERROR, INPROGRESS, READY, UsersExport, state_code
+from tap_spaaza_users.retries import backoff_delay
 
 if TYPE_CHECKING:
     import logging

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tap_spaaza_users.client import ClientSettings, SpaazaClient, parse_retry_after
+from tap_spaaza_users.client import ClientSettings, SpaazaClient
 from tap_spaaza_users.errors import (
     SpaazaAPIError,
     SpaazaAuthError,
@@ -21,6 +21,7 @@ from tap_spaaza_users.errors import (
     SpaazaForbiddenError,
     SpaazaNotFoundError,
 )
+from tap_spaaza_users.retries import parse_retry_after
 from tap_spaaza_users.sandbox.app import retry_after_date
 
 if TYPE_CHECKING:
