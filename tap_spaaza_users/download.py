@@ -8,10 +8,9 @@ floor on progress, and the whole download by a deadline.
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -30,9 +29,6 @@ from tap_spaaza_users.storage import (
 if TYPE_CHECKING:
     import logging
     from collections.abc import Callable
-    from types import TracebackType
-
-    from typing_extensions import Self
 
     from tap_spaaza_users.spool import Spool
 
@@ -45,13 +41,6 @@ FLOOR_BYTES_PER_SECOND = 16 * 1024
 FLOOR_WINDOW_TIMEOUTS = 2
 #: Downloads of a file that arrives corrupt (a bad MD5 or gzip) before giving up.
 MAX_WHOLE_DOWNLOADS = 2
-#: Files at least this large (stated by storage, or received so far) are parsed while they
-#: download; smaller ones once proven whole. Below it, overlap saves under half a second on a
-#: 20 MB/s link, and reading only a proven file never emits a row that a corrupt or changed
-#: download would make the tap send again.
-OVERLAP_FROM_BYTES = 8 * 1024 * 1024
-#: How long a reader that gave up waits for the download thread to notice (it is a daemon).
-ABANDON_WAIT_SECONDS = 2.0
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _BODY_STATUSES = frozenset({200, 206, 416})
 _TRANSIENT = frozenset({408, 429, 500, 502, 503, 504})
@@ -605,70 +594,3 @@ def _fresh_url(
     except _RefusedError as exc:
         raise attempts.fail(str(exc)) from None
     return url
-
-
-class BackgroundDownload:
-    """``download_export`` in a thread of its own, so the file is read while it arrives.
-
-    The thread writes the spool; the caller reads it (``spool.reader()``) in its own thread,
-    the one that emits records. A failure of the download aborts the spool, so the reader
-    raises the download's own error (the same one-line SpaazaError subclasses as ever) in the
-    caller's thread, at its next read; ``result`` raises it too. Leaving the context closes
-    the spool: a download the reader gave up on stops at its next chunk. The thread is a
-    daemon, so one caught in a backoff pause never holds the process.
-    """
-
-    def __init__(
-        self,
-        url_provider: Callable[[], str],
-        spool: Spool,
-        **settings: Any,  # noqa: ANN401
-    ) -> None:
-        """Start downloading into ``spool``; ``settings`` are ``download_export``'s keywords."""
-        self._spool = spool
-        self._result: DownloadResult | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(
-            target=self._run,
-            args=(url_provider, spool, settings),
-            name=f"export-download-{settings.get('task_id')}",
-            daemon=True,
-        )
-        self._thread.start()
-
-    def _run(self, url_provider: Callable[[], str], spool: Spool, settings: dict[str, Any]) -> None:
-        try:
-            self._result = download_export(url_provider, spool, **settings)
-        except BaseException as exc:  # noqa: BLE001 - the spool is aborted with it: the reader raises it
-            self._error = exc
-
-    def __enter__(self) -> Self:
-        """The download in progress."""
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Close the spool (a download still running stops) and give the thread a moment."""
-        self._spool.close()
-        self._thread.join(ABANDON_WAIT_SECONDS)
-
-    def result(self) -> DownloadResult:
-        """Wait for the download to end.
-
-        Returns:
-            The download's size, duration and counters.
-
-        Raises:
-            BaseException: The download's failure, as ``download_export`` raised it.
-        """
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        if self._result is None:  # pragma: no cover - the thread always sets one or the other
-            msg = "the download thread ended without a result"
-            raise RuntimeError(msg)
-        return self._result

@@ -12,8 +12,8 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL
 
 from tap_spaaza_users import state
+from tap_spaaza_users.background_download import OVERLAP_FROM_BYTES, BackgroundDownload
 from tap_spaaza_users.contract import PRIMARY_KEY, REPLICATION_KEY, users_json_schema, utc_text
-from tap_spaaza_users.download import OVERLAP_FROM_BYTES, BackgroundDownload
 from tap_spaaza_users.errors import SpaazaError, SpaazaTaskTimeoutError
 from tap_spaaza_users.export import DONE, INPROGRESS, READY, UsersExport, make_client
 from tap_spaaza_users.idset import IdSet
