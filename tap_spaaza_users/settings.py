@@ -6,10 +6,12 @@ import contextlib
 import datetime as dt
 import difflib
 import math
+import re
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit
 
+import requests
 from singer_sdk import typing as th
 
 from tap_spaaza_users import segments
@@ -221,7 +223,7 @@ def check_settings(config: Any, now: dt.datetime | None = None) -> None:  # noqa
     Raises:
         SpaazaConfigError: On the first invalid setting.
     """
-    loopback = is_loopback(urlsplit(str(config.get("api_url") or DEFAULT_API_URL)).hostname or "")
+    loopback = is_loopback(_hostname(str(config.get("api_url") or DEFAULT_API_URL)))
     for name in ("access_token_id", "access_token_secret"):
         value = config.get(name)
         if not isinstance(value, str) or not value.strip():
@@ -245,6 +247,14 @@ def check_settings(config: Any, now: dt.datetime | None = None) -> None:  # noqa
     _check_numbers(config, loopback=loopback)
     if config.get("on_invalid_row") not in (None, "fail", "skip"):
         invalid_setting("on_invalid_row", "must be 'fail' or 'skip'")
+
+
+def _hostname(url: str) -> str:
+    """A URL's host name; empty for one that cannot be read (``check_api_url`` names it)."""
+    try:
+        return urlsplit(url).hostname or ""
+    except ValueError:
+        return ""
 
 
 def _where_tokens_come_from(loopback: bool) -> str:  # noqa: FBT001
@@ -300,15 +310,57 @@ def check_api_url(url: str) -> None:
     Raises:
         SpaazaConfigError: When the URL is unusable or not https.
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unclosed [IPv6 address
+        _malformed_url("host", _address(url))
     if parts.scheme not in ("https", "http") or not parts.hostname:
         invalid_setting("api_url", f"must be a URL like {DEFAULT_API_URL}, not {url!r}")
     if parts.username or parts.password or parts.query:
         invalid_setting("api_url", "must not carry credentials or a query string")
+    _check_address(url)
     if parts.scheme == "http" and not is_loopback(parts.hostname or ""):
         invalid_setting(
             "api_url", f"must use https (plain http is only allowed for loopback hosts): {url!r}"
         )
+
+
+def _check_address(url: str) -> None:
+    """Refuse a host or port that requests cannot send to (or an unexpanded ``${VAR}``).
+
+    requests itself judges the URL, so no URL it would refuse mid-sync gets past this.
+
+    Raises:
+        SpaazaConfigError: Naming the host and port as written (never the whole URL).
+    """
+    address = _address(url)
+    try:
+        urlsplit(url).port  # noqa: B018 - reading it checks it: a number from 0 to 65535
+    except ValueError:
+        _malformed_url("port", address)
+    try:
+        requests.PreparedRequest().prepare_url(url, None)
+    except ValueError:  # requests' InvalidURL
+        _malformed_url("host", address)
+    if "$" in address:  # requests sends ``${HOST}`` percent-encoded, to a host that is not
+        _malformed_url("host", address)
+
+
+def _address(url: str) -> str:
+    """A URL's host and port as written, without the credentials it may carry."""
+    authority = re.split(r"[/?#]", url.partition("://")[2], maxsplit=1)[0]
+    return authority.rpartition("@")[2]
+
+
+def _malformed_url(part: str, address: str) -> NoReturn:
+    """Raise the error of an ``api_url`` whose host or port is not one."""
+    kind = "number from 0 to 65535" if part == "port" else "host name"
+    unexpanded = " (an environment variable left unexpanded?)" if "$" in address else ""
+    invalid_setting(
+        "api_url",
+        f"is not a valid URL: the {part} in {address!r} is not a {kind}{unexpanded}; give a "
+        f"URL like {DEFAULT_API_URL}, or http://127.0.0.1:<port> for a local sandbox",
+    )
 
 
 def parse_start_date(value: Any) -> dt.datetime:  # noqa: ANN401

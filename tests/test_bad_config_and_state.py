@@ -118,6 +118,40 @@ BAD_INPUTS: dict[str, tuple[Callable[[Settings], Any], Any, str]] = {
         None,
         "Setting poll_interval_seconds must be at least 1 second to spare the Spaaza API",
     ),
+    "api_url port left as ${PORT}": (
+        lambda c: {**c, "api_url": "http://127.0.0.1:${PORT}"},
+        None,
+        (
+            "Setting api_url is not a valid URL: the port in '127.0.0.1:${PORT}' is not a "
+            "number from 0 to 65535 (an environment variable left unexpanded?); give a URL like "
+            "https://services-prod.spaaza.com, or http://127.0.0.1:<port> for a local sandbox."
+        ),
+    ),
+    "api_url port a word": (
+        lambda c: {**c, "api_url": "https://services.example.com:notaport"},
+        None,
+        "Setting api_url is not a valid URL: the port in 'services.example.com:notaport' is not",
+    ),
+    "api_url port out of range": (
+        lambda c: {**c, "api_url": "https://services.example.com:99999"},
+        None,
+        "the port in 'services.example.com:99999' is not a number from 0 to 65535; give a URL",
+    ),
+    "api_url host with a space": (
+        lambda c: {**c, "api_url": "https://exa mple.com"},
+        None,
+        "Setting api_url is not a valid URL: the host in 'exa mple.com' is not a host name;",
+    ),
+    "api_url host left as ${HOST}": (
+        lambda c: {**c, "api_url": "https://${HOST}/"},
+        None,
+        "the host in '${HOST}' is not a host name (an environment variable left unexpanded?)",
+    ),
+    "api_url with an unclosed IPv6 host": (
+        lambda c: {**c, "api_url": "http://[::1:8080"},
+        None,
+        "Setting api_url is not a valid URL: the host in '[::1:8080' is not a host name;",
+    ),
     "start_date in the future": (
         lambda c: {**c, "start_date": TOMORROW},
         None,
