@@ -5,7 +5,8 @@ Two cases, each measured against its own parts in the same run:
 - ``--case link``: storage throttled to ``--storage-bandwidth`` bytes/s. The tap's wall after
   the export is DONE, against the download alone (plain ``requests`` at the same rate) and the
   tap's wall after DONE with the link unlimited (its parsing). Serial stages cost the sum of the
-  two; overlapped ones approach the longer one.
+  two; overlapped ones approach the longer one. Also the tap's own download time inside the
+  throttled run (its log line), its peak RSS and the ratio of each repeat.
 - ``--case backfill``: a backfill of ``--windows`` windows whose exports take ``--task-seconds``
   (T) each. The tap's whole run, against N x (T + load), the windows strictly in turn, and the
   ideal N x max(T, load) + min(T, load) of exports prepared while earlier windows load. The
@@ -33,20 +34,27 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from harness import export_url, start_sandbox
+from harness import PeakRss, export_url, start_sandbox
 
 LINK_TARGET = 1.1
 DONE = re.compile(r"Export task \d+ is DONE")
 CREATED = re.compile(r"Created export task \d+")
+DOWNLOADED = re.compile(r"Downloaded export file: (\d+) bytes in ([\d.]+) s")
 
 
 @dataclass
 class TapRun:
-    """One tap run: seconds after its first DONE, its whole wall, the export tasks it made."""
+    """One tap run: seconds after its first DONE, its whole wall, the export tasks it made.
+
+    Also its peak RSS, and the size and seconds of its (last) download, from its log line.
+    """
 
     after_done: float
     wall: float
     tasks: int
+    peak_rss: int = 0
+    bytes: int = 0
+    download_seconds: float = 0.0
 
 
 def set_options(info: dict[str, Any], **options: Any) -> None:  # noqa: ANN401
@@ -77,6 +85,7 @@ def run_tap(info: dict[str, Any], workdir: Path, **settings: Any) -> TapRun:  # 
     started = time.perf_counter()
     done_at: list[float] = []
     tasks = 0
+    downloaded, download_seconds = 0, 0.0
     process = subprocess.Popen(
         [*tap_command(), "--config", str(path)],
         stdout=subprocess.DEVNULL,
@@ -85,17 +94,27 @@ def run_tap(info: dict[str, Any], workdir: Path, **settings: Any) -> TapRun:  # 
     )
     assert process.stderr is not None  # noqa: S101
     tail: list[str] = []
-    for line in process.stderr:
-        tail = [*tail[-20:], line]
-        tasks += bool(CREATED.search(line))
-        if not done_at and DONE.search(line):
-            done_at.append(time.perf_counter())
-    code = process.wait()
+    with PeakRss(process.pid) as rss:
+        for line in process.stderr:
+            tail = [*tail[-20:], line]
+            tasks += bool(CREATED.search(line))
+            if not done_at and DONE.search(line):
+                done_at.append(time.perf_counter())
+            if match := DOWNLOADED.search(line):
+                downloaded, download_seconds = int(match.group(1)), float(match.group(2))
+        code = process.wait()
     ended = time.perf_counter()
     if code != 0 or not done_at:
         msg = f"the tap failed (exit {code}):\n{''.join(tail)}"
         raise RuntimeError(msg)
-    return TapRun(after_done=ended - done_at[0], wall=ended - started, tasks=tasks)
+    return TapRun(
+        after_done=ended - done_at[0],
+        wall=ended - started,
+        tasks=tasks,
+        peak_rss=rss.peak,
+        bytes=downloaded,
+        download_seconds=download_seconds,
+    )
 
 
 def download_alone(info: dict[str, Any]) -> float:
@@ -112,23 +131,34 @@ def download_alone(info: dict[str, Any]) -> float:
 def link_case(info: dict[str, Any], workdir: Path, rate: float, repeat: int) -> None:
     """The tap after DONE on a throttled link, against the download and the parse alone."""
     runs: dict[str, list[float]] = {"parse": [], "download": [], "tap": []}
+    throttled: list[TapRun] = []
     for _ in range(repeat):
         set_options(info, storage_bytes_per_second=None)
         runs["parse"].append(run_tap(info, workdir).after_done)
         set_options(info, storage_bytes_per_second=rate)
         runs["download"].append(download_alone(info))
-        runs["tap"].append(run_tap(info, workdir).after_done)
+        throttled.append(run_tap(info, workdir))
+        runs["tap"].append(throttled[-1].after_done)
     set_options(info, storage_bytes_per_second=None)
     median = {name: statistics.median(values) for name, values in runs.items()}
     longer = max(median["download"], median["parse"])
     serial = median["download"] + median["parse"]
     ratio = median["tap"] / longer
     verdict = "OK" if ratio <= LINK_TARGET else "ABOVE TARGET"
-    print(f"link: storage at {rate / 1e6:.1f} MB/s, repeat {repeat} (medians)")
+    size = throttled[0].bytes / 1e6
+    print(f"link: storage at {rate / 1e6:.1f} MB/s, file {size:.1f} MB, repeat {repeat} (medians)")
     print(f"download alone           {median['download']:7.2f} s  (plain requests, nothing parsed)")
     print(f"parse (tap, link unlimited) {median['parse']:7.2f} s  after DONE")
     print(f"download + parse         {serial:7.2f} s  (stages in series)")
-    print(f"tap at the link's rate   {median['tap']:7.2f} s  after DONE")
+    rss = max(run.peak_rss for run in throttled) / 2**20
+    print(f"tap at the link's rate   {median['tap']:7.2f} s  after DONE, peak RSS {rss:.0f} MB")
+    inside = statistics.median(run.download_seconds for run in throttled)
+    print(f"  its own download took {inside:.2f} s of that (the tap's log line)")
+    each = [
+        f"{tap / max(download, parse):.2f}"
+        for download, parse, tap in zip(runs["download"], runs["parse"], runs["tap"], strict=True)
+    ]
+    print(f"  ratio of each repeat: {', '.join(each)}")
     print(f"ratio tap/max(download, parse): {ratio:.2f} (target <= {LINK_TARGET}) {verdict}")
     print(f"ratio tap/(download + parse): {median['tap'] / serial:.2f}")
 

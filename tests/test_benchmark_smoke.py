@@ -50,6 +50,14 @@ def test_stages_benchmark_prints_the_link_and_backfill_ratios() -> None:
     line = re.MULTILINE
     assert re.search(r"^download alone +\d+\.\d\d s", out, line), out
     assert re.search(r"^ratio tap/max\(download, parse\): \d+\.\d\d \(target <= 1\.1\)", out, line)
+    # What the former overlap benchmark printed: file size, each measure, the tap's download
+    # inside the throttled run, its peak RSS and the ratio of each repeat.
+    assert re.search(r"^link: storage at 1\.0 MB/s, file \d+\.\d MB, repeat 1 ", out, line), out
+    for measure in ("parse (tap, link unlimited)", "download + parse", "tap at the link's rate"):
+        assert re.search(rf"^{re.escape(measure)} +\d+\.\d\d s", out, line), out
+    assert re.search(r"^tap at the link's rate .* after DONE, peak RSS \d+ MB$", out, line), out
+    assert re.search(r"^  its own download took \d+\.\d\d s of that", out, line), out
+    assert re.search(r"^  ratio of each repeat: \d+\.\d\d$", out, line), out
     assert re.search(r"^backfill: \d+ windows of \d+ days, exports of T = 0\.5 s", out, line), out
     assert re.search(r"^ratio tap/in-turn: \d+\.\d\d  ratio tap/ideal: \d+\.\d\d$", out, line), out
 
