@@ -303,7 +303,7 @@ class SpaazaClient:
             raise _RetryableError(
                 msg,
                 status=response.status_code,
-                retry_after=retry_after if response.status_code == 429 else None,  # noqa: PLR2004
+                retry_after=retry_after,
             )
         if response.status_code >= 300:  # noqa: PLR2004
             raise self._error_for(method, path, response)

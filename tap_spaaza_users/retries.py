@@ -37,9 +37,10 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 def retry_waits(initial: float, cap: float) -> Generator[float, Any, None]:
     """Wait generator for ``backoff``: honour Retry-After, else capped expo with full jitter.
 
-    ``backoff`` sends the failed attempt's exception into the generator, so a 429's
-    ``Retry-After`` decides the wait (capped); other faults wait a random time between 0
-    and ``initial * 2**n`` (capped), which spreads retries of many clients apart.
+    ``backoff`` sends the failed attempt's exception into the generator, so a server's
+    ``Retry-After`` (on a 429 or 5xx) decides the wait (capped); without one, a fault waits
+    a random time between 0 and ``initial * 2**n`` (capped), which spreads retries of many
+    clients apart.
 
     Args:
         initial: The first exponential step, in seconds.

@@ -152,8 +152,8 @@ CONFIG_SCHEMA = th.PropertiesList(
        "Retries of a failed HTTP request (429, 5xx, connection errors) before giving up.",
        (0, 20), default=5),
     _n("retry_initial_wait_seconds", th.NumberType, "First retry wait (seconds)",
-       "The first backoff step; it doubles with each retry (with jitter). A 429's "
-       "Retry-After takes precedence.", (0, 600), default=1),
+       "The first backoff step; it doubles with each retry (with jitter). A server's "
+       "Retry-After (on a 429 or 5xx) takes precedence.", (0, 600), default=1),
     _n("retry_max_wait_seconds", th.NumberType, "Longest retry wait (seconds)",
        "Cap of every backoff wait, Retry-After included.", (0.01, 3_600), default=60),
     _p("on_invalid_row", th.StringType, "On invalid row",

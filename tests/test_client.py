@@ -88,6 +88,17 @@ def test_rate_limit_waits_the_seconds_it_is_told_and_logs_once(
     assert caplog.text.count("Rate limited") == 1
 
 
+def test_a_503_with_retry_after_waits_as_told(small_sandbox: Sandbox) -> None:
+    small_sandbox.inject("status", status=503, retry_after=1, times=2, path="/tasks")
+    with contextlib.closing(make_client(small_sandbox, retry_max_wait=5.0)) as api:
+        started = time.monotonic()
+        assert api.list_tasks() == []
+        waited = time.monotonic() - started
+
+    assert waited >= 2.0  # as for a 429: the server's Retry-After, not a shorter backoff
+    assert [r.status for r in api_calls(small_sandbox, "GET", "/tasks")] == [503, 503, 200]
+
+
 def test_rate_limit_honours_an_http_date(small_sandbox: Sandbox) -> None:
     small_sandbox.inject("status", status=429, retry_after=retry_after_date(2.0), path="/tasks")
     with contextlib.closing(make_client(small_sandbox, retry_max_wait=5.0)) as api:
