@@ -29,6 +29,7 @@ ROUTES = Map(
         Rule("/_sandbox/requests", methods=["GET", "DELETE"], endpoint="requests"),
         Rule("/_sandbox/segments", methods=["GET"], endpoint="segments"),
         Rule("/_sandbox/tasks", methods=["GET"], endpoint="tasks"),
+        Rule("/_sandbox/tasks/<int:task_id>", methods=["PATCH"], endpoint="task"),
         Rule("/_sandbox", methods=["GET"], endpoint="info"),
     ],
     strict_slashes=False,
@@ -148,3 +149,12 @@ class ControlApp:
     def _tasks(self, _method: str, _body: Any) -> Any:  # noqa: ANN401
         """``GET /_sandbox/tasks``: every task of every chain, with all logs."""
         return [task.to_json(log_limit=10**6) for task in self.sandbox.tasks.values()]
+
+    def _task(self, _method: str, body: Any, task_id: int) -> Any:  # noqa: ANN401
+        """``PATCH /_sandbox/tasks/{id}`` with ``{"created_date": iso}``: make a task older."""
+        created = parse_utc(str(body["created_date"]))
+        try:
+            task = self.sandbox.backdate_task(task_id, created)
+        except LookupError as error:
+            raise ControlError(404, str(error.args[0])) from None
+        return task.to_json(log_limit=10**6)

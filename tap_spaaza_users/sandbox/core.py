@@ -231,6 +231,23 @@ class Sandbox:
         """Return the tasks by id."""
         return self.engine.store.all()
 
+    def backdate_task(self, task_id: int, created_date: datetime) -> Task:
+        """Say a task was created at ``created_date`` (e.g. hours ago, left by a killed run).
+
+        Only ``state.created_date`` changes; the task goes on as it was (a task kept
+        ``READY`` or ``INPROGRESS``, by a future ``once`` or ``task_stuck``, stays so).
+
+        Raises:
+            LookupError: When there is no such task.
+        """
+        task = self.engine.store.get(task_id)
+        if task is None:
+            msg = f"no task {task_id}"
+            raise LookupError(msg)
+        with self.engine.store.lock:
+            task.created_date = created_date
+        return task
+
     @property
     def saved_segments(self) -> dict[int, SavedSegment]:
         """Return the saved segments usable as ``trigger.segment_id``."""

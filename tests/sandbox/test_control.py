@@ -114,5 +114,31 @@ def test_reset_forgets_tasks_faults_requests_and_dialect(api: ApiClient) -> None
     assert api.call("GET", f"/tasks/{task_id}").status_code == 404
 
 
+def test_task_backdated_keeps_its_state_and_lists_the_older_created_date(api: ApiClient) -> None:
+    task_id = api.create(once="2099-01-01T00:00:00Z")["id"]  # scheduled far ahead: READY
+
+    aged = _control(
+        api, "PATCH", f"/tasks/{task_id}", json={"created_date": "2026-01-01T08:00:00Z"}
+    )
+
+    assert aged.status_code == 200
+    assert aged.json()["state"]["created_date"] == "2026-01-01T08:00:00Z"
+    listed = api.call("GET", "/tasks").json()
+    assert [(t["id"], t["state"]["code"], t["state"]["created_date"]) for t in listed] == [
+        (task_id, "READY", "2026-01-01T08:00:00Z")
+    ]
+    assert (
+        _control(
+            api, "PATCH", "/tasks/999", json={"created_date": "2026-01-01T08:00:00Z"}
+        ).status_code
+        == 404
+    )
+    assert (
+        _control(api, "PATCH", f"/tasks/{task_id}", json={"created_date": "soon"}).status_code
+        == 400
+    )
+    assert _control(api, "PATCH", f"/tasks/{task_id}", json={}).status_code == 400
+
+
 def test_unknown_control_path_is_404(api: ApiClient) -> None:
     assert _control(api, "GET", "/nope").status_code == 404
