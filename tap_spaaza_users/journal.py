@@ -5,6 +5,12 @@ Every export task the tap creates carries, at the end of its ``desc``, a short t
 asks for (chain, window start and end, selection). A run that lost its state (Meltano saves
 none before a target has flushed records) or whose ``POST /tasks`` answer was lost finds its
 task in ``GET /tasks`` by that tag instead of exporting again.
+
+A tagged task is adopted while it can still serve: unfinished and younger than the task
+timeout, or DONE and younger than ``task_reuse_hours``. An unfinished one older than the
+task timeout is abandoned: the run that created it would have given up on it and deleted it,
+so it was killed, or its deletion failed, or the task is stuck in Spaaza. Adopting it would
+only wait on it again; it is never adopted, and the sweep deletes it.
 """
 
 from __future__ import annotations
@@ -36,6 +42,10 @@ _TAG = re.compile(r"\[" + re.escape(TAG_NAME) + r":([0-9a-f]{16})\]")
 PAGE_SIZE = 100
 MAX_PAGES = 5
 _UNFINISHED = frozenset({READY, INPROGRESS})
+_FINISHED = frozenset({DONE, ERROR})
+#: Added to the task timeout before an unfinished task counts as abandoned: ``created_date``
+#: has whole seconds, and Spaaza's clock and this machine's may differ a little.
+CLOCK_SLACK = dt.timedelta(minutes=1)
 
 
 def fingerprint(chain_id: int, window: Window, body: dict[str, Any]) -> str:
@@ -107,6 +117,11 @@ class TaskJournal:
         """The export's logger."""
         return self.export.logger
 
+    @property
+    def timeout(self) -> dt.timedelta:
+        """How long a run waits for a task before giving up on it (``task_timeout_minutes``)."""
+        return dt.timedelta(seconds=self.export.poll.timeout)
+
     def tagged_body(self, window: Window, now: dt.datetime) -> tuple[dict[str, Any], str]:
         """The ``POST /tasks`` body of a window, its ``desc`` tagged, and its fingerprint."""
         body = self.export.task_body(window, now)
@@ -137,10 +152,12 @@ class TaskJournal:
         return self._listed
 
     def find(self, mark: str, *, fresh: bool = False) -> Found | None:
-        """A task to adopt: same fingerprint, not delivered, and unfinished or DONE and recent.
+        """A task to adopt: same fingerprint, not delivered, and still able to serve.
 
-        A DONE task is adopted only while its file is surely still there (younger than the
-        horizon); among several, a DONE one (no wait) and then the newest is preferred.
+        An unfinished task serves while it is younger than the task timeout (an older one
+        is abandoned, see the module docstring); a DONE one while its file is surely still
+        there (younger than the horizon). Among several, a DONE one (no wait) and then the
+        newest is preferred.
 
         Args:
             mark: The fingerprint of the task this run would create.
@@ -155,9 +172,20 @@ class TaskJournal:
             if tag_of(task) != mark or task["id"] in self.delivered:
                 continue
             age = self._age(task)
-            recent = age is not None and age <= self.horizon
-            # A DONE task's file must still be there; an unfinished one will finish.
-            adoptable = recent if code == DONE else code in _UNFINISHED and (age is None or recent)
+            if code == DONE:
+                adoptable = age is not None and age <= self.horizon
+            elif code in _UNFINISHED:
+                adoptable = not self._abandoned(task)
+                if not adoptable:
+                    self.logger.info(
+                        "Not adopting export task %d for this window: %s for more than %s "
+                        "(task_timeout_minutes), abandoned by an earlier run",
+                        task["id"],
+                        code,
+                        _minutes(self.timeout),
+                    )
+            else:
+                adoptable = False
             if adoptable:
                 candidates.append(Found(task["id"], code))
         candidates.sort(key=lambda found: (found.code != DONE, -found.id))
@@ -202,10 +230,11 @@ class TaskJournal:
         raise SpaazaAPIError(msg, status=last.status)
 
     def sweep(self, keep: Collection[int] = ()) -> list[int]:
-        """Delete the tap's finished tasks that can no longer be adopted.
+        """Delete the tap's tasks that can no longer be adopted.
 
-        Those in ERROR, those whose file a recorded sync delivered, and DONE ones older than
-        the horizon. A task without the tag is never touched.
+        Those in ERROR, those whose file a recorded sync delivered, DONE ones older than the
+        horizon, and unfinished ones older than the task timeout (abandoned). A task without
+        the tag is never touched.
 
         Args:
             keep: Tasks in use by this sync.
@@ -235,8 +264,13 @@ class TaskJournal:
         code = (state_code(task) or "").upper()
         if code == ERROR:
             return "left in ERROR by an earlier run"
-        if code != DONE:
-            return None
+        if code not in _FINISHED:
+            if not self._abandoned(task):
+                return None
+            return (
+                f"{code or 'in no state'} for more than {_minutes(self.timeout)} "
+                "(task_timeout_minutes), abandoned by an earlier run"
+            )
         if task["id"] in self.delivered:
             return "its file was delivered"
         age = self._age(task)
@@ -244,6 +278,15 @@ class TaskJournal:
             hours = self.horizon.total_seconds() / 3600
             return f"finished more than {hours:g} hours ago (task_reuse_hours), too old to reuse"
         return None
+
+    def _abandoned(self, task: dict[str, Any]) -> bool:
+        """Whether an unfinished task is older than any run would have waited for it.
+
+        A task whose age the list does not tell is not abandoned: a run that adopts it
+        gives up after the task timeout and deletes it.
+        """
+        age = self._age(task)
+        return age is not None and age > self.timeout + CLOCK_SLACK
 
     def _age(self, task: dict[str, Any]) -> dt.timedelta | None:
         """How long ago a task was created, or None when the list does not say."""
@@ -253,6 +296,11 @@ class TaskJournal:
             return self._now() - parse_utc(str(created)) if created else None
         except ValueError:
             return None
+
+
+def _minutes(span: dt.timedelta) -> str:
+    """A span as whole or fractional minutes, e.g. ``180 minutes``."""
+    return f"{span.total_seconds() / 60:g} minutes"
 
 
 def _ours(task: object, chain_id: int) -> bool:

@@ -10,15 +10,17 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import requests
 from tap_cli import run_tap
 
 from tap_spaaza_users.export import build_export_task
 from tap_spaaza_users.tap import TapSpaazaUsers
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
     from pathlib import Path
 
+    from tap_spaaza_users.client import SpaazaClient
     from tap_spaaza_users.sandbox import Sandbox
 
 TAG = re.compile(r" \[tap-spaaza-users:[0-9a-f]{16}\]$")
@@ -36,17 +38,63 @@ def all_ids(sandbox: Sandbox) -> set[int]:
     return {int(user["id"]) for user in sandbox.users()}
 
 
-def untagged_task(config: dict[str, Any]) -> int:
-    """Create an export task as someone in Console would: no tag in its description."""
+@contextlib.contextmanager
+def api_client(config: dict[str, Any]) -> Iterator[SpaazaClient]:
+    """The tap's own Tasks API client, for a test to act as another party would."""
     stream = TapSpaazaUsers(config=config, parse_env_config=False).streams["users"]
+    with contextlib.closing(stream.make_client()) as client:  # type: ignore[attr-defined]
+        yield client
+
+
+def untagged_task(config: dict[str, Any], *, once: dt.datetime | None = None) -> int:
+    """Create an export task as someone in Console would: no tag in its description."""
     body = build_export_task(
         chain_id=config["chain_id"],
         window_start=None,
-        now=dt.datetime.now(dt.timezone.utc),
+        now=once or dt.datetime.now(dt.timezone.utc),
         origin="made in Console",
     )
-    with contextlib.closing(stream.make_client()) as client:  # type: ignore[attr-defined]
+    with api_client(config) as client:
         return int(client.create_task(body)["id"])
+
+
+def backdate(sandbox: Sandbox, task_id: int, age: dt.timedelta) -> None:
+    """Make a task ``age`` old, through the sandbox's control namespace."""
+    created = (dt.datetime.now(dt.timezone.utc) - age).strftime("%Y-%m-%dT%H:%M:%SZ")
+    response = requests.patch(
+        f"{sandbox.url}/_sandbox/tasks/{task_id}", json={"created_date": created}, timeout=10
+    )
+    assert response.status_code == 200, response.text
+
+
+def unfinished_task_of_the_tap(
+    sandbox: Sandbox,
+    config: dict[str, Any],
+    sync: Callable[..., Any],
+    code: str,
+    stuck_seconds: float = 60,
+) -> int:
+    """The task a run would create for a first sync, left READY or INPROGRESS as a killed run would.
+
+    A first sync shows the tagged body; its DONE task is deleted, and the same body is sent
+    again, either scheduled far ahead (it stays READY) or stuck in its export (INPROGRESS).
+    """
+    assert sync(config).error is None
+    (done,) = sandbox.tasks
+    body = posts(sandbox)[0].json
+    if code == "READY":
+        body["trigger"]["once"] = "2099-01-01T00:00:00Z"
+    else:
+        sandbox.inject("task_stuck", seconds=stuck_seconds)
+    with api_client(config) as client:
+        client.delete_task(done)
+        task_id = int(client.create_task(body)["id"])
+    deadline = time.monotonic() + 10
+    while sandbox.tasks[task_id].code != code:
+        assert time.monotonic() < deadline, f"task {task_id} never became {code}"
+        time.sleep(0.02)
+    sandbox.request_log.clear()
+    return task_id
 
 
 def wait_finished(sandbox: Sandbox, task_id: int) -> None:
@@ -183,6 +231,83 @@ def test_sweep_keeps_a_recent_done_task_of_another_window_for_its_rerun(
 
     assert output.error is None
     assert set(small_sandbox.tasks) == left
+
+
+# Unfinished tasks: adopted while a run could still be waiting for them, abandoned after
+
+
+@pytest.mark.parametrize("code", ["READY", "INPROGRESS"])
+def test_unfinished_task_older_than_the_task_timeout_is_swept_and_replaced_never_adopted(
+    small_sandbox: Sandbox,
+    fast_config: dict[str, Any],
+    sync: Callable[..., Any],
+    caplog: pytest.LogCaptureFixture,
+    code: str,
+) -> None:
+    # A short timeout: were the stale task adopted, the rerun would fail after 6 s, not hang.
+    config = {**fast_config, "task_timeout_minutes": 0.1, "delete_completed_tasks": True}
+    stale = unfinished_task_of_the_tap(small_sandbox, fast_config, sync, code)
+    backdate(small_sandbox, stale, dt.timedelta(minutes=90))  # past the timeout, within 24 h
+    foreign = untagged_task(fast_config, once=dt.datetime(2099, 1, 1, tzinfo=dt.timezone.utc))
+    backdate(small_sandbox, foreign, dt.timedelta(days=3))
+    small_sandbox.request_log.clear()
+
+    with caplog.at_level(logging.INFO):
+        rerun = sync(config)  # no state: the killed run's STATE was never saved
+
+    assert rerun.error is None
+    assert len(posts(small_sandbox)) == 1  # a new task, not a wait on the stuck one
+    assert rerun.ids == all_ids(small_sandbox)
+    assert stale not in rerun.final_state["bookmarks"]["users"]["delivered_tasks"]
+    assert set(small_sandbox.tasks) == {foreign}  # the new one delivered and deleted too
+    assert small_sandbox.tasks[foreign].code == "READY"
+    assert (
+        f"Deleted export task {stale}: {code} for more than 0.1 minutes (task_timeout_minutes), "
+        "abandoned by an earlier run" in caplog.text
+    )
+    assert f"Clean-up: deleted 1 export tasks this tap had left: {stale}" in caplog.text
+
+
+def test_unfinished_task_younger_than_the_task_timeout_is_adopted_whatever_task_reuse_hours(
+    small_sandbox: Sandbox, fast_config: dict[str, Any], sync: Callable[..., Any]
+) -> None:
+    config = {**fast_config, "task_timeout_minutes": 60, "task_reuse_hours": 0}
+    left = unfinished_task_of_the_tap(  # its export ends while the rerun waits
+        small_sandbox, fast_config, sync, "INPROGRESS", stuck_seconds=2
+    )
+    backdate(small_sandbox, left, dt.timedelta(minutes=45))
+
+    rerun = sync({**config, "delete_completed_tasks": True})
+
+    assert rerun.error is None
+    assert posts(small_sandbox) == []
+    assert rerun.ids == all_ids(small_sandbox)
+    assert rerun.final_state["bookmarks"]["users"]["delivered_tasks"] == [left]
+    assert small_sandbox.tasks == {}
+
+
+def test_abandoned_task_is_left_alone_but_not_adopted_when_the_clean_up_is_off(
+    small_sandbox: Sandbox,
+    fast_config: dict[str, Any],
+    sync: Callable[..., Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config = {**fast_config, "task_timeout_minutes": 0.1}  # delete_completed_tasks: false
+    stale = unfinished_task_of_the_tap(small_sandbox, fast_config, sync, "READY")
+    backdate(small_sandbox, stale, dt.timedelta(hours=5))
+
+    with caplog.at_level(logging.INFO):
+        rerun = sync(config)
+
+    assert rerun.error is None
+    assert len(posts(small_sandbox)) == 1
+    assert rerun.ids == all_ids(small_sandbox)
+    assert small_sandbox.tasks[stale].code == "READY"
+    assert (
+        f"Not adopting export task {stale} for this window: READY for more than 0.1 minutes "
+        "(task_timeout_minutes), abandoned by an earlier run" in caplog.text
+    )
+    assert "Deleted export task" not in caplog.text
 
 
 # What the state belongs to
