@@ -1,29 +1,12 @@
 """The `spaaza-sandbox` command: says how to install the sandbox when its extra is missing.
 
-It lives outside the ``sandbox`` package because importing that package needs werkzeug,
-which only the ``[sandbox]`` extra installs.
+The entry point of the distribution. The sandbox package imports werkzeug only when it is
+used, so its ``main`` (also behind ``python -m tap_spaaza_users.sandbox``) can say in one
+line how to install the ``[sandbox]`` extra instead of ending in a traceback.
 """
 
 from __future__ import annotations
 
-import sys
+from tap_spaaza_users.sandbox import INSTALL_HINT, main
 
-INSTALL_HINT = (
-    "spaaza-sandbox needs the sandbox extra (werkzeug): pip install 'tap-spaaza-users[sandbox]'"
-)
-
-
-def main() -> int:
-    """Run the sandbox's command line, or explain in one line how to install it.
-
-    Returns:
-        The exit status: the sandbox's own, or 1 when the extra is not installed.
-    """
-    try:
-        from tap_spaaza_users.sandbox.cli import main as sandbox_main  # noqa: PLC0415
-    except ModuleNotFoundError as exc:
-        if (exc.name or "").partition(".")[0] != "werkzeug":
-            raise
-        print(INSTALL_HINT, file=sys.stderr)  # noqa: T201
-        return 1
-    return sandbox_main()
+__all__ = ["INSTALL_HINT", "main"]

@@ -4,6 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from tap_spaaza_users.sandbox.cli import main
+from tap_spaaza_users.sandbox import main
 
 sys.exit(main())
