@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import click
 from singer_sdk import Tap
-from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.helpers.capabilities import TapCapabilities
 from singer_sdk.tap_base import CliTestOptionValue
 
@@ -23,6 +22,7 @@ from tap_spaaza_users.input_files import (
     read_input_file,
 )
 from tap_spaaza_users.sdk_hooks import HookedTap
+from tap_spaaza_users.sdk_hooks.writer import BufferedRecordWriter
 from tap_spaaza_users.settings import (
     CONFIG_SCHEMA,
     check_settings,
@@ -50,7 +50,7 @@ class TapSpaazaUsers(HookedTap):
     config_jsonschema = CONFIG_SCHEMA
     #: The SDK's capabilities, plus the connection test (``--test``) that creates no export.
     capabilities: ClassVar[list[CapabilitiesEnum]] = [*Tap.capabilities, TapCapabilities.TEST]
-    message_writer_class = MsgSpecWriter
+    message_writer_class = BufferedRecordWriter
 
     @override
     def discover_streams(self) -> list[UsersStream]:

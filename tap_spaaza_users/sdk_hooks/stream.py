@@ -82,6 +82,22 @@ class HookedStream(Stream):
         """
 
     @override
+    def _sync_records(
+        self, context: Context | None = None, *, write_messages: bool = True
+    ) -> Generator[dict[str, Any], Any, Any]:
+        """The SDK's sync, then the records the message writer holds back, even on an error.
+
+        The tap's writer (sdk_hooks/writer.py) writes RECORD messages in blocks; the records
+        of a sync that fails still reach the target, as they did with a write per message.
+        """
+        try:
+            yield from super()._sync_records(context, write_messages=write_messages)
+        finally:
+            flush = getattr(self._tap.message_writer, "flush", None)
+            if flush is not None:
+                flush()
+
+    @override
     def _generate_record_messages(
         self, record: dict[str, Any]
     ) -> Generator[RecordMessage, None, None]:
