@@ -3,7 +3,13 @@ r"""Benchmark: sandbox -> `meltano run` -> PostgreSQL and DuckDB, against loadin
 Each configuration is timed from the moment the tap logs that the export is DONE to the end of
 `meltano run`, and compared with the loading floor measured in the same run: PostgreSQL's
 ``COPY ... FROM STDIN`` (what psql's ``\\copy`` sends) and DuckDB's CSV reader, each into a
-typed table with a primary key, the file already on disk. The target's peak RSS is sampled.
+typed table with a primary key, the file already on disk. The target's peak RSS and the CPU
+seconds of the tap, Meltano (which relays every line) and the target are sampled.
+
+"before" is how target-postgres was configured before the fast path: the plain
+meltanolabs-target-postgres (not the project's wrapper, ``loaders/target-postgres-fast``),
+record validation, INSERT, 10,000-row batches. It runs from a copy of ``meltano.yml`` whose
+target-postgres executable is the plain one (same installed plugins).
 """
 
 from __future__ import annotations
@@ -49,11 +55,35 @@ SQL_TYPES = {
     ColumnType.DATE_TIME: "timestamp",
     ColumnType.DECIMAL: "numeric",
 }
-#: The configuration before the fast path (per-record, the target's defaults), and the shipped
-#: ones: (label, extractor, loader, settings given as environment variables).
-CONFIGURATIONS: list[tuple[str, str, str, dict[str, str]]] = [
-    (
-        "postgres, before (validate, INSERT)",
+#: meltano.yml's target-postgres executable (the wrapper) and the plain target's, in its venv.
+WRAPPER_EXECUTABLE = "executable: target-postgres-fast"
+PLAIN_EXECUTABLE = "executable: target-postgres"
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """One measured load: its label, plugins, settings (environment variables), and role."""
+
+    label: str
+    extractor: str
+    loader: str
+    settings: dict[str, str] = field(default_factory=dict)
+    #: Run the plain meltanolabs-target-postgres instead of the project's wrapper.
+    plain: bool = False
+    #: "before" (what the others are compared with), "default" (what `meltano run
+    #: tap-spaaza-users LOADER` does), "fastest" (the recommended fastest), or "".
+    role: str = ""
+
+    @property
+    def warehouse(self) -> str:
+        """The warehouse: postgres or duckdb."""
+        return self.label.split(",")[0]
+
+
+BEFORE = "postgres, before (plain target, validation, INSERT, 10,000 rows)"
+CONFIGURATIONS: list[Configuration] = [
+    Configuration(
+        BEFORE,
         "tap-spaaza-users",
         "target-postgres",
         {
@@ -61,35 +91,76 @@ CONFIGURATIONS: list[tuple[str, str, str, dict[str, str]]] = [
             "TARGET_POSTGRES_USE_COPY": "false",
             "TARGET_POSTGRES_BATCH_SIZE_ROWS": "10000",
         },
+        plain=True,
+        role="before",
     ),
-    ("postgres, shipped RECORD", "tap-spaaza-users", "target-postgres", {}),
-    ("postgres, shipped BATCH", "tap-spaaza-users--batch", "target-postgres", {}),
-    (
+    Configuration(
+        "postgres, plain target with the shipped settings",
+        "tap-spaaza-users",
+        "target-postgres",
+        plain=True,
+    ),
+    Configuration(
+        "postgres, shipped RECORD (default)", "tap-spaaza-users", "target-postgres", role="default"
+    ),
+    Configuration(
+        "postgres, shipped BATCH (tap-spaaza-users--batch)",
+        "tap-spaaza-users--batch",
+        "target-postgres",
+        role="fastest",
+    ),
+    Configuration(
         "duckdb, before (1000003 rows)",
         "tap-spaaza-users",
         "target-duckdb",
         {"TARGET_DUCKDB_BATCH_SIZE_ROWS": "1000003"},
+        role="before",
     ),
-    ("duckdb, shipped", "tap-spaaza-users", "target-duckdb", {}),
+    Configuration("duckdb, shipped", "tap-spaaza-users", "target-duckdb", role="default"),
 ]
 
 
 @dataclass
 class Result:
-    """One measured load: seconds after DONE (or of the floor), the target's peak RSS."""
+    """One measured load: seconds after DONE (or of the floor), the target's peak RSS, CPU."""
 
     seconds: float
     peak_rss: int = 0
+    #: CPU seconds (user + system) of the tap (and its gzip), Meltano, and the target.
+    cpu: dict[str, float] = field(default_factory=dict)
+
+
+def role_of(cmdline: str) -> str:
+    """tap, target or meltano: which part of `meltano run` a process is."""
+    program = cmdline.split(" ", 2)[:2]
+    if any("/loaders/" in part for part in program):
+        return "target"
+    if any("/extractors/" in part for part in program) or "gzip" in program[0]:
+        return "tap"
+    return "meltano"
 
 
 @dataclass
 class TreeRss:
-    """Samples the RSS of a process's descendants whose command line matches, keeps the peak."""
+    """Samples a process tree: peak RSS of the matching processes, CPU seconds of each.
+
+    The peak is of the processes whose command line contains ``pattern``; a process's CPU
+    seconds are its last sample before it ended.
+    """
 
     pid: int
     pattern: str
     peak: int = 0
+    _cpu: dict[int, tuple[str, float]] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds per part (tap, meltano, target)."""
+        parts: dict[str, float] = {"tap": 0.0, "meltano": 0.0, "target": 0.0}
+        for part, seconds in self._cpu.values():
+            parts[part] += seconds
+        return parts
 
     def __enter__(self) -> TreeRss:  # noqa: PYI034 - Self needs Python 3.11
         """Start sampling in a thread."""
@@ -114,7 +185,18 @@ class TreeRss:
                 return
             total = sum(rss_of(child, self.pattern) for child in children)
             self.peak = max(self.peak, total)
+            for process in [root, *children]:
+                self._note_cpu(process)
             time.sleep(0.05)
+
+    def _note_cpu(self, process: psutil.Process) -> None:
+        try:
+            with process.oneshot():
+                cmdline, times = " ".join(process.cmdline()), process.cpu_times()
+        except psutil.Error:
+            return
+        if cmdline:
+            self._cpu[process.pid] = (role_of(cmdline), times.user + times.system)
 
 
 def rss_of(process: psutil.Process, pattern: str) -> int:
@@ -197,8 +279,30 @@ def meltano_env(info: dict[str, Any], workdir: Path, dsn_env: dict[str, str]) ->
     return env
 
 
+def plain_project(workdir: Path) -> Path:
+    """A copy of the project's meltano.yml that runs the plain target-postgres (same plugins).
+
+    Raises:
+        RuntimeError: When meltano.yml no longer names the wrapper as the executable.
+    """
+    text = (PROJECT / "meltano.yml").read_text(encoding="utf-8")
+    if text.count(WRAPPER_EXECUTABLE) != 1:
+        msg = f"meltano.yml has no single {WRAPPER_EXECUTABLE!r} to replace"
+        raise RuntimeError(msg)
+    project = workdir / "plain-project"
+    project.mkdir(exist_ok=True)
+    (project / "meltano.yml").write_text(
+        text.replace(WRAPPER_EXECUTABLE, PLAIN_EXECUTABLE), encoding="utf-8"
+    )
+    return project
+
+
 def meltano_run(
-    extractor: str, loader: str, env: dict[str, str], cleanup: Callable[[], None]
+    extractor: str,
+    loader: str,
+    env: dict[str, str],
+    cleanup: Callable[[], None],
+    project: Path = PROJECT,
 ) -> Result:
     """`meltano run EXTRACTOR LOADER` from a fresh state; seconds after DONE, target's peak RSS."""
     cleanup()
@@ -206,7 +310,7 @@ def meltano_run(
     done_at: list[float] = []
     process = subprocess.Popen(
         [str(MELTANO), "--log-format=uncolored", "run", "--no-state-update", extractor, loader],
-        cwd=PROJECT,
+        cwd=project,
         env=run_env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -228,7 +332,7 @@ def meltano_run(
     if code != 0 or not done_at:
         msg = f"meltano run {extractor} {loader} failed (exit {code}):\n{''.join(tail)}"
         raise RuntimeError(msg)
-    return Result(ended - done_at[0], rss.peak)
+    return Result(ended - done_at[0], rss.peak, rss.cpu)
 
 
 def remove_batch_files(since: float) -> None:
@@ -238,9 +342,15 @@ def remove_batch_files(since: float) -> None:
             path.unlink()
 
 
-def measure(users: int, repeat: int, workdir: Path, *, skip_postgres: bool) -> dict[str, Result]:
-    """The floors and each configuration, interleaved ``repeat`` times; their medians."""
+def measure(
+    users: int, repeat: int, workdir: Path, *, skip_postgres: bool, skip: tuple[str, ...] = ()
+) -> dict[str, Result]:
+    """The floors and each configuration, interleaved ``repeat`` times; their medians.
+
+    Configurations whose label starts with one of ``skip`` are left out.
+    """
     dsn = None if skip_postgres else postgres_dsn()
+    plain = plain_project(workdir)
     process, info = start_sandbox(users, workdir)
     try:
         csv_path = workdir / "users.csv"
@@ -277,46 +387,75 @@ def measure(users: int, repeat: int, workdir: Path, *, skip_postgres: bool) -> d
             runs.setdefault("duckdb floor (read_csv via COPY)", []).append(
                 duckdb_floor(csv_path, workdir)
             )
-            for label, extractor, loader, settings in CONFIGURATIONS:
-                if loader == "target-postgres" and dsn is None:
+            for config in CONFIGURATIONS:
+                if (config.warehouse == "postgres" and dsn is None) or config.label.startswith(
+                    skip
+                ):
                     continue
-                cleanup = drop_schema if loader == "target-postgres" else drop_duckdb
-                runs.setdefault(label, []).append(
-                    meltano_run(extractor, loader, {**env, **settings}, cleanup)
+                cleanup = drop_schema if config.warehouse == "postgres" else drop_duckdb
+                runs.setdefault(config.label, []).append(
+                    meltano_run(
+                        config.extractor,
+                        config.loader,
+                        {**env, **config.settings},
+                        cleanup,
+                        plain if config.plain else PROJECT,
+                    )
                 )
         drop_schema()
-        return {
-            label: Result(
-                statistics.median(item.seconds for item in items),
-                int(statistics.median(item.peak_rss for item in items)),
-            )
-            for label, items in runs.items()
-        }
+        return {label: median_result(items) for label, items in runs.items()}
     finally:
         process.terminate()
         process.wait(timeout=60)
 
 
-def report(users: int, repeat: int, results: dict[str, Result]) -> None:
-    """Print each load's seconds after DONE, its ratio to its floor, and the target's RSS."""
+def median_result(items: list[Result]) -> Result:
+    """The medians of a configuration's runs (seconds, peak RSS, each part's CPU)."""
+    return Result(
+        statistics.median(item.seconds for item in items),
+        int(statistics.median(item.peak_rss for item in items)),
+        {part: statistics.median(item.cpu[part] for item in items) for part in items[0].cpu},
+    )
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages."""
+    return " ".join(f"{value:.1f}" for value in os.getloadavg())
+
+
+def report(users: int, repeat: int, results: dict[str, Result], load: tuple[str, str]) -> None:
+    """Print each load's seconds after DONE, its ratio to its floor, and the target's RSS.
+
+    Then each configuration's speed-up against its warehouse's "before", and the CPU seconds
+    of the tap, Meltano and the target.
+    """
     print(f"users: {users:,}  repeat: {repeat}  (medians; compare only within this run)")
+    print(f"load average (1, 5, 15 min): {load[0]} at the start, {load[1]} at the end")
+    width = max(len(name) for name in results) + 1
     floors = {name.split()[0]: result for name, result in results.items() if "floor" in name}
     for name, result in results.items():
         warehouse = name.split()[0].rstrip(",")
         if "floor" in name:
-            print(f"{name:<40} {result.seconds:8.2f} s")
+            print(f"{name:<{width}} {result.seconds:8.2f} s")
             continue
         ratio = result.seconds / floors[warehouse].seconds
         print(
-            f"{name:<40} {result.seconds:8.2f} s after DONE  ratio to floor {ratio:6.1f}"
+            f"{name:<{width}} {result.seconds:8.2f} s after DONE  ratio to floor {ratio:6.1f}"
             f"  target peak RSS {result.peak_rss / 2**20:6.0f} MB"
         )
-    before = results.get("postgres, before (validate, INSERT)")
-    if before is not None:
-        for name in ("postgres, shipped RECORD", "postgres, shipped BATCH"):
-            print(f"speed-up {name} vs before: {before.seconds / results[name].seconds:.1f}x")
-    before, shipped = results["duckdb, before (1000003 rows)"], results["duckdb, shipped"]
-    print(f"speed-up duckdb, shipped vs before: {before.seconds / shipped.seconds:.1f}x")
+    configs = [config for config in CONFIGURATIONS if config.label in results]
+    befores = {config.warehouse: config for config in configs if config.role == "before"}
+    for config in configs:
+        before = befores.get(config.warehouse)
+        if before is None or config is before:
+            continue
+        name = "duckdb, shipped" if config.label == "duckdb, shipped" else config.label
+        speed_up = results[before.label].seconds / results[config.label].seconds
+        print(f"speed-up {name} vs before: {speed_up:.1f}x")
+    for config in configs:
+        cpu = results[config.label].cpu
+        parts = ", ".join(f"{part} {seconds:.1f} s" for part, seconds in cpu.items())
+        print(f"CPU {config.label}: {parts}")
 
 
 def main() -> int:
@@ -326,6 +465,13 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs per measure (medians)")
     parser.add_argument(
         "--skip-postgres", action="store_true", help="DuckDB only (no PostgreSQL configured)"
+    )
+    parser.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        metavar="LABEL",
+        help='leave out the configurations whose label starts with this (e.g. "duckdb, before")',
     )
     args = parser.parse_args()
     if not MELTANO.exists():
@@ -339,8 +485,15 @@ def main() -> int:
         )
         return 2
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
-        results = measure(args.users, args.repeat, Path(tmp), skip_postgres=args.skip_postgres)
-        report(args.users, args.repeat, results)
+        start = load_average()
+        results = measure(
+            args.users,
+            args.repeat,
+            Path(tmp),
+            skip_postgres=args.skip_postgres,
+            skip=tuple(args.skip),
+        )
+        report(args.users, args.repeat, results, (start, load_average()))
     return 0
 
 
