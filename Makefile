@@ -30,8 +30,10 @@ $(MELTANO_VENV)/.installed:
 	$(MELTANO_VENV)/bin/python -m pip install --quiet "$(MELTANO_SPEC)"
 	touch $@
 
-# Every plugin declared in meltano.yml, each in its own virtual environment under .meltano/.
-.meltano/.installed: meltano.yml pyproject.toml $(MELTANO_VENV)/.installed
+# Every plugin declared in meltano.yml, each in its own virtual environment under .meltano/;
+# the project's loader wrappers (loaders/) are installed copies, so a change to them reinstalls.
+LOADER_SOURCES := $(shell find loaders -type f \( -name '*.py' -o -name '*.toml' \) -not -path '*/build/*')
+.meltano/.installed: meltano.yml pyproject.toml $(LOADER_SOURCES) $(MELTANO_VENV)/.installed
 	$(MELTANO) install
 	touch $@
 
