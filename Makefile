@@ -31,10 +31,11 @@ $(MELTANO_VENV)/.installed:
 	touch $@
 
 # Every plugin declared in meltano.yml, each in its own virtual environment under .meltano/;
-# the project's loader wrappers (loaders/) are installed copies, so a change to them reinstalls.
+# the project's loader wrappers (loaders/) are installed copies that Meltano does not see
+# change, so a change to one reinstalls the plugins from scratch (--clean).
 LOADER_SOURCES := $(shell find loaders -type f \( -name '*.py' -o -name '*.toml' \) -not -path '*/build/*')
 .meltano/.installed: meltano.yml pyproject.toml $(LOADER_SOURCES) $(MELTANO_VENV)/.installed
-	$(MELTANO) install
+	$(MELTANO) install $(if $(filter loaders/%,$?),--clean)
 	touch $@
 
 # Meltano linked into the project's environment: after `source .venv/bin/activate`, the tap,
