@@ -270,6 +270,37 @@ def has_in_flight_state(messages: list[dict[str, Any]]) -> bool:
     )
 
 
+def delivered_tasks(value: dict[str, Any] | None) -> list[int]:
+    """The tasks a STATE value names as delivered (``delivered_tasks``), oldest first."""
+    if value is None:
+        return []
+    return list(value["bookmarks"]["users"].get("delivered_tasks", []))
+
+
+def assert_left_are_delivered(
+    sandbox: Sandbox, final: dict[str, Any], before: dict[str, Any] | None = None
+) -> set[int]:
+    """Assert the sandbox holds exactly the tasks a sync delivered, each DONE, and no other.
+
+    A sync keeps the tasks it delivered for the next sync to delete (the target may still
+    fail to load their rows): they are the ones its final STATE names as delivered that its
+    input state did not.
+
+    Args:
+        sandbox: The sandbox.
+        final: The sync's final STATE value.
+        before: The sync's input state, if any.
+
+    Returns:
+        The tasks left.
+    """
+    left = set(delivered_tasks(final)) - set(delivered_tasks(before))
+    assert left, "the sync named no task delivered"
+    assert set(sandbox.tasks) == left
+    assert {task.code for task in sandbox.tasks.values()} == {"DONE"}
+    return left
+
+
 def task_creations(sandbox: Sandbox) -> int:
     """How many tasks the sandbox was asked to create."""
     return sum(1 for r in sandbox.requests if r.method == "POST" and r.path == "/tasks")
