@@ -58,9 +58,7 @@ def test_delivered_task_is_kept_by_its_sync_and_deleted_by_the_next_by_default(
     assert delete.status == 204
     *_, creation = (r for r in small_sandbox.requests if r.method == "POST")
     assert small_sandbox.requests.index(delete) < small_sandbox.requests.index(creation)
-    assert assert_left_are_delivered(small_sandbox, second.final_state, first.final_state) == {
-        1002
-    }
+    assert assert_left_are_delivered(small_sandbox, second.final_state, first.final_state) == {1002}
 
 
 def test_tasks_are_kept_when_deletion_is_turned_off(
@@ -119,9 +117,7 @@ def test_task_whose_delete_failed_is_deleted_by_the_sync_after(
     assert third.error is None
     assert {1001, 1002} <= set(deleted_ids(small_sandbox))
     assert [d.status for d in deletes(small_sandbox)][-2:] == [204, 204]
-    assert assert_left_are_delivered(small_sandbox, third.final_state, second.final_state) == {
-        1003
-    }
+    assert assert_left_are_delivered(small_sandbox, third.final_state, second.final_state) == {1003}
 
 
 def test_timed_out_task_is_deleted(
