@@ -253,8 +253,13 @@ class TapProcess:
     @property
     def last_state(self) -> dict[str, Any] | None:
         """The last STATE received, if any."""
-        states = [m["value"] for m in self.messages if m["type"] == "STATE"]
-        return states[-1] if states else None
+        return last_state(self.messages)
+
+
+def last_state(messages: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The value of the last STATE among messages, if any."""
+    states = [m["value"] for m in messages if m["type"] == "STATE"]
+    return states[-1] if states else None
 
 
 def records(messages: list[dict[str, Any]]) -> int:
