@@ -27,7 +27,7 @@ import duckdb
 import psutil
 import psycopg
 import requests
-from harness import export_url, start_sandbox
+from harness import delete_tap_tasks, export_url, start_sandbox
 
 from tap_spaaza_users.contract import USER_COLUMNS, ColumnType
 
@@ -197,6 +197,16 @@ def meltano_env(info: dict[str, Any], workdir: Path, dsn_env: dict[str, str]) ->
     return env
 
 
+def afresh(drop: Callable[[], None], info: dict[str, Any]) -> Callable[[], None]:
+    """``drop``, then delete the task the last run kept, so the next run exports afresh."""
+
+    def cleanup() -> None:
+        drop()
+        delete_tap_tasks(info)
+
+    return cleanup
+
+
 def meltano_run(
     extractor: str, loader: str, env: dict[str, str], cleanup: Callable[[], None]
 ) -> Result:
@@ -280,7 +290,8 @@ def measure(users: int, repeat: int, workdir: Path, *, skip_postgres: bool) -> d
             for label, extractor, loader, settings in CONFIGURATIONS:
                 if loader == "target-postgres" and dsn is None:
                     continue
-                cleanup = drop_schema if loader == "target-postgres" else drop_duckdb
+                drop = drop_schema if loader == "target-postgres" else drop_duckdb
+                cleanup = afresh(drop, info)
                 runs.setdefault(label, []).append(
                     meltano_run(extractor, loader, {**env, **settings}, cleanup)
                 )
