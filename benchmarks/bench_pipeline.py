@@ -33,7 +33,7 @@ import duckdb
 import psutil
 import psycopg
 import requests
-from harness import export_url, start_sandbox
+from harness import delete_tap_tasks, export_url, start_sandbox
 
 from tap_spaaza_users.contract import USER_COLUMNS, ColumnType
 
@@ -297,6 +297,16 @@ def plain_project(workdir: Path) -> Path:
     return project
 
 
+def afresh(drop: Callable[[], None], info: dict[str, Any]) -> Callable[[], None]:
+    """``drop``, then delete the task the last run kept, so the next run exports afresh."""
+
+    def cleanup() -> None:
+        drop()
+        delete_tap_tasks(info)
+
+    return cleanup
+
+
 def meltano_run(
     extractor: str,
     loader: str,
@@ -392,7 +402,8 @@ def measure(
                     skip
                 ):
                     continue
-                cleanup = drop_schema if config.warehouse == "postgres" else drop_duckdb
+                drop = drop_schema if config.warehouse == "postgres" else drop_duckdb
+                cleanup = afresh(drop, info)
                 runs.setdefault(config.label, []).append(
                     meltano_run(
                         config.extractor,

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from harness import PeakRss, export_url, start_sandbox
+from harness import PeakRss, delete_tap_tasks, export_url, start_sandbox
 
 LINK_TARGET = 1.1
 DONE = re.compile(r"Export task \d+ is DONE")
@@ -82,6 +82,7 @@ def run_tap(info: dict[str, Any], workdir: Path, **settings: Any) -> TapRun:  # 
     }
     path = workdir / "stages-config.json"
     path.write_text(json.dumps(config), encoding="utf-8")
+    delete_tap_tasks(info)
     started = time.perf_counter()
     done_at: list[float] = []
     tasks = 0

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from harness import PeakRss, export_url, start_sandbox
+from harness import PeakRss, delete_tap_tasks, export_url, start_sandbox
 
 PER_RECORD_TARGET = 1.5
 BATCH_TARGET = 1.2
@@ -115,6 +115,7 @@ def run_tap(info: dict[str, Any], workdir: Path, *, compression: str | None = No
     config_path = workdir / "config.json"
     config = tap_config(info, batch_root, compression or "gzip")
     config_path.write_text(json.dumps(config), encoding="utf-8")
+    delete_tap_tasks(info)
     cpu_before = children_cpu()
     requests.delete(f"{info['url']}/_sandbox/requests", timeout=30)
     done_at: list[float] = []

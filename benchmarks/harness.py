@@ -83,3 +83,22 @@ def export_url(info: dict[str, Any], desc: str) -> str:
         raise RuntimeError(msg)
     answer = requests.get(f"{api}/tasks/{task['id']}/download_url", headers=headers, timeout=30)
     return str(answer.json()["url"])
+
+
+def delete_tap_tasks(info: dict[str, Any]) -> None:
+    """Delete the export tasks an earlier tap run kept, so the next run exports afresh.
+
+    A sync keeps the tasks it delivered for the next sync (given its state) to delete; a
+    benchmark run starts without state and would adopt them instead of exporting.
+    """
+    api = info["url"]
+    headers = {"Authorization": f"Bearer {info['token_id']}:{info['token_secret']}"}
+    listed = requests.get(
+        f"{api}/tasks", params={"limit": 100, "action": "export"}, headers=headers, timeout=30
+    )
+    listed.raise_for_status()
+    for task in listed.json():
+        if "[tap-spaaza-users:" in str(task.get("desc")):
+            answer = requests.delete(f"{api}/tasks/{task['id']}", headers=headers, timeout=30)
+            if answer.status_code not in {204, 404}:
+                answer.raise_for_status()

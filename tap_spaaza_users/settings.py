@@ -113,8 +113,10 @@ CONFIG_SCHEMA = th.PropertiesList(
        "honour it remove deleted users. A first sync counts as one. Unset or 0 means off.",
        (0, 365)),
     _p("delete_completed_tasks", th.BooleanType, "Delete completed tasks",
-       "Delete each export task once its file has been delivered (and any task abandoned "
-       "after a timeout or left by an interrupted run), so tasks do not pile up in Console.",
+       "Delete each export task once its file has been loaded: the next sync deletes the "
+       "tasks its state names as delivered (a rerun after a failed load reuses them instead). "
+       "Also delete any task abandoned after a timeout or left by an interrupted run, so "
+       "tasks do not pile up in Console.",
        default=True),
     _n("task_reuse_hours", th.IntegerType, "Task reuse (hours)",
        "A run that finds, in Spaaza's task list, an export task an interrupted run left for "

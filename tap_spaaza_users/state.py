@@ -9,7 +9,8 @@ The SDK keeps the bookmark (``replication_key_value``) and its not-yet-promoted 
   of the last closed backfill window);
 - ``full_refresh`` / ``last_full_refresh``: the periodic full refresh in progress (its table
   version and start) and when the last one was delivered whole;
-- ``delivered_tasks``: the latest export tasks whose files were delivered, never adopted again;
+- ``delivered_tasks``: the latest export tasks whose files were delivered, never adopted again
+  and deleted by the next sync;
 - ``chain_id`` / ``selection``: what the state belongs to (the chain, and a fingerprint of the
   saved segment or rules and join), checked before a sync sends any request.
 """
@@ -260,7 +261,8 @@ def record_task(  # noqa: PLR0913 - keyword-only, each a fact of the entry
 def task_for(state: State, window: Window, request: str | None = None) -> int | None:
     """The recorded task exporting exactly this window and request, not yet delivered.
 
-    A task recorded without a fingerprint (by an earlier version) matches on the window.
+    A task recorded without a fingerprint (by an earlier version) matches on the window;
+    one an earlier version flagged ``delivered`` (left only to be deleted) never does.
 
     Args:
         state: The stream state.
@@ -303,13 +305,6 @@ def recorded_tasks(state: State) -> set[int]:
     """The task the state names as in flight, if any (as a set)."""
     entry = _entry(state)
     return {int(entry["id"])} if entry is not None else set()
-
-
-def mark_delivered(state: State) -> None:
-    """Flag the in-flight task's file as delivered (only its clean-up is left)."""
-    entry = state.get(IN_FLIGHT)
-    if isinstance(entry, dict):
-        entry["delivered"] = True
 
 
 def note_delivered(state: State, task_id: int) -> None:

@@ -202,7 +202,7 @@ class UsersStream(HookedStream):
                         task_id,
                     )
             download.result()
-        self._close_window(export, task_id, window)
+        self._close_window(task_id, window)
 
     def _read_while_downloading(
         self, reader: SpoolReader, task_id: int, window: Window, seen: IdSet
@@ -319,8 +319,15 @@ class UsersStream(HookedStream):
             self.flush_state()
             raise
 
-    def _close_window(self, export: UsersExport, task_id: int, window: Window) -> None:
-        """Promote the bookmark, write STATE, then delete the delivered task if asked."""
+    def _close_window(self, task_id: int, window: Window) -> None:
+        """Promote the bookmark and name the task delivered in the STATE written.
+
+        The task itself is kept until the next sync: the tap has only handed the rows to
+        the target, which may still fail before it loads them, and Meltano then keeps the
+        previous state. A rerun adopts the kept task instead of exporting again. The next
+        sync's clean-up deletes the tasks its state names as delivered: a state that
+        reached it was saved after the target had loaded those rows.
+        """
         stream_state = self.stream_state
         before = stream_state.get(state.BOOKMARK)
         bookmark = state.close_window(stream_state, window, REPLICATION_KEY)
@@ -329,10 +336,6 @@ class UsersStream(HookedStream):
         self.logger.info("Window %s delivered; bookmark %s", window.describe(), bookmark)
         state.note_delivered(stream_state, task_id)
         self.journal.delivered.add(task_id)
-        if self.config["delete_completed_tasks"]:
-            state.mark_delivered(stream_state)
-            self.flush_state()
-            export.discard(task_id, "its file was delivered")
         state.forget_task(stream_state)
         self.flush_state()
 

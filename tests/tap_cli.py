@@ -253,8 +253,13 @@ class TapProcess:
     @property
     def last_state(self) -> dict[str, Any] | None:
         """The last STATE received, if any."""
-        states = [m["value"] for m in self.messages if m["type"] == "STATE"]
-        return states[-1] if states else None
+        return last_state(self.messages)
+
+
+def last_state(messages: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The value of the last STATE among messages, if any."""
+    states = [m["value"] for m in messages if m["type"] == "STATE"]
+    return states[-1] if states else None
 
 
 def records(messages: list[dict[str, Any]]) -> int:
@@ -268,6 +273,37 @@ def has_in_flight_state(messages: list[dict[str, Any]]) -> bool:
         m["type"] == "STATE" and "in_flight_task" in m["value"]["bookmarks"]["users"]
         for m in messages
     )
+
+
+def delivered_tasks(value: dict[str, Any] | None) -> list[int]:
+    """The tasks a STATE value names as delivered (``delivered_tasks``), oldest first."""
+    if value is None:
+        return []
+    return list(value["bookmarks"]["users"].get("delivered_tasks", []))
+
+
+def assert_left_are_delivered(
+    sandbox: Sandbox, final: dict[str, Any], before: dict[str, Any] | None = None
+) -> set[int]:
+    """Assert the sandbox holds exactly the tasks a sync delivered, each DONE, and no other.
+
+    A sync keeps the tasks it delivered for the next sync to delete (the target may still
+    fail to load their rows): they are the ones its final STATE names as delivered that its
+    input state did not.
+
+    Args:
+        sandbox: The sandbox.
+        final: The sync's final STATE value.
+        before: The sync's input state, if any.
+
+    Returns:
+        The tasks left.
+    """
+    left = set(delivered_tasks(final)) - set(delivered_tasks(before))
+    assert left, "the sync named no task delivered"
+    assert set(sandbox.tasks) == left
+    assert {task.code for task in sandbox.tasks.values()} == {"DONE"}
+    return left
 
 
 def task_creations(sandbox: Sandbox) -> int:

@@ -1,9 +1,18 @@
-"""Clean-up: delivered tasks are deleted by default, a failed delete only warns, kept on request."""
+"""Clean-up: a delivered task is kept until the next sync, which deletes it (by default).
+
+The sync that delivers a task's file has only handed the rows to the target, which may
+still fail to load them; so it names the task in its STATE's ``delivered_tasks`` and keeps
+it, for a rerun to adopt. The next sync, given that state, deletes the tasks it names. A
+failed delete only warns (the next sync tries again); with ``delete_completed_tasks`` off,
+nothing is deleted.
+"""
 
 from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING, Any
+
+from tap_cli import assert_left_are_delivered, delivered_tasks
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -18,38 +27,53 @@ def deletes(sandbox: Sandbox) -> list[Any]:
     return [r for r in sandbox.requests if r.method == "DELETE"]
 
 
-def test_delivered_task_is_deleted_after_its_records_by_default(
+def deleted_ids(sandbox: Sandbox) -> list[int]:
+    """The task ids of the DELETE requests, oldest first."""
+    return [int(r.path.rsplit("/", 1)[1]) for r in deletes(sandbox)]
+
+
+def test_delivered_task_is_kept_by_its_sync_and_deleted_by_the_next_by_default(
     small_sandbox: Sandbox, fast_config: dict[str, Any], sync: Callable[..., Any]
 ) -> None:
     config = {**fast_config}
     del config["delete_completed_tasks"]  # the default
 
-    output = sync(config)
+    first = sync(config)
 
-    assert output.error is None
-    assert small_sandbox.tasks == {}
+    assert first.error is None
+    assert len(first.records) == len(small_sandbox.users())
+    assert deletes(small_sandbox) == []  # the target may still fail to load the rows
+    assert assert_left_are_delivered(small_sandbox, first.final_state) == {1001}
+    # The task is named delivered only in the STATE that carries its window's bookmark.
+    naming = [s for s in first.states if 1001 in delivered_tasks(s)]
+    assert naming
+    assert naming[0]["bookmarks"]["users"]["replication_key_value"] == first.bookmark
+    assert "in_flight_task" not in first.final_state["bookmarks"]["users"]
+
+    second = sync(config, state=first.final_state)
+
+    assert second.error is None
     (delete,) = deletes(small_sandbox)
+    assert delete.path == "/tasks/1001"
     assert delete.status == 204
-    assert len(output.records) == len(small_sandbox.users())
-    # The bookmark was written before the delete; the last STATE forgets the task.
-    flagged = [
-        s
-        for s in output.states
-        if s["bookmarks"]["users"].get("in_flight_task", {}).get("delivered")
-    ]
-    assert flagged
-    assert flagged[-1]["bookmarks"]["users"]["replication_key_value"] == output.bookmark
-    assert "in_flight_task" not in output.final_state["bookmarks"]["users"]
+    *_, creation = (r for r in small_sandbox.requests if r.method == "POST")
+    assert small_sandbox.requests.index(delete) < small_sandbox.requests.index(creation)
+    assert assert_left_are_delivered(small_sandbox, second.final_state, first.final_state) == {1002}
 
 
 def test_tasks_are_kept_when_deletion_is_turned_off(
     small_sandbox: Sandbox, fast_config: dict[str, Any], sync: Callable[..., Any]
 ) -> None:
-    output = sync({**fast_config, "delete_completed_tasks": False})
+    config = {**fast_config, "delete_completed_tasks": False}
+    first = sync(config)
+    assert first.error is None
 
-    assert output.error is None
+    second = sync(config, state=first.final_state)
+
+    assert second.error is None
     assert deletes(small_sandbox) == []
-    assert len(small_sandbox.tasks) == 1
+    assert set(small_sandbox.tasks) == {1001, 1002}
+    assert delivered_tasks(second.final_state) == [1001, 1002]
 
 
 def test_failed_delete_is_a_warning_not_a_failed_sync(
@@ -58,35 +82,42 @@ def test_failed_delete_is_a_warning_not_a_failed_sync(
     sync: Callable[..., Any],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    config = {**fast_config, "delete_completed_tasks": True}
+    first = sync(config)
+    assert first.error is None
+    new = set(small_sandbox.add_users(3))
     small_sandbox.inject("status", status=500, method="DELETE", times=10)
 
     with caplog.at_level(logging.WARNING):
-        output = sync({**fast_config, "delete_completed_tasks": True})
+        second = sync(config, state=first.final_state)  # its clean-up deletes the first's task
 
-    assert output.error is None
-    assert len(output.records) == len(small_sandbox.users())
-    assert "Could not delete export task" in caplog.text
+    assert second.error is None
+    assert new <= second.ids
+    assert second.bookmark is not None
+    assert second.bookmark > str(first.bookmark)
+    assert set(deleted_ids(small_sandbox)) == {1001}  # tried, and refused every time
+    assert "Could not delete export task 1001 (its file was delivered)" in caplog.text
     assert fast_config["access_token_secret"] not in caplog.text
+    assert set(small_sandbox.tasks) == {1001, 1002}
 
 
-def test_task_left_delivered_by_a_killed_run_is_deleted_by_the_next(
+def test_task_whose_delete_failed_is_deleted_by_the_sync_after(
     small_sandbox: Sandbox, fast_config: dict[str, Any], sync: Callable[..., Any]
 ) -> None:
     config = {**fast_config, "delete_completed_tasks": True}
-    small_sandbox.inject("status", status=500, method="DELETE", times=4)  # every try, once
     first = sync(config)
-    (leftover,) = small_sandbox.tasks
-    delivered = next(
-        s
-        for s in first.states
-        if s["bookmarks"]["users"].get("in_flight_task", {}).get("delivered")
-    )
-
-    second = sync(config, state=delivered)
-
+    small_sandbox.inject("status", status=500, method="DELETE", times=4)  # every try, once
+    second = sync(config, state=first.final_state)
     assert second.error is None
-    assert leftover not in small_sandbox.tasks
-    assert small_sandbox.tasks == {}
+    assert 1001 in small_sandbox.tasks
+    assert delivered_tasks(second.final_state) == [1001, 1002]  # still named: tried again
+
+    third = sync(config, state=second.final_state)
+
+    assert third.error is None
+    assert {1001, 1002} <= set(deleted_ids(small_sandbox))
+    assert [d.status for d in deletes(small_sandbox)][-2:] == [204, 204]
+    assert assert_left_are_delivered(small_sandbox, third.final_state, second.final_state) == {1003}
 
 
 def test_timed_out_task_is_deleted(

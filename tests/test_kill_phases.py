@@ -4,6 +4,12 @@ Each test runs twice: the rerun gets the killed run's last STATE, or no state at
 Meltano, which saves a STATE only once the target has flushed records); then the rerun finds
 the killed run's task in Spaaza's task list by its tag.
 
+A sync never deletes the task it delivered: it names it in its last STATE's
+``delivered_tasks`` and keeps it, since the target may still fail to load the rows. So a run
+killed after its last STATE leaves the task for a rerun without state to adopt, and the
+next sync given that STATE deletes it, in its clean-up before it exports. After every rerun
+the tasks left in Spaaza are exactly the ones it delivered, each DONE.
+
 The tap runs as the ``tap-spaaza-users`` command with its standard output on a pipe that
 the test reads as a target would, line by line: a tap that writes faster than the test
 reads waits on the pipe, so "after N records" is a precise moment. What the test has read
@@ -20,7 +26,10 @@ import pytest
 from tap_cli import (
     DEADLINE_SECONDS,
     TapProcess,
+    assert_left_are_delivered,
+    delivered_tasks,
     has_in_flight_state,
+    last_state,
     records,
     task_creations,
     wait_until,
@@ -47,6 +56,8 @@ def run_tap(tmp_path: Path) -> Iterator[Callable[..., TapProcess]]:
         if tap.process.poll() is None:
             tap.process.kill()
             tap.process.communicate(timeout=DEADLINE_SECONDS)
+        elif tap.process.stdout is not None:
+            tap.process.stdout.close()  # a test that failed before reading to the end
 
 
 @pytest.fixture(params=["state-kept", "state-thrown-away"])
@@ -63,14 +74,23 @@ def rerun_and_check(  # noqa: PLR0913 - keyword-only, each a fact of the rerun
     *,
     reused: bool,
     keep_state: bool,
+    received: frozenset[int] = frozenset(),
 ) -> TapProcess:
-    """Rerun (from the last STATE, or none); assert no user is missing, and the reuse."""
+    """Rerun (from the last STATE, or none); assert no user is missing, the reuse, the tasks.
+
+    ``received`` are users an earlier, whole run delivered. The tasks left are exactly the
+    ones the rerun delivered, each DONE: the killed run's were adopted, or deleted by the
+    rerun's clean-up when its state named them delivered.
+    """
     creations = task_creations(sandbox)
-    rerun = run_tap(config, killed.last_state if keep_state else None)
+    state = killed.last_state if keep_state else None
+    rerun = run_tap(config, state)
     rerun.finish()
     expected = {int(user["id"]) for user in sandbox.users()}
-    assert expected - (killed.ids | rerun.ids) == set()
+    assert expected - (received | killed.ids | rerun.ids) == set()
     assert task_creations(sandbox) == creations + (0 if reused else 1)
+    assert rerun.last_state is not None
+    assert_left_are_delivered(sandbox, rerun.last_state, state)
     return rerun
 
 
@@ -167,21 +187,43 @@ def test_killed_after_the_last_record_before_its_state_the_rerun_reuses_the_task
     rerun_state: str,
 ) -> None:
     total = len(kill_sandbox.users())
-    # Tasks kept: the process may get as far as the clean-up before the kill lands, and
-    # the rerun must still find the task (the stuck-delete test covers the clean-up).
-    kill_config = {**kill_config, "delete_completed_tasks": False}
-    tap = run_tap(kill_config)
+    tap = run_tap(kill_config)  # the clean-up on: the task is kept all the same
     tap.read_until(lambda messages: records(messages) == total)
     tap.kill()  # whatever followed the last record is lost
     assert tap.last_state is not None
     assert "replication_key_value" not in tap.last_state["bookmarks"]["users"]
+    assert [r for r in kill_sandbox.requests if r.method == "DELETE"] == []
+    assert kill_sandbox.tasks[1001].code == "DONE"
 
     rerun_and_check(
         kill_sandbox, kill_config, tap, run_tap, reused=True, keep_state=rerun_state == "state-kept"
     )
 
 
-def test_killed_while_deleting_the_delivered_task_the_rerun_deletes_it(
+def test_killed_after_its_last_state_the_task_is_kept_and_the_rerun_deletes_or_adopts_it(
+    kill_sandbox: Sandbox,
+    kill_config: dict[str, Any],
+    run_tap: Callable[..., TapProcess],
+    rerun_state: str,
+) -> None:
+    tap = run_tap(kill_config)
+    tap.read_until(lambda messages: 1001 in delivered_tasks(last_state(messages)))
+    tap.kill()  # after the STATE naming the task delivered: nothing of the sync is left
+    assert tap.ids == {int(user["id"]) for user in kill_sandbox.users()}
+    assert tap.last_state is not None
+    assert tap.last_state["bookmarks"]["users"]["replication_key_value"]
+    assert [r for r in kill_sandbox.requests if r.method == "DELETE"] == []
+    assert assert_left_are_delivered(kill_sandbox, tap.last_state) == {1001}
+
+    # With its state, the rerun deletes the delivered task before it exports the window
+    # after the bookmark; without, it adopts the kept task and delivers its file again.
+    keep = rerun_state == "state-kept"
+    rerun_and_check(kill_sandbox, kill_config, tap, run_tap, reused=not keep, keep_state=keep)
+    deletes = [(r.path, r.status) for r in kill_sandbox.requests if r.method == "DELETE"]
+    assert deletes == ([("/tasks/1001", 204)] if keep else [])
+
+
+def test_killed_while_the_next_sync_deletes_the_delivered_task_the_rerun_deletes_it(
     kill_sandbox: Sandbox,
     fast_settings: dict[str, Any],
     run_tap: Callable[..., TapProcess],
@@ -190,30 +232,35 @@ def test_killed_while_deleting_the_delivered_task_the_rerun_deletes_it(
     config = kill_sandbox.tap_config(
         **{**fast_settings, "delete_completed_tasks": True, "retry_max_wait_seconds": 30}
     )
+    first = run_tap(config)
+    first.finish()
+    assert first.last_state is not None
+    assert delivered_tasks(first.last_state) == [1001]
+    # The next sync's clean-up: its DELETE gets a 503 asking to wait 30 s (Retry-After).
     kill_sandbox.inject("status", status=503, retry_after=30, method="DELETE")
-    tap = run_tap(config)
-    tap.read_until(
-        lambda messages: any(
-            m["type"] == "STATE"
-            and m["value"]["bookmarks"]["users"].get("in_flight_task", {}).get("delivered")
-            for m in messages
-        )
-    )
+    tap = run_tap(config, first.last_state)
+    tap.read_until(lambda messages: last_state(messages) is not None)
+    wait_until(lambda: any(r.method == "DELETE" for r in kill_sandbox.requests))
     tap.kill()
-    assert tap.last_state is not None
-    assert tap.last_state["bookmarks"]["users"]["replication_key_value"]
+    assert tap.last_state == first.last_state  # the state it started from, nothing more
+    assert [(r.path, r.status) for r in kill_sandbox.requests if r.method == "DELETE"] == [
+        ("/tasks/1001", 503)
+    ]
+    assert set(kill_sandbox.tasks) == {1001}
 
-    # With its state, the rerun deletes the delivered task and exports again; without, it
-    # cannot know the file was delivered and delivers that task's file again.
+    # With that state, the rerun deletes the task and exports after the bookmark; without
+    # (the state cleared), it adopts the task and delivers its file again.
+    keep = rerun_state == "state-kept"
     rerun_and_check(
         kill_sandbox,
         config,
         tap,
         run_tap,
-        reused=rerun_state != "state-kept",
-        keep_state=rerun_state == "state-kept",
+        reused=not keep,
+        keep_state=keep,
+        received=frozenset(first.ids),
     )
-    assert kill_sandbox.tasks == {}  # the leftover and the rerun's own task are both gone
+    assert (1001 in kill_sandbox.tasks) is not keep
 
 
 @pytest.mark.parametrize(

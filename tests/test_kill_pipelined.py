@@ -10,17 +10,22 @@ recorded and what the test has read, never by sleeping: a window's RECORD messag
 task the tap creates is in the sandbox before its answer (held by an ``answer_lost`` fault)
 reaches the tap; a 429 with ``Retry-After`` parks the tap before a request it must repeat.
 
+A sync never deletes a task it delivered (``delete_completed_tasks`` is on): it names it in
+the STATE's ``delivered_tasks`` and keeps it, since the target may still fail to load the
+rows; the next sync given that STATE deletes it in its clean-up, before it exports. The last
+test kills that next sync during its clean-up.
+
 Each test runs twice: the rerun gets the killed run's last STATE read, or none (as Meltano
 may keep none). Then, over both runs:
 
 - no user is missing: the ids received by the killed run and the rerun hold every user;
-- no window is exported twice: each window's tag is created at most once. Only without a
-  state may a window be exported again, and only one whose task the killed run had already
-  deleted once its file was delivered: nothing is left to adopt;
+- no window is exported twice, with the state or without it: each window's tag is created
+  once. A rerun without state adopts the killed run's tasks, the delivered ones included;
 - the bookmark and ``delivered_before`` never go back along the STATE messages (the killed
   run's up to its last STATE, then the rerun's, when the state is kept), and no STATE claims
   a user, by either of them, that was not received before it;
-- no task is left in the sandbox (``delete_completed_tasks`` is on).
+- the tasks left in the sandbox are exactly the ones the rerun delivered, each DONE: the
+  killed run's were adopted, or deleted by the rerun's clean-up when its state named them.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from tap_cli import TapProcess, records, wait_until
+from tap_cli import TapProcess, assert_left_are_delivered, delivered_tasks, records, wait_until
 
 from tap_spaaza_users.contract import parse_utc
 from tap_spaaza_users.journal import tag_of
@@ -114,6 +119,8 @@ def start_tap(tmp_path: Path) -> Iterator[Callable[..., TapProcess]]:
         if tap.process.poll() is None:
             tap.process.kill()
             tap.process.communicate(timeout=30)
+        elif tap.process.stdout is not None:
+            tap.process.stdout.close()  # a test that failed before reading to the end
 
 
 @pytest.fixture(params=["state-kept", "state-thrown-away"])
@@ -137,30 +144,40 @@ def exports(sandbox: Sandbox) -> Counter[str | None]:
     return Counter(tag_of(r.json) for r in calls(sandbox, "POST", "/tasks") if r.status == 201)
 
 
-def live_tags(sandbox: Sandbox) -> set[str | None]:
-    """The window tags of the tasks in the sandbox now."""
-    return {tag_of({"desc": task.desc}) for task in sandbox.tasks.values()}
-
-
 def users_state(value: dict[str, Any] | None) -> dict[str, Any]:
     """The users stream's part of a STATE value."""
     assert value is not None
     return dict(value["bookmarks"]["users"])
 
 
-def in_flight(task_id: int, *, delivered: bool = False) -> Callable[[Messages], bool]:
-    """Whether a STATE naming the task in flight (its file delivered, or not yet) was read."""
+def in_flight(task_id: int) -> Callable[[Messages], bool]:
+    """Whether a STATE naming the task in flight was read."""
 
     def read(messages: Messages) -> bool:
         entries = [
             users_state(m["value"]).get("in_flight_task") for m in messages if m["type"] == "STATE"
         ]
+        return any(entry and entry["id"] == task_id for entry in entries)
+
+    return read
+
+
+def delivered(*task_ids: int) -> Callable[[Messages], bool]:
+    """Whether a STATE naming these tasks delivered was read."""
+
+    def read(messages: Messages) -> bool:
         return any(
-            entry and entry["id"] == task_id and bool(entry.get("delivered")) == delivered
-            for entry in entries
+            set(task_ids) <= set(delivered_tasks(m["value"]))
+            for m in messages
+            if m["type"] == "STATE"
         )
 
     return read
+
+
+def deletes(sandbox: Sandbox) -> list[RecordedRequest]:
+    """The DELETE requests the sandbox received, oldest first."""
+    return [r for r in sandbox.requests if r.server == "api" and r.method == "DELETE"]
 
 
 def moment(value: object) -> dt.datetime | None:
@@ -196,33 +213,43 @@ def check_bookmarks(backfill: Backfill, messages: Messages) -> None:
 
 
 def resume_and_check(
-    backfill: Backfill, killed: TapProcess, start_tap: Callable[..., TapProcess], rerun_state: str
-) -> None:
-    """Rerun (from the last STATE read, or none) and check users, exports, bookmarks, tasks."""
+    backfill: Backfill,
+    killed: TapProcess,
+    start_tap: Callable[..., TapProcess],
+    rerun_state: str,
+    earlier: TapProcess | None = None,
+) -> TapProcess:
+    """Rerun (from the last STATE read, or none) and check users, exports, bookmarks, tasks.
+
+    ``earlier`` is a whole run before the killed one, whose last STATE the killed run got.
+    """
     keep = rerun_state == "state-kept"
     sandbox = backfill.sandbox
     assert sandbox.faults.armed() == []  # every fault fired in the killed run
-    created_before, alive = exports(sandbox), live_tags(sandbox)
-    rerun = start_tap(backfill.config, killed.last_state if keep else None)
+    created_before = exports(sandbox)
+    state = killed.last_state if keep else None
+    rerun = start_tap(backfill.config, state)
     rerun.finish()
 
-    assert set(backfill.created) - (killed.ids | rerun.ids) == set()
+    received = earlier.ids if earlier else set()
+    assert set(backfill.created) - (received | killed.ids | rerun.ids) == set()
     exported = exports(sandbox)
-    again = {tag for tag, count in exported.items() if count > 1}
     assert None not in exported
     assert max(created_before.values()) == 1  # the killed run exported each window once
-    assert max(exported.values()) <= 2
-    assert again <= (set() if keep else set(created_before) - alive)
+    assert max(exported.values()) == 1  # and the rerun exported none of them again
+    before = earlier.messages if earlier else []
     if keep:
         watermark = moment(users_state(killed.last_state).get("delivered_before"))
         if watermark is not None:  # the rerun resumed after the windows delivered
             assert all(backfill.created[user_id] >= watermark for user_id in rerun.ids)
         last = max(i for i, m in enumerate(killed.messages) if m["type"] == "STATE")
-        check_bookmarks(backfill, killed.messages[: last + 1] + rerun.messages)
+        check_bookmarks(backfill, before + killed.messages[: last + 1] + rerun.messages)
     else:
-        check_bookmarks(backfill, killed.messages)
+        check_bookmarks(backfill, before + killed.messages)
         check_bookmarks(backfill, rerun.messages)
-    assert sandbox.tasks == {}
+    assert rerun.last_state is not None
+    assert_left_are_delivered(sandbox, rerun.last_state, state)
+    return rerun
 
 
 # The phases: window n's task is 1001 + n in the killed run (counting windows from 0)
@@ -285,7 +312,7 @@ def test_killed_mid_emission_of_the_first_window(
     tap = start_tap(backfill.config)
     tap.read_until(lambda messages: records(messages) >= SOME)
     tap.kill()
-    assert calls(sandbox, "DELETE", "/tasks/1001") == []  # the window was never closed
+    assert deletes(sandbox) == []
     assert set(sandbox.tasks) == {1001, 1002}
 
     resume_and_check(backfill, tap, start_tap, rerun_state)
@@ -295,14 +322,17 @@ def test_killed_after_the_first_windows_last_record_before_its_state(
     backfill: Backfill, start_tap: Callable[..., TapProcess], rerun_state: str
 ) -> None:
     sandbox = backfill.sandbox
-    sandbox.inject("status", **PARKED, method="DELETE", path="/tasks/1001")
+    # After the window's STATE, the tap asks how the next window's task is doing: a 429.
+    sandbox.inject("status", **PARKED, method="GET", path="/tasks/1002")
     tap = start_tap(backfill.config)
     tap.read_until(lambda messages: records(messages) == backfill.received_through(0))
-    wait_until(lambda: len(calls(sandbox, "DELETE", "/tasks/1001")) == 1)  # 429: it waits
-    tap.kill()  # the window's STATE, written before the clean-up, was never read
+    wait_until(lambda: len(calls(sandbox, "GET", "/tasks/1002")) == 1)  # 429: it waits
+    tap.kill()  # the window's STATE, written before that request, was never read
     assert tap.ids == backfill.windows[0]
     assert "delivered_before" not in users_state(tap.last_state)
+    assert deletes(sandbox) == []
     assert set(sandbox.tasks) == {1001, 1002}
+    assert sandbox.tasks[1001].code == "DONE"
 
     resume_and_check(backfill, tap, start_tap, rerun_state)
 
@@ -323,7 +353,9 @@ def test_killed_after_the_first_windows_state_while_the_third_window_is_created(
     wait_until(lambda: len(exports(sandbox)) == 3)  # recorded once its answer went out
     assert unanswered  # the tap died waiting for it
     assert users_state(tap.last_state)["delivered_before"] == backfill.ends[0]
-    assert set(sandbox.tasks) == {1002, 1003}
+    assert delivered_tasks(tap.last_state) == [1001]
+    assert deletes(sandbox) == []
+    assert set(sandbox.tasks) == {1001, 1002, 1003}
 
     resume_and_check(backfill, tap, start_tap, rerun_state)
 
@@ -336,8 +368,9 @@ def test_killed_mid_emission_of_the_second_window_with_the_third_one_prepared(
     tap.read_until(lambda messages: records(messages) >= backfill.received_through(0) + SOME)
     tap.kill()
     assert users_state(tap.last_state)["delivered_before"] == backfill.ends[0]
-    assert calls(sandbox, "DELETE", "/tasks/1002") == []
-    assert set(sandbox.tasks) == {1002, 1003}
+    assert delivered_tasks(tap.last_state) == [1001]
+    assert deletes(sandbox) == []
+    assert set(sandbox.tasks) == {1001, 1002, 1003}
 
     resume_and_check(backfill, tap, start_tap, rerun_state)
 
@@ -350,22 +383,53 @@ def test_killed_mid_emission_of_the_last_window(
     tap.read_until(lambda messages: records(messages) >= backfill.received_through(3) + SOME)
     tap.kill()
     assert users_state(tap.last_state)["delivered_before"] == backfill.ends[3]
-    assert calls(sandbox, "DELETE", "/tasks/1005") == []
-    assert set(sandbox.tasks) == {1005}
+    assert delivered_tasks(tap.last_state) == [1001, 1002, 1003, 1004]
+    assert deletes(sandbox) == []
+    assert set(sandbox.tasks) == {1001, 1002, 1003, 1004, 1005}
 
     resume_and_check(backfill, tap, start_tap, rerun_state)
 
 
-def test_killed_while_deleting_the_last_windows_delivered_task(
+def test_killed_after_the_last_windows_state_with_every_task_kept(
     backfill: Backfill, start_tap: Callable[..., TapProcess], rerun_state: str
 ) -> None:
     sandbox = backfill.sandbox
-    sandbox.inject("status", **PARKED, method="DELETE", path="/tasks/1005")
     tap = start_tap(backfill.config)
-    tap.read_until(in_flight(1005, delivered=True))
-    wait_until(lambda: len(calls(sandbox, "DELETE", "/tasks/1005")) == 1)  # 429: it waits
-    tap.kill()
+    tap.read_until(delivered(1005))
+    tap.kill()  # nothing of the sync is left after its last STATE
     assert tap.ids == set(backfill.created)
-    assert set(sandbox.tasks) == {1005}
+    assert delivered_tasks(tap.last_state) == [1001, 1002, 1003, 1004, 1005]
+    assert deletes(sandbox) == []
+    assert assert_left_are_delivered(sandbox, tap.last_state) == {1001, 1002, 1003, 1004, 1005}
 
     resume_and_check(backfill, tap, start_tap, rerun_state)
+    keep = rerun_state == "state-kept"
+    assert {r.path for r in deletes(sandbox)} == (
+        {f"/tasks/{task_id}" for task_id in range(1001, 1006)} if keep else set()
+    )
+
+
+def test_killed_while_the_next_sync_deletes_the_delivered_tasks(
+    backfill: Backfill, start_tap: Callable[..., TapProcess], rerun_state: str
+) -> None:
+    sandbox = backfill.sandbox
+    first = start_tap(backfill.config)
+    first.finish()
+    assert delivered_tasks(first.last_state) == [1001, 1002, 1003, 1004, 1005]
+    sandbox.inject("status", **PARKED, method="DELETE")  # the clean-up's first DELETE
+    tap = start_tap(backfill.config, first.last_state)
+    tap.read_until(lambda messages: any(m["type"] == "STATE" for m in messages))
+    wait_until(lambda: len(deletes(sandbox)) == 1)  # 429: it waits
+    tap.kill()
+    assert tap.last_state == first.last_state  # the state it started from, nothing more
+    assert tap.ids == set()
+    assert set(sandbox.tasks) == {1001, 1002, 1003, 1004, 1005}
+
+    # With that state, the rerun deletes the five tasks and exports after the bookmark;
+    # without (the state cleared), it adopts them all and exports nothing.
+    resume_and_check(backfill, tap, start_tap, rerun_state, earlier=first)
+    first_tasks = set(range(1001, 1006))
+    if rerun_state == "state-kept":
+        assert first_tasks.isdisjoint(sandbox.tasks)
+    else:
+        assert set(sandbox.tasks) == first_tasks  # adopted, delivered, kept for the next sync

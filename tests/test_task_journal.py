@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
-from tap_cli import run_tap
+from tap_cli import assert_left_are_delivered, run_tap
 
 from tap_spaaza_users.export import build_export_task
 from tap_spaaza_users.tap import TapSpaazaUsers
@@ -125,18 +125,23 @@ def test_task_description_is_readable_and_ends_with_the_tap_tag(
     assert TAG.search(everyone).group() != TAG.search(windowed).group()  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("clean_up", ["off", "on"])
 def test_rerun_without_state_adopts_the_done_task_instead_of_exporting_again(
-    small_sandbox: Sandbox, fast_config: dict[str, Any], sync: Callable[..., Any]
+    small_sandbox: Sandbox, fast_config: dict[str, Any], sync: Callable[..., Any], clean_up: str
 ) -> None:
-    first = sync(fast_config)
+    # With the clean-up on too: the sync that delivered the task keeps it, since the target
+    # may fail to load the rows and Meltano then keeps no newer state.
+    config = {**fast_config, "delete_completed_tasks": clean_up == "on"}
+    first = sync(config)
     assert first.error is None
 
-    rerun = sync(fast_config)  # its state thrown away, as Meltano does before a target flushed
+    rerun = sync(config)  # its state thrown away, as Meltano does when the target failed
 
     assert rerun.error is None
     assert len(posts(small_sandbox)) == 1
     assert rerun.ids == all_ids(small_sandbox)
     assert rerun.final_state["bookmarks"]["users"]["delivered_tasks"] == [1001]
+    assert assert_left_are_delivered(small_sandbox, rerun.final_state) == {1001}
 
 
 def test_task_whose_file_a_recorded_sync_delivered_is_not_adopted_again(
@@ -187,7 +192,8 @@ def test_task_created_but_its_answer_lost_is_found_and_used_not_created_twice(
         time.sleep(0.05)
     assert len(posts(small_sandbox)) == 1  # one task for the window
     assert output.ids == all_ids(small_sandbox)
-    assert small_sandbox.tasks == {}  # and none left behind
+    # and none left behind but that one, kept for the next sync's clean-up
+    assert assert_left_are_delivered(small_sandbox, output.final_state) == {1001}
     assert "Export task 1001 was created after all; using it" in caplog.text
 
 
@@ -214,7 +220,9 @@ def test_sweep_deletes_the_taps_failed_and_old_tasks_and_never_an_untagged_one(
         output = sync({**fast_config, "delete_completed_tasks": True, "task_reuse_hours": 0})
 
     assert output.error is None
-    assert set(small_sandbox.tasks) == foreign
+    left = set(small_sandbox.tasks) - foreign
+    assert left == set(output.final_state["bookmarks"]["users"]["delivered_tasks"]) == {1005}
+    assert small_sandbox.tasks[1005].code == "DONE"  # this sync's own, kept for the next one
     assert "Clean-up: deleted 2 export tasks this tap had left: 1002, 1001" in caplog.text
     assert "Deleted export task 1002: left in ERROR by an earlier run" in caplog.text
     assert "Deleted export task 1001: finished more than 0 hours ago" in caplog.text
@@ -230,7 +238,9 @@ def test_sweep_keeps_a_recent_done_task_of_another_window_for_its_rerun(
     output = sync({**fast_config, "delete_completed_tasks": True})
 
     assert output.error is None
-    assert set(small_sandbox.tasks) == left
+    delivered = set(output.final_state["bookmarks"]["users"]["delivered_tasks"])
+    assert delivered.isdisjoint(left)  # another window: a task of its own
+    assert set(small_sandbox.tasks) == left | delivered
 
 
 # Unfinished tasks: adopted while a run could still be waiting for them, abandoned after
@@ -258,9 +268,11 @@ def test_unfinished_task_older_than_the_task_timeout_is_swept_and_replaced_never
     assert rerun.error is None
     assert len(posts(small_sandbox)) == 1  # a new task, not a wait on the stuck one
     assert rerun.ids == all_ids(small_sandbox)
-    assert stale not in rerun.final_state["bookmarks"]["users"]["delivered_tasks"]
-    assert set(small_sandbox.tasks) == {foreign}  # the new one delivered and deleted too
+    (new,) = rerun.final_state["bookmarks"]["users"]["delivered_tasks"]
+    assert new != stale
+    assert set(small_sandbox.tasks) == {foreign, new}  # the new one kept for the next sync
     assert small_sandbox.tasks[foreign].code == "READY"
+    assert small_sandbox.tasks[new].code == "DONE"
     assert (
         f"Deleted export task {stale}: {code} for more than 0.1 minutes (task_timeout_minutes), "
         "abandoned by an earlier run" in caplog.text
@@ -283,7 +295,7 @@ def test_unfinished_task_younger_than_the_task_timeout_is_adopted_whatever_task_
     assert posts(small_sandbox) == []
     assert rerun.ids == all_ids(small_sandbox)
     assert rerun.final_state["bookmarks"]["users"]["delivered_tasks"] == [left]
-    assert small_sandbox.tasks == {}
+    assert assert_left_are_delivered(small_sandbox, rerun.final_state) == {left}
 
 
 def test_abandoned_task_is_left_alone_but_not_adopted_when_the_clean_up_is_off(

@@ -2,7 +2,8 @@
 
 Meltano saves a STATE only once the target has flushed records, so the rerun starts with no
 state at all; it must find the interrupted run's export task in Spaaza's task list by its tag:
-one ``POST /tasks`` across both runs, every user delivered, no task left in Spaaza.
+one ``POST /tasks`` across both runs, every user delivered, and in Spaaza only that task,
+which the state Meltano saved names as delivered. The next run deletes it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import shutil
 import signal
 import subprocess
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -42,6 +43,20 @@ def wait_until(condition: Callable[[], bool], what: str) -> None:
 def task_creations(sandbox: Sandbox) -> int:
     """How many ``POST /tasks`` the sandbox received."""
     return sum(1 for r in sandbox.requests if r.method == "POST" and r.path == "/tasks")
+
+
+def delivered_tasks(meltano: Meltano, loader: str) -> list[int]:
+    """The tasks named delivered in the state Meltano keeps for the run into ``loader``."""
+    state: dict[str, Any] = meltano.state(f"dev:tap-spaaza-users-to-{loader}")
+    return list(state["singer_state"]["bookmarks"]["users"]["delivered_tasks"])
+
+
+def assert_only_the_delivered_task_left(sandbox: Sandbox, meltano: Meltano, loader: str) -> int:
+    """Assert Spaaza holds one task, DONE, the one the saved state names delivered; its id."""
+    (task_id,) = delivered_tasks(meltano, loader)
+    assert set(sandbox.tasks) == {task_id}  # kept: the next run deletes it
+    assert sandbox.tasks[task_id].code == "DONE"
+    return task_id
 
 
 @pytest.fixture
@@ -119,7 +134,18 @@ def test_sigterm_to_meltano_run_into_jsonl_then_the_rerun_uses_the_same_task(
     assert task_creations(busy_sandbox) == 1
     delivered = {record["id"] for record in read_jsonl(out / "users.jsonl")}
     assert delivered == {int(user["id"]) for user in busy_sandbox.users()}
-    assert busy_sandbox.tasks == {}
+    task_id = assert_only_the_delivered_task_left(busy_sandbox, meltano, "target-jsonl")
+
+    # The next run, given the saved state, deletes it before it exports the new window.
+    meltano("run", "tap-spaaza-users", "target-jsonl", extra_env={
+        "TARGET_JSONL_DESTINATION_PATH": str(tmp_path / "next")})  # fmt: skip
+
+    assert [(r.path, r.status) for r in busy_sandbox.requests if r.method == "DELETE"] == [
+        (f"/tasks/{task_id}", 204)
+    ]
+    assert task_creations(busy_sandbox) == 2
+    (next_task,) = busy_sandbox.tasks
+    assert delivered_tasks(meltano, "target-jsonl") == [task_id, next_task]
 
 
 def test_sigterm_to_meltano_run_into_postgres_then_the_rerun_uses_the_same_task(
@@ -138,7 +164,7 @@ def test_sigterm_to_meltano_run_into_postgres_then_the_rerun_uses_the_same_task(
     ((rows, distinct),) = postgres.query("SELECT count(*), count(DISTINCT id) FROM {table}")
     assert (rows, distinct) == (len(expected), len(expected))
     assert {row[0] for row in postgres.query("SELECT id FROM {table}")} == expected
-    assert busy_sandbox.tasks == {}
+    assert_only_the_delivered_task_left(busy_sandbox, meltano, "target-postgres")
 
 
 def test_loader_failing_after_records_then_the_rerun_uses_the_same_task(
@@ -160,7 +186,8 @@ def test_loader_failing_after_records_then_the_rerun_uses_the_same_task(
         assert run.wait(DEADLINE_SECONDS) != 0
         with contextlib.suppress(ProcessLookupError):
             os.killpg(run.pid, signal.SIGKILL)
-        assert len(sandbox.tasks) == 1  # the failed run never got to delete its task
+        assert len(sandbox.tasks) == 1  # the failed run's task, kept (no run deletes its own)
+        assert [r for r in sandbox.requests if r.method == "DELETE"] == []
 
         out = tmp_path / "rerun"
         meltano("run", "tap-spaaza-users", "target-jsonl", extra_env={
@@ -169,4 +196,4 @@ def test_loader_failing_after_records_then_the_rerun_uses_the_same_task(
         assert task_creations(sandbox) == 1
         delivered = {record["id"] for record in read_jsonl(out / "users.jsonl")}
         assert delivered == {int(user["id"]) for user in sandbox.users()}
-        assert sandbox.tasks == {}
+        assert_only_the_delivered_task_left(sandbox, meltano, "target-jsonl")

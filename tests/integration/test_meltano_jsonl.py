@@ -77,6 +77,7 @@ def test_state_is_kept_by_meltano_and_second_run_is_incremental(
     first = run_into(meltano, tmp_path / "run1")
     first_bookmark = bookmark(meltano)
     assert first_bookmark == max(str(record["created_date"]) for record in first)
+    (first_task,) = sandbox.tasks  # kept by the run that delivered it, for the next to delete
 
     new_ids = set(sandbox.add_users(4))
     second = run_into(meltano, tmp_path / "run2")
@@ -86,6 +87,10 @@ def test_state_is_kept_by_meltano_and_second_run_is_incremental(
     assert len(second) < len(first), "the second run re-read everything"
     exports = [r for r in sandbox.requests if r.method == "POST" and r.path == "/tasks"]
     assert len(exports) == 2
+    deletes = [(r.path, r.status) for r in sandbox.requests if r.method == "DELETE"]
+    assert deletes == [(f"/tasks/{first_task}", 204)]  # by the second run's clean-up
+    (second_task,) = sandbox.tasks
+    assert second_task != first_task
     (rule,) = exports[1].json["trigger"]["segment"]["rules"]
     window_start = parse_utc(rule["start_date"])
     lookback_start = parse_utc(first_bookmark) - timedelta(minutes=DEFAULT_LOOKBACK)
