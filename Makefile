@@ -53,7 +53,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
 
 typecheck: $(VENV)/.installed
-	$(VENV)/bin/mypy --explicit-package-bases tap_spaaza_users tests scripts
+	$(VENV)/bin/mypy --explicit-package-bases tap_spaaza_users tests scripts benchmarks
 
 # PostgreSQL for the integration tests: .ci/run starts it; as root, so does `make test`, which
 # then stops the server again if it started it (scripts/with-postgres.sh).

@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 import requests
 from harness import PeakRss, delete_tap_tasks, export_url, start_sandbox
@@ -171,7 +171,7 @@ def created_range(info: dict[str, Any]) -> tuple[datetime, datetime]:
         response.raise_for_status()
         response.raw.decode_content = True
         response.raw.auto_close = False
-        text = io.TextIOWrapper(response.raw, encoding="utf-8", newline="")
+        text = io.TextIOWrapper(cast("IO[bytes]", response.raw), encoding="utf-8", newline="")
         for row in csv.DictReader(text):
             created = row["created_date"]
             oldest = min(oldest or created, created)

@@ -93,9 +93,8 @@ def delete_tap_tasks(info: dict[str, Any]) -> None:
     """
     api = info["url"]
     headers = {"Authorization": f"Bearer {info['token_id']}:{info['token_secret']}"}
-    listed = requests.get(
-        f"{api}/tasks", params={"limit": 100, "action": "export"}, headers=headers, timeout=30
-    )
+    query: dict[str, str | int] = {"limit": 100, "action": "export"}
+    listed = requests.get(f"{api}/tasks", params=query, headers=headers, timeout=30)
     listed.raise_for_status()
     for task in listed.json():
         if "[tap-spaaza-users:" in str(task.get("desc")):

@@ -7,6 +7,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 from harness import PeakRss, export_url, start_sandbox
@@ -14,7 +15,7 @@ from harness import PeakRss, export_url, start_sandbox
 BOUND_MB = 300
 
 
-def export_and_download(info: dict) -> int:
+def export_and_download(info: dict[str, Any]) -> int:
     """Run one full export through the API and stream the file; return its size in bytes."""
     size = 0
     with requests.get(export_url(info, "benchmark"), stream=True, timeout=60) as response:
