@@ -53,8 +53,9 @@ LAST_FULL_REFRESH = "last_full_refresh"
 FULL_REFRESH = "full_refresh"
 #: The latest export tasks whose files were delivered (ids, oldest first).
 DELIVERED_TASKS = "delivered_tasks"
-#: How many delivered task ids the state keeps (the windows a rerun can meet again are few).
-DELIVERED_TASKS_KEPT = 20
+#: How many delivered task ids the state keeps: the next sync deletes these tasks, so enough
+#: for every window of a long backfill (a task beyond it waits for the task_reuse_hours sweep).
+DELIVERED_TASKS_KEPT = 400
 #: The chain the state belongs to.
 CHAIN_ID = "chain_id"
 #: A fingerprint of the users the state's bookmark is about (saved segment, rules and join).

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from tap_cli import assert_left_are_delivered, delivered_tasks
 
+from tap_spaaza_users import state
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -159,3 +161,14 @@ def test_a_task_an_earlier_version_flagged_delivered_in_flight_is_deleted_not_re
     assert 1001 not in small_sandbox.tasks
     assert second.bookmark == first.bookmark
     assert "in_flight_task" not in second.final_state["bookmarks"]["users"]
+
+
+def test_the_state_names_every_task_of_a_long_backfill_for_the_next_sync_to_delete() -> None:
+    users_state: dict[str, Any] = {}
+    for task_id in range(1001, 1001 + 21 * 12):  # 21 years of monthly windows
+        state.note_delivered(users_state, task_id)
+
+    assert state.delivered_tasks(users_state) == list(range(1001, 1001 + 21 * 12))
+    state.note_delivered(users_state, 1001)  # named again: moves to the end, once
+    assert state.delivered_tasks(users_state).count(1001) == 1
+    assert state.delivered_tasks(users_state)[-1] == 1001
