@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import signal
 import sys
 from typing import TYPE_CHECKING, Any
@@ -53,6 +54,14 @@ class HookedTap(Tap):
         export task in flight, so the next run resumes with it.
         """
         del frame
+        writer = self.message_writer
+        if getattr(writer, "writing", False):  # a block is half written: finish it first
+            writer.after_write = functools.partial(self._stop, signum)  # type: ignore[attr-defined]
+            return
+        self._stop(signum)
+
+    def _stop(self, signum: int) -> None:
+        """Write the state as it is, then exit 128 + the signal."""
         try:
             self._state_writer.write_state(self.state)
         finally:

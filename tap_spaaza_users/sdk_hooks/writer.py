@@ -25,6 +25,8 @@ else:
     from typing_extensions import override
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from singer_sdk.singerlib.messages import Message
 
 #: RECORD messages are written once this many bytes of them are waiting.
@@ -47,17 +49,36 @@ def write_out(pending: bytearray) -> None:
 
 
 class BufferedRecordWriter(MsgSpecWriter):
-    """MsgSpecWriter that writes RECORD messages in blocks, every other message at once."""
+    """MsgSpecWriter that writes RECORD messages in blocks, every other message at once.
+
+    A signal handler that wants to write (the tap's SIGTERM handler writes its STATE) must
+    not do so while a block is half written: its message would land inside a record, or
+    the block would be cut short. While ``writing``, it leaves its work in ``after_write``,
+    which runs as soon as the block is out.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:  # noqa: ANN401
         """Start with nothing waiting."""
         super().__init__(*args, **kwargs)
         self.pending = bytearray()
+        self.writing = False
+        self.after_write: Callable[[], None] | None = None
 
     def flush(self) -> None:
         """Write the RECORD messages waiting, if any."""
         if self.pending:
+            self._write_pending()
+
+    def _write_pending(self) -> None:
+        """Write the waiting messages whole, then run what a signal handler left to do."""
+        self.writing = True
+        try:
             write_out(self.pending)
+        finally:
+            self.writing = False
+        task, self.after_write = self.after_write, None
+        if task is not None:
+            task()
 
     @override
     def write_message(self, message: Message) -> None:
@@ -68,4 +89,4 @@ class BufferedRecordWriter(MsgSpecWriter):
         """
         self.pending += self.format_message(message)
         if message.type != SingerMessageType.RECORD or len(self.pending) >= BLOCK_BYTES:
-            write_out(self.pending)
+            self._write_pending()
