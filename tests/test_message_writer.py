@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import io
 import json
+import signal
 import sys
 from typing import TYPE_CHECKING
 
+import pytest
 from singer_sdk.singerlib.messages import RecordMessage, StateMessage
 
 from tap_spaaza_users.sdk_hooks.writer import BLOCK_BYTES, BufferedRecordWriter
+from tap_spaaza_users.tap import TapSpaazaUsers
 
 if TYPE_CHECKING:
-    import pytest
+    from collections.abc import Callable
+
+    from tap_spaaza_users.sandbox import Sandbox
 
 
 class TrickleOut(io.RawIOBase):
@@ -87,3 +92,41 @@ def test_a_full_block_is_written_whole_even_by_an_unbuffered_stdout(
     assert len(lines(out)) == count
     writer.flush()
     assert len(lines(out)) == count + 1
+
+
+class InterruptedOut(TrickleOut):
+    """A trickling output on whose second write a signal arrives (its handler runs)."""
+
+    def __init__(self, handler: Callable[[], None]) -> None:
+        """Nothing written yet; ``handler`` is what the signal runs."""
+        super().__init__()
+        self.handler = handler
+
+    def write(self, data: object) -> int:
+        """Take part of it; on the second call, run the handler first, as a signal would."""
+        if self.writes == 1:
+            self.handler()
+        return super().write(data)
+
+
+def test_a_sigterm_mid_block_writes_the_state_after_the_whole_block(
+    monkeypatch: pytest.MonkeyPatch, small_sandbox: Sandbox
+) -> None:
+    tap = TapSpaazaUsers(config=small_sandbox.tap_config(), parse_env_config=False)
+    out = Stdout()
+    out.buffer = InterruptedOut(lambda: tap._handle_termination(signal.SIGTERM, None))
+    monkeypatch.setattr(sys, "stdout", out)
+    record = RecordMessage(stream="users", record={"id": 1, "username": "x" * 500})
+
+    def write_records() -> None:
+        for _ in range(BLOCK_BYTES // 500 + 10):
+            tap.message_writer.write_message(record)
+
+    with pytest.raises(SystemExit) as stopped:
+        write_records()
+
+    assert stopped.value.code == 143
+    messages = lines(out)  # every line whole: the state did not land inside a record
+    assert messages[-1]["type"] == "STATE"
+    assert {m["type"] for m in messages[:-1]} == {"RECORD"}
+    assert len(messages) - 1 >= BLOCK_BYTES // 600  # the whole block came out first
