@@ -1,16 +1,24 @@
-"""Shared fixtures: the sandbox plugin, fast tap settings, and an in-process sync helper."""
+"""Shared fixtures: the sandbox plugin, fast tap settings, an in-process sync, tap processes."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from tap_cli import FAST_SETTINGS, SyncOutput, captured_stdout, parse_messages
+from tap_cli import (
+    DEADLINE_SECONDS,
+    FAST_SETTINGS,
+    SyncOutput,
+    TapProcess,
+    captured_stdout,
+    parse_messages,
+)
 
 from tap_spaaza_users.tap import TapSpaazaUsers
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
 
     from tap_spaaza_users.sandbox import Sandbox
 
@@ -60,3 +68,21 @@ def small_sandbox(sandbox_factory: Callable[..., Sandbox]) -> Sandbox:
 def fast_config(small_sandbox: Sandbox) -> dict[str, Any]:
     """Tap settings for the small sandbox with tiny backoff."""
     return small_sandbox.tap_config(**FAST_SETTINGS)
+
+
+@pytest.fixture
+def start_tap(tmp_path: Path) -> Iterator[Callable[..., TapProcess]]:
+    """Start tap processes that are all stopped after the test."""
+    started: list[TapProcess] = []
+
+    def start(config: dict[str, Any], state: dict[str, Any] | None = None) -> TapProcess:
+        started.append(TapProcess(tmp_path, config, state))
+        return started[-1]
+
+    yield start
+    for tap in started:
+        if tap.process.poll() is None:
+            tap.process.kill()
+            tap.process.communicate(timeout=DEADLINE_SECONDS)
+        elif tap.process.stdout is not None:
+            tap.process.stdout.close()  # a test that failed before reading to the end

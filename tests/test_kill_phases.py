@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from tap_cli import (
-    DEADLINE_SECONDS,
     TapProcess,
     assert_left_are_delivered,
     delivered_tasks,
@@ -36,28 +35,9 @@ from tap_cli import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
-    from pathlib import Path
+    from collections.abc import Callable
 
     from tap_spaaza_users.sandbox import Sandbox
-
-
-@pytest.fixture
-def run_tap(tmp_path: Path) -> Iterator[Callable[..., TapProcess]]:
-    """Start tap processes that are all stopped after the test."""
-    started: list[TapProcess] = []
-
-    def start(config: dict[str, Any], state: dict[str, Any] | None = None) -> TapProcess:
-        started.append(TapProcess(tmp_path, config, state))
-        return started[-1]
-
-    yield start
-    for tap in started:
-        if tap.process.poll() is None:
-            tap.process.kill()
-            tap.process.communicate(timeout=DEADLINE_SECONDS)
-        elif tap.process.stdout is not None:
-            tap.process.stdout.close()  # a test that failed before reading to the end
 
 
 @pytest.fixture(params=["state-kept", "state-thrown-away"])
@@ -70,7 +50,7 @@ def rerun_and_check(  # noqa: PLR0913 - keyword-only, each a fact of the rerun
     sandbox: Sandbox,
     config: dict[str, Any],
     killed: TapProcess,
-    run_tap: Callable[..., TapProcess],
+    start_tap: Callable[..., TapProcess],
     *,
     reused: bool,
     keep_state: bool,
@@ -84,7 +64,7 @@ def rerun_and_check(  # noqa: PLR0913 - keyword-only, each a fact of the rerun
     """
     creations = task_creations(sandbox)
     state = killed.last_state if keep_state else None
-    rerun = run_tap(config, state)
+    rerun = start_tap(config, state)
     rerun.finish()
     expected = {int(user["id"]) for user in sandbox.users()}
     assert expected - (received | killed.ids | rerun.ids) == set()
@@ -109,46 +89,56 @@ def kill_config(kill_sandbox: Sandbox, fast_settings: dict[str, Any]) -> dict[st
 def test_killed_after_task_creation_the_rerun_reuses_the_task(
     kill_sandbox: Sandbox,
     kill_config: dict[str, Any],
-    run_tap: Callable[..., TapProcess],
+    start_tap: Callable[..., TapProcess],
     rerun_state: str,
 ) -> None:
     kill_sandbox.inject("task_stuck", seconds=3)
-    tap = run_tap(kill_config)
+    tap = start_tap(kill_config)
     tap.read_until(has_in_flight_state)
     tap.kill()
     assert tap.ids == set()
 
     rerun_and_check(
-        kill_sandbox, kill_config, tap, run_tap, reused=True, keep_state=rerun_state == "state-kept"
+        kill_sandbox,
+        kill_config,
+        tap,
+        start_tap,
+        reused=True,
+        keep_state=rerun_state == "state-kept",
     )
 
 
 def test_killed_while_polling_the_rerun_keeps_polling_the_same_task(
     kill_sandbox: Sandbox,
     kill_config: dict[str, Any],
-    run_tap: Callable[..., TapProcess],
+    start_tap: Callable[..., TapProcess],
     rerun_state: str,
 ) -> None:
     kill_sandbox.inject("task_stuck", seconds=3)
-    tap = run_tap(kill_config)
+    tap = start_tap(kill_config)
     tap.read_until(has_in_flight_state)
     wait_until(lambda: sum(1 for r in kill_sandbox.requests if r.path == "/tasks/1001") >= 2)
     tap.kill(keep_unread=True)
     assert kill_sandbox.tasks[1001].code == "INPROGRESS"
 
     rerun_and_check(
-        kill_sandbox, kill_config, tap, run_tap, reused=True, keep_state=rerun_state == "state-kept"
+        kill_sandbox,
+        kill_config,
+        tap,
+        start_tap,
+        reused=True,
+        keep_state=rerun_state == "state-kept",
     )
 
 
 def test_killed_mid_download_the_rerun_downloads_the_same_task_again(
     kill_sandbox: Sandbox,
     kill_config: dict[str, Any],
-    run_tap: Callable[..., TapProcess],
+    start_tap: Callable[..., TapProcess],
     rerun_state: str,
 ) -> None:
     kill_sandbox.inject("slow_download", bytes_per_second=20_000)
-    tap = run_tap(kill_config)
+    tap = start_tap(kill_config)
     tap.read_until(has_in_flight_state)
     wait_until(lambda: any(r.server == "storage" for r in kill_sandbox.requests))
     time.sleep(0.3)
@@ -156,7 +146,12 @@ def test_killed_mid_download_the_rerun_downloads_the_same_task_again(
     assert tap.ids == set()
 
     rerun_and_check(
-        kill_sandbox, kill_config, tap, run_tap, reused=True, keep_state=rerun_state == "state-kept"
+        kill_sandbox,
+        kill_config,
+        tap,
+        start_tap,
+        reused=True,
+        keep_state=rerun_state == "state-kept",
     )
 
 
@@ -164,30 +159,30 @@ def test_killed_mid_download_the_rerun_downloads_the_same_task_again(
 def test_killed_mid_emission_the_rerun_emits_every_user_from_the_same_task(
     sandbox_factory: Callable[..., Sandbox],
     fast_settings: dict[str, Any],
-    run_tap: Callable[..., TapProcess],
+    start_tap: Callable[..., TapProcess],
     signum: int,
     rerun_state: str,
 ) -> None:
     sandbox = sandbox_factory(users=3000, seed=22)
     config = sandbox.tap_config(**{**fast_settings, "delete_completed_tasks": True})
-    tap = run_tap(config)
+    tap = start_tap(config)
     tap.read_until(lambda messages: records(messages) >= 1000)
     tap.kill(signum)
     assert 0 < len(tap.ids) < 3000
 
     rerun_and_check(
-        sandbox, config, tap, run_tap, reused=True, keep_state=rerun_state == "state-kept"
+        sandbox, config, tap, start_tap, reused=True, keep_state=rerun_state == "state-kept"
     )
 
 
 def test_killed_after_the_last_record_before_its_state_the_rerun_reuses_the_task(
     kill_sandbox: Sandbox,
     kill_config: dict[str, Any],
-    run_tap: Callable[..., TapProcess],
+    start_tap: Callable[..., TapProcess],
     rerun_state: str,
 ) -> None:
     total = len(kill_sandbox.users())
-    tap = run_tap(kill_config)  # the clean-up on: the task is kept all the same
+    tap = start_tap(kill_config)  # the clean-up on: the task is kept all the same
     tap.read_until(lambda messages: records(messages) == total)
     tap.kill()  # whatever followed the last record is lost
     assert tap.last_state is not None
@@ -196,17 +191,22 @@ def test_killed_after_the_last_record_before_its_state_the_rerun_reuses_the_task
     assert kill_sandbox.tasks[1001].code == "DONE"
 
     rerun_and_check(
-        kill_sandbox, kill_config, tap, run_tap, reused=True, keep_state=rerun_state == "state-kept"
+        kill_sandbox,
+        kill_config,
+        tap,
+        start_tap,
+        reused=True,
+        keep_state=rerun_state == "state-kept",
     )
 
 
 def test_killed_after_its_last_state_the_task_is_kept_and_the_rerun_deletes_or_adopts_it(
     kill_sandbox: Sandbox,
     kill_config: dict[str, Any],
-    run_tap: Callable[..., TapProcess],
+    start_tap: Callable[..., TapProcess],
     rerun_state: str,
 ) -> None:
-    tap = run_tap(kill_config)
+    tap = start_tap(kill_config)
     tap.read_until(lambda messages: 1001 in delivered_tasks(last_state(messages)))
     tap.kill()  # after the STATE naming the task delivered: nothing of the sync is left
     assert tap.ids == {int(user["id"]) for user in kill_sandbox.users()}
@@ -218,7 +218,7 @@ def test_killed_after_its_last_state_the_task_is_kept_and_the_rerun_deletes_or_a
     # With its state, the rerun deletes the delivered task before it exports the window
     # after the bookmark; without, it adopts the kept task and delivers its file again.
     keep = rerun_state == "state-kept"
-    rerun_and_check(kill_sandbox, kill_config, tap, run_tap, reused=not keep, keep_state=keep)
+    rerun_and_check(kill_sandbox, kill_config, tap, start_tap, reused=not keep, keep_state=keep)
     deletes = [(r.path, r.status) for r in kill_sandbox.requests if r.method == "DELETE"]
     assert deletes == ([("/tasks/1001", 204)] if keep else [])
 
@@ -226,19 +226,19 @@ def test_killed_after_its_last_state_the_task_is_kept_and_the_rerun_deletes_or_a
 def test_killed_while_the_next_sync_deletes_the_delivered_task_the_rerun_deletes_it(
     kill_sandbox: Sandbox,
     fast_settings: dict[str, Any],
-    run_tap: Callable[..., TapProcess],
+    start_tap: Callable[..., TapProcess],
     rerun_state: str,
 ) -> None:
     config = kill_sandbox.tap_config(
         **{**fast_settings, "delete_completed_tasks": True, "retry_max_wait_seconds": 30}
     )
-    first = run_tap(config)
+    first = start_tap(config)
     first.finish()
     assert first.last_state is not None
     assert delivered_tasks(first.last_state) == [1001]
     # The next sync's clean-up: its DELETE gets a 503 asking to wait 30 s (Retry-After).
     kill_sandbox.inject("status", status=503, retry_after=30, method="DELETE")
-    tap = run_tap(config, first.last_state)
+    tap = start_tap(config, first.last_state)
     tap.read_until(lambda messages: last_state(messages) is not None)
     wait_until(lambda: any(r.method == "DELETE" for r in kill_sandbox.requests))
     tap.kill()
@@ -255,7 +255,7 @@ def test_killed_while_the_next_sync_deletes_the_delivered_task_the_rerun_deletes
         kill_sandbox,
         config,
         tap,
-        run_tap,
+        start_tap,
         reused=not keep,
         keep_state=keep,
         received=frozenset(first.ids),
@@ -269,13 +269,13 @@ def test_killed_while_the_next_sync_deletes_the_delivered_task_the_rerun_deletes
 def test_a_sync_stopped_by_a_signal_writes_its_state_and_exits_non_zero(
     sandbox_factory: Callable[..., Sandbox],
     fast_settings: dict[str, Any],
-    run_tap: Callable[..., TapProcess],
+    start_tap: Callable[..., TapProcess],
     signum: int,
     status: int,
 ) -> None:
     sandbox = sandbox_factory(users=3000, seed=23)
     config = sandbox.tap_config(**{**fast_settings, "delete_completed_tasks": True})
-    tap = run_tap(config)
+    tap = start_tap(config)
     tap.read_until(lambda messages: records(messages) >= 500)
     tap.kill(signum, keep_unread=True)
 
@@ -291,4 +291,4 @@ def test_a_sync_stopped_by_a_signal_writes_its_state_and_exits_non_zero(
     assert f"Stopped by {signal.Signals(signum).name}" in errors[0]
     assert f"exiting with status {status}" in errors[0]
 
-    rerun_and_check(sandbox, config, tap, run_tap, reused=True, keep_state=True)
+    rerun_and_check(sandbox, config, tap, start_tap, reused=True, keep_state=True)

@@ -42,8 +42,7 @@ from tap_spaaza_users.contract import parse_utc
 from tap_spaaza_users.journal import tag_of
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
-    from pathlib import Path
+    from collections.abc import Callable
 
     from tap_spaaza_users.sandbox import Sandbox
     from tap_spaaza_users.sandbox.recording import RecordedRequest
@@ -103,24 +102,6 @@ def backfill(sandbox_factory: Callable[..., Sandbox], fast_settings: dict[str, A
     )
     ends = [(start + (n + 1) * WINDOW).isoformat() for n in range(WINDOWS - 1)]
     return Backfill(sandbox, config, created, windows, ends)
-
-
-@pytest.fixture
-def start_tap(tmp_path: Path) -> Iterator[Callable[..., TapProcess]]:
-    """Start tap processes that are all stopped after the test."""
-    started: list[TapProcess] = []
-
-    def start(config: dict[str, Any], state: dict[str, Any] | None = None) -> TapProcess:
-        started.append(TapProcess(tmp_path, config, state))
-        return started[-1]
-
-    yield start
-    for tap in started:
-        if tap.process.poll() is None:
-            tap.process.kill()
-            tap.process.communicate(timeout=30)
-        elif tap.process.stdout is not None:
-            tap.process.stdout.close()  # a test that failed before reading to the end
 
 
 @pytest.fixture(params=["state-kept", "state-thrown-away"])
