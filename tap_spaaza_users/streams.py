@@ -6,7 +6,7 @@ import contextlib
 import datetime as dt
 import sys
 import time
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL
@@ -19,7 +19,6 @@ from tap_spaaza_users.export import UsersExport, make_client
 from tap_spaaza_users.idset import IdSet
 from tap_spaaza_users.records import UsersCsvReader
 from tap_spaaza_users.sdk_hooks import HookedStream
-from tap_spaaza_users.segments import SegmentChoice
 from tap_spaaza_users.spool import Spool, SpoolRestartedError, remove_leftovers
 from tap_spaaza_users.tasks import TaskLedger
 from tap_spaaza_users.windows import Window, WindowSelection, plan_sync
@@ -36,6 +35,7 @@ if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
     from tap_spaaza_users.client import SpaazaClient
+    from tap_spaaza_users.settings import HasSettings, Settings
     from tap_spaaza_users.spool import SpoolReader
 
 
@@ -68,14 +68,19 @@ class UsersStream(HookedStream):
         """Create the stream with its schema from the column list."""
         super().__init__(tap, schema=users_json_schema())
 
+    @property
+    def settings(self) -> Settings:
+        """The tap's settings, typed once by the tap (the stream never reads the raw config)."""
+        return cast("HasSettings", self._tap).settings
+
     def make_client(self) -> SpaazaClient:
         """A Services API client from the settings (close it when done)."""
-        return make_client(self.config, self.user_agent, self.logger)
+        return make_client(self.settings, self.user_agent, self.logger)
 
     @property
     def user_agent(self) -> str:
         """The User-Agent of every request: the setting, or the tap's name and version."""
-        return self.config.get("user_agent") or f"{self.tap_name}/{self.plugin_version}"
+        return self.settings.user_agent or f"{self.tap_name}/{self.plugin_version}"
 
     def plan(self, context: Context | None) -> list[Window]:
         """This sync's export windows, oldest first, from the settings and the state."""
@@ -83,8 +88,11 @@ class UsersStream(HookedStream):
         if not self.full_refresh:  # a full refresh starts over
             sdk_value = self.get_starting_replication_key_value(context)
             bookmark = state.starting_bookmark(self.stream_state, sdk_value)
+        settings = self.settings
         return plan_sync(
-            self.config,
+            start_date=settings.start_date,
+            lookback_minutes=settings.lookback_minutes,
+            backfill_window_days=settings.backfill_window_days,
             bookmark=bookmark,
             delivered_before=state.delivered_before(self.stream_state),
             now=dt.datetime.now(dt.timezone.utc),
@@ -106,8 +114,9 @@ class UsersStream(HookedStream):
         self._claim_state()
         self.full_refresh = self._start_full_refresh()
         windows = self.plan(context)
-        export = UsersExport.from_config(
-            self.config,
+        settings = self.settings
+        export = UsersExport.from_settings(
+            settings,
             user_agent=self.user_agent,
             origin=f"{self.tap_name} {self.plugin_version}",
             logger=self.logger,
@@ -115,8 +124,8 @@ class UsersStream(HookedStream):
         ledger = TaskLedger(
             export,
             self.stream_state,
-            horizon=dt.timedelta(hours=float(self.config["task_reuse_hours"])),
-            clean_up=bool(self.config["delete_completed_tasks"]),
+            horizon=dt.timedelta(hours=settings.task_reuse_hours),
+            clean_up=settings.delete_completed_tasks,
             flush=self.flush_state,
             refresh_version=self.full_refresh.version if self.full_refresh else None,
         )
@@ -124,7 +133,7 @@ class UsersStream(HookedStream):
         # Ids emitted this sync, to drop repeats from the lookback overlap and window seams.
         seen = IdSet()
         remove_leftovers(self.logger)
-        in_flight = int(self.config["max_tasks_in_flight"])
+        in_flight = settings.max_tasks_in_flight
         with contextlib.closing(export):
             ledger.sweep()
             for index, window in enumerate(windows):
@@ -190,7 +199,7 @@ class UsersStream(HookedStream):
                 backoff_base=settings.retry_initial_wait,
                 backoff_cap=settings.retry_max_wait,
                 task_id=task_id,
-                deadline_seconds=float(self.config["task_timeout_minutes"]) * 60,
+                deadline_seconds=self.settings.task_timeout_minutes * 60,
             ) as download,
         ):
             while True:
@@ -228,9 +237,9 @@ class UsersStream(HookedStream):
         Raises:
             SpaazaStateError: When the state belongs to another chain.
         """
-        choice = SegmentChoice.from_config(self.config)
+        choice = self.settings.segment
         selection = state.selection_key(choice.segment_id, list(choice.rules), choice.join)
-        if state.claim(self.stream_state, int(self.config["chain_id"]), selection):
+        if state.claim(self.stream_state, self.settings.chain_id, selection):
             self.logger.warning(
                 "The segment settings (segment_id, segment_rules, segment_join) changed since "
                 "the state was written: %s is exported from start_date, because the old "
@@ -255,7 +264,7 @@ class UsersStream(HookedStream):
         with UsersCsvReader(
             source,
             task_id=task_id,
-            on_invalid_row=self.config["on_invalid_row"],
+            on_invalid_row=self.settings.on_invalid_row,
             logger=self.logger,
         ) as reader:
             if reader.extra_columns:
@@ -337,10 +346,10 @@ class UsersStream(HookedStream):
         carry no version, so in BATCH mode every user is re-exported but no ACTIVATE_VERSION
         is sent and deletions are not propagated.
         """
-        days = self.config.get("full_refresh_days")
+        days = self.settings.full_refresh_days
         last = self.stream_state.get(state.LAST_FULL_REFRESH)
         now = dt.datetime.now(dt.timezone.utc)
-        refresh = state.begin_full_refresh(self.stream_state, int(days) if days else None, now)
+        refresh = state.begin_full_refresh(self.stream_state, days, now)
         self.record_version = None
         if refresh is None:
             return None
@@ -352,7 +361,7 @@ class UsersStream(HookedStream):
             days,
             last or "never",
         )
-        if self.get_batch_config(self.config):
+        if self.settings.batch:
             self.logger.warning(
                 "BATCH mode: the full refresh re-exports every user, but batch files carry no "
                 "table version, so no ACTIVATE_VERSION is sent and deleted users stay in the "

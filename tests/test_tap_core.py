@@ -101,7 +101,7 @@ def test_settings_left_out_reach_the_code_as_the_schema_defaults() -> None:
         settings = client.settings
     assert settings.timeout == defaults["request_timeout_seconds"]
     assert settings.retry_max_wait == defaults["retry_max_wait_seconds"]
-    poll = PollSettings.from_config(tap.config)
+    poll = PollSettings.from_settings(tap.settings)
     assert poll.timeout == defaults["task_timeout_minutes"] * 60
 
 
