@@ -35,15 +35,6 @@ POSITIVE_NUMBERS = (
     "request_timeout_seconds",
     "retry_max_wait_seconds",
 )
-#: Settings that must be zero or more.
-NON_NEGATIVE_NUMBERS = (
-    "lookback_minutes",
-    "backfill_window_days",
-    "full_refresh_days",
-    "task_reuse_hours",
-    "max_retries",
-    "retry_initial_wait_seconds",
-)
 #: The poll intervals' floor against Spaaza (a loopback sandbox may poll faster, for tests).
 POLL_FLOOR_SECONDS = 1
 #: Settings whose floor is ``POLL_FLOOR_SECONDS`` unless ``api_url`` is a loopback host.

@@ -250,9 +250,7 @@ def in_flight(state: State) -> tuple[int, str | None] | None:
     if entry is None:
         return None
     key = entry.get(TASK_KEY)
-    if entry.get("delivered") or not isinstance(key, str):
-        return int(entry["id"]), None
-    return int(entry["id"]), key
+    return int(entry["id"]), key if isinstance(key, str) else None
 
 
 def recorded_tasks(state: State) -> set[int]:
@@ -407,7 +405,6 @@ _IN_FLIGHT_KINDS: dict[str, Callable[[object], bool]] = {
     TASK_KEY: lambda value: isinstance(value, str),
     "created_at": lambda value: isinstance(value, str),
     IN_FLIGHT_VERSION: _is_int,
-    "delivered": lambda value: isinstance(value, bool),
 }
 
 

@@ -253,8 +253,8 @@ class TaskLedger:
     def _in_flight(self, key: str) -> int | None:
         """The state's in-flight task under this key; one under another key is deleted.
 
-        A task in flight under another key (another window or selection), or one flagged
-        delivered, is left by an earlier run: it is deleted and forgotten.
+        A task in flight under another key (another window or selection) is left by an
+        earlier run: it is deleted and forgotten.
         """
         entry = state.in_flight(self._state)
         if entry is None:
@@ -262,9 +262,7 @@ class TaskLedger:
         task_id, recorded = entry
         if recorded == key:
             return task_id
-        self.export.discard(
-            task_id, "left by an earlier run (delivered, or another window or segment)"
-        )
+        self.export.discard(task_id, "left by an earlier run for another window or segment")
         state.forget_task(self._state)
         return None
 
