@@ -17,10 +17,9 @@ from singer_sdk import typing as th
 
 from tap_spaaza_users import segments
 from tap_spaaza_users.client import DEFAULT_API_URL
-from tap_spaaza_users.contract import parse_utc
+from tap_spaaza_users.contract import CLOCK_SKEW, parse_utc
+from tap_spaaza_users.download.storage import is_loopback
 from tap_spaaza_users.errors import invalid_setting
-from tap_spaaza_users.state import CLOCK_SKEW
-from tap_spaaza_users.storage import is_loopback
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

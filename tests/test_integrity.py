@@ -7,7 +7,7 @@ import hashlib
 
 import pytest
 
-from tap_spaaza_users.integrity import BodyCheck, md5_of_etag
+from tap_spaaza_users.download.integrity import BodyCheck, md5_of_etag
 
 CSV = b"id,name\n" + b"".join(b"%d,user %d\n" % (i, i) for i in range(5000))
 PACKED = gzip.compress(CSV, mtime=0)

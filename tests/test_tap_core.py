@@ -12,10 +12,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tap_spaaza_users.download.storage import is_loopback
 from tap_spaaza_users.errors import SpaazaConfigError
 from tap_spaaza_users.export import PollSettings
 from tap_spaaza_users.settings import CONFIG_SCHEMA
-from tap_spaaza_users.storage import is_loopback
 from tap_spaaza_users.streams import UsersStream
 from tap_spaaza_users.tap import TapSpaazaUsers
 
@@ -98,7 +98,7 @@ def test_settings_left_out_reach_the_code_as_the_schema_defaults() -> None:
     }
     stream = tap.streams["users"]
     assert isinstance(stream, UsersStream)
-    with contextlib.closing(stream.make_client()) as client:
+    with contextlib.closing(tap.make_client()) as client:
         settings = client.settings
     assert settings.timeout == defaults["request_timeout_seconds"]
     assert settings.retry_max_wait == defaults["retry_max_wait_seconds"]

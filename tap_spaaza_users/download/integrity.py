@@ -6,7 +6,8 @@ import hashlib
 import re
 import zlib
 
-GZIP_MAGIC = b"\x1f\x8b"
+from tap_spaaza_users.contract import GZIP_MAGIC
+
 _MAX_OUTPUT = 4 * 1024 * 1024
 #: A plain (not multipart) S3 object's ETag: the hex MD5 of its bytes, in quotes.
 _MD5_ETAG = re.compile(r'^"?([0-9a-fA-F]{32})"?$')
