@@ -109,26 +109,7 @@ def read_while_downloading(  # noqa: PLR0913 - keyword-only, each the download's
 ) -> Iterator[dict[str, Any]]:
     """The records ``read`` makes of the task's file, read while the file downloads.
 
-    The file lives in an unlinked spool: no crash leaves the users' data on disk. The
-    download writes it in a thread of its own while the caller's thread parses and emits
-    behind it, so on a slow link the wall time approaches the longer of the two instead of
-    their sum. What that changes, and what it keeps:
-
-    - The caller moves the bookmark only after this generator ends: then the download proved
-      the file whole and checked it (length, MD5, gzip) and every row was read.
-    - A download failure reaches the caller's thread as the download's own one-line error
-      (the spool is aborted with it, and the reader raises it at its next read).
-    - A file of at least ``min_bytes`` (stated by storage, or received so far) is parsed as
-      it arrives, so its rows may be emitted before the file is proven whole: if the
-      download then fails, the next run emits them again (the bookmark did not move; targets
-      upsert by key). A smaller file is read once it is proven whole.
-    - When the file starts over (storage ignored ``Range``, the file changed, or it arrived
-      corrupt and is downloaded again), ``on_restart`` is called and the new file is read
-      from its first row: rows already emitted are emitted again (corrected, if the first
-      copy was corrupt).
-    - Bad data met while the file is still arriving (an invalid row, broken gzip) may be the
-      download's fault: the reader first waits for the download's verdict, and the row
-      error stands only for a file proven whole.
+    What this overlap changes and what it keeps is told in the package's docstring.
 
     Args:
         url_provider: Returns a (fresh) pre-signed URL of the file.
