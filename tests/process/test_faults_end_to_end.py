@@ -7,8 +7,8 @@ import socket
 from typing import TYPE_CHECKING, Any, cast
 
 import pytest
-from flaky_proxy import FlakyProxy
-from tap_cli import CliRun, run_tap
+from support.flaky_proxy import FlakyProxy
+from support.tap_cli import CliRun, run_tap
 
 if TYPE_CHECKING:
     from pathlib import Path

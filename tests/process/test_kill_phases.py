@@ -23,7 +23,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from tap_cli import (
+from support.tap_cli import (
     TapProcess,
     assert_left_are_delivered,
     delivered_tasks,

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from tap_cli import run_tap
+from support.tap_cli import run_tap
 
 if TYPE_CHECKING:
     from collections.abc import Callable

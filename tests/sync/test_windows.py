@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from tap_spaaza_users.contract import parse_utc
+from support.backfill import DAY, backfill_config, backfill_sandbox, expected_ids
+
 from tap_spaaza_users.export import build_export_task
 from tap_spaaza_users.windows import IdSet, Window, WindowSelection, plan_windows, sync_start
 
@@ -14,7 +15,6 @@ if TYPE_CHECKING:
 
     from tap_spaaza_users.sandbox import Sandbox
 
-DAY = dt.timedelta(days=1)
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 
 
@@ -97,41 +97,6 @@ def test_closed_window_rule_asks_one_second_wider_on_each_side() -> None:
         "end_date": "2024-01-02T00:00:01Z",
     }
     assert "before 2024-01-02T00:00:00Z" in body["desc"]
-
-
-def backfill_sandbox(
-    sandbox_factory: Callable[..., Sandbox],
-) -> tuple[Sandbox, dt.datetime, list[int]]:
-    """A sandbox with users at, and one second around, each backfill seam."""
-    sandbox = sandbox_factory(users=200, seed=11)
-    start = sandbox.clock.now().replace(microsecond=0) - 4 * DAY - dt.timedelta(hours=1)
-    seam_users = []
-    for seam in (start + DAY, start + 2 * DAY):
-        for offset in (-1, 0, 1):
-            seam_users += sandbox.add_users(2, created_date=seam + dt.timedelta(seconds=offset))
-    sandbox.add_users(3, created_date=start)
-    return sandbox, start, seam_users
-
-
-def expected_ids(sandbox: Sandbox, start: dt.datetime) -> set[int]:
-    """The sandbox users created at or after ``start``."""
-    return {
-        int(user["id"])
-        for user in sandbox.users()
-        if parse_utc(user["created_date"].replace(" ", "T")) >= start
-    }
-
-
-def backfill_config(
-    sandbox: Sandbox, start: dt.datetime, fast_settings: dict[str, Any]
-) -> dict[str, Any]:
-    """Settings for a one-day-window backfill from ``start``."""
-    return sandbox.tap_config(
-        **fast_settings,
-        start_date=start.isoformat(),
-        backfill_window_days=1,
-        lookback_minutes=0,
-    )
 
 
 def test_backfill_exports_one_task_per_window_and_each_seam_user_once(

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from tap_spaaza_users.sandbox import Sandbox
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 sys.path.insert(0, str(ROOT / "scripts"))
 

@@ -7,7 +7,7 @@ import logging
 import re
 from typing import TYPE_CHECKING, Any
 
-from tap_cli import FAST_SETTINGS, run_tap
+from support.tap_cli import FAST_SETTINGS, run_tap
 
 from tap_spaaza_users.export import UsersExport
 from tap_spaaza_users.streams import UsersStream

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from test_windows import DAY, backfill_config, backfill_sandbox, expected_ids
+from support.backfill import DAY, backfill_config, backfill_sandbox, expected_ids
 
 if TYPE_CHECKING:
     from collections.abc import Callable

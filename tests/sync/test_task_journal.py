@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
-from tap_cli import assert_left_are_delivered, run_tap
+from support.tap_cli import assert_left_are_delivered, run_tap
 
 from tap_spaaza_users.export import build_export_task
 from tap_spaaza_users.tap import TapSpaazaUsers

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).parent.parent / "benchmarks" / "bench_sync.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_sync.py"
 
 
 @pytest.mark.slow

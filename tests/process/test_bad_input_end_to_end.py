@@ -6,7 +6,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from tap_cli import FAST_SETTINGS, CliRun, run_tap
+from support.tap_cli import FAST_SETTINGS, CliRun, run_tap
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 import fsspec
-from tap_cli import captured_stdout
+from support.tap_cli import captured_stdout
 
 from tap_spaaza_users.tap import TapSpaazaUsers
 

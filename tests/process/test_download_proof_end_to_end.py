@@ -11,7 +11,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from tap_cli import CliRun, run_tap
+from support.tap_cli import CliRun, run_tap
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
-from spooled import Fetched, fetch_to
+from support.spooled import Fetched, fetch_to
 
 from tap_spaaza_users.download.fetch import _retry_after
 from tap_spaaza_users.download.storage import redact_url

@@ -20,7 +20,7 @@ import tap_spaaza_users
 from tap_spaaza_users.sandbox import INSTALL_HINT
 from tap_spaaza_users.tap import TapSpaazaUsers
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "tap_spaaza_users"
 DISTRIBUTION = "tap-spaaza-users"
 #: Loaded only by pytest, which then is installed: not a dependency of the tap.

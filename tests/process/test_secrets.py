@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from tap_cli import CliRun, run_tap
+from support.tap_cli import CliRun, run_tap
 
 if TYPE_CHECKING:
     from collections.abc import Callable

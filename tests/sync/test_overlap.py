@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from tap_cli import SyncOutput, parse_messages
+from support.tap_cli import SyncOutput, parse_messages
 
 from tap_spaaza_users.errors import SpaazaDownloadError
 from tap_spaaza_users.streams import UsersStream

@@ -3,7 +3,7 @@
 The backfill has five windows (``backfill_window_days``) of about 120 users each, and the
 default ``max_tasks_in_flight`` of 2: while one window's task is awaited, downloaded and
 emitted, the next window's task already runs in Spaaza. The tap runs as a process whose
-output the test reads as a target would (``tap_cli.TapProcess``), and each test kills it
+output the test reads as a target would (``support.tap_cli.TapProcess``), and each test kills it
 with SIGKILL at one phase of that pipeline. Phases are made exact by what the sandbox has
 recorded and what the test has read, never by sleeping: a window's RECORD messages (about
 180 kB) are more than the pipe holds, so a tap whose output is not read waits mid-window; a
@@ -36,7 +36,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from tap_cli import TapProcess, assert_left_are_delivered, delivered_tasks, records, wait_until
+from support.tap_cli import (
+    TapProcess,
+    assert_left_are_delivered,
+    delivered_tasks,
+    records,
+    wait_until,
+)
 
 from tap_spaaza_users.contract import parse_utc
 from tap_spaaza_users.tasks import tag_of

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from tap_cli import assert_left_are_delivered, delivered_tasks
+from support.tap_cli import assert_left_are_delivered, delivered_tasks
 
 from tap_spaaza_users import state
 

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from tap_cli import SyncOutput
+    from support.tap_cli import SyncOutput
 
     from tap_spaaza_users.sandbox import Sandbox
     from tap_spaaza_users.sandbox.tasks import Task

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
-from spooled import Fetched, fetch_to
+from support.spooled import Fetched, fetch_to
 
 from tap_spaaza_users.contract import USER_COLUMNS, ColumnType
 from tap_spaaza_users.errors import SpaazaDownloadError, SpaazaInvalidRowError

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 STUBS = {
     "pg_lsclusters": 'echo "15 main 5432 $(cat "$PG_STATE/status") postgres /data /log"',
     "pg_ctlcluster": (
