@@ -84,6 +84,20 @@ def test_valid_settings_build_a_tap_with_the_users_stream() -> None:
     assert stream.is_sorted is False
 
 
+def test_typed_settings_are_built_once_and_keep_the_token_out_of_their_repr() -> None:
+    config = {**VALID, "start_date": "2024-01-31T00:00:00Z", "backfill_window_days": 0}
+    tap = TapSpaazaUsers(config=config, parse_env_config=False)
+
+    settings = tap.settings
+
+    assert settings is tap.settings  # typed once
+    assert settings.chain_id == 1234
+    assert settings.start_date == dt.datetime(2024, 1, 31, tzinfo=dt.timezone.utc)
+    assert settings.backfill_window_days is None  # 0: off
+    assert SECRET not in repr(settings)
+    assert str(VALID["access_token_id"]) not in repr(settings)
+
+
 def test_settings_left_out_reach_the_code_as_the_schema_defaults() -> None:
     defaults = {
         name: prop["default"]
