@@ -18,6 +18,7 @@ import urllib3.exceptions
 
 from tap_spaaza_users.errors import SpaazaCorruptExportError, SpaazaDownloadError
 from tap_spaaza_users.integrity import BodyCheck, md5_of_etag, new_md5
+from tap_spaaza_users.log_fields import log_fields
 from tap_spaaza_users.retries import backoff_delay, parse_retry_after
 from tap_spaaza_users.storage import (
     is_loopback,
@@ -239,6 +240,9 @@ class _Writer:
     def progress(self, elapsed: float, rate: float) -> None:
         """Log bytes of total, percent, MB/s and the time left."""
         speed = f"{rate / 1e6:.1f} MB/s"
+        fields = log_fields(
+            bytes=self.offset, total_bytes=self.total, megabytes_per_second=rate / 1e6
+        )
         if self.total:
             left = (self.total - self.offset) / rate if rate > 0 else float("inf")
             self.logger.info(
@@ -248,6 +252,7 @@ class _Writer:
                 100 * self.offset / self.total,
                 speed,
                 f"{left:.0f} s" if left != float("inf") else "unknown time",
+                extra=fields,
             )
         else:
             self.logger.info(
@@ -255,6 +260,7 @@ class _Writer:
                 _megabytes(self.offset),
                 elapsed,
                 speed,
+                extra=fields,
             )
 
 
@@ -543,6 +549,12 @@ def download_export(  # noqa: PLR0913
         seconds,
         result.megabytes_per_second,
         "MD5 matches storage's ETag" if result.md5_checked else "storage stated no MD5",
+        extra=log_fields(
+            task_id,
+            bytes=result.bytes,
+            seconds=seconds,
+            megabytes_per_second=result.megabytes_per_second,
+        ),
     )
     spool.finish()  # only now, proven whole and checked, may a reader see the file's end
     return result

@@ -164,6 +164,12 @@ CONFIG_SCHEMA = th.PropertiesList(
        default="fail", allowed_values=["fail", "skip"]),
     _p("user_agent", th.StringType, "User-Agent",
        "User-Agent header of every request; defaults to tap-spaaza-users/<version>."),
+    _p("metrics_log_level", th.StringType, "Metrics log level",
+       "Level of the METRIC line each status poll of a running export writes: 'INFO' logs "
+       "them, 'DEBUG' only when the tap logs at DEBUG, 'NONE' never. Every other METRIC "
+       "(record_count, sync_duration, the duration of every other request, and of a failed "
+       "poll) stays at INFO.",
+       default="INFO", allowed_values=["INFO", "DEBUG", "NONE"]),
 ).to_dict()  # fmt: skip
 
 

@@ -11,13 +11,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL
 
-from tap_spaaza_users import state
+from tap_spaaza_users import export_times, state
 from tap_spaaza_users.background_download import OVERLAP_FROM_BYTES, BackgroundDownload
 from tap_spaaza_users.contract import PRIMARY_KEY, REPLICATION_KEY, users_json_schema, utc_text
 from tap_spaaza_users.errors import SpaazaError, SpaazaTaskTimeoutError
 from tap_spaaza_users.export import DONE, INPROGRESS, READY, UsersExport, make_client
 from tap_spaaza_users.idset import IdSet
 from tap_spaaza_users.journal import Found, TaskJournal
+from tap_spaaza_users.log_fields import log_fields
 from tap_spaaza_users.records import UsersCsvReader
 from tap_spaaza_users.sdk_hooks import HookedStream
 from tap_spaaza_users.segments import SegmentChoice
@@ -113,6 +114,7 @@ class UsersStream(HookedStream):
             origin=f"{self.tap_name} {self.plugin_version}",
             logger=self.logger,
         )
+        export.durations = export_times.history(self.stream_state)
         self._ahead_tasks = {}
         self.journal = TaskJournal(
             export,
@@ -308,6 +310,7 @@ class UsersStream(HookedStream):
                 found.id,
                 window.describe(),
                 found.code,
+                extra=log_fields(found.id, window, state=found.code),
             )
 
     def _wait(self, export: UsersExport, task_id: int) -> None:
@@ -333,7 +336,12 @@ class UsersStream(HookedStream):
         bookmark = state.close_window(stream_state, window, REPLICATION_KEY)
         if bookmark != before:
             self.logger.info("Bookmark %s advances to %s", REPLICATION_KEY, bookmark)
-        self.logger.info("Window %s delivered; bookmark %s", window.describe(), bookmark)
+        self.logger.info(
+            "Window %s delivered; bookmark %s",
+            window.describe(),
+            bookmark,
+            extra=log_fields(task_id, window, bookmark=bookmark),
+        )
         state.note_delivered(stream_state, task_id)
         self.journal.delivered.add(task_id)
         state.forget_task(stream_state)
@@ -375,6 +383,14 @@ class UsersStream(HookedStream):
             selection.outside,
             selection.repeated,
             skipped,
+            extra=log_fields(
+                task_id,
+                selection.window,
+                rows=selection.emitted,
+                seconds=seconds,
+                rows_per_second=selection.emitted / seconds,
+                rows_skipped=skipped,
+            ),
         )
         if not latest:
             self.logger.info("No users in the window %s", selection.window.describe())
@@ -385,7 +401,13 @@ class UsersStream(HookedStream):
         if now - said < self.progress_seconds:
             return said
         rate = emitted / max(now - started, 1e-6)
-        self.logger.info("Emitting task %d: %d users so far (%.0f rows/s)", task_id, emitted, rate)
+        self.logger.info(
+            "Emitting task %d: %d users so far (%.0f rows/s)",
+            task_id,
+            emitted,
+            rate,
+            extra=log_fields(task_id, rows=emitted, rows_per_second=rate),
+        )
         return now
 
     def _capped_progress(self, latest: str, task_id: int) -> str:

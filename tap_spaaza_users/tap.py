@@ -13,6 +13,7 @@ from singer_sdk import Tap
 from singer_sdk.helpers.capabilities import TapCapabilities
 from singer_sdk.tap_base import CliTestOptionValue
 
+from tap_spaaza_users import poll_metrics
 from tap_spaaza_users.check_logs import readable_check_logs
 from tap_spaaza_users.errors import SpaazaError, invalid_setting
 from tap_spaaza_users.input_files import (
@@ -51,6 +52,11 @@ class TapSpaazaUsers(HookedTap):
     #: The SDK's capabilities, plus the connection test (``--test``) that creates no export.
     capabilities: ClassVar[list[CapabilitiesEnum]] = [*Tap.capabilities, TapCapabilities.TEST]
     message_writer_class = BufferedRecordWriter
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # noqa: ANN401
+        """Create the tap, then set the level of status polls' METRIC lines (metrics_log_level)."""
+        super().__init__(*args, **kwargs)
+        poll_metrics.apply(str(self.config.get("metrics_log_level") or poll_metrics.INFO))
 
     @override
     def discover_streams(self) -> list[UsersStream]:
