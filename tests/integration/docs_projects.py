@@ -44,20 +44,20 @@ def merged_project(workdir: Path, block: str, *, local_pip_url: bool = False) ->
     return project
 
 
-def own_sys_dir(workdir: Path) -> Path:
-    """A Meltano system dir whose plugin folders link the installed plugins one by one.
+def own_sys_dir(sys_dir: Path, plugins_from: Path = PROJECT_ROOT / ".meltano") -> Path:
+    """A Meltano system dir (no state yet) whose plugin folders link installed plugins one by one.
 
     Plugins the test installs itself land in the test's folder, not in the project's.
 
     Args:
-        workdir: Where the system dir is made.
+        sys_dir: The system dir to make.
+        plugins_from: The system dir whose installed plugins are linked.
 
     Returns:
         The system dir (for ``MELTANO_SYS_DIR_ROOT``).
     """
-    sys_dir = workdir / "meltano-sys"
     for plugin_type in ("extractors", "loaders"):
         (sys_dir / plugin_type).mkdir(parents=True)
-        for installed in (PROJECT_ROOT / ".meltano" / plugin_type).iterdir():
-            (sys_dir / plugin_type / installed.name).symlink_to(installed)
+        for installed in (plugins_from / plugin_type).iterdir():
+            (sys_dir / plugin_type / installed.name).symlink_to(installed.resolve())
     return sys_dir
