@@ -249,3 +249,16 @@ def test_export_times_keep_the_last_five_per_kind_and_drop_what_they_cannot_read
     assert export_times.kind_of(window_body) == "window"
     assert export_times.kind_of({"trigger": {"segment_id": 7}}) == "whole"
     assert export_times.kind_of({"trigger": {"once": "2026-01-01T00:00:00Z"}}) == "whole"
+
+
+def test_a_state_whose_export_times_cannot_be_read_still_syncs_and_times_afresh(
+    small_sandbox: Sandbox, sync: Callable[..., Any]
+) -> None:
+    state = {"bookmarks": {"users": {"export_seconds": {"window": "soon", "whole": [-1]}}}}
+
+    output = sync(small_sandbox.tap_config(), state=state)
+
+    assert output.error is None
+    assert len(output.records) == 120
+    kept = output.final_state["bookmarks"]["users"]["export_seconds"]
+    assert set(kept) <= {"whole"}, "the unreadable values are dropped, never an error"
