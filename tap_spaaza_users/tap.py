@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime as dt
 import io
 import sys
@@ -13,6 +14,7 @@ from singer_sdk import Tap
 from singer_sdk.helpers.capabilities import TapCapabilities
 from singer_sdk.tap_base import CliTestOptionValue
 
+from tap_spaaza_users import secret_scrub
 from tap_spaaza_users.check_logs import readable_check_logs
 from tap_spaaza_users.errors import SpaazaError, invalid_setting
 from tap_spaaza_users.input_files import (
@@ -22,6 +24,11 @@ from tap_spaaza_users.input_files import (
     read_input_file,
 )
 from tap_spaaza_users.sdk_hooks import HookedTap
+from tap_spaaza_users.sdk_hooks.output import (
+    OutputFailedError,
+    closed_stdout_cause,
+    stdout_is_closed,
+)
 from tap_spaaza_users.sdk_hooks.writer import BufferedRecordWriter
 from tap_spaaza_users.settings import (
     CONFIG_SCHEMA,
@@ -31,6 +38,7 @@ from tap_spaaza_users.settings import (
 )
 from tap_spaaza_users.state import check_state
 from tap_spaaza_users.streams import UsersStream
+from tap_spaaza_users.token_settings import TOKEN_PARTS, stripped_token
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -63,8 +71,14 @@ class TapSpaazaUsers(HookedTap):
 
     @override
     def normalize_settings(self, config: Mapping[str, Any]) -> dict[str, Any]:
-        """Number settings given as text (environment variables, ``.env``) as numbers."""
-        return numbers_from_text(config, self.config_jsonschema)
+        """Number settings given as text as numbers; the token without surrounding spaces.
+
+        From here on, no log line or traceback can carry either part of the token.
+        """
+        updates = numbers_from_text(config, self.config_jsonschema) | stripped_token(config)
+        token = [{**config, **updates}.get(name) for name in TOKEN_PARTS]
+        secret_scrub.install(str(part) for part in token if isinstance(part, (str, int)))
+        return updates
 
     @override
     def check_settings(self, config: Mapping[str, Any]) -> None:
@@ -73,7 +87,9 @@ class TapSpaazaUsers(HookedTap):
         Raises:
             SpaazaConfigError: When a setting is invalid.
         """
-        for name, closest in unknown_settings(config, self.config_jsonschema):
+        schema = copy.deepcopy(self.config_jsonschema)
+        type(self).append_builtin_config(schema)  # the SDK's own: stream maps, flattening, BATCH
+        for name, closest in unknown_settings(config, schema):
             hint = f"; did you mean {closest!r}?" if closest else ""
             self.logger.warning("Unknown setting %r is ignored%s", name, hint)
         check_settings(config)
@@ -148,6 +164,9 @@ class TapSpaazaUsers(HookedTap):
     def invoke(cls, *args: Any, **kwargs: Any) -> None:
         """Run the tap, turning our errors (and an unreadable ``--state`` file) into one line."""
         with cls._user_errors():
+            if stdout_is_closed():
+                msg = f"The tap cannot run: {closed_stdout_cause()}."
+                raise OutputFailedError(msg)
             state_file = kwargs.get("state")
             if state_file is not None:
                 path = getattr(state_file, "name", "-")
@@ -185,10 +204,10 @@ class TapSpaazaUsers(HookedTap):
     @classmethod
     @contextlib.contextmanager
     def _user_errors(cls) -> Iterator[None]:
-        """Log a SpaazaError as one ERROR line (no traceback) and exit with status 1."""
+        """Log a SpaazaError (or a failed output) as one ERROR line and exit with status 1."""
         try:
             yield
-        except SpaazaError as exc:
+        except (SpaazaError, OutputFailedError) as exc:
             cls.logger.error("%s", exc)  # noqa: TRY400
             sys.exit(1)
 
