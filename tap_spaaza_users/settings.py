@@ -163,6 +163,11 @@ CONFIG_SCHEMA = th.PropertiesList(
        "What to do with a CSV row that cannot be typed: 'fail' stops the sync naming task, "
        "line and column; 'skip' logs it, counts it and carries on.",
        default="fail", allowed_values=["fail", "skip"]),
+    _p("keep_batch_files", th.BooleanType, "Keep BATCH files",
+       "With batch_config, keep the BATCH files: by default the next sync deletes the files "
+       "its state proves loaded (they hold personal data). Turn on for a target that loads "
+       "the files later than the state it saves.",
+       default=False),
     _p("user_agent", th.StringType, "User-Agent",
        "User-Agent header of every request; defaults to tap-spaaza-users/<version>."),
 ).to_dict()  # fmt: skip

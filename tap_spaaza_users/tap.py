@@ -15,6 +15,7 @@ from singer_sdk.helpers.capabilities import TapCapabilities
 from singer_sdk.tap_base import CliTestOptionValue
 
 from tap_spaaza_users import secret_scrub
+from tap_spaaza_users.batch_files import check_storage, delete_delivered
 from tap_spaaza_users.check_logs import readable_check_logs
 from tap_spaaza_users.errors import SpaazaError, invalid_setting
 from tap_spaaza_users.input_files import (
@@ -93,6 +94,17 @@ class TapSpaazaUsers(HookedTap):
             hint = f"; did you mean {closest!r}?" if closest else ""
             self.logger.warning("Unknown setting %r is ignored%s", name, hint)
         check_settings(config)
+
+    @override
+    def before_sync(self) -> None:
+        """Prove the BATCH storage writable, and delete the BATCH files the state proves loaded.
+
+        Both before any message and any request to Spaaza (see batch_files).
+        """
+        check_storage(self.config)
+        stream_state = self.state.get("bookmarks", {}).get(UsersStream.name)
+        if isinstance(stream_state, dict):
+            delete_delivered(stream_state, self.config, self.logger)
 
     @override
     def load_state(self, state: dict[str, Any]) -> None:

@@ -32,6 +32,15 @@ class HookedTap(Tap):
     def check_settings(self, config: Mapping[str, Any]) -> None:
         """Raise a clear error for an invalid setting (nothing here; subclasses check)."""
 
+    def before_sync(self) -> None:
+        """Work a sync does before its first message (nothing here; subclasses say what)."""
+
+    @override
+    def _reset_state_progress_markers(self) -> None:
+        """The first step of the SDK's ``sync_all`` (which is final): ``before_sync`` first."""
+        self.before_sync()
+        super()._reset_state_progress_markers()
+
     @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """Normalise and check the settings with clear messages, then against the JSON schema.
