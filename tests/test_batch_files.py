@@ -146,3 +146,11 @@ def test_batch_on_a_full_disk_leaves_no_file_and_says_one_line(
     assert "File too large" in run.error
     assert files_in(folder) == set()  # the partial file of personal data is gone
     assert not any(m["type"] == "BATCH" for m in run.messages)
+
+
+def test_the_readme_points_to_what_the_tap_deletes() -> None:
+    page = ROOT / "docs" / "what-the-tap-deletes.md"
+    assert "(docs/what-the-tap-deletes.md)" in (ROOT / "README.md").read_text(encoding="utf-8")
+    text = page.read_text(encoding="utf-8")
+    for fact in ("delete_completed_tasks", "keep_batch_files", "delivered_batch_files", "tag"):
+        assert fact in text
