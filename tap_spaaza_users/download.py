@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import SplitResult, urljoin, urlsplit
 
 import requests
 import urllib3.exceptions
@@ -117,8 +117,8 @@ def _retry_after(response: requests.Response) -> float | None:
 
 
 def _refuse_plain_http(url: str) -> None:
-    """Refuse a URL (or a redirect) on plain http to a host other than this machine."""
-    parts = urlsplit(url)
+    """Refuse a URL (or a redirect) that is not one, or on plain http to another host."""
+    parts = _valid_url(url)
     if parts.scheme == "http" and not is_loopback(parts.hostname or ""):
         msg = (
             f"the download URL is plain http to {parts.hostname} ({redact_url(url)}), so "
@@ -126,6 +126,21 @@ def _refuse_plain_http(url: str) -> None:
             "(ask Spaaza for https download URLs)"
         )
         raise _RefusedError(msg)
+
+
+def _valid_url(url: str) -> SplitResult:
+    """The parts of a download URL, refusing one whose host or port cannot be read."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - reading it checks it: a number from 0 to 65535
+        requests.PreparedRequest().prepare_url(url, None)
+    except ValueError:  # a broken [IPv6 literal, port 99999, requests' InvalidURL
+        msg = (
+            "storage gave a download URL (or redirect) whose host or port is not valid; "
+            "report the task id to Spaaza"
+        )
+        raise _RefusedError(msg) from None
+    return parts
 
 
 def _open(
@@ -151,8 +166,11 @@ def _open(
             return response
         location = response.headers.get("Location", "")
         response.close()
-        url = urljoin(url, location)
-        if urlsplit(url).scheme != "https":
+        try:
+            url = urljoin(url, location)
+        except ValueError:
+            url = location
+        if _valid_url(url).scheme != "https":
             msg = f"storage redirected to a non-https URL ({redact_url(url)}); refusing to follow"
             raise _RefusedError(msg)
     msg = f"storage redirected more than {MAX_REDIRECTS} times"

@@ -22,7 +22,7 @@ from tap_spaaza_users.log_fields import log_fields
 from tap_spaaza_users.records import UsersCsvReader
 from tap_spaaza_users.sdk_hooks import HookedStream
 from tap_spaaza_users.segments import SegmentChoice
-from tap_spaaza_users.spool import Spool, SpoolRestartedError, remove_leftovers
+from tap_spaaza_users.spool import Spool, SpoolRestartedError
 from tap_spaaza_users.windows import Window, WindowSelection, plan_sync
 
 if sys.version_info >= (3, 12):
@@ -132,7 +132,6 @@ class UsersStream(HookedStream):
             self.logger.info("Backfill in %d windows, from %s", len(windows), windows[0].describe())
         # Ids emitted this sync, to drop repeats from the lookback overlap and window seams.
         seen = IdSet()
-        remove_leftovers(self.logger)
         with contextlib.closing(export):
             if self.config["delete_completed_tasks"]:
                 self.journal.sweep(keep=state.recorded_tasks(self.stream_state))

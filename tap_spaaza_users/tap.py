@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime as dt
 import io
 import sys
@@ -13,7 +14,8 @@ from singer_sdk import Tap
 from singer_sdk.helpers.capabilities import TapCapabilities
 from singer_sdk.tap_base import CliTestOptionValue
 
-from tap_spaaza_users import poll_metrics
+from tap_spaaza_users import poll_metrics, secret_scrub
+from tap_spaaza_users.batch_files import check_storage, delete_delivered
 from tap_spaaza_users.check_logs import readable_check_logs
 from tap_spaaza_users.errors import SpaazaError, invalid_setting
 from tap_spaaza_users.input_files import (
@@ -23,6 +25,11 @@ from tap_spaaza_users.input_files import (
     read_input_file,
 )
 from tap_spaaza_users.sdk_hooks import HookedTap
+from tap_spaaza_users.sdk_hooks.output import (
+    OutputFailedError,
+    closed_stdout_cause,
+    stdout_is_closed,
+)
 from tap_spaaza_users.sdk_hooks.writer import BufferedRecordWriter
 from tap_spaaza_users.settings import (
     CONFIG_SCHEMA,
@@ -32,6 +39,7 @@ from tap_spaaza_users.settings import (
 )
 from tap_spaaza_users.state import check_state
 from tap_spaaza_users.streams import UsersStream
+from tap_spaaza_users.token_settings import TOKEN_PARTS, stripped_token
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -69,8 +77,14 @@ class TapSpaazaUsers(HookedTap):
 
     @override
     def normalize_settings(self, config: Mapping[str, Any]) -> dict[str, Any]:
-        """Number settings given as text (environment variables, ``.env``) as numbers."""
-        return numbers_from_text(config, self.config_jsonschema)
+        """Number settings given as text as numbers; the token without surrounding spaces.
+
+        From here on, no log line or traceback can carry either part of the token.
+        """
+        updates = numbers_from_text(config, self.config_jsonschema) | stripped_token(config)
+        token = [{**config, **updates}.get(name) for name in TOKEN_PARTS]
+        secret_scrub.install(str(part) for part in token if isinstance(part, (str, int)))
+        return updates
 
     @override
     def check_settings(self, config: Mapping[str, Any]) -> None:
@@ -79,10 +93,23 @@ class TapSpaazaUsers(HookedTap):
         Raises:
             SpaazaConfigError: When a setting is invalid.
         """
-        for name, closest in unknown_settings(config, self.config_jsonschema):
+        schema = copy.deepcopy(self.config_jsonschema)
+        type(self).append_builtin_config(schema)  # the SDK's own: stream maps, flattening, BATCH
+        for name, closest in unknown_settings(config, schema):
             hint = f"; did you mean {closest!r}?" if closest else ""
             self.logger.warning("Unknown setting %r is ignored%s", name, hint)
         check_settings(config)
+
+    @override
+    def before_sync(self) -> None:
+        """Prove the BATCH storage writable, and delete the BATCH files the state proves loaded.
+
+        Both before any message and any request to Spaaza (see batch_files).
+        """
+        check_storage(self.config)
+        stream_state = self.state.get("bookmarks", {}).get(UsersStream.name)
+        if isinstance(stream_state, dict):
+            delete_delivered(stream_state, self.config, self.logger)
 
     @override
     def load_state(self, state: dict[str, Any]) -> None:
@@ -154,6 +181,9 @@ class TapSpaazaUsers(HookedTap):
     def invoke(cls, *args: Any, **kwargs: Any) -> None:
         """Run the tap, turning our errors (and an unreadable ``--state`` file) into one line."""
         with cls._user_errors():
+            if stdout_is_closed():
+                msg = f"The tap cannot run: {closed_stdout_cause()}."
+                raise OutputFailedError(msg)
             state_file = kwargs.get("state")
             if state_file is not None:
                 path = getattr(state_file, "name", "-")
@@ -191,10 +221,10 @@ class TapSpaazaUsers(HookedTap):
     @classmethod
     @contextlib.contextmanager
     def _user_errors(cls) -> Iterator[None]:
-        """Log a SpaazaError as one ERROR line (no traceback) and exit with status 1."""
+        """Log a SpaazaError (or a failed output) as one ERROR line and exit with status 1."""
         try:
             yield
-        except SpaazaError as exc:
+        except (SpaazaError, OutputFailedError) as exc:
             cls.logger.error("%s", exc)  # noqa: TRY400
             sys.exit(1)
 
