@@ -124,9 +124,9 @@ def test_batch_files_in_s3_load_into_plain_target_postgres_and_state_moves_machi
         loaded = {r[0] for r in postgres.query("SELECT id FROM {table}")}
         assert loaded == {int(u["id"]) for u in sandbox.users()}
         keys = bucket_keys(s3_env, bucket)
-        files = [k for k in keys if k.startswith(batches.removeprefix(f"s3://{bucket}/"))]
-        assert len(files) == 1
-        assert files[0].endswith("-users-1.jsonl.gz")
+        folder = batches.removeprefix(f"s3://{bucket}/")
+        (first_file,) = [k for k in keys if k.startswith(folder)]
+        assert first_file.endswith("-users-1.jsonl.gz")
         state_key = "meltano-state/prod:tap-spaaza-users--s3-to-target-postgres--plain/state.json"
         assert state_key in keys
         first_state = read_object(s3_env, bucket, state_key)
@@ -149,6 +149,10 @@ def test_batch_files_in_s3_load_into_plain_target_postgres_and_state_moves_machi
         rows = postgres.query("SELECT id FROM {table}")
         assert sorted(r[0] for r in rows) == sorted(int(u["id"]) for u in sandbox.users())
         assert len(rows) == 246
+    # The second sync deleted the file the first one's state proves loaded; its own file
+    # waits for the next sync.
+    (second_file,) = [k for k in bucket_keys(s3_env, bucket) if k.startswith(folder)]
+    assert second_file != first_file
     second_state = read_object(s3_env, bucket, state_key)
     second_bookmark = second_state["completed"]["singer_state"]["bookmarks"]["users"]
     assert second_bookmark["replication_key_value"] > bookmark["replication_key_value"]
