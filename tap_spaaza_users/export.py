@@ -383,9 +383,15 @@ class UsersExport:
         except SpaazaNotFoundError:
             return True
         except SpaazaAPIError as exc:
-            self.logger.warning("Could not delete export task %d (%s): %s", task_id, reason, exc)
+            self.logger.warning(
+                "Could not delete export task %d (%s): %s",
+                task_id,
+                reason,
+                exc,
+                extra=log_fields(task_id),
+            )
             return False
-        self.logger.info("Deleted export task %d: %s", task_id, reason)
+        self.logger.info("Deleted export task %d: %s", task_id, reason, extra=log_fields(task_id))
         return True
 
     def download_url(self, task_id: int) -> str:

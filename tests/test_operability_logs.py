@@ -262,3 +262,19 @@ def test_a_state_whose_export_times_cannot_be_read_still_syncs_and_times_afresh(
     assert len(output.records) == 120
     kept = output.final_state["bookmarks"]["users"]["export_seconds"]
     assert set(kept) <= {"whole"}, "the unreadable values are dropped, never an error"
+
+
+def test_a_deleted_task_is_named_in_a_json_field(small_sandbox: Sandbox, tmp_path: Path) -> None:
+    log_config = tmp_path / "logging.json"
+    log_config.write_text(json.dumps(STRUCTURED_LOGGING), encoding="utf-8")
+    config = small_sandbox.tap_config(**{**FAST_SETTINGS, "delete_completed_tasks": True})
+    env = {"SINGER_SDK_LOG_CONFIG": str(log_config)}
+    first = run_tap(tmp_path, config, env=env)
+    assert first.returncode == 0, first.stderr[-2000:]
+    (delivered,) = small_sandbox.tasks
+
+    second = run_tap(tmp_path, config, state=first.states[-1], env=env)
+
+    assert second.returncode == 0, second.stderr[-2000:]
+    deleted = [x for x in structured_lines(second.stderr) if x["message"].startswith("Deleted")]
+    assert [x["extra"]["task_id"] for x in deleted] == [delivered]
