@@ -10,6 +10,7 @@ header (the first chain without it).
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 #: The control header naming the chain a ``/_sandbox`` request is about.
 CHAIN_HEADER = "X-Sandbox-Chain"
 _TOKEN_ID = re.compile(r"^Bearer\s+([^:\s]+):")
+LOGGER = logging.getLogger(__name__)
 
 
 class ChainsSandbox:
@@ -81,6 +83,8 @@ class ChainsSandbox:
         for sandbox in self.chains:
             sandbox.start()
         self._front.start()
+        chains = ", ".join(str(s.chain_id) for s in self.chains)
+        LOGGER.info("Chains %s served together at %s (use this URL)", chains, self.url)
         return self
 
     def stop(self) -> None:
