@@ -17,6 +17,7 @@ from tap_spaaza_users import state
 from tap_spaaza_users.contract import parse_utc
 from tap_spaaza_users.errors import SpaazaAPIError, SpaazaTaskTimeoutError, SpaazaUncertainError
 from tap_spaaza_users.export import TaskStatus, UsersExport, state_code
+from tap_spaaza_users.log_fields import log_fields
 from tap_spaaza_users.retries import backoff_delay
 
 if TYPE_CHECKING:
@@ -257,6 +258,7 @@ class TaskLedger:
                 found.id,
                 window.describe(),
                 found.code,
+                extra=log_fields(found.id, window, state=found.code),
             )
 
     def _wait(self, task_id: int) -> None:

@@ -19,7 +19,6 @@ from tap_spaaza_users.download.spool import (
     Spool,
     SpoolClosedError,
     SpoolRestartedError,
-    remove_leftovers,
 )
 from tap_spaaza_users.errors import SpaazaLocalIOError
 
@@ -50,7 +49,7 @@ def open_deleted_files(pid: int, directory: Path) -> list[str]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="needs /proc to see open files")
-def test_sigkill_mid_emission_leaves_no_export_data_and_old_leftovers_are_removed(
+def test_sigkill_mid_emission_leaves_no_export_data_and_touches_no_file_it_did_not_make(
     sandbox_factory: Callable[..., Sandbox], fast_settings: dict[str, Any], tmp_path: Path
 ) -> None:
     sandbox = sandbox_factory(users=3000, seed=22)
@@ -82,48 +81,26 @@ def test_sigkill_mid_emission_leaves_no_export_data_and_old_leftovers_are_remove
         tap.stdout.read()
         tap.wait(30)
 
+    # A user's folder and a Console export that only look like names the tap once used
+    # are theirs: never deleted, however old.
+    users_files = {
+        "unrelated.txt",
+        "tap-spaaza-users-k2j4h1",
+        "tap-spaaza-users-k2j4h1/User_Export-7.csv",
+        "User_Export-8.csv",
+    }
     assert len(spools) == 1, "the export is held in one nameless file in the temp dir"
-    assert names_while_emitting == {"unrelated.txt"}
-    assert names_in(private_tmp) == {"unrelated.txt"}
-
-
-def test_leftovers_of_earlier_versions_are_removed_and_nothing_else(tmp_path: Path) -> None:
-    (tmp_path / "tap-spaaza-users-abc").mkdir()
-    (tmp_path / "tap-spaaza-users-abc" / "User_Export-1.csv").write_text("id\n")
-    (tmp_path / "User_Export-2.csv").write_text("id\n")
-    age_leftovers(tmp_path)
-    (tmp_path / "tap-other-xyz").mkdir()
-    (tmp_path / "users.csv").write_text("id\n")
-
-    assert remove_leftovers(LOGGER, str(tmp_path)) == 2
-
-    assert names_in(tmp_path) == {"tap-other-xyz", "users.csv"}
+    assert names_while_emitting == users_files
+    assert names_in(private_tmp) == users_files
 
 
 def age_leftovers(directory: Path, seconds: float = 3600) -> None:
-    """Date the earlier versions' files in ``directory`` ``seconds`` back, as real ones are."""
+    """Date the files named like the tap's of old in ``directory`` ``seconds`` back."""
     then = time.time() - seconds
     for path in [*directory.glob("tap-spaaza-users-*/*"), *directory.glob("tap-spaaza-users-*")]:
         os.utime(path, (then, then))
     for path in directory.glob("User_Export-*.csv"):
         os.utime(path, (then, then))
-
-
-def test_a_leftover_still_being_written_is_kept_for_a_later_run(tmp_path: Path) -> None:
-    # An earlier version's sync may be running beside this one during an upgrade.
-    (tmp_path / "tap-spaaza-users-live").mkdir()
-    (tmp_path / "tap-spaaza-users-live" / "User_Export-3.csv").write_text("id\n")
-    (tmp_path / "tap-spaaza-users-old").mkdir()
-    (tmp_path / "tap-spaaza-users-old" / "User_Export-4.csv").write_text("id\n")
-    age_leftovers(tmp_path)
-    (tmp_path / "tap-spaaza-users-live" / "User_Export-3.csv").write_text("id\n1\n")
-
-    assert remove_leftovers(LOGGER, str(tmp_path)) == 1
-
-    assert names_in(tmp_path) == {
-        "tap-spaaza-users-live",
-        "tap-spaaza-users-live/User_Export-3.csv",
-    }
 
 
 def test_spool_has_no_name_and_frees_its_space_on_close(tmp_path: Path) -> None:
