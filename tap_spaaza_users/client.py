@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -25,13 +26,20 @@ from tap_spaaza_users.retries import parse_retry_after, retry_waits
 
 if TYPE_CHECKING:
     import logging
-    from collections.abc import Mapping
 
 #: The production Services API.
 DEFAULT_API_URL = "https://services-prod.spaaza.com"
 
 #: Statuses worth another try: rate limiting and transient server faults.
-RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+RETRYABLE_STATUSES = frozenset(
+    {
+        HTTPStatus.TOO_MANY_REQUESTS,
+        HTTPStatus.INTERNAL_SERVER_ERROR,
+        HTTPStatus.BAD_GATEWAY,
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        HTTPStatus.GATEWAY_TIMEOUT,
+    }
+)
 
 #: An id in a path, replaced by ``{id}`` in the ``endpoint`` tag of request metrics.
 _PATH_ID = re.compile(r"/\d+(?=/|$)")
@@ -43,7 +51,7 @@ MIN_SCRUBBED_LENGTH = 6
 
 @dataclass(frozen=True)
 class ClientSettings:
-    """Everything the client needs to know, taken from the tap's settings."""
+    """Everything the client needs to know (``export.make_client`` takes it from the settings)."""
 
     api_url: str
     chain_id: int
@@ -54,29 +62,6 @@ class ClientSettings:
     max_retries: int
     retry_initial_wait: float
     retry_max_wait: float
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any], user_agent: str) -> ClientSettings:
-        """Read the client's part of the tap's settings.
-
-        Args:
-            config: The tap's settings (checked, with the schema's defaults filled in).
-            user_agent: The User-Agent header of every request.
-
-        Returns:
-            The settings.
-        """
-        return cls(
-            api_url=config.get("api_url") or DEFAULT_API_URL,
-            chain_id=int(config["chain_id"]),
-            token_id=config["access_token_id"],
-            token_secret=config["access_token_secret"],
-            user_agent=user_agent,
-            timeout=float(config["request_timeout_seconds"]),
-            max_retries=int(config["max_retries"]),
-            retry_initial_wait=float(config["retry_initial_wait_seconds"]),
-            retry_max_wait=float(config["retry_max_wait_seconds"]),
-        )
 
 
 class _RetryableError(Exception):
@@ -99,7 +84,7 @@ class _RetryableError(Exception):
     @property
     def safe_to_repeat(self) -> bool:
         """Whether the request surely was not carried out (a 429, a refused connection)."""
-        return self.refused or self.status == 429  # noqa: PLR2004
+        return self.refused or self.status == HTTPStatus.TOO_MANY_REQUESTS
 
 
 class SpaazaClient:
@@ -331,7 +316,7 @@ class SpaazaClient:
                 status=response.status_code,
                 retry_after=retry_after,
             )
-        if response.status_code >= 300:  # noqa: PLR2004
+        if response.status_code >= HTTPStatus.MULTIPLE_CHOICES:
             raise self._error_for(method, path, response)
         return response
 
@@ -339,7 +324,7 @@ class SpaazaClient:
         """Log a retry: a 429 once at INFO, other faults at WARNING."""
         exc = details.get("exception")
         wait = details.get("wait", 0.0)
-        if getattr(exc, "status", None) == 429:  # noqa: PLR2004
+        if getattr(exc, "status", None) == HTTPStatus.TOO_MANY_REQUESTS:
             if not self._rate_limit_logged:
                 self.logger.info("Rate limited by the Services API; waiting %.1fs as told", wait)
                 self._rate_limit_logged = True
@@ -357,25 +342,25 @@ class SpaazaClient:
         status = response.status_code
         where = self.scrub(f"{method} {path} → HTTP {status}{describe_error_body(response)}")
         chain = self.settings.chain_id
-        if status == 401:  # noqa: PLR2004
+        if status == HTTPStatus.UNAUTHORIZED:
             return SpaazaAuthError(
                 f"Spaaza rejected the access token ({where}). Check access_token_id and "
                 "access_token_secret: both come from the same AccessToken in Spaaza Console.",
                 status=status,
             )
-        if status == 403:  # noqa: PLR2004
+        if status == HTTPStatus.FORBIDDEN:
             return SpaazaForbiddenError(
                 f"The access token is not allowed to act for chain {chain} ({where}). Check "
                 "chain_id, or use a token issued for that chain.",
                 status=status,
             )
-        if status == 404:  # noqa: PLR2004
+        if status == HTTPStatus.NOT_FOUND:
             return SpaazaNotFoundError(
                 f"Not found ({where}): the task is gone (deleted, or it belongs to another "
                 f"chain than {chain}), or api_url is not the Services API.",
                 status=status,
             )
-        if status == 400:  # noqa: PLR2004
+        if status == HTTPStatus.BAD_REQUEST:
             return SpaazaBadRequestError(
                 f"Spaaza rejected the request ({where}). Check segment_rules and start_date.",
                 status=status,
@@ -405,7 +390,7 @@ def log_request_duration(method: str, path: str, status: int | None, seconds: fl
     tags: dict[str, Any] = {metrics.Tag.ENDPOINT: _PATH_ID.sub("/{id}", path), "method": method}
     if status is not None:
         tags[metrics.Tag.HTTP_STATUS_CODE] = status
-    failed = status is None or status >= 400  # noqa: PLR2004
+    failed = status is None or status >= HTTPStatus.BAD_REQUEST
     tags[metrics.Tag.STATUS] = metrics.Status.FAILED if failed else metrics.Status.SUCCEEDED
     point = metrics.Point("timer", metrics.Metric.HTTP_REQUEST_DURATION, seconds, tags)
     metrics.log(metrics.get_metrics_logger(), point)

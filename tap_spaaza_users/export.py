@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -20,14 +21,35 @@ if TYPE_CHECKING:
     import logging
     from collections.abc import Callable, Mapping, Sequence
 
+    from tap_spaaza_users.settings import Settings
     from tap_spaaza_users.windows import Window
 
-READY = "READY"
-INPROGRESS = "INPROGRESS"
-DONE = "DONE"
-ERROR = "ERROR"
-#: The documented state codes; anything else is "not finished" (with one warning).
-KNOWN_STATES = frozenset({READY, INPROGRESS, DONE, ERROR})
+
+class TaskStatus(str, enum.Enum):
+    """The documented state codes of a task; any other code is "not finished" (one warning)."""
+
+    READY = "READY"
+    INPROGRESS = "INPROGRESS"
+    DONE = "DONE"
+    ERROR = "ERROR"
+
+    def __str__(self) -> str:
+        """The code as Spaaza spells it (``DONE``), in log lines and messages."""
+        return str(self.value)
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the task has finished: its file is ready (DONE) or never will be (ERROR)."""
+        return self in (TaskStatus.DONE, TaskStatus.ERROR)
+
+    @classmethod
+    def of(cls, code: str | None) -> TaskStatus | None:
+        """The status a state code names, or None for a missing or undocumented one."""
+        try:
+            return cls(code)
+        except ValueError:
+            return None
+
 
 #: How much the poll interval grows after each poll.
 POLL_GROWTH = 1.5
@@ -54,19 +76,19 @@ class PollSettings:
     timeout: float
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> PollSettings:
+    def from_settings(cls, settings: Settings) -> PollSettings:
         """Poll interval, its cap and the task timeout from the tap's settings.
 
         Args:
-            config: The tap's settings (with the schema's defaults filled in).
+            settings: The tap's settings.
 
         Returns:
-            The settings.
+            The poll settings.
         """
         return cls(
-            interval=float(config["poll_interval_seconds"]),
-            max_interval=float(config["poll_max_interval_seconds"]),
-            timeout=float(config["task_timeout_minutes"]) * 60,
+            interval=settings.poll_interval_seconds,
+            max_interval=settings.poll_max_interval_seconds,
+            timeout=settings.task_timeout_minutes * 60,
         )
 
 
@@ -169,18 +191,29 @@ def state_code(task: Mapping[str, Any]) -> str | None:
     return code.strip().upper() if isinstance(code, str) else None
 
 
-def make_client(config: Mapping[str, Any], user_agent: str, logger: logging.Logger) -> SpaazaClient:
+def make_client(settings: Settings, user_agent: str, logger: logging.Logger) -> SpaazaClient:
     """A Services API client from the tap's settings (close it when done).
 
     Args:
-        config: The tap's settings (already checked).
+        settings: The tap's settings.
         user_agent: The User-Agent header of every request.
         logger: Where retries are logged.
 
     Returns:
         The client.
     """
-    return SpaazaClient(ClientSettings.from_config(config, user_agent), logger)
+    client_settings = ClientSettings(
+        api_url=settings.api_url,
+        chain_id=settings.chain_id,
+        token_id=settings.access_token_id,
+        token_secret=settings.access_token_secret,
+        user_agent=user_agent,
+        timeout=settings.request_timeout_seconds,
+        max_retries=settings.max_retries,
+        retry_initial_wait=settings.retry_initial_wait_seconds,
+        retry_max_wait=settings.retry_max_wait_seconds,
+    )
+    return SpaazaClient(client_settings, logger)
 
 
 class UsersExport:
@@ -211,13 +244,13 @@ class UsersExport:
         self._monotonic = monotonic
 
     @classmethod
-    def from_config(
-        cls, config: Mapping[str, Any], *, user_agent: str, origin: str, logger: logging.Logger
+    def from_settings(
+        cls, settings: Settings, *, user_agent: str, origin: str, logger: logging.Logger
     ) -> UsersExport:
         """The export the settings ask for, with its own client (close it when done).
 
         Args:
-            config: The tap's settings (already checked).
+            settings: The tap's settings.
             user_agent: The User-Agent header of every request.
             origin: Who asks (tap name and version), for the task's description.
             logger: Where the story is told.
@@ -225,9 +258,9 @@ class UsersExport:
         Returns:
             The export.
         """
-        client = make_client(config, user_agent, logger)
-        export = cls(client, PollSettings.from_config(config), logger)
-        export.segment = segments.SegmentChoice.from_config(config)
+        client = make_client(settings, user_agent, logger)
+        export = cls(client, PollSettings.from_settings(settings), logger)
+        export.segment = settings.segment
         export.origin = origin
         return export
 
@@ -324,11 +357,11 @@ class UsersExport:
                     self.poll.timeout / 60,
                 )
                 last_said = now
-            if code == DONE:
+            if code == TaskStatus.DONE:
                 return task
-            if code == ERROR:
+            if code == TaskStatus.ERROR:
                 raise self._failure(task_id)
-            if code not in KNOWN_STATES and code not in warned:
+            if TaskStatus.of(code) is None and code not in warned:
                 warned.add(code)
                 self.logger.warning(
                     "Export task %d reports an unknown state %r; treating it as not finished",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime as dt
+import functools
 import io
 import sys
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -33,6 +34,7 @@ from tap_spaaza_users.sdk_hooks.output import (
 from tap_spaaza_users.sdk_hooks.writer import BufferedRecordWriter
 from tap_spaaza_users.settings import (
     CONFIG_SCHEMA,
+    Settings,
     check_settings,
     numbers_from_text,
     unknown_settings,
@@ -69,6 +71,11 @@ class TapSpaazaUsers(HookedTap):
             The users stream.
         """
         return [UsersStream(self)]
+
+    @functools.cached_property
+    def settings(self) -> Settings:
+        """The settings, typed once from the checked config; the stream reads these."""
+        return Settings.from_tap_config(self.config)
 
     @override
     def normalize_settings(self, config: Mapping[str, Any]) -> dict[str, Any]:
@@ -128,7 +135,7 @@ class TapSpaazaUsers(HookedTap):
         """
         stream = self.streams["users"]
         assert isinstance(stream, UsersStream)  # noqa: S101
-        chain_id = int(self.config["chain_id"])
+        chain_id = self.settings.chain_id
         with contextlib.closing(stream.make_client()) as client:
             tasks = client.list_tasks(limit=1)
         token_chain = next(

@@ -7,13 +7,13 @@ import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tap_spaaza_users.contract import PRIMARY_KEY, REPLICATION_KEY, parse_utc, utc_text
+from tap_spaaza_users.contract import PRIMARY_KEY, REPLICATION_KEY, utc_text
 from tap_spaaza_users.idset import IdSet
 
 UTC = dt.timezone.utc
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Mapping
+    from collections.abc import Iterable, Iterator
 
 
 @dataclass(frozen=True)
@@ -90,19 +90,21 @@ def sync_start(
     return max(candidates) if candidates else None
 
 
-def plan_sync(
-    config: Mapping[str, Any],
+def plan_sync(  # noqa: PLR0913 - keyword-only, each a fact of the plan
     *,
+    start_date: dt.datetime | None,
+    lookback_minutes: float,
+    backfill_window_days: int | None,
     bookmark: dt.datetime | None,
     delivered_before: dt.datetime | None,
     now: dt.datetime,
 ) -> list[Window]:
     """A sync's export windows, from the settings and where the last sync got to.
 
-    The settings are ``start_date``, ``lookback_minutes`` and ``backfill_window_days``.
-
     Args:
-        config: The tap's settings.
+        start_date: The ``start_date`` setting, if any.
+        lookback_minutes: The ``lookback_minutes`` setting.
+        backfill_window_days: The ``backfill_window_days`` setting (None: one window).
         bookmark: The greatest ``created_date`` delivered (None on a first sync or a full
             refresh).
         delivered_before: The backfill watermark from the state, if any.
@@ -111,16 +113,14 @@ def plan_sync(
     Returns:
         The windows, oldest first: one, or ``backfill_window_days`` windows.
     """
-    start_date = config.get("start_date")
-    lookback = dt.timedelta(minutes=float(config["lookback_minutes"]))
-    days = config.get("backfill_window_days")
+    lookback = dt.timedelta(minutes=lookback_minutes)
     start = sync_start(
-        start_date=parse_utc(str(start_date)) if start_date else None,
+        start_date=start_date,
         bookmark=bookmark,
         lookback=lookback,
         delivered_before=delivered_before,
     )
-    return plan_windows(start, now=now, lookback=lookback, days=int(days) if days else None)
+    return plan_windows(start, now=now, lookback=lookback, days=backfill_window_days)
 
 
 def plan_windows(
