@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from tap_spaaza_users.storage import is_loopback
+from tap_spaaza_users.download.storage import is_loopback
 
 if TYPE_CHECKING:
     import requests

@@ -17,10 +17,9 @@ from singer_sdk import typing as th
 
 from tap_spaaza_users import segments
 from tap_spaaza_users.client import DEFAULT_API_URL
-from tap_spaaza_users.contract import parse_utc
+from tap_spaaza_users.contract import CLOCK_SKEW, parse_utc
+from tap_spaaza_users.download.storage import is_loopback
 from tap_spaaza_users.errors import invalid_setting
-from tap_spaaza_users.state import CLOCK_SKEW
-from tap_spaaza_users.storage import is_loopback
 from tap_spaaza_users.token_settings import check_required
 
 if TYPE_CHECKING:
@@ -162,6 +161,12 @@ CONFIG_SCHEMA = th.PropertiesList(
        default=False),
     _p("user_agent", th.StringType, "User-Agent",
        "User-Agent header of every request; defaults to tap-spaaza-users/<version>."),
+    _p("metrics_log_level", th.StringType, "Metrics log level",
+       "Level of the METRIC line each status poll of a running export writes: 'INFO' logs "
+       "them, 'DEBUG' only when the tap logs at DEBUG, 'NONE' never. Every other METRIC "
+       "(record_count, sync_duration, the duration of every other request, and of a failed "
+       "poll) stays at INFO.",
+       default="INFO", allowed_values=["INFO", "DEBUG", "NONE"]),
 ).to_dict()  # fmt: skip
 
 

@@ -23,7 +23,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from tap_spaaza_users.contract import parse_utc
+from tap_spaaza_users.contract import CLOCK_SKEW, parse_utc
 from tap_spaaza_users.errors import SpaazaStateError
 
 if TYPE_CHECKING:
@@ -391,8 +391,6 @@ def finish_full_refresh(state: State, refresh: FullRefresh) -> str:
 
 #: The stream whose state this module keeps.
 STREAM = "users"
-#: How far in the future a bookmark or start_date may lie (clocks differ a little).
-CLOCK_SKEW = dt.timedelta(minutes=5)
 
 
 def _is_int(value: object) -> bool:

@@ -1,4 +1,4 @@
-"""The users stream: window from the bookmark, one export task, typed records, then the bookmark."""
+"""The users stream: plan the windows, then per window its export task, records, bookmark."""
 
 from __future__ import annotations
 
@@ -6,22 +6,20 @@ import contextlib
 import datetime as dt
 import sys
 import time
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL
 
-from tap_spaaza_users import state
-from tap_spaaza_users.background_download import OVERLAP_FROM_BYTES, BackgroundDownload
+from tap_spaaza_users import export_times, state
 from tap_spaaza_users.contract import PRIMARY_KEY, REPLICATION_KEY, users_json_schema, utc_text
-from tap_spaaza_users.errors import SpaazaError
-from tap_spaaza_users.export import UsersExport, make_client
-from tap_spaaza_users.idset import IdSet
+from tap_spaaza_users.download.background import OVERLAP_FROM_BYTES, read_while_downloading
+from tap_spaaza_users.export import UsersExport
+from tap_spaaza_users.log_fields import log_fields
 from tap_spaaza_users.records import UsersCsvReader
 from tap_spaaza_users.sdk_hooks import HookedStream
-from tap_spaaza_users.spool import Spool, SpoolRestartedError
 from tap_spaaza_users.tasks import TaskLedger
-from tap_spaaza_users.windows import Window, WindowSelection, plan_sync
+from tap_spaaza_users.windows import IdSet, Window, WindowSelection, plan_sync
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -34,9 +32,7 @@ if TYPE_CHECKING:
 
     from singer_sdk.helpers.types import Context
 
-    from tap_spaaza_users.client import SpaazaClient
     from tap_spaaza_users.settings import HasSettings, Settings
-    from tap_spaaza_users.spool import SpoolReader
 
 
 class UsersStream(HookedStream):
@@ -65,17 +61,14 @@ class UsersStream(HookedStream):
     overlap_from_bytes: ClassVar[int] = OVERLAP_FROM_BYTES
 
     def __init__(self, tap: Any) -> None:  # noqa: ANN401
-        """Create the stream with its schema from the column list."""
+        """Create the stream with its schema from the column list; the tap holds the settings."""
         super().__init__(tap, schema=users_json_schema())
+        self._owner: HasSettings = tap
 
     @property
     def settings(self) -> Settings:
         """The tap's settings, typed once by the tap (the stream never reads the raw config)."""
-        return cast("HasSettings", self._tap).settings
-
-    def make_client(self) -> SpaazaClient:
-        """A Services API client from the settings (close it when done)."""
-        return make_client(self.settings, self.user_agent, self.logger)
+        return self._owner.settings
 
     @property
     def user_agent(self) -> str:
@@ -121,6 +114,7 @@ class UsersStream(HookedStream):
             origin=f"{self.tap_name} {self.plugin_version}",
             logger=self.logger,
         )
+        export.durations = export_times.history(self.stream_state)
         ledger = TaskLedger(
             export,
             self.stream_state,
@@ -138,7 +132,7 @@ class UsersStream(HookedStream):
             for index, window in enumerate(windows):
                 task_id = ledger.get_or_create(window, ahead=windows[index + 1 : index + in_flight])
                 yield from self._emit(export, task_id, window, seen)
-                self._close_window(window)
+                self._close_window(task_id, window)
                 ledger.delivered(task_id)
                 self.flush_state()
         self._complete_full_refresh(self.full_refresh)
@@ -158,77 +152,24 @@ class UsersStream(HookedStream):
     def _emit(
         self, export: UsersExport, task_id: int, window: Window, seen: IdSet
     ) -> Iterator[dict[str, Any]]:
-        """Emit the window's rows from the task's file while it downloads.
-
-        The file lives in an unlinked spool: no crash leaves the users' data on disk. The
-        download writes it in a thread of its own while this thread parses and emits behind
-        it (``BackgroundDownload``), so on a slow link the wall time approaches the longer of
-        the two instead of their sum. What that changes, and what it keeps:
-
-        - The bookmark still moves only in ``_close_window``, after the download proved the
-          file whole and checked it (length, MD5, gzip) and every row was read: a failure
-          anywhere never moves it.
-        - A download failure reaches this thread as the download's own one-line error (the
-          spool is aborted with it, and the reader raises it at its next read).
-        - A file of at least ``overlap_from_bytes`` (stated by storage, or received so far)
-          is parsed as it arrives, so its rows may be emitted before the file is proven
-          whole: if the download then fails, the next run emits them again (the bookmark did
-          not move; targets upsert by key). A smaller file is read once it is proven whole,
-          as before: overlap would save little, and none of its rows is emitted before then.
-        - When the file starts over (storage ignored ``Range``, the file changed, or it
-          arrived corrupt and is downloaded again) the reader raises ``SpoolRestartedError``
-          and the new file is read from its first row: rows already emitted are emitted again
-          (corrected, if the first copy was corrupt), so the ids emitted this sync are put
-          back as they were before the file, and the file's own counts start over.
-        - Bad data met while the file is still arriving (an invalid row, broken gzip) may be
-          the download's fault: the reader first waits for the download's verdict, and the
-          row error stands only for a file proven whole.
-        """
+        """Emit the window's rows from the task's file while it downloads (``download``)."""
         settings = export.client.settings
         before_file = seen.copy()
-        with (
-            Spool(task_id=task_id) as spool,
-            BackgroundDownload(
-                lambda: export.download_url(task_id),
-                spool,
-                timeout=settings.timeout,
-                user_agent=settings.user_agent,
-                logger=self.logger,
-                max_retries=settings.max_retries,
-                backoff_base=settings.retry_initial_wait,
-                backoff_cap=settings.retry_max_wait,
-                task_id=task_id,
-                deadline_seconds=self.settings.task_timeout_minutes * 60,
-            ) as download,
-        ):
-            while True:
-                reader = spool.reader(min_bytes=self.overlap_from_bytes)
-                try:
-                    yield from self._read_while_downloading(reader, task_id, window, seen)
-                    break
-                except SpoolRestartedError:
-                    seen.restore(before_file)
-                    self.logger.warning(
-                        "Export task %d: storage is sending the file again from its start; "
-                        "reading it again from its first row (rows already emitted are sent "
-                        "again)",
-                        task_id,
-                    )
-            download.result()
-
-    def _read_while_downloading(
-        self, reader: SpoolReader, task_id: int, window: Window, seen: IdSet
-    ) -> Iterator[dict[str, Any]]:
-        """``_read`` the spool; bad data stands only once the download's verdict is in.
-
-        Raises:
-            SpoolRestartedError: When the file started over: read it again.
-        """
-        try:
-            yield from self._read(reader, task_id, WindowSelection(window, seen))
-        except SpaazaError:
-            reader.settle()  # a restart, or the download's failure, explains it
-            raise
+        yield from read_while_downloading(
+            lambda: export.download_url(task_id),
+            lambda source: self._read(source, task_id, WindowSelection(window, seen)),
+            task_id=task_id,
+            min_bytes=self.overlap_from_bytes,
+            # The file starts over: so do the ids it emitted this sync, and its own counts.
+            on_restart=lambda: seen.restore(before_file),
+            logger=self.logger,
+            timeout=settings.timeout,
+            user_agent=settings.user_agent,
+            max_retries=settings.max_retries,
+            backoff_base=settings.retry_initial_wait,
+            backoff_cap=settings.retry_max_wait,
+            deadline_seconds=self.settings.task_timeout_minutes * 60,
+        )
 
     def _claim_state(self) -> None:
         """Check the state is this chain's and selection's (before any request), and name them.
@@ -246,14 +187,19 @@ class UsersStream(HookedStream):
                 choice.describe(),
             )
 
-    def _close_window(self, window: Window) -> None:
+    def _close_window(self, task_id: int, window: Window) -> None:
         """Promote the window's progress to the bookmark (the caller writes the state)."""
         stream_state = self.stream_state
         before = stream_state.get(state.BOOKMARK)
         bookmark = state.close_window(stream_state, window, REPLICATION_KEY)
         if bookmark != before:
             self.logger.info("Bookmark %s advances to %s", REPLICATION_KEY, bookmark)
-        self.logger.info("Window %s delivered; bookmark %s", window.describe(), bookmark)
+        self.logger.info(
+            "Window %s delivered; bookmark %s",
+            window.describe(),
+            bookmark,
+            extra=log_fields(task_id, window, bookmark=bookmark),
+        )
 
     def _read(
         self, source: io.BufferedReader, task_id: int, selection: WindowSelection
@@ -291,6 +237,14 @@ class UsersStream(HookedStream):
             selection.outside,
             selection.repeated,
             skipped,
+            extra=log_fields(
+                task_id,
+                selection.window,
+                rows=selection.emitted,
+                seconds=seconds,
+                rows_per_second=selection.emitted / seconds,
+                rows_skipped=skipped,
+            ),
         )
         if not latest:
             self.logger.info("No users in the window %s", selection.window.describe())
@@ -301,7 +255,13 @@ class UsersStream(HookedStream):
         if now - said < self.progress_seconds:
             return said
         rate = emitted / max(now - started, 1e-6)
-        self.logger.info("Emitting task %d: %d users so far (%.0f rows/s)", task_id, emitted, rate)
+        self.logger.info(
+            "Emitting task %d: %d users so far (%.0f rows/s)",
+            task_id,
+            emitted,
+            rate,
+            extra=log_fields(task_id, rows=emitted, rows_per_second=rate),
+        )
         return now
 
     def _capped_progress(self, latest: str, task_id: int) -> str:

@@ -15,16 +15,17 @@ from singer_sdk import Tap
 from singer_sdk.helpers.capabilities import TapCapabilities
 from singer_sdk.tap_base import CliTestOptionValue
 
-from tap_spaaza_users import secret_scrub
+from tap_spaaza_users import poll_metrics, secret_scrub
 from tap_spaaza_users.batch_files import check_storage, delete_delivered
-from tap_spaaza_users.check_logs import readable_check_logs
-from tap_spaaza_users.errors import SpaazaError, invalid_setting
-from tap_spaaza_users.input_files import (
+from tap_spaaza_users.cli import (
     CONFIG_FILE,
     STATE_FILE,
     check_json_object,
     read_input_file,
+    readable_check_logs,
 )
+from tap_spaaza_users.errors import SpaazaError, invalid_setting
+from tap_spaaza_users.export import make_client
 from tap_spaaza_users.sdk_hooks import HookedTap
 from tap_spaaza_users.sdk_hooks.output import (
     OutputFailedError,
@@ -48,6 +49,8 @@ if TYPE_CHECKING:
 
     from singer_sdk.helpers.capabilities import CapabilitiesEnum
 
+    from tap_spaaza_users.client import SpaazaClient
+
 if sys.version_info >= (3, 12):
     from typing import override
 else:
@@ -62,6 +65,11 @@ class TapSpaazaUsers(HookedTap):
     #: The SDK's capabilities, plus the connection test (``--test``) that creates no export.
     capabilities: ClassVar[list[CapabilitiesEnum]] = [*Tap.capabilities, TapCapabilities.TEST]
     message_writer_class = BufferedRecordWriter
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # noqa: ANN401
+        """Create the tap, then set the level of status polls' METRIC lines (metrics_log_level)."""
+        super().__init__(*args, **kwargs)
+        poll_metrics.apply(str(self.config.get("metrics_log_level") or poll_metrics.INFO))
 
     @override
     def discover_streams(self) -> list[UsersStream]:
@@ -123,6 +131,12 @@ class TapSpaazaUsers(HookedTap):
         check_state(state, now=dt.datetime.now(dt.timezone.utc))
         super().load_state(state)
 
+    def make_client(self) -> SpaazaClient:
+        """A Services API client from the settings, as the stream's (close it when done)."""
+        stream = self.streams["users"]
+        assert isinstance(stream, UsersStream)  # noqa: S101
+        return make_client(self.settings, stream.user_agent, self.logger)
+
     def check_connection(self) -> None:
         """Call ``GET /tasks?limit=1``: proves host and token, and the chain when it can.
 
@@ -133,10 +147,8 @@ class TapSpaazaUsers(HookedTap):
         Raises:
             SpaazaConfigError: When the token belongs to another chain than ``chain_id``.
         """
-        stream = self.streams["users"]
-        assert isinstance(stream, UsersStream)  # noqa: S101
         chain_id = self.settings.chain_id
-        with contextlib.closing(stream.make_client()) as client:
+        with contextlib.closing(self.make_client()) as client:
             tasks = client.list_tasks(limit=1)
         token_chain = next(
             (t["chain"] for t in tasks if isinstance(t, dict) and isinstance(t.get("chain"), int)),

@@ -17,6 +17,7 @@ from tap_spaaza_users import state
 from tap_spaaza_users.contract import parse_utc
 from tap_spaaza_users.errors import SpaazaAPIError, SpaazaTaskTimeoutError, SpaazaUncertainError
 from tap_spaaza_users.export import TaskStatus, UsersExport, state_code
+from tap_spaaza_users.log_fields import log_fields
 from tap_spaaza_users.retries import backoff_delay
 
 if TYPE_CHECKING:
@@ -153,15 +154,7 @@ class TaskLedger:
     # The surface: sweep, get_or_create, delivered
 
     def sweep(self) -> list[int]:
-        """Delete the tap's tasks that can no longer be adopted (with ``delete_completed_tasks``).
-
-        Those in ERROR, those whose file a recorded sync delivered, DONE ones older than the
-        horizon, and unfinished ones older than the task timeout (abandoned). The task the
-        state names in flight is kept; a task without the tag is never touched.
-
-        Returns:
-            The ids deleted.
-        """
+        """Step 1: delete the tap's tasks that can no longer serve; returns their ids."""
         if not self.clean_up:
             return []
         keep = state.recorded_tasks(self._state)
@@ -183,18 +176,7 @@ class TaskLedger:
         return deleted
 
     def get_or_create(self, window: Window, *, ahead: Sequence[Window] = ()) -> int:
-        """The window's task in DONE: the one a previous run left or lost, or a new one.
-
-        In the order of step 2 of the protocol; before waiting, the ``ahead`` windows' tasks
-        are created.
-
-        Args:
-            window: The window about to be exported.
-            ahead: The next windows, whose tasks Spaaza prepares while this one is read.
-
-        Returns:
-            The task id, its file ready to download.
-        """
+        """Step 2: the window's task id in DONE (``ahead``: the next windows, prepared now)."""
         now = self._now()
         body, key = self._tagged_body(window, now)
         previous = self._in_flight(key)
@@ -229,11 +211,7 @@ class TaskLedger:
         return found.id
 
     def delivered(self, task_id: int) -> None:
-        """Name the task delivered in the state (never adopted again) and no longer in flight.
-
-        The task is kept for the next sync's sweep (step 4 of the protocol); the caller
-        writes the state.
-        """
+        """Step 4: the task delivered (never adopted again), not in flight; the caller flushes."""
         state.note_delivered(self._state, task_id)
         state.forget_task(self._state)
 
@@ -280,6 +258,7 @@ class TaskLedger:
                 found.id,
                 window.describe(),
                 found.code,
+                extra=log_fields(found.id, window, state=found.code),
             )
 
     def _wait(self, task_id: int) -> None:
@@ -294,14 +273,7 @@ class TaskLedger:
     # Spaaza's task list
 
     def _tasks(self, *, fresh: bool = False) -> list[dict[str, Any]]:
-        """The chain's export tasks carrying the tag, newest first (listed once per sync).
-
-        Args:
-            fresh: List again (after a creation whose answer was lost).
-
-        Returns:
-            The tagged tasks of the first ``MAX_PAGES`` pages.
-        """
+        """The chain's tagged export tasks, newest first: listed once per sync, or ``fresh``."""
         if self._listed is None or fresh:
             chain = self.export.client.settings.chain_id
             tagged: list[dict[str, Any]] = []
@@ -316,17 +288,10 @@ class TaskLedger:
         return self._listed
 
     def _find(self, key: str, *, fresh: bool = False) -> Found | None:
-        """A task to adopt: same key, not delivered, and still able to serve.
+        """A listed task to adopt: same key, not delivered, able to serve (step 2.3), or None.
 
         Unfinished and younger than the task timeout (an older one was abandoned), or DONE
         and younger than the horizon; among several, a DONE one first, then the newest.
-
-        Args:
-            key: The task key of the task this run would create.
-            fresh: List again instead of using the sync's listing.
-
-        Returns:
-            The task, or None.
         """
         delivered = set(state.delivered_tasks(self._state))
         candidates = []
@@ -357,15 +322,8 @@ class TaskLedger:
     def _create(self, body: dict[str, Any], key: str) -> Found:
         """Create the task, never twice: after an unclear answer, look for it before retrying.
 
-        Args:
-            body: The tagged task body.
-            key: Its task key.
-
-        Returns:
-            The created task (or the one the lost answer had created).
-
         Raises:
-            SpaazaAPIError: When creation kept failing.
+            SpaazaAPIError: When creation kept failing (the task list shows no task).
         """
         settings = self.export.client.settings
         tries = settings.max_retries + 1
