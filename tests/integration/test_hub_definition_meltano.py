@@ -13,6 +13,7 @@ import subprocess
 from typing import TYPE_CHECKING
 
 import yaml
+from doc_blocks import marked_text
 
 from .conftest import (
     MELTANO_TIMEOUT_SECONDS,
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
     from tap_spaaza_users.sandbox import Sandbox
 
 DEFINITION = PROJECT_ROOT / "hub" / "extractors" / "tap-spaaza-users" / "contributors.yml"
-README = PROJECT_ROOT / "README.md"
 #: Where the README's block expects the user's clone of this repository.
 README_CHECKOUT = "path/to/tap-spaaza-users"
 #: target-jsonl as a user's project would declare it (the Hub needs an account in Meltano 4.4).
@@ -77,13 +77,6 @@ def new_project(tmp_path: Path) -> Path:
     return project
 
 
-def readme_block(marker: str) -> str:
-    """The fenced block that follows ``<!-- tested: marker -->`` in the README."""
-    text = README.read_text(encoding="utf-8")
-    (block,) = re.findall(rf"<!-- tested: {marker} -->\n```\w*\n(.*?)```", text, flags=re.DOTALL)
-    return str(block)
-
-
 def plugins_named(project: Path, name: str) -> list[tuple[str, str]]:
     """Return (plugin type, name) of every plugin of that name in the project's meltano.yml."""
     added = yaml.safe_load((project / "meltano.yml").read_text(encoding="utf-8"))
@@ -101,7 +94,7 @@ def test_a_new_project_adds_installs_tests_and_runs_the_tap_from_the_definition(
     project = new_project(tmp_path)
     config = sandbox.tap_config(poll_interval_seconds=0.2, poll_max_interval_seconds=1)
     env = {**user_env(), **settings_env("TAP_SPAAZA_USERS", config)}
-    block = readme_block("own-project").replace(README_CHECKOUT, str(PROJECT_ROOT))
+    block = marked_text("own-project").replace(README_CHECKOUT, str(PROJECT_ROOT))
 
     done = subprocess.run(
         ["bash", "-c", f"set -euo pipefail\n{block}"],
