@@ -13,7 +13,7 @@ import subprocess
 from typing import TYPE_CHECKING
 
 import yaml
-from doc_blocks import marked_text
+from support.doc_blocks import marked_text
 
 from .conftest import (
     MELTANO_TIMEOUT_SECONDS,

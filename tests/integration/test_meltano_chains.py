@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 import yaml
-from doc_blocks import marked_text
+from support.doc_blocks import marked_text
 
 from tap_spaaza_users.sandbox import Sandbox
 
@@ -36,7 +36,7 @@ def test_readme_chain_extractors_are_meltano_ymls() -> None:
     declared = [
         p for p in project["plugins"]["extractors"] if p["name"].startswith("tap-spaaza-users--ch")
     ]
-    assert yaml.safe_load(marked_text("chains-yml")) == declared
+    assert yaml.safe_load(marked_text("chains-two-yml")) == declared
     for plugin in declared:
         config = plugin["config"]
         assert config["chain_id"] == config["stream_map_config"]["chain_id"]
@@ -47,7 +47,7 @@ def test_two_chains_load_complete_and_distinct_into_one_postgres_table(
     chains: dict[str, Sandbox],
     postgres: Postgres,  # noqa: F811 - the imported fixture
 ) -> None:
-    lines = [line for line in marked_text("chains").splitlines() if line.strip()]
+    lines = [line for line in marked_text("chains-two").splitlines() if line.strip()]
     exports = [shlex.split(line)[1].split("=")[0] for line in lines if line.startswith("export ")]
     (command,) = [line for line in lines if line.startswith("meltano ")]
     for name, sandbox in chains.items():

@@ -10,7 +10,7 @@ import subprocess
 from typing import TYPE_CHECKING
 
 import duckdb
-from doc_blocks import marked_text
+from support.doc_blocks import marked_text
 
 from .conftest import MELTANO_TIMEOUT_SECONDS, PROJECT_ROOT, read_jsonl
 from .test_meltano_sandbox_extractor import (  # noqa: F401 - fixtures
