@@ -90,3 +90,26 @@ def test_pipeline_benchmark_prints_each_load_against_its_floor() -> None:
         pattern = rf"^{re.escape(load)}.* \d+\.\d\d s after DONE  ratio to floor +\d+\.\d"
         assert re.search(pattern + r"  target peak RSS +\d+ MB$", out, line), (load, out)
     assert re.search(r"^speed-up duckdb, shipped vs before: \d+\.\dx$", out, line), out
+
+
+@pytest.mark.slow
+def test_export_benchmark_prints_each_export_and_the_speed_up() -> None:
+    script = SCRIPT.parent / "bench_export.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--users", "5000", "--repeat", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr[-2000:]
+    out = result.stdout
+    line = re.MULTILINE
+    load = r"[\d.]+ [\d.]+ [\d.]+"
+    assert re.search(rf"^users 5,000, seed 1, load average at start {load}$", out, line), out
+    for label in ("first export", "later export", "later, other dialect", "cell by cell"):
+        pattern = rf"^{re.escape(label)} +5,000 rows +\d+\.\d\d CPU s +\d+\.\d\d s +[\d,]+ rows/s$"
+        assert re.search(pattern, out, line), (label, out)
+    speed_up = r"^speed-up later export vs cell by cell: \d+\.\dx \(target >= 5\.0\)$"
+    assert re.search(speed_up, out, line), out

@@ -16,8 +16,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from sandbox_client import ApiClient, segment_of
 
+from tap_spaaza_users.sandbox.generator import COLUMNS, UserGenerator
+from tap_spaaza_users.sandbox.lines import CHUNK_USERS, RenderedLines, as_values, render_lines
+
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
     from sandbox_client import SandboxFactory
 
@@ -160,3 +164,37 @@ def test_the_export_writes_the_same_bytes_as_before_first_and_later(
 
     assert first == digest, case
     assert second == digest, f"{case}: a later export differs from the first"
+
+
+def _expected_lines(generator: UserGenerator, first: int, last: int) -> list[tuple[int, str]]:
+    rows = (generator.row(user_id) for user_id in range(first, last + 1))
+    return list(enumerate(render_lines(rows), start=first))
+
+
+def test_stored_lines_equal_freshly_rendered_ones_for_any_range(tmp_path: Path) -> None:
+    generator = UserGenerator(9, CHUNK_USERS * 2 + 10, 1_780_000_000)
+    rendered = RenderedLines(generator, tmp_path)
+    ranges = [(5, 20), (1, CHUNK_USERS * 2 + 10), (5, 20), (CHUNK_USERS - 3, CHUNK_USERS + 4)]
+    try:
+        for first, last in ranges:  # a part (not stored), all (stored), then parts again
+            assert list(rendered.lines(first, last)) == _expected_lines(generator, first, last)
+    finally:
+        rendered.close()
+    assert list(rendered.lines(1, 3)) == _expected_lines(generator, 1, 3)
+    rendered.close()
+
+
+def test_lines_are_still_rendered_where_they_cannot_be_stored(tmp_path: Path) -> None:
+    generator = UserGenerator(9, 50, 1_780_000_000)
+    rendered = RenderedLines(generator, tmp_path / "missing")
+    assert list(rendered.lines(1, 50)) == _expected_lines(generator, 1, 50)
+    assert list(rendered.lines(1, 50)) == _expected_lines(generator, 1, 50)
+
+
+def test_a_rendered_line_reads_back_into_the_users_values() -> None:
+    generator = UserGenerator(2, 3000, 1_780_000_000)
+    values = [generator.row(user_id) for user_id in range(1, 3001)]
+    assert any("\n" in cell for row in values for cell in row)  # quoted line breaks
+    assert any('"' in cell for row in values for cell in row)  # doubled quotes
+    for row, line in zip(values, render_lines(iter(values)), strict=True):
+        assert as_values(line) == dict(zip(COLUMNS, row, strict=True))
