@@ -81,7 +81,7 @@ def test_pipeline_benchmark_prints_each_load_against_its_floor() -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
     line = re.MULTILINE
-    loads = ["duckdb, before", "duckdb, shipped"]
+    loads = ["duckdb, before", "duckdb, shipped RECORD", "duckdb, shipped BATCH"]
     if with_postgres:
         loads += ["postgres, before", "postgres, shipped RECORD", "postgres, shipped BATCH"]
         assert re.search(r"^postgres floor \(COPY of the CSV\) +\d+\.\d\d s$", out, line), out
@@ -89,7 +89,9 @@ def test_pipeline_benchmark_prints_each_load_against_its_floor() -> None:
     for load in loads:
         pattern = rf"^{re.escape(load)}.* \d+\.\d\d s after DONE  ratio to floor +\d+\.\d"
         assert re.search(pattern + r"  target peak RSS +\d+ MB$", out, line), (load, out)
-    assert re.search(r"^speed-up duckdb, shipped vs before: \d+\.\dx$", out, line), out
+    for load in ("RECORD (default)", "BATCH (tap-spaaza-users--batch)"):
+        speed_up = rf"^speed-up duckdb, shipped {re.escape(load)} vs before: \d+\.\dx$"
+        assert re.search(speed_up, out, line), out
 
 
 @pytest.mark.slow
