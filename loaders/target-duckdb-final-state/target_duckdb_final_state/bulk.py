@@ -51,6 +51,10 @@ ENVELOPE = (
     "'version': 'BIGINT', 'time_extracted': 'VARCHAR'}"
 )
 DEFAULT_BATCH_SIZE_ROWS = 100_000
+#: DuckDB's own default is 80% of the machine's memory, and its cache of the table's pages
+#: grows with the table; beyond this it spills to its temporary directory (unless the
+#: ``settings`` object of the configuration sets its own ``memory_limit``).
+MEMORY_LIMIT = "600MB"
 
 
 def handles(config: dict[str, Any]) -> bool:
@@ -186,6 +190,8 @@ class BulkLoader:
         self.config = config
         self.emit = emit
         self.batch_size = int(config.get("batch_size_rows") or DEFAULT_BATCH_SIZE_ROWS)
+        if "memory_limit" not in (config.get("settings") or {}):
+            connection.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
         self.streams: dict[str, Stream] = {}
         self.state: Any = None
         self.state_pending = False
