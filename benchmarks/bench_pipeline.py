@@ -8,8 +8,9 @@ seconds of the tap, Meltano (which relays every line) and the target are sampled
 
 "before" is how target-postgres was configured before the fast path: the plain
 meltanolabs-target-postgres (not the project's wrapper, ``loaders/target-postgres-fast``),
-record validation, INSERT, 10,000-row batches. It runs from a copy of ``meltano.yml`` whose
-target-postgres executable is the plain one (same installed plugins).
+record validation, INSERT, 10,000-row batches; for DuckDB, target-duckdb's own per-record path
+(not the wrapper's bulk path, ``loaders/target-duckdb-final-state``). Both run from a copy of
+``meltano.yml`` whose loader executables are the plain targets (same installed plugins).
 """
 
 from __future__ import annotations
@@ -55,9 +56,12 @@ SQL_TYPES = {
     ColumnType.DATE_TIME: "timestamp",
     ColumnType.DECIMAL: "numeric",
 }
-#: meltano.yml's target-postgres executable (the wrapper) and the plain target's, in its venv.
-WRAPPER_EXECUTABLE = "executable: target-postgres-fast"
-PLAIN_EXECUTABLE = "executable: target-postgres"
+#: meltano.yml's loader executables (the project's wrappers) and the plain targets', each in
+#: the same virtual environment.
+PLAIN_EXECUTABLES = {
+    "executable: target-postgres-fast": "executable: target-postgres",
+    "executable: target-duckdb-final-state": "executable: target-duckdb",
+}
 
 
 @dataclass(frozen=True)
@@ -110,13 +114,21 @@ CONFIGURATIONS: list[Configuration] = [
         role="fastest",
     ),
     Configuration(
-        "duckdb, before (1000003 rows)",
+        "duckdb, before (target-duckdb's own per-record path, as the Hub's)",
         "tap-spaaza-users",
         "target-duckdb",
-        {"TARGET_DUCKDB_BATCH_SIZE_ROWS": "1000003"},
+        plain=True,
         role="before",
     ),
-    Configuration("duckdb, shipped", "tap-spaaza-users", "target-duckdb", role="default"),
+    Configuration(
+        "duckdb, shipped RECORD (default)", "tap-spaaza-users", "target-duckdb", role="default"
+    ),
+    Configuration(
+        "duckdb, shipped BATCH (tap-spaaza-users--batch)",
+        "tap-spaaza-users--batch",
+        "target-duckdb",
+        role="fastest",
+    ),
 ]
 
 
@@ -280,20 +292,20 @@ def meltano_env(info: dict[str, Any], workdir: Path, dsn_env: dict[str, str]) ->
 
 
 def plain_project(workdir: Path) -> Path:
-    """A copy of the project's meltano.yml that runs the plain target-postgres (same plugins).
+    """A copy of the project's meltano.yml that runs the plain targets (same plugins).
 
     Raises:
         RuntimeError: When meltano.yml no longer names the wrapper as the executable.
     """
     text = (PROJECT / "meltano.yml").read_text(encoding="utf-8")
-    if text.count(WRAPPER_EXECUTABLE) != 1:
-        msg = f"meltano.yml has no single {WRAPPER_EXECUTABLE!r} to replace"
-        raise RuntimeError(msg)
+    for wrapper, plain in PLAIN_EXECUTABLES.items():
+        if text.count(wrapper) != 1:
+            msg = f"meltano.yml has no single {wrapper!r} to replace"
+            raise RuntimeError(msg)
+        text = text.replace(wrapper, plain)
     project = workdir / "plain-project"
     project.mkdir(exist_ok=True)
-    (project / "meltano.yml").write_text(
-        text.replace(WRAPPER_EXECUTABLE, PLAIN_EXECUTABLE), encoding="utf-8"
-    )
+    (project / "meltano.yml").write_text(text, encoding="utf-8")
     return project
 
 
@@ -460,7 +472,7 @@ def report(users: int, repeat: int, results: dict[str, Result], load: tuple[str,
         before = befores.get(config.warehouse)
         if before is None or config is before:
             continue
-        name = "duckdb, shipped" if config.label == "duckdb, shipped" else config.label
+        name = config.label
         speed_up = results[before.label].seconds / results[config.label].seconds
         print(f"speed-up {name} vs before: {speed_up:.1f}x")
     for config in configs:

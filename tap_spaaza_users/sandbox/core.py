@@ -17,6 +17,7 @@ from tap_spaaza_users.sandbox.control import ControlApp
 from tap_spaaza_users.sandbox.export import CsvDialect
 from tap_spaaza_users.sandbox.faults import FaultStore, make_fault
 from tap_spaaza_users.sandbox.lifecycle import Engine, Timing
+from tap_spaaza_users.sandbox.lines import as_values
 from tap_spaaza_users.sandbox.options import SandboxOptions
 from tap_spaaza_users.sandbox.population import Population
 from tap_spaaza_users.sandbox.recording import RequestLog
@@ -215,7 +216,8 @@ class Sandbox:
         after = _as_datetime(created_after)
         before = _as_datetime(created_before)
         selected = []
-        for row in self.population.rows(self.population.snapshot(), now):
+        for item in self.population.rows(self.population.snapshot(), now):
+            row = as_values(item)
             created = parse_utc(row["created_date"])
             if (after is None or created > after) and (before is None or created < before):
                 selected.append(row)

@@ -13,10 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 from tap_spaaza_users.contract import USER_COLUMNS, ColumnType, parse_utc
 from tap_spaaza_users.sandbox.generator import COLUMNS, TIERS
+from tap_spaaza_users.sandbox.lines import as_values
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from pathlib import Path
+
+    from tap_spaaza_users.sandbox.lines import ExportRow
 
 BOOLEANS = {
     "true_false": ("true", "false"),
@@ -27,6 +30,8 @@ BOOLEANS = {
 _DATETIME_LENGTH = len("YYYY-MM-DD HH:MM:SS")
 DATETIMES = ("space", "iso_z", "iso_offset")
 COLUMN_ORDERS = ("default", "shuffled")
+#: Rendered lines gathered before one write to the file.
+_BLOCK_LINES = 512
 _BAD_VALUES = {
     ColumnType.INTEGER: "not-a-number",
     ColumnType.DECIMAL: "twelve",
@@ -76,6 +81,11 @@ class CsvDialect:
             random.Random(seed).shuffle(names)  # noqa: S311 - a reproducible shuffle
         return names
 
+    def writes_lines_as_rendered(self, header: list[str]) -> bool:
+        """Return whether this dialect writes ``header``'s rows as ``lines`` renders them."""
+        default = (self.booleans, self.datetimes) == ("true_false", "space")
+        return default and not self.crlf and header == list(COLUMNS)
+
     def render(self, row: dict[str, str], header: list[str]) -> list[str]:
         """Return one row's cells for ``header``, in this dialect."""
         return [self._cell(name, row) for name in header]
@@ -116,8 +126,12 @@ class ExportOptions:
     newer_by_seconds: float = 3600.0
 
 
-def write_export(path: Path, rows: Iterable[dict[str, str]], options: ExportOptions) -> int:
-    """Stream ``rows`` into the export file at ``path``; return how many rows were written."""
+def write_export(path: Path, rows: Iterable[ExportRow], options: ExportOptions) -> int:
+    """Stream ``rows`` into the export file at ``path``; return how many rows were written.
+
+    A rendered line goes into the file as it is when the dialect writes it unchanged (the
+    default dialect, columns in contract order); any other row is rendered cell by cell.
+    """
     raw = gzip.open(path, "wb") if options.gzip else path.open("wb")  # noqa: SIM115
     with raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as text:
         if options.dialect.bom:
@@ -126,17 +140,29 @@ def write_export(path: Path, rows: Iterable[dict[str, str]], options: ExportOpti
         writer = csv.writer(text, lineterminator=terminator)
         header = options.dialect.header(options.seed)
         writer.writerow(header)
+        as_is = options.dialect.writes_lines_as_rendered(header)
+        malformed = frozenset(options.malformed_rows)
         count = 0
         repeated: list[dict[str, str]] = []
+        pending: list[str] = []  # rendered lines, written in blocks
         for count, row in enumerate(rows, start=1):
-            cells = options.dialect.render(row, header)
-            if count in options.malformed_rows:
-                cells = _malform(cells, header, options)
-            _write_row(text, writer, cells, terminator)
+            if as_is and isinstance(row, str) and count not in malformed:
+                pending.append(row)
+                if len(pending) >= _BLOCK_LINES:
+                    text.write("".join(pending))
+                    pending.clear()
+            else:
+                text.write("".join(pending))
+                pending.clear()
+                cells = options.dialect.render(as_values(row), header)
+                if count in malformed:
+                    cells = _malform(cells, header, options)
+                _write_row(text, writer, cells, terminator)
             if count <= options.duplicates:
-                repeated.append(row)
-        for row in repeated:
-            newer = newer_copy(row, options.newer_by_seconds)
+                repeated.append(as_values(row))
+        text.write("".join(pending))
+        for values in repeated:
+            newer = newer_copy(values, options.newer_by_seconds)
             _write_row(text, writer, options.dialect.render(newer, header), terminator)
     return count + len(repeated)
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from tap_spaaza_users.sandbox.bodies import file_md5
 from tap_spaaza_users.sandbox.export import CsvDialect, ExportOptions, write_export
 from tap_spaaza_users.sandbox.filters import created_bounds
+from tap_spaaza_users.sandbox.lines import as_values
 from tap_spaaza_users.sandbox.tasks import FINISHED, Task, TaskStore, Ticker, monotonic
 from tap_spaaza_users.sandbox.validation import default_saved_segments
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 
     from tap_spaaza_users.sandbox.clock import SandboxClock
     from tap_spaaza_users.sandbox.faults import FaultStore
+    from tap_spaaza_users.sandbox.lines import ExportRow
     from tap_spaaza_users.sandbox.population import Overlay, Population
     from tap_spaaza_users.sandbox.validation import TaskRequest
 
@@ -72,6 +74,7 @@ class Engine:
         """Stop the scheduler and delete every task file."""
         self._ticker.stop()
         self.store.clear()
+        self.population.rendered.close()
 
     def create(self, request: TaskRequest) -> Task:
         """Create a task in ``READY`` from a validated request."""
@@ -161,13 +164,13 @@ class Engine:
             duration = max(self.timing.duration(rows), task.stuck_seconds)
             task.deadline = started + duration
 
-    def _matching(self, task: Task, overlay: Overlay, now: datetime) -> Iterator[dict[str, str]]:
+    def _matching(self, task: Task, overlay: Overlay, now: datetime) -> Iterator[ExportRow]:
         """Yield the snapshot's users in the task's segment; stop if the task is deleted."""
         bounds = created_bounds(task.segment, now)
         for row in self.population.rows(overlay, now, bounds):
             if task.cancelled:
                 return
-            if task.segment is None or task.segment.matches(row, now):
+            if task.segment is None or task.segment.matches(as_values(row), now):
                 yield row
 
     def _finish(self, task: Task) -> None:

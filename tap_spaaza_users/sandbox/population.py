@@ -14,9 +14,12 @@ from typing import TYPE_CHECKING
 from tap_spaaza_users.contract import USER_COLUMNS
 from tap_spaaza_users.sandbox.clock import format_datetime
 from tap_spaaza_users.sandbox.generator import COLUMNS, UserGenerator
+from tap_spaaza_users.sandbox.lines import RenderedLines
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    from tap_spaaza_users.sandbox.lines import ExportRow
 
 
 @dataclass
@@ -64,6 +67,7 @@ class Population:
     ) -> None:
         """Generate ``count`` base users (lazily) created in the ~3 years before ``epoch``."""
         self.generator = UserGenerator(seed, count, epoch)
+        self.rendered = RenderedLines(self.generator)
         self.index_lag_seconds = index_lag_seconds
         self._overlay = Overlay()
         self._lock = threading.Lock()
@@ -137,8 +141,11 @@ class Population:
         overlay: Overlay,
         now: datetime,
         created_between: tuple[datetime | None, datetime | None] = (None, None),
-    ) -> Iterator[dict[str, str]]:
-        """Yield the CSV values of every current user visible at ``now``.
+    ) -> Iterator[ExportRow]:
+        """Yield every current user visible at ``now``, in the export's order.
+
+        A base user without changes comes as its rendered line (``lines.as_values`` reads it
+        back), any other user as its values.
 
         Args:
             overlay: The (snapshot of the) added/updated/deleted users.
@@ -148,9 +155,10 @@ class Population:
         """
         stamp = now.timestamp()
         first, last = self._base_ids(*created_between)
-        for user_id in range(first, last + 1):
-            if user_id not in overlay.deleted:
-                yield self._row(user_id, overlay, None)
+        deleted, updated = overlay.deleted, overlay.updated
+        for user_id, line in self.rendered.lines(first, last):
+            if user_id not in deleted:
+                yield self._row(user_id, overlay, None) if user_id in updated else line
         for user_id in sorted(overlay.updated):
             outside = not first <= user_id <= last and user_id <= self.base_count
             if outside and user_id not in overlay.deleted:

@@ -81,7 +81,7 @@ def test_pipeline_benchmark_prints_each_load_against_its_floor() -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
     line = re.MULTILINE
-    loads = ["duckdb, before", "duckdb, shipped"]
+    loads = ["duckdb, before", "duckdb, shipped RECORD", "duckdb, shipped BATCH"]
     if with_postgres:
         loads += ["postgres, before", "postgres, shipped RECORD", "postgres, shipped BATCH"]
         assert re.search(r"^postgres floor \(COPY of the CSV\) +\d+\.\d\d s$", out, line), out
@@ -89,4 +89,58 @@ def test_pipeline_benchmark_prints_each_load_against_its_floor() -> None:
     for load in loads:
         pattern = rf"^{re.escape(load)}.* \d+\.\d\d s after DONE  ratio to floor +\d+\.\d"
         assert re.search(pattern + r"  target peak RSS +\d+ MB$", out, line), (load, out)
-    assert re.search(r"^speed-up duckdb, shipped vs before: \d+\.\dx$", out, line), out
+    for load in ("RECORD (default)", "BATCH (tap-spaaza-users--batch)"):
+        speed_up = rf"^speed-up duckdb, shipped {re.escape(load)} vs before: \d+\.\dx$"
+        assert re.search(speed_up, out, line), out
+
+
+@pytest.mark.slow
+def test_export_benchmark_prints_each_export_and_the_speed_up() -> None:
+    script = SCRIPT.parent / "bench_export.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--users", "5000", "--repeat", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr[-2000:]
+    out = result.stdout
+    line = re.MULTILINE
+    load = r"[\d.]+ [\d.]+ [\d.]+"
+    assert re.search(rf"^users 5,000, seed 1, load average at start {load}$", out, line), out
+    for label in ("first export", "later export", "later, other dialect", "cell by cell"):
+        pattern = rf"^{re.escape(label)} +5,000 rows +\d+\.\d\d CPU s +\d+\.\d\d s +[\d,]+ rows/s$"
+        assert re.search(pattern, out, line), (label, out)
+    speed_up = r"^speed-up later export vs cell by cell: \d+\.\dx \(target >= 5\.0\)$"
+    assert re.search(speed_up, out, line), out
+
+
+@pytest.mark.slow
+def test_duckdb_loaders_benchmark_prints_each_loader_against_read_csv() -> None:
+    loader_python = SCRIPT.parent.parent / ".meltano" / "loaders" / "target-duckdb" / "venv"
+    if not loader_python.exists():
+        pytest.skip("target-duckdb is not installed here: run `make setup`")
+    script = SCRIPT.parent / "bench_duckdb_loaders.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--users", "2000"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    line = re.MULTILINE
+    assert re.search(r"^duckdb floor \(read_csv via COPY\) +\d+\.\d\d s$", out, line), out
+    for label in ("shipped wrapper, RECORD", "shipped wrapper, BATCH", "target-duckdb's own path"):
+        pattern = rf"^{re.escape(label)}.* \d+\.\d\d s  CPU +\d+\.\d s  ratio to floor +\d+\.\d"
+        assert re.search(pattern + r"  peak RSS +\d+ MB$", out, line), (label, out)
+    assert re.search(
+        r"^load average \(1, 5, 15 min\): [\d. ]+ at the start, [\d. ]+ at the end$", out, line
+    )
+    assert re.search(
+        r"^shipped loader, worst ratio to floor: \d+\.\d \(target <= 10\.0\)$", out, line
+    )

@@ -10,6 +10,12 @@ Here the input is passed through unchanged, the last STATE seen is remembered, a
 target-duckdb has returned normally (every buffered row loaded) that STATE is emitted again.
 Meltano keeps the last STATE a loader emits, so the batch size can stay small (bounded
 memory) without losing the final bookmark.
+
+With the default settings the messages go to ``bulk`` instead: RECORD lines are spooled and
+read by DuckDB's JSON reader into target-duckdb's tables, and BATCH messages (jsonl files)
+are loaded the same way. Settings that need target-duckdb's per-record work
+(``bulk.PER_RECORD_SETTINGS``: validation, metadata columns, hard delete, flattening,
+flush_all_streams) keep target-duckdb's own path.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import target_duckdb
+
+from target_duckdb_final_state.bulk import BulkLoader, handles
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -63,9 +71,13 @@ def main() -> None:
     config: dict[str, Any] = {}
     if args.config:
         config = json.loads(Path(args.config).read_text(encoding="utf-8"))
-    state = LastState()
     lines = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8")
     connection = target_duckdb.duckdb_connect(config)
+    if handles(config):
+        BulkLoader(connection, config, target_duckdb.emit_state).run(lines)
+        connection.close()
+        return
+    state = LastState()
     target_duckdb.persist_lines(connection, config, state.watch(lines))
     connection.close()
     if state.seen:

@@ -1,0 +1,88 @@
+"""The sandbox's export: CPU seconds and rows/s of writing one file, against the cell-by-cell path.
+
+Runs in-process (no HTTP): a population, then the export writer over it, as a task does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tap_spaaza_users.sandbox.export import CsvDialect, ExportOptions, write_export
+from tap_spaaza_users.sandbox.generator import COLUMNS
+from tap_spaaza_users.sandbox.population import Population
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+#: A later export of the default dialect must be at least this many times faster than
+#: generating and rendering every user cell by cell (what every export did before).
+TARGET_SPEED_UP = 5.0
+EPOCH = 1_780_000_000
+
+
+def timed(write: Callable[[], int]) -> tuple[int, float, float]:
+    """Run ``write``; return (rows, CPU seconds, wall seconds)."""
+    cpu, wall = time.process_time(), time.perf_counter()
+    rows = write()
+    return rows, time.process_time() - cpu, time.perf_counter() - wall
+
+
+def main() -> int:
+    """Measure, print each export's figures and the ratio; fail if under the target."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--users", type=int, default=300_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=1, help="later exports (median shown)")
+    args = parser.parse_args()
+    print(f"users {args.users:,}, seed {args.seed}, load average at start {_load()}")
+    population = Population(seed=args.seed, count=args.users, epoch=EPOCH)
+    now = datetime.now(timezone.utc)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "export.csv"
+
+        def export(dialect: CsvDialect) -> int:
+            rows = population.rows(population.snapshot(), now)
+            return write_export(path, rows, ExportOptions(dialect=dialect, seed=args.seed))
+
+        def cell_by_cell() -> int:
+            generate = population.generator.row
+            rows: Iterable[dict[str, str]] = (
+                dict(zip(COLUMNS, generate(user_id), strict=True))
+                for user_id in range(1, args.users + 1)
+            )
+            return write_export(path, rows, ExportOptions(dialect=CsvDialect(), seed=args.seed))
+
+        figures = [("first export", timed(lambda: export(CsvDialect())))]
+        later = sorted(
+            (timed(lambda: export(CsvDialect())) for _ in range(args.repeat)),
+            key=lambda figure: figure[1],
+        )
+        figures.append(("later export", later[len(later) // 2]))
+        figures.append(("later, other dialect", timed(lambda: export(CsvDialect(crlf=True)))))
+        figures.append(("cell by cell", timed(cell_by_cell)))
+    for label, (rows, cpu, wall) in figures:
+        rate = rows / cpu if cpu else float("inf")
+        print(f"{label:<22} {rows:>9,} rows {cpu:7.2f} CPU s {wall:7.2f} s {rate:>12,.0f} rows/s")
+    reference = figures[-1][1][1]
+    first, later_cpu = figures[0][1][1], figures[1][1][1]
+    ratio = reference / later_cpu if later_cpu else float("inf")
+    print(f"speed-up first export vs cell by cell: {reference / first:.1f}x")
+    print(f"speed-up later export vs cell by cell: {ratio:.1f}x (target >= {TARGET_SPEED_UP})")
+    print(f"load average at end {_load()}")
+    return 0 if ratio >= TARGET_SPEED_UP else 1
+
+
+def _load() -> str:
+    """Return the 1/5/15-minute load averages."""
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

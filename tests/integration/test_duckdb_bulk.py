@@ -1,0 +1,119 @@
+"""The DuckDB loader's bulk path loads exactly the rows and types target-duckdb's own path does.
+
+The tap's real output (a RECORD run and a BATCH run of the same sandbox, with repeated users
+and empty values) goes through the wrapper in ``loaders/`` (its source, in the installed
+loader's environment): once with the default settings (the bulk path: DuckDB's JSON reader),
+once with ``flush_all_streams`` (a setting that changes nothing in the rows but keeps
+target-duckdb's per-record path). The tables must be equal, row for row and type for type.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import pytest
+
+from tap_spaaza_users.sandbox import Sandbox
+
+from .conftest import PROJECT_ROOT, require
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+LOADER_PYTHON = PROJECT_ROOT / ".meltano" / "loaders" / "target-duckdb" / "venv" / "bin" / "python"
+WRAPPER_SOURCE = PROJECT_ROOT / "loaders" / "target-duckdb-final-state"
+RUN_WRAPPER = "from target_duckdb_final_state import main; main()"
+
+
+def tap_output(sb: Sandbox, tmp_path: Path, name: str, **settings: Any) -> Path:
+    """Run the tap once (a fresh export with repeated users) and return its output file."""
+    sb.inject("duplicate_rows", count=5, newer_by_seconds=60)
+    config = tmp_path / f"{name}.json"
+    config.write_text(json.dumps(sb.tap_config(**settings)), encoding="utf-8")
+    output = tmp_path / f"{name}.jsonl"
+    with output.open("wb") as sink:
+        subprocess.run(
+            [sys.executable, "-m", "tap_spaaza_users", "--config", str(config)],
+            stdout=sink,
+            stderr=subprocess.DEVNULL,
+            check=True,
+            timeout=300,
+        )
+    sb.engine.store.clear()  # the next run exports afresh instead of adopting this task
+    return output
+
+
+def load(messages: Path, database: Path, **settings: Any) -> list[dict[str, Any]]:
+    """Run the wrapper over ``messages`` into ``database``; return the STATE values it emits."""
+    config = database.with_suffix(".json")
+    config.write_text(
+        json.dumps({"filepath": str(database), "default_target_schema": "spaaza", **settings}),
+        encoding="utf-8",
+    )
+    with messages.open("rb") as source:
+        result = subprocess.run(
+            [str(LOADER_PYTHON), "-c", RUN_WRAPPER, "--config", str(config)],
+            stdin=source,
+            capture_output=True,
+            check=False,
+            timeout=300,
+            env={"PYTHONPATH": str(WRAPPER_SOURCE), "PATH": "/usr/bin:/bin"},
+        )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+
+
+def table(database: Path) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The users table's column types and its rows by id."""
+    with duckdb.connect(str(database), read_only=True) as connection:
+        types = connection.execute("DESCRIBE spaaza.users").fetchall()
+        rows = connection.execute("SELECT * FROM spaaza.users ORDER BY id").fetchall()
+    return types, rows
+
+
+@pytest.fixture
+def outputs(tmp_path: Path) -> tuple[Path, Path, int]:
+    """A RECORD run's and a BATCH run's output of one sandbox, and its user count."""
+    require(LOADER_PYTHON.exists(), "target-duckdb is not installed", "run `make setup`")
+    users = 2500
+    with Sandbox(users=users, seed=4, task_base_seconds=0, task_seconds_per_1k_users=0) as sb:
+        sb.update_user(5, first_name="", phone_number="", birthday=None, last_name='Say "hi",\n')
+        fast = {"poll_interval_seconds": 0.05, "poll_max_interval_seconds": 0.1}
+        records = tap_output(sb, tmp_path, "records", **fast)
+        batch_config = {
+            "encoding": {"format": "jsonl", "compression": "gzip"},
+            "storage": {"root": (tmp_path / "batches").as_uri(), "prefix": "users-"},
+            "batch_size": 1000,
+        }
+        (tmp_path / "batches").mkdir()
+        batches = tap_output(sb, tmp_path, "batches", batch_config=batch_config, **fast)
+    return records, batches, users
+
+
+def test_records_and_batch_files_load_the_rows_target_duckdb_loads(
+    outputs: tuple[Path, Path, int], tmp_path: Path
+) -> None:
+    records, batches, users = outputs
+    per_record = tmp_path / "per-record.duckdb"
+    load(records, per_record, flush_all_streams=True, batch_size_rows=1000)
+
+    bulk = tmp_path / "bulk.duckdb"
+    states = load(records, bulk, batch_size_rows=1000)
+    from_files = tmp_path / "from-files.duckdb"
+    batch_states = load(batches, from_files)
+
+    expected_types, expected_rows = table(per_record)
+    assert len(expected_rows) == users
+    assert table(bulk) == (expected_types, expected_rows)
+    assert table(from_files) == (expected_types, expected_rows)
+    assert "replication_key_value" in states[-1]["bookmarks"]["users"]
+    assert "replication_key_value" in batch_states[-1]["bookmarks"]["users"]
+    names = [column[0] for column in expected_types]
+    by_id = {row[names.index("id")]: dict(zip(names, row, strict=True)) for row in expected_rows}
+    user_5 = by_id[5]
+    assert user_5["first_name"] is None  # an empty value is NULL, as target-duckdb makes it
+    assert user_5["last_name"] == 'Say "hi",\n'
