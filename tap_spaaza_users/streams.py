@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import sys
+import tempfile
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -53,6 +54,8 @@ class UsersStream(HookedStream):
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
     #: This sync's full refresh (``full_refresh_days``), or None for an incremental sync.
     full_refresh: state.FullRefresh | None = None
+    #: The temp dir this sync spools export files in, fixed when the sync starts.
+    _work_dir: str | None = None
     #: While a file is emitted, rows and rows/s are logged this often (checked every
     #: ``PROGRESS_CHECK_ROWS`` rows, so the clock is not read per record).
     progress_seconds: float = 30.0
@@ -104,6 +107,9 @@ class UsersStream(HookedStream):
         Yields:
             Typed user records, each user once per sync.
         """
+        # The temp dir as it is when the sync starts: if it vanishes later, the spool fails
+        # in one line instead of Python quietly falling back to another directory.
+        self._work_dir = tempfile.gettempdir()
         self._claim_state()
         self.full_refresh = self._start_full_refresh()
         windows = self.plan(context)
@@ -163,6 +169,7 @@ class UsersStream(HookedStream):
             # The file starts over: so do the ids it emitted this sync, and its own counts.
             on_restart=lambda: seen.restore(before_file),
             logger=self.logger,
+            directory=self._work_dir,
             timeout=settings.timeout,
             user_agent=settings.user_agent,
             max_retries=settings.max_retries,

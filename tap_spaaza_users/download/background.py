@@ -105,6 +105,7 @@ def read_while_downloading(  # noqa: PLR0913 - keyword-only, each the download's
     min_bytes: int,
     on_restart: Callable[[], None],
     logger: logging.Logger,
+    directory: str | None = None,
     **settings: Any,  # noqa: ANN401
 ) -> Iterator[dict[str, Any]]:
     """The records ``read`` makes of the task's file, read while the file downloads.
@@ -118,13 +119,14 @@ def read_while_downloading(  # noqa: PLR0913 - keyword-only, each the download's
         min_bytes: Files at least this large are parsed while they download.
         on_restart: Called when the file starts over, before it is read again.
         logger: Where the story is told.
+        directory: Where the unnamed spool file is made (default: the temp dir).
         settings: ``download_export``'s other keywords (timeouts, retries, deadline).
 
     Yields:
         The records.
     """
     with (
-        Spool(task_id=task_id) as spool,
+        Spool(directory, task_id=task_id) as spool,
         BackgroundDownload(
             url_provider, spool, task_id=task_id, logger=logger, **settings
         ) as download,
