@@ -41,6 +41,20 @@ class IdSet:
         self._others.add(user_id)
         return True
 
+    def bitmap(self) -> bytearray:
+        """The bitmap itself, for a loop that tests and sets bits inline (see ``grow``).
+
+        Bit ``id & 7`` of byte ``id >> 3`` is set when ``id`` (below BITMAP_LIMIT) was added.
+        """
+        return self._bits
+
+    def grow(self, index: int) -> int:
+        """Lengthen the bitmap (in place) to hold byte ``index``; return its new length."""
+        bits = self._bits
+        if index >= len(bits):
+            bits.extend(bytes(max(index + 1, 2 * len(bits)) - len(bits)))
+        return len(bits)
+
     def __contains__(self, user_id: object) -> bool:
         """Whether an id was added."""
         if isinstance(user_id, int) and 0 <= user_id < BITMAP_LIMIT:

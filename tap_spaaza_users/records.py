@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
-import io
 import math
 import sys
 import zlib
 from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
-from tap_spaaza_users.contract import PRIMARY_KEY, USER_COLUMNS, ColumnType
+from tap_spaaza_users.contract import PRIMARY_KEY, REPLICATION_KEY, USER_COLUMNS, ColumnType
+from tap_spaaza_users.csv_lines import NUL_STAND_IN as _NUL_STAND_IN
+from tap_spaaza_users.csv_lines import ExportLines
 from tap_spaaza_users.errors import SpaazaCorruptExportError, SpaazaInvalidRowError
 from tap_spaaza_users.integrity import GZIP_MAGIC
 
 if TYPE_CHECKING:
+    import io
     import logging
     from collections.abc import Callable, Iterator
     from types import TracebackType
@@ -28,9 +31,13 @@ Record = dict[str, Any]
 
 INVALID_ROW_ACTIONS = ("fail", "skip")
 MAX_VALUE_IN_MESSAGE = 80
+#: Bad lines in a row after which a file is beyond repair (a quote that joins lines costs a
+#: few, one per line it joined at most).
+MAX_LINES_WITHOUT_ROW = 100
+#: Skipped rows whose lines are listed.
+MAX_LISTED_LINES = 20
 _CONVERSION_ERRORS = (ValueError, KeyError, TypeError, ArithmeticError)
 _NEEDS_NUL_WORKAROUND = sys.version_info < (3, 11)
-_NUL_STAND_IN = "\ufdd0"  # a noncharacter, never in real text; swapped back after parsing
 
 _BOOLEANS: dict[str, bool] = {}
 for _word, _value in {
@@ -123,20 +130,22 @@ FAST_CONVERTERS: dict[ColumnType, Callable[[str], Any]] = CONVERTERS | {
 }
 
 
-def open_export_text(source: Path | io.BufferedReader, task_id: int | None = None) -> IO[str]:
-    """Open the export as text: gzip detected by magic bytes, UTF-8 with the BOM stripped.
+def open_export_bytes(
+    source: Path | io.BufferedReader, task_id: int | None = None
+) -> io.BufferedIOBase:
+    """Open the export's bytes, gzip undone when the magic bytes say so.
 
     Args:
         source: The file, or a reader of it (such as a spool's) at its first byte.
         task_id: The export task, named when its gzip stream turns out broken.
 
     Returns:
-        The text; a broken gzip stream raises SpaazaCorruptExportError while reading.
+        The bytes; a broken gzip stream raises SpaazaCorruptExportError while reading.
     """
     binary: io.BufferedReader = source.open("rb") if isinstance(source, Path) else source
     if binary.peek(2)[:2] != GZIP_MAGIC:
-        return io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
-    return io.TextIOWrapper(_CheckedGzip(binary, task_id), encoding="utf-8-sig", newline="")
+        return binary
+    return _CheckedGzip(binary, task_id)
 
 
 _GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
@@ -174,12 +183,6 @@ class _CheckedGzip(gzip.GzipFile):
             self._binary.close()
 
 
-def _without_nul(lines: Iterator[str]) -> Iterator[str]:
-    """Hide NUL from old csv modules that reject it (restored in the parsed values)."""
-    for line in lines:
-        yield line.replace("\x00", _NUL_STAND_IN) if "\x00" in line else line
-
-
 def _typed(name: str) -> bool:
     """Whether a column's values are converted (known and not a string)."""
     return USER_COLUMNS.get(name, ColumnType.STRING) is not ColumnType.STRING
@@ -196,7 +199,8 @@ class UsersCsvReader:
 
     Use as a context manager; iterate inside it. After entering, `columns`, `extra_columns` and
     `missing_columns` describe the file; while iterating, `rows` counts records emitted and
-    `skipped_rows` the malformed rows skipped (with `on_invalid_row="skip"`).
+    `skipped_rows` the malformed rows skipped (with `on_invalid_row="skip"`), whose first lines
+    are in `skipped_lines` and whose earliest ``created_date`` is `unvouched_from`.
     """
 
     def __init__(
@@ -230,18 +234,24 @@ class UsersCsvReader:
         self.missing_columns: list[str] = []
         self.rows = 0
         self.skipped_rows = 0
-        self._file: IO[str] | None = None
+        #: The first line of each row skipped (the first MAX_LISTED_LINES of them).
+        self.skipped_lines: list[int] = []
+        #: The earliest ``created_date`` of a skipped row: None when none was skipped, ""
+        #: when a skipped row's date could not be read (nothing in the file is vouched for).
+        self.unvouched_from: str | None = None
+        self._file: io.BufferedIOBase | None = None
+        self._lines: ExportLines | None = None
         self._reader: Any = None
+        self._base = 0  # the lines before the parser's first one (it restarts after a bad row)
+        self._early_bad_lines: list[tuple[int, str]] = []
 
     def __enter__(self) -> Self:
         """Open the file and read its header."""
         csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-        self._file = open_export_text(self.source, self.task_id)
+        self._file = open_export_bytes(self.source, self.task_id)
         try:
-            lines: Iterator[str] = iter(self._file)
-            if _NEEDS_NUL_WORKAROUND:
-                lines = _without_nul(lines)
-            self._reader = csv.reader(lines, strict=True)
+            self._lines = ExportLines(self._file, self._bad_utf8, hide_nul=_NEEDS_NUL_WORKAROUND)
+            self._reader = csv.reader(self._lines.from_line(1), strict=True)
             self._read_header()
         except BaseException:
             self.close()
@@ -268,18 +278,24 @@ class UsersCsvReader:
             "Export task %d, line %d: %s" % (self.task_id, line, message)  # noqa: UP031
         )
 
-    def _not_utf8(self, exc: UnicodeDecodeError) -> SpaazaInvalidRowError:
-        line = self._reader.line_num + 1
-        why = f"the file is not valid UTF-8 near line {line} ({exc.reason})"
-        return SpaazaInvalidRowError(f"Export task {self.task_id}: {why}")
+    def _bad_utf8(self, line: int, text: str, reason: str) -> None:
+        """A line that is not UTF-8: fail (always in the header), or skip it."""
+        why = f"the file is not valid UTF-8 at line {line} ({reason})"
+        if line == 1 or self.on_invalid_row == "fail":
+            msg = f"Export task {self.task_id}: {why}"
+            if line > 1:
+                msg += "; set on_invalid_row to skip to leave such rows out (each is counted)"
+            raise SpaazaInvalidRowError(msg)
+        if not self.columns:  # met while the header's block is decoded: after the header
+            self._early_bad_lines.append((line, text))
+            return
+        self._fail_or_skip_row(line, "not valid UTF-8", text=text)
 
     def _read_header(self) -> None:
         try:
             header = next(self._reader)
         except StopIteration:
             raise self._error(1, "the file is empty (no header row)") from None
-        except UnicodeDecodeError as exc:
-            raise self._not_utf8(exc) from None
         except csv.Error as exc:
             raise self._error(1, f"unreadable header ({exc})") from None
         if _NEEDS_NUL_WORKAROUND:
@@ -304,6 +320,8 @@ class UsersCsvReader:
                 self.task_id,
                 name,
             )
+        for line, text in self._early_bad_lines:
+            self._fail_or_skip_row(line, "not valid UTF-8", text=text)
 
     def __iter__(self) -> Iterator[Record]:
         """Yield one typed record per data row.
@@ -338,7 +356,7 @@ class UsersCsvReader:
                     continue
             if record[PRIMARY_KEY] is None:
                 self._fail_or_skip_row(
-                    line, f"column {PRIMARY_KEY!r} is empty (every user has an id)"
+                    line, f"column {PRIMARY_KEY!r} is empty (every user has an id)", row=row
                 )
                 continue
             if missing:
@@ -356,41 +374,111 @@ class UsersCsvReader:
                     record[name] = CONVERTERS[kind](value)
                 except _CONVERSION_ERRORS:
                     why = f"column {name!r}: {_shorten(value)} is not a valid {kind.value}"
-                    self._fail_or_skip_row(line, why)
+                    self._fail_or_skip_row(line, why, row=row)
                     return False
         return True
 
     def _rows(self) -> Iterator[tuple[int, list[str]]]:
-        """Yield (first physical line, fields) of each data row with the header's field count."""
-        reader = self._reader
+        """Yield (first physical line, fields) of each data row with the header's field count.
+
+        A bad record that spans several lines (an unclosed quote joins the lines after it)
+        costs only its first line: the parser starts again on the next one. Past
+        MAX_LINES_WITHOUT_ROW bad lines in a row, the file is beyond repair.
+        """
+        reader, base = self._reader, self._base
         width = len(self.columns)
         last_line = reader.line_num
+        misses = 0
         while True:
             try:
                 row = next(reader)
             except StopIteration:
                 return
-            except UnicodeDecodeError as exc:
-                raise self._not_utf8(exc) from None
             except csv.Error as exc:
-                self._fail_or_skip_row(last_line + 1, f"unreadable CSV ({exc})")
+                first, end = base + last_line + 1, base + reader.line_num
+                self._fail_or_skip_row(first, f"unreadable CSV ({exc})")
+                misses += 1
+                if end > first:
+                    reader, base = self._restart(first + 1, misses)
                 last_line = reader.line_num
                 continue
             line = last_line + 1
             last_line = reader.line_num
             if len(row) != width:
                 if row:  # blank lines are not rows
-                    self._fail_or_skip_row(line, f"expected {width} fields, found {len(row)}")
+                    self._fail_or_skip_row(
+                        base + line, f"expected {width} fields, found {len(row)}"
+                    )
+                    misses += 1
+                    if last_line > line:
+                        reader, base = self._restart(base + line + 1, misses)
+                        last_line = 0
                 continue
             if _NEEDS_NUL_WORKAROUND:
                 row = [value.replace(_NUL_STAND_IN, "\x00") for value in row]
-            yield line, row
+            misses = 0
+            yield base + line, row
 
-    def _fail_or_skip_row(self, line: int, message: str) -> None:
-        """Raise for an invalid row (on_invalid_row fail), or log and count it (skip)."""
+    def _restart(self, line: int, misses: int) -> tuple[Any, int]:
+        """A new parser from ``line``, after a bad record that joined the lines after it.
+
+        Raises:
+            SpaazaInvalidRowError: When ``misses`` bad lines came in a row, or the line is no
+                longer kept: no row can be trusted from there on.
+        """
+        if misses > MAX_LINES_WITHOUT_ROW or self._lines is None:
+            raise self._unreadable_from(line - misses)
+        try:
+            self._reader = csv.reader(self._lines.from_line(line), strict=True)
+        except SpaazaInvalidRowError:
+            raise self._unreadable_from(line - 1) from None
+        self._base = line - 1
+        return self._reader, self._base
+
+    def _unreadable_from(self, line: int) -> SpaazaInvalidRowError:
+        return self._error(
+            line,
+            "the CSV cannot be read from here on (an unclosed quote or a broken file): "
+            "no row after it can be trusted, so nothing of this file is kept; fix the export "
+            "or tell Spaaza",
+        )
+
+    def _fail_or_skip_row(
+        self, line: int, message: str, *, row: list[str] | None = None, text: str | None = None
+    ) -> None:
+        """Raise for an invalid row (on_invalid_row fail), or log and count it (skip).
+
+        A skipped row's ``created_date`` (from its fields, or its line's text) joins
+        ``unvouched_from``; when it cannot be read, nothing in the file is vouched for.
+        """
         error = self._error(line, message)
         if self.on_invalid_row == "fail":
             msg = f"{error}; set on_invalid_row to skip to leave such rows out (each is counted)"
             raise SpaazaInvalidRowError(msg)
         self.skipped_rows += 1
+        if len(self.skipped_lines) < MAX_LISTED_LINES:
+            self.skipped_lines.append(line)
         self.logger.warning("%s; row skipped", error)
+        created = self._created_date_of(row, line, text)
+        if self.unvouched_from is None or created < self.unvouched_from:
+            self.unvouched_from = created
+
+    def _created_date_of(self, row: list[str] | None, line: int, text: str | None) -> str:
+        """A bad row's ``created_date`` as records carry it, or "" when it cannot be read."""
+        if REPLICATION_KEY not in self.columns:
+            return ""
+        width, position = len(self.columns), self.columns.index(REPLICATION_KEY)
+        candidates = [row] if row is not None else []
+        if text is None and self._lines is not None:
+            text = self._lines.line_text(line)
+        if text:
+            with contextlib.suppress(csv.Error):
+                candidates.append(next(csv.reader([text]), []))
+            candidates.append(text.rstrip("\r\n").split(","))
+        for fields in candidates:
+            if len(fields) == width:
+                try:
+                    return to_date_time(fields[position]) if fields[position] else ""
+                except _CONVERSION_ERRORS:
+                    return ""
+        return ""
