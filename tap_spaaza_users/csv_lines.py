@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 #: Bytes read and decoded at once.
 BLOCK_BYTES = 1 << 20
 #: How much text before the newest block is kept, to read a bad record's lines again.
-RESYNC_CHARS = 8 << 20
+RESYNC_CHARS = 2 << 20
 BOM = b"\xef\xbb\xbf"
 NUL_STAND_IN = "\ufdd0"  # a noncharacter, never in real text; swapped back after parsing
 

@@ -5,11 +5,8 @@ from __future__ import annotations
 import contextlib
 import csv
 import gzip
-import math
 import sys
 import zlib
-from datetime import date, datetime, timezone
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,11 +15,32 @@ from tap_spaaza_users.csv_lines import NUL_STAND_IN as _NUL_STAND_IN
 from tap_spaaza_users.csv_lines import ExportLines
 from tap_spaaza_users.errors import SpaazaCorruptExportError, SpaazaInvalidRowError
 from tap_spaaza_users.integrity import GZIP_MAGIC
+from tap_spaaza_users.values import (
+    CONVERSION_ERRORS,
+    CONVERTERS,
+    row_typer,
+    to_boolean,
+    to_date,
+    to_date_time,
+    to_decimal,
+    to_integer,
+)
+
+__all__ = [
+    "CONVERTERS",
+    "UsersCsvReader",
+    "open_export_bytes",
+    "to_boolean",
+    "to_date",
+    "to_date_time",
+    "to_decimal",
+    "to_integer",
+]
 
 if TYPE_CHECKING:
     import io
     import logging
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
     from types import TracebackType
 
     from typing_extensions import Self
@@ -36,98 +54,7 @@ MAX_VALUE_IN_MESSAGE = 80
 MAX_LINES_WITHOUT_ROW = 100
 #: Skipped rows whose lines are listed.
 MAX_LISTED_LINES = 20
-_CONVERSION_ERRORS = (ValueError, KeyError, TypeError, ArithmeticError)
 _NEEDS_NUL_WORKAROUND = sys.version_info < (3, 11)
-
-_BOOLEANS: dict[str, bool] = {}
-for _word, _value in {
-    "true": True,
-    "false": False,
-    "1": True,
-    "0": False,
-    "yes": True,
-    "no": False,
-}.items():
-    for _spelling in {_word, _word.upper(), _word.capitalize()}:
-        _BOOLEANS[_spelling] = _value
-
-
-def to_boolean(value: str) -> bool:
-    """Type a boolean cell: true/false, 1/0, yes/no in any case."""
-    try:
-        return _BOOLEANS[value]
-    except KeyError:
-        word = value.lower()
-        if word in _BOOLEANS:
-            return _BOOLEANS[word]
-        raise
-
-
-def to_integer(value: str) -> int:
-    """Type an integer cell: ASCII digits with an optional sign (no ``1_000``, no ``١٢``)."""
-    if "_" in value or not value.isascii():
-        raise ValueError(value)
-    return int(value)
-
-
-def to_decimal(value: str) -> Decimal:
-    """Type a decimal cell keeping every digit.
-
-    Like integers, only ASCII digits without ``_``. NaN, infinities and numbers beyond a
-    double's range (``1e999999``, which JSON readers would turn into infinity, or
-    ``1e-999999`` into 0) are rejected.
-    """
-    if "_" in value or not value.isascii():
-        raise ValueError(value)
-    number = Decimal(value)
-    if number.is_finite():
-        as_double = float(number)
-        if math.isfinite(as_double) and (as_double or not number):
-            return number
-    raise InvalidOperation(value)
-
-
-def to_date(value: str) -> str:
-    """Type a date cell as YYYY-MM-DD."""
-    if len(value) == 10 and value[4:8:3] == "--":  # noqa: PLR2004 - the file's own format
-        _date_from_iso(value)  # validates
-        return value
-    return _date_from_iso(value).isoformat()
-
-
-def to_date_time(value: str) -> str:
-    """Type a date-time cell as RFC 3339 UTC (`YYYY-MM-DDTHH:MM:SS+00:00`).
-
-    The file's own format (`YYYY-MM-DD HH:MM:SS`, UTC) takes a fast path; ISO 8601 with `T`
-    and `Z` or an offset is converted to UTC. Fractional seconds are kept when present.
-    """
-    if len(value) == 19 and value[4:17:3] in _PLAIN_DATE_TIME_MARKS:  # noqa: PLR2004
-        _date_time_from_iso(value)  # validates
-        return value.replace(" ", "T") + "+00:00"
-    if len(value) < 16 or value[10] not in " Tt":  # noqa: PLR2004 - a date-time, not a date
-        raise ValueError(value)
-    parsed = _date_time_from_iso(value[:-1] + "+00:00" if value[-1] in "Zz" else value)
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=timezone.utc).isoformat()
-    return parsed.astimezone(timezone.utc).isoformat()
-
-
-_date_from_iso = date.fromisoformat
-_date_time_from_iso = datetime.fromisoformat
-_PLAIN_DATE_TIME_MARKS = ("-- ::", "--T::")  # characters 4, 7, 10, 13 and 16
-
-#: How each non-string column type is converted (values are never empty here).
-CONVERTERS: dict[ColumnType, Callable[[str], Any]] = {
-    ColumnType.INTEGER: to_integer,
-    ColumnType.BOOLEAN: to_boolean,
-    ColumnType.DECIMAL: to_decimal,
-    ColumnType.DATE: to_date,
-    ColumnType.DATE_TIME: to_date_time,
-}
-#: The same, tuned for the common spellings; a row they reject is retried with CONVERTERS.
-FAST_CONVERTERS: dict[ColumnType, Callable[[str], Any]] = CONVERTERS | {
-    ColumnType.BOOLEAN: _BOOLEANS.__getitem__,
-}
 
 
 def open_export_bytes(
@@ -335,48 +262,46 @@ class UsersCsvReader:
         return self._records()
 
     def _records(self) -> Iterator[Record]:
-        """Type each well-formed row with converters chosen once, by column position."""
-        strings = [
-            (position, name) for position, name in enumerate(self.columns) if not _typed(name)
-        ]
-        typed = [
-            (position, name, FAST_CONVERTERS[USER_COLUMNS[name]])
-            for position, name in enumerate(self.columns)
-            if _typed(name)
-        ]
-        missing = dict.fromkeys(self.missing_columns)
+        """Type each well-formed row with a function built once for the header."""
+        typed = row_typer(self.columns, self.missing_columns)
         for line, row in self._rows():
-            record = {name: row[position] or None for position, name in strings}
             try:
-                for position, name, convert in typed:
-                    value = row[position]
-                    record[name] = convert(value) if value else None
-            except _CONVERSION_ERRORS:
-                if not self._retype(line, row, record):
-                    continue
+                record: Record | None = typed(row)
+            except CONVERSION_ERRORS:
+                record = self._retype(line, row)
+            if record is None:
+                continue
             if record[PRIMARY_KEY] is None:
                 self._fail_or_skip_row(
                     line, f"column {PRIMARY_KEY!r} is empty (every user has an id)", row=row
                 )
                 continue
-            if missing:
-                record.update(missing)
             self.rows += 1
             yield record
 
-    def _retype(self, line: int, row: list[str], record: Record) -> bool:
-        """Convert a row the fast converters rejected with the complete ones; False if invalid."""
+    def _retype(self, line: int, row: list[str]) -> Record | None:
+        """Type a row the row typer rejected with the complete converters; None if invalid."""
+        record: Record = {
+            name: value or None
+            for name, value in zip(self.columns, row, strict=True)
+            if USER_COLUMNS.get(name, ColumnType.STRING) is ColumnType.STRING
+        }
         for position, name in enumerate(self.columns):
             value = row[position]
-            if value and _typed(name):
-                kind = USER_COLUMNS[name]
-                try:
-                    record[name] = CONVERTERS[kind](value)
-                except _CONVERSION_ERRORS:
-                    why = f"column {name!r}: {_shorten(value)} is not a valid {kind.value}"
-                    self._fail_or_skip_row(line, why, row=row)
-                    return False
-        return True
+            kind = USER_COLUMNS.get(name, ColumnType.STRING)
+            if kind is ColumnType.STRING:
+                continue
+            if not value:
+                record[name] = None
+                continue
+            try:
+                record[name] = CONVERTERS[kind](value)
+            except CONVERSION_ERRORS:
+                why = f"column {name!r}: {_shorten(value)} is not a valid {kind.value}"
+                self._fail_or_skip_row(line, why, row=row)
+                return None
+        record.update(dict.fromkeys(self.missing_columns))
+        return record
 
     def _rows(self) -> Iterator[tuple[int, list[str]]]:
         """Yield (first physical line, fields) of each data row with the header's field count.
@@ -479,6 +404,6 @@ class UsersCsvReader:
             if len(fields) == width:
                 try:
                     return to_date_time(fields[position]) if fields[position] else ""
-                except _CONVERSION_ERRORS:
+                except CONVERSION_ERRORS:
                     return ""
         return ""

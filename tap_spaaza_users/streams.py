@@ -174,7 +174,10 @@ class UsersStream(HookedStream):
         - A download failure reaches this thread as the download's own one-line error (the
           spool is aborted with it, and the reader raises it at its next read).
         - A file of at least ``overlap_from_bytes`` (stated by storage, or received so far)
-          is parsed as it arrives, so its rows may be emitted before the file is proven
+          is parsed as it arrives when the link is slow (its first bytes came slower than
+          ``FAST_LINK_BYTES_PER_SECOND``; a faster link brings the whole file in a fraction
+          of its parse time, and it is read once whole, see ``reader_start_bytes``), so its
+          rows may be emitted before the file is proven
           whole: if the download then fails, the next run emits them again (the bookmark did
           not move; targets upsert by key). A smaller file is read once it is proven whole,
           as before: overlap would save little, and none of its rows is emitted before then.
@@ -205,8 +208,9 @@ class UsersStream(HookedStream):
                 deadline_seconds=float(self.config["task_timeout_minutes"]) * 60,
             ) as download,
         ):
+            start_bytes = self.overlap_from_bytes
             while True:
-                reader = spool.reader(min_bytes=self.overlap_from_bytes)
+                reader = spool.reader(min_bytes=download.reader_start_bytes(start_bytes))
                 try:
                     selection = WindowSelection(
                         window, seen, server_margin=self._server_margin, earlier=before_file

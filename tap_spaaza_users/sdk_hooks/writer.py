@@ -17,6 +17,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from singer_sdk.contrib.msgspec import MsgSpecWriter
+from singer_sdk.contrib.msgspec import encoder as json_encoder
 from singer_sdk.singerlib.messages import SingerMessageType
 
 if sys.version_info >= (3, 12):
@@ -61,12 +62,28 @@ class BufferedRecordWriter(MsgSpecWriter):
         """Start with nothing waiting."""
         super().__init__(*args, **kwargs)
         self.pending = bytearray()
+        #: RECORD messages (as ``RecordMessage.to_dict`` gives them) the stream appends
+        #: here; they are encoded together, before any other message (``encode_records``).
+        self.records: list[dict[str, Any]] = []
         self.writing = False
         self.after_write: Callable[[], None] | None = None
 
     def flush(self) -> None:
         """Write the RECORD messages waiting, if any."""
+        if self.records:
+            self.encode_records()
         if self.pending:
+            self._write_pending()
+
+    def encode_records(self) -> None:
+        """Encode the messages in ``records`` into the block, in one call; write it if full."""
+        self.writing = True  # a signal handler waits: the messages must not be lost or doubled
+        try:
+            self.pending += json_encoder.encode_lines(self.records)
+            self.records.clear()
+        finally:
+            self.writing = False
+        if len(self.pending) >= BLOCK_BYTES or self.after_write is not None:
             self._write_pending()
 
     def _write_pending(self) -> None:
@@ -87,6 +104,8 @@ class BufferedRecordWriter(MsgSpecWriter):
         Args:
             message: The message to write.
         """
+        if self.records:
+            self.encode_records()
         self.pending += self.format_message(message)
         if message.type != SingerMessageType.RECORD or len(self.pending) >= BLOCK_BYTES:
             self._write_pending()
