@@ -210,7 +210,13 @@ class UsersStream(HookedStream):
         ):
             start_bytes = self.overlap_from_bytes
             while True:
-                reader = spool.reader(min_bytes=download.reader_start_bytes(start_bytes))
+                wait_for = download.reader_start_bytes(start_bytes)
+                if wait_for > start_bytes:
+                    self.logger.info(
+                        "Export task %d: the link is fast; the file is read once it is whole",
+                        task_id,
+                    )
+                reader = spool.reader(min_bytes=wait_for)
                 try:
                     selection = WindowSelection(
                         window, seen, server_margin=self._server_margin, earlier=before_file

@@ -109,6 +109,20 @@ def record_messages(
         yield RecordMessage(stream=alias, record=mapped, version=version, time_extracted=extracted)
 
 
+def plain_alias(stream: Stream, shaper: RecordShaper) -> str | None:
+    """The stream's one alias when its records go out as they are, else None.
+
+    That is: no field deselected, and one stream map that passes records through unchanged
+    (no flattening).
+    """
+    maps = stream.stream_maps
+    if shaper.deselected or len(maps) != 1 or type(maps[0]) is not SameRecordTransform:
+        return None
+    if maps[0].flattening_options and maps[0].flattening_enabled:
+        return None
+    return maps[0].stream_alias
+
+
 class RecordMessageMaker:
     """RECORD messages as ``RecordMessage.to_dict`` gives them, built without the object.
 
@@ -121,17 +135,9 @@ class RecordMessageMaker:
         """Read the stream's selection and maps, and the time for ``time_extracted``."""
         self.stream = stream
         self.shaper = RecordShaper.of(stream)
-        maps = stream.stream_maps
         #: The one alias when records go out as they are (nothing deselected, no map that
-        #: changes them): the caller may then build the message itself (``plain``).
-        self.plain_alias: str | None = None
-        if (
-            not self.shaper.deselected
-            and len(maps) == 1
-            and type(maps[0]) is SameRecordTransform
-            and not (maps[0].flattening_options and maps[0].flattening_enabled)
-        ):
-            self.plain_alias = maps[0].stream_alias
+        #: changes them): the caller may then build the message itself.
+        self.plain_alias = plain_alias(stream, self.shaper)
         self.tick()
 
     def tick(self) -> None:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from singer_sdk import Stream
 
-from tap_spaaza_users.sdk_hooks.batching import BatchFiles
+from tap_spaaza_users.sdk_hooks.batching import ENCODE_RECORDS, BatchFiles
 from tap_spaaza_users.sdk_hooks.shaping import (
     RecordMessageMaker,
     add_string_columns,
@@ -202,7 +202,9 @@ class HookedStream(Stream):
         self.before_state = files.complete
         try:
             for record in self._sync_records(context, write_messages=False):
-                files.add(record)
+                files.waiting.append(record)
+                if len(files.waiting) >= ENCODE_RECORDS:
+                    files.add_waiting()
             files.complete()
         finally:
             files.discard()
