@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -12,6 +13,7 @@ import backoff
 import requests
 from singer_sdk import metrics
 
+from tap_spaaza_users.api_answers import content_kind, decode_json, nothing_listens, was_refused
 from tap_spaaza_users.errors import (
     SpaazaAPIError,
     SpaazaAuthError,
@@ -24,13 +26,20 @@ from tap_spaaza_users.retries import parse_retry_after, retry_waits
 
 if TYPE_CHECKING:
     import logging
-    from collections.abc import Mapping
 
 #: The production Services API.
 DEFAULT_API_URL = "https://services-prod.spaaza.com"
 
 #: Statuses worth another try: rate limiting and transient server faults.
-RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+RETRYABLE_STATUSES = frozenset(
+    {
+        HTTPStatus.TOO_MANY_REQUESTS,
+        HTTPStatus.INTERNAL_SERVER_ERROR,
+        HTTPStatus.BAD_GATEWAY,
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        HTTPStatus.GATEWAY_TIMEOUT,
+    }
+)
 
 #: An id in a path, replaced by ``{id}`` in the ``endpoint`` tag of request metrics.
 _PATH_ID = re.compile(r"/\d+(?=/|$)")
@@ -42,7 +51,7 @@ MIN_SCRUBBED_LENGTH = 6
 
 @dataclass(frozen=True)
 class ClientSettings:
-    """Everything the client needs to know, taken from the tap's settings."""
+    """Everything the client needs to know (``export.make_client`` takes it from the settings)."""
 
     api_url: str
     chain_id: int
@@ -54,37 +63,28 @@ class ClientSettings:
     retry_initial_wait: float
     retry_max_wait: float
 
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any], user_agent: str) -> ClientSettings:
-        """Read the client's part of the tap's settings.
-
-        Args:
-            config: The tap's settings (checked, with the schema's defaults filled in).
-            user_agent: The User-Agent header of every request.
-
-        Returns:
-            The settings.
-        """
-        return cls(
-            api_url=config.get("api_url") or DEFAULT_API_URL,
-            chain_id=int(config["chain_id"]),
-            token_id=config["access_token_id"],
-            token_secret=config["access_token_secret"],
-            user_agent=user_agent,
-            timeout=float(config["request_timeout_seconds"]),
-            max_retries=int(config["max_retries"]),
-            retry_initial_wait=float(config["retry_initial_wait_seconds"]),
-            retry_max_wait=float(config["retry_max_wait_seconds"]),
-        )
-
 
 class _RetryableError(Exception):
     """A failed attempt that may succeed if tried again."""
 
-    def __init__(self, message: str, *, status: int | None, retry_after: float | None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None,
+        retry_after: float | None,
+        refused: bool = False,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
+        #: The connection was refused: the request never reached a server.
+        self.refused = refused
+
+    @property
+    def safe_to_repeat(self) -> bool:
+        """Whether the request surely was not carried out (a 429, a refused connection)."""
+        return self.refused or self.status == HTTPStatus.TOO_MANY_REQUESTS
 
 
 class SpaazaClient:
@@ -169,10 +169,14 @@ class SpaazaClient:
             params["offset"] = offset
         if action:
             params["action"] = action
-        answer = self.request("GET", "/tasks", params=params).json()
+        response = self.request("GET", "/tasks", params=params)
+        answer = decode_json(response)
         if not isinstance(answer, list):
-            msg = "GET /tasks did not answer with a list of tasks; is api_url the Services API?"
-            raise SpaazaAPIError(msg)
+            msg = (
+                f"GET /tasks did not answer with a list of tasks (HTTP {response.status_code}, "
+                f"{content_kind(response)}); is api_url the Services API?"
+            )
+            raise SpaazaAPIError(msg, status=response.status_code)
         return answer
 
     def delete_task(self, task_id: int) -> None:
@@ -235,7 +239,7 @@ class SpaazaClient:
             _RetryableError,
             max_tries=self.settings.max_retries + 1,
             jitter=None,
-            giveup=lambda exc: not idempotent and exc.status != 429,  # noqa: PLR2004
+            giveup=lambda exc: not idempotent and not exc.safe_to_repeat,
             on_backoff=self._log_backoff,
             logger=None,
             initial=self.settings.retry_initial_wait,
@@ -244,10 +248,15 @@ class SpaazaClient:
         try:
             return retrying(method, path, json=json, params=params)
         except _RetryableError as exc:
-            if not idempotent and exc.status != 429:  # noqa: PLR2004
+            if not idempotent and not exc.safe_to_repeat:
                 msg = f"{method} {path} got no clear answer ({exc}); it may have been carried out"
                 raise SpaazaUncertainError(self.scrub(msg), status=exc.status) from None
             tries = self.settings.max_retries + 1
+            if exc.refused:
+                msg = (
+                    f"{method} {path} failed after {tries} tries: {nothing_listens(self.base_url)}"
+                )
+                raise SpaazaAPIError(msg, status=None) from None
             msg = (
                 f"{method} {path} failed after {tries} tries: {exc}. The Services API at "
                 f"{self.base_url} is unavailable or rate limiting; try again later, or raise "
@@ -294,8 +303,10 @@ class SpaazaClient:
             )
         except (requests.ConnectionError, requests.Timeout) as exc:
             log_request_duration(method, path, None, time.perf_counter() - started)
-            msg = f"{type(exc).__name__} talking to {self.base_url}"
-            raise _RetryableError(msg, status=None, retry_after=None) from None
+            refused = was_refused(exc)
+            what = "connection refused" if refused else type(exc).__name__
+            msg = f"{what} talking to {self.base_url}"
+            raise _RetryableError(msg, status=None, retry_after=None, refused=refused) from None
         log_request_duration(method, path, response.status_code, time.perf_counter() - started)
         if response.status_code in RETRYABLE_STATUSES:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
@@ -305,7 +316,7 @@ class SpaazaClient:
                 status=response.status_code,
                 retry_after=retry_after,
             )
-        if response.status_code >= 300:  # noqa: PLR2004
+        if response.status_code >= HTTPStatus.MULTIPLE_CHOICES:
             raise self._error_for(method, path, response)
         return response
 
@@ -313,7 +324,7 @@ class SpaazaClient:
         """Log a retry: a 429 once at INFO, other faults at WARNING."""
         exc = details.get("exception")
         wait = details.get("wait", 0.0)
-        if getattr(exc, "status", None) == 429:  # noqa: PLR2004
+        if getattr(exc, "status", None) == HTTPStatus.TOO_MANY_REQUESTS:
             if not self._rate_limit_logged:
                 self.logger.info("Rate limited by the Services API; waiting %.1fs as told", wait)
                 self._rate_limit_logged = True
@@ -331,25 +342,25 @@ class SpaazaClient:
         status = response.status_code
         where = self.scrub(f"{method} {path} → HTTP {status}{describe_error_body(response)}")
         chain = self.settings.chain_id
-        if status == 401:  # noqa: PLR2004
+        if status == HTTPStatus.UNAUTHORIZED:
             return SpaazaAuthError(
                 f"Spaaza rejected the access token ({where}). Check access_token_id and "
                 "access_token_secret: both come from the same AccessToken in Spaaza Console.",
                 status=status,
             )
-        if status == 403:  # noqa: PLR2004
+        if status == HTTPStatus.FORBIDDEN:
             return SpaazaForbiddenError(
                 f"The access token is not allowed to act for chain {chain} ({where}). Check "
                 "chain_id, or use a token issued for that chain.",
                 status=status,
             )
-        if status == 404:  # noqa: PLR2004
+        if status == HTTPStatus.NOT_FOUND:
             return SpaazaNotFoundError(
                 f"Not found ({where}): the task is gone (deleted, or it belongs to another "
                 f"chain than {chain}), or api_url is not the Services API.",
                 status=status,
             )
-        if status == 400:  # noqa: PLR2004
+        if status == HTTPStatus.BAD_REQUEST:
             return SpaazaBadRequestError(
                 f"Spaaza rejected the request ({where}). Check segment_rules and start_date.",
                 status=status,
@@ -359,14 +370,12 @@ class SpaazaClient:
     @staticmethod
     def _json(response: requests.Response) -> dict[str, Any]:
         """Decode a JSON object answer."""
-        try:
-            answer = response.json()
-        except ValueError:
-            answer = None
+        answer = decode_json(response)
         if not isinstance(answer, dict):
             msg = (
                 f"{response.request.method} {_path_of(response)} did not answer with a JSON "
-                f"object (HTTP {response.status_code}); is api_url the Services API?"
+                f"object (HTTP {response.status_code}, {content_kind(response)}); is api_url "
+                "the Services API?"
             )
             raise SpaazaAPIError(msg, status=response.status_code)
         return answer
@@ -381,7 +390,7 @@ def log_request_duration(method: str, path: str, status: int | None, seconds: fl
     tags: dict[str, Any] = {metrics.Tag.ENDPOINT: _PATH_ID.sub("/{id}", path), "method": method}
     if status is not None:
         tags[metrics.Tag.HTTP_STATUS_CODE] = status
-    failed = status is None or status >= 400  # noqa: PLR2004
+    failed = status is None or status >= HTTPStatus.BAD_REQUEST
     tags[metrics.Tag.STATUS] = metrics.Status.FAILED if failed else metrics.Status.SUCCEEDED
     point = metrics.Point("timer", metrics.Metric.HTTP_REQUEST_DURATION, seconds, tags)
     metrics.log(metrics.get_metrics_logger(), point)
@@ -404,10 +413,7 @@ def describe_error_body(response: requests.Response) -> str:
     Returns:
         ``": name: description"`` style text, or an empty string when there is nothing to say.
     """
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
+    body = decode_json(response)
     parts: list[str] = []
     if isinstance(body, dict):
         errors = body.get("errors")

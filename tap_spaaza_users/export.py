@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tap_spaaza_users import segments
+from tap_spaaza_users import export_times, segments
 from tap_spaaza_users.client import ClientSettings, SpaazaClient
 from tap_spaaza_users.errors import (
     SpaazaAPIError,
@@ -15,19 +16,41 @@ from tap_spaaza_users.errors import (
     SpaazaTaskFailedError,
     SpaazaTaskTimeoutError,
 )
+from tap_spaaza_users.log_fields import log_fields
 
 if TYPE_CHECKING:
     import logging
     from collections.abc import Callable, Mapping, Sequence
 
+    from tap_spaaza_users.settings import Settings
     from tap_spaaza_users.windows import Window
 
-READY = "READY"
-INPROGRESS = "INPROGRESS"
-DONE = "DONE"
-ERROR = "ERROR"
-#: The documented state codes; anything else is "not finished" (with one warning).
-KNOWN_STATES = frozenset({READY, INPROGRESS, DONE, ERROR})
+
+class TaskStatus(str, enum.Enum):
+    """The documented state codes of a task; any other code is "not finished" (one warning)."""
+
+    READY = "READY"
+    INPROGRESS = "INPROGRESS"
+    DONE = "DONE"
+    ERROR = "ERROR"
+
+    def __str__(self) -> str:
+        """The code as Spaaza spells it (``DONE``), in log lines and messages."""
+        return str(self.value)
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the task has finished: its file is ready (DONE) or never will be (ERROR)."""
+        return self in (TaskStatus.DONE, TaskStatus.ERROR)
+
+    @classmethod
+    def of(cls, code: str | None) -> TaskStatus | None:
+        """The status a state code names, or None for a missing or undocumented one."""
+        try:
+            return cls(code)
+        except ValueError:
+            return None
+
 
 #: How much the poll interval grows after each poll.
 POLL_GROWTH = 1.5
@@ -54,19 +77,19 @@ class PollSettings:
     timeout: float
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> PollSettings:
+    def from_settings(cls, settings: Settings) -> PollSettings:
         """Poll interval, its cap and the task timeout from the tap's settings.
 
         Args:
-            config: The tap's settings (with the schema's defaults filled in).
+            settings: The tap's settings.
 
         Returns:
-            The settings.
+            The poll settings.
         """
         return cls(
-            interval=float(config["poll_interval_seconds"]),
-            max_interval=float(config["poll_max_interval_seconds"]),
-            timeout=float(config["task_timeout_minutes"]) * 60,
+            interval=settings.poll_interval_seconds,
+            max_interval=settings.poll_max_interval_seconds,
+            timeout=settings.task_timeout_minutes * 60,
         )
 
 
@@ -169,18 +192,29 @@ def state_code(task: Mapping[str, Any]) -> str | None:
     return code.strip().upper() if isinstance(code, str) else None
 
 
-def make_client(config: Mapping[str, Any], user_agent: str, logger: logging.Logger) -> SpaazaClient:
+def make_client(settings: Settings, user_agent: str, logger: logging.Logger) -> SpaazaClient:
     """A Services API client from the tap's settings (close it when done).
 
     Args:
-        config: The tap's settings (already checked).
+        settings: The tap's settings.
         user_agent: The User-Agent header of every request.
         logger: Where retries are logged.
 
     Returns:
         The client.
     """
-    return SpaazaClient(ClientSettings.from_config(config, user_agent), logger)
+    client_settings = ClientSettings(
+        api_url=settings.api_url,
+        chain_id=settings.chain_id,
+        token_id=settings.access_token_id,
+        token_secret=settings.access_token_secret,
+        user_agent=user_agent,
+        timeout=settings.request_timeout_seconds,
+        max_retries=settings.max_retries,
+        retry_initial_wait=settings.retry_initial_wait_seconds,
+        retry_max_wait=settings.retry_max_wait_seconds,
+    )
+    return SpaazaClient(client_settings, logger)
 
 
 class UsersExport:
@@ -209,15 +243,19 @@ class UsersExport:
         self.logger = logger
         self._sleep = sleep
         self._monotonic = monotonic
+        #: Recent export durations by kind (the stream hands in the state's, see export_times).
+        self.durations: dict[str, list[float]] = {}
+        #: When (monotonic) and of which kind each task this export created was created.
+        self._created: dict[int, tuple[float, str]] = {}
 
     @classmethod
-    def from_config(
-        cls, config: Mapping[str, Any], *, user_agent: str, origin: str, logger: logging.Logger
+    def from_settings(
+        cls, settings: Settings, *, user_agent: str, origin: str, logger: logging.Logger
     ) -> UsersExport:
         """The export the settings ask for, with its own client (close it when done).
 
         Args:
-            config: The tap's settings (already checked).
+            settings: The tap's settings.
             user_agent: The User-Agent header of every request.
             origin: Who asks (tap name and version), for the task's description.
             logger: Where the story is told.
@@ -225,9 +263,9 @@ class UsersExport:
         Returns:
             The export.
         """
-        client = make_client(config, user_agent, logger)
-        export = cls(client, PollSettings.from_config(config), logger)
-        export.segment = segments.SegmentChoice.from_config(config)
+        client = make_client(settings, user_agent, logger)
+        export = cls(client, PollSettings.from_settings(settings), logger)
+        export.segment = settings.segment
         export.origin = origin
         return export
 
@@ -270,8 +308,14 @@ class UsersExport:
         if not isinstance(task_id, int) or isinstance(task_id, bool):
             msg = "POST /tasks answered without a task id"
             raise SpaazaAPIError(msg)
+        self._created[task_id] = (self._monotonic(), export_times.kind_of(body))
+        code = state_code(task)
         self.logger.info(
-            "Created export task %d (%s), state %s", task_id, body["desc"], state_code(task)
+            "Created export task %d (%s), state %s",
+            task_id,
+            body["desc"],
+            code,
+            extra=log_fields(task_id, state=code),
         )
         return task_id
 
@@ -280,7 +324,9 @@ class UsersExport:
 
         Each state change is logged once; while the state stays the same, a heartbeat
         (state, elapsed time, polls, time left before the timeout) every
-        ``heartbeat_seconds``, so a long export is never silent.
+        ``heartbeat_seconds``, so a long export is never silent. Where the chain's recent
+        exports of the same kind were timed, the heartbeat says how long they usually took.
+        A task this export created and saw finish is timed for the next syncs.
 
         Args:
             task_id: The task id.
@@ -310,25 +356,30 @@ class UsersExport:
             code = state_code(task)
             now = self._monotonic()
             if code != last_code:
-                self.logger.info("Export task %d is %s", task_id, code)
+                fields = log_fields(task_id, state=code, seconds=now - started, polls=polls)
+                self.logger.info("Export task %d is %s", task_id, code, extra=fields)
+                if code == TaskStatus.DONE and last_code is not None and task_id in self._created:
+                    created, kind = self._created[task_id]  # seen finishing: time it
+                    export_times.note(self.durations, kind, now - created)
                 last_code, last_said = code, now
             elif now - last_said >= self.heartbeat_seconds:
+                hint, usual = export_times.hint(self.durations, task)
+                left = max(deadline - now, 0.0)
                 self.logger.info(
-                    "Export task %d is still %s after %.0fs (%d polls); %.0fs left before "
+                    "Export task %d is still %s after %.0fs (%d polls); %s%.0fs left before "
                     "the %g-minute timeout",
-                    task_id,
-                    code,
-                    now - started,
-                    polls,
-                    max(deadline - now, 0.0),
-                    self.poll.timeout / 60,
-                )
+                    *(task_id, code, now - started, polls, hint, left, self.poll.timeout / 60),
+                    extra=log_fields(
+                        task_id, state=code, seconds=now - started, polls=polls,
+                        usual_seconds=usual, seconds_left=left,
+                    ),
+                )  # fmt: skip
                 last_said = now
-            if code == DONE:
+            if code == TaskStatus.DONE:
                 return task
-            if code == ERROR:
+            if code == TaskStatus.ERROR:
                 raise self._failure(task_id)
-            if code not in KNOWN_STATES and code not in warned:
+            if TaskStatus.of(code) is None and code not in warned:
                 warned.add(code)
                 self.logger.warning(
                     "Export task %d reports an unknown state %r; treating it as not finished",
@@ -365,9 +416,15 @@ class UsersExport:
         except SpaazaNotFoundError:
             return True
         except SpaazaAPIError as exc:
-            self.logger.warning("Could not delete export task %d (%s): %s", task_id, reason, exc)
+            self.logger.warning(
+                "Could not delete export task %d (%s): %s",
+                task_id,
+                reason,
+                exc,
+                extra=log_fields(task_id),
+            )
             return False
-        self.logger.info("Deleted export task %d: %s", task_id, reason)
+        self.logger.info("Deleted export task %d: %s", task_id, reason, extra=log_fields(task_id))
         return True
 
     def download_url(self, task_id: int) -> str:

@@ -10,11 +10,16 @@ import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tap_spaaza_users.contract import PRIMARY_KEY, REPLICATION_KEY, USER_COLUMNS, ColumnType
+from tap_spaaza_users.contract import (
+    GZIP_MAGIC,
+    PRIMARY_KEY,
+    REPLICATION_KEY,
+    USER_COLUMNS,
+    ColumnType,
+)
 from tap_spaaza_users.csv_lines import NUL_STAND_IN as _NUL_STAND_IN
 from tap_spaaza_users.csv_lines import ExportLines
 from tap_spaaza_users.errors import SpaazaCorruptExportError, SpaazaInvalidRowError
-from tap_spaaza_users.integrity import GZIP_MAGIC
 from tap_spaaza_users.values import (
     CONVERSION_ERRORS,
     CONVERTERS,

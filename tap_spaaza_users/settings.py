@@ -7,8 +7,9 @@ import datetime as dt
 import difflib
 import math
 import re
+from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 from urllib.parse import urlsplit
 
 import requests
@@ -16,10 +17,10 @@ from singer_sdk import typing as th
 
 from tap_spaaza_users import segments
 from tap_spaaza_users.client import DEFAULT_API_URL
-from tap_spaaza_users.contract import parse_utc
+from tap_spaaza_users.contract import CLOCK_SKEW, parse_utc
+from tap_spaaza_users.download.storage import is_loopback
 from tap_spaaza_users.errors import invalid_setting
-from tap_spaaza_users.state import CLOCK_SKEW
-from tap_spaaza_users.storage import is_loopback
+from tap_spaaza_users.token_settings import check_required
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -33,15 +34,6 @@ POSITIVE_NUMBERS = (
     "task_timeout_minutes",
     "request_timeout_seconds",
     "retry_max_wait_seconds",
-)
-#: Settings that must be zero or more.
-NON_NEGATIVE_NUMBERS = (
-    "lookback_minutes",
-    "backfill_window_days",
-    "full_refresh_days",
-    "task_reuse_hours",
-    "max_retries",
-    "retry_initial_wait_seconds",
 )
 #: The poll intervals' floor against Spaaza (a loopback sandbox may poll faster, for tests).
 POLL_FLOOR_SECONDS = 1
@@ -162,8 +154,19 @@ CONFIG_SCHEMA = th.PropertiesList(
        "What to do with a CSV row that cannot be typed: 'fail' stops the sync naming task, "
        "line and column; 'skip' logs it, counts it and carries on.",
        default="fail", allowed_values=["fail", "skip"]),
+    _p("keep_batch_files", th.BooleanType, "Keep BATCH files",
+       "With batch_config, keep the BATCH files: by default the next sync deletes the files "
+       "its state proves loaded (they hold personal data). Turn on for a target that loads "
+       "the files later than the state it saves.",
+       default=False),
     _p("user_agent", th.StringType, "User-Agent",
        "User-Agent header of every request; defaults to tap-spaaza-users/<version>."),
+    _p("metrics_log_level", th.StringType, "Metrics log level",
+       "Level of the METRIC line each status poll of a running export writes: 'INFO' logs "
+       "them, 'DEBUG' only when the tap logs at DEBUG, 'NONE' never. Every other METRIC "
+       "(record_count, sync_duration, the duration of every other request, and of a failed "
+       "poll) stays at INFO.",
+       default="INFO", allowed_values=["INFO", "DEBUG", "NONE"]),
 ).to_dict()  # fmt: skip
 
 
@@ -191,8 +194,9 @@ def numbers_from_text(config: Mapping[str, Any], schema: Mapping[str, Any]) -> d
     """Read number settings given as text (environment variables, ``.env``) as numbers.
 
     The SDK parses integers, booleans and arrays from the environment but leaves numbers as
-    text; a file's numbers arrive as Decimal, so text that is a number becomes a Decimal too.
-    Text that is not a number is left alone for ``check_settings`` to name.
+    text; a file's numbers arrive as Decimal. Both become the float they write, the type of
+    the schema's bounds, so a documented edge (0.01) is compared with itself. Text that is
+    not a number is left alone for ``check_settings`` to name.
 
     Args:
         config: The settings.
@@ -205,11 +209,16 @@ def numbers_from_text(config: Mapping[str, Any], schema: Mapping[str, Any]) -> d
     for name, prop in schema.get("properties", {}).items():
         value = config.get(name)
         kinds = prop.get("type", [])
-        if isinstance(value, str) and "number" in (kinds if isinstance(kinds, list) else [kinds]):
+        if "number" not in (kinds if isinstance(kinds, list) else [kinds]):
+            continue
+        if isinstance(value, str):
             with contextlib.suppress(ArithmeticError):
                 number = Decimal(value.strip())
                 if number.is_finite():
-                    converted[name] = number
+                    converted[name] = float(number)
+        elif isinstance(value, Decimal) and value.is_finite():
+            # The schema's bounds are floats: 0.01 as a Decimal is below the float 0.01.
+            converted[name] = float(value)
     return converted
 
 
@@ -226,13 +235,8 @@ def check_settings(config: Any, now: dt.datetime | None = None) -> None:  # noqa
         SpaazaConfigError: On the first invalid setting.
     """
     loopback = is_loopback(_hostname(str(config.get("api_url") or DEFAULT_API_URL)))
-    for name in ("access_token_id", "access_token_secret"):
-        value = config.get(name)
-        if not isinstance(value, str) or not value.strip():
-            invalid_setting(name, f"is required: {_where_tokens_come_from(loopback)}")
+    check_required(config, loopback=loopback)
     chain_id = config.get("chain_id")
-    if chain_id is None:
-        invalid_setting("chain_id", "is required: the number of the Spaaza chain to export")
     if isinstance(chain_id, bool) or not isinstance(chain_id, int) or chain_id <= 0:
         invalid_setting("chain_id", f"must be a positive integer, not {chain_id!r}")
     if config.get("api_url"):
@@ -259,16 +263,6 @@ def _hostname(url: str) -> str:
         return ""
 
 
-def _where_tokens_come_from(loopback: bool) -> str:  # noqa: FBT001
-    """Where to find an access token: the sandbox's demo token, or Spaaza Console."""
-    if loopback:
-        return (
-            "api_url is a local sandbox, whose demo token spaaza-sandbox prints when it "
-            "starts (and writes to its --ready-file as token_id and token_secret)"
-        )
-    return "copy it from the AccessToken in Spaaza Console"
-
-
 def _check_numbers(config: Any, *, loopback: bool) -> None:  # noqa: ANN401
     """Check the number settings' types, signs and bounds (config files give Decimal fractions)."""
     for name, prop in CONFIG_SCHEMA["properties"].items():
@@ -284,6 +278,7 @@ def _check_numbers(config: Any, *, loopback: bool) -> None:  # noqa: ANN401
             or not math.isfinite(value)
         ):
             invalid_setting(name, f"must be a number, not {value!r}")
+        value = Decimal(str(value))  # a float bound against a Decimal setting: compare exactly
         if value < 0 or (value == 0 and name in POSITIVE_NUMBERS):
             invalid_setting(
                 name, f"must be {'above' if name in POSITIVE_NUMBERS else 'at least'} 0"
@@ -295,7 +290,7 @@ def _check_numbers(config: Any, *, loopback: bool) -> None:  # noqa: ANN401
                 f"{value} (only a loopback api_url, such as a local sandbox, may poll faster)",
             )
         low, high = prop["minimum"], prop["maximum"]
-        if not low <= value <= high:
+        if not Decimal(str(low)) <= value <= Decimal(str(high)):
             invalid_setting(
                 name, f"must be from {_text(low)} to {_text(high)}, not {_text(float(value))}"
             )
@@ -383,3 +378,86 @@ def parse_start_date(value: Any) -> dt.datetime:  # noqa: ANN401
         invalid_setting(
             "start_date", f"must be an ISO 8601 date-time like 2024-01-31T00:00:00Z: {value!r}"
         )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The tap's settings, typed once from the checked config (``from_tap_config``).
+
+    The tap builds it and every module below the tap reads these fields, never the raw
+    config. Numbers keep their setting's unit; a setting that is off (unset or 0) is None.
+    """
+
+    api_url: str
+    chain_id: int
+    access_token_id: str = field(repr=False)
+    access_token_secret: str = field(repr=False)
+    user_agent: str | None
+    start_date: dt.datetime | None
+    lookback_minutes: float
+    backfill_window_days: int | None
+    max_tasks_in_flight: int
+    full_refresh_days: int | None
+    delete_completed_tasks: bool
+    task_reuse_hours: float
+    segment: segments.SegmentChoice
+    poll_interval_seconds: float
+    poll_max_interval_seconds: float
+    task_timeout_minutes: float
+    request_timeout_seconds: float
+    max_retries: int
+    retry_initial_wait_seconds: float
+    retry_max_wait_seconds: float
+    on_invalid_row: str
+    #: Whether the SDK's ``batch_config`` is set: records go out as BATCH files.
+    batch: bool
+
+    @classmethod
+    def from_tap_config(cls, config: Mapping[str, Any]) -> Settings:
+        """Type the tap's config (checked, with the schema's defaults filled in).
+
+        Args:
+            config: The tap's config.
+
+        Returns:
+            The settings.
+        """
+        start_date = config.get("start_date")
+        segment_id = config.get("segment_id")
+        return cls(
+            api_url=str(config.get("api_url") or DEFAULT_API_URL),
+            chain_id=int(config["chain_id"]),
+            access_token_id=str(config["access_token_id"]),
+            access_token_secret=str(config["access_token_secret"]),
+            user_agent=config.get("user_agent") or None,
+            start_date=parse_start_date(start_date) if start_date else None,
+            lookback_minutes=float(config["lookback_minutes"]),
+            backfill_window_days=int(config.get("backfill_window_days") or 0) or None,
+            max_tasks_in_flight=int(config["max_tasks_in_flight"]),
+            full_refresh_days=int(config.get("full_refresh_days") or 0) or None,
+            delete_completed_tasks=bool(config["delete_completed_tasks"]),
+            task_reuse_hours=float(config["task_reuse_hours"]),
+            segment=segments.SegmentChoice(
+                segment_id=None if segment_id is None else int(segment_id),
+                rules=tuple(config.get("segment_rules") or ()),
+                join=config.get("segment_join") or "all",
+            ),
+            poll_interval_seconds=float(config["poll_interval_seconds"]),
+            poll_max_interval_seconds=float(config["poll_max_interval_seconds"]),
+            task_timeout_minutes=float(config["task_timeout_minutes"]),
+            request_timeout_seconds=float(config["request_timeout_seconds"]),
+            max_retries=int(config["max_retries"]),
+            retry_initial_wait_seconds=float(config["retry_initial_wait_seconds"]),
+            retry_max_wait_seconds=float(config["retry_max_wait_seconds"]),
+            on_invalid_row=str(config["on_invalid_row"]),
+            batch=bool(config.get("batch_config")),
+        )
+
+
+class HasSettings(Protocol):
+    """What holds the typed settings: the tap (its streams read them from it)."""
+
+    @property
+    def settings(self) -> Settings:
+        """The tap's settings, typed once."""
+        ...

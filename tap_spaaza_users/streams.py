@@ -1,4 +1,4 @@
-"""The users stream: window from the bookmark, one export task, typed records, then the bookmark."""
+"""The users stream: plan the windows, then per window its export task, records, bookmark."""
 
 from __future__ import annotations
 
@@ -11,25 +11,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL
 
-from tap_spaaza_users import state
-from tap_spaaza_users.background_download import OVERLAP_FROM_BYTES, BackgroundDownload
+from tap_spaaza_users import export_times, state
 from tap_spaaza_users.contract import PRIMARY_KEY, REPLICATION_KEY, users_json_schema, utc_text
-from tap_spaaza_users.errors import SpaazaError, SpaazaTaskTimeoutError
-from tap_spaaza_users.export import (
-    BOUNDARY_MARGIN,
-    DONE,
-    INPROGRESS,
-    READY,
-    UsersExport,
-    make_client,
-)
-from tap_spaaza_users.idset import IdSet
-from tap_spaaza_users.journal import Found, TaskJournal
+from tap_spaaza_users.download.background import OVERLAP_FROM_BYTES, read_while_downloading
+from tap_spaaza_users.export import BOUNDARY_MARGIN, UsersExport
+from tap_spaaza_users.log_fields import log_fields
 from tap_spaaza_users.records import UsersCsvReader
 from tap_spaaza_users.sdk_hooks import HookedStream
-from tap_spaaza_users.segments import SegmentChoice
-from tap_spaaza_users.spool import Spool, SpoolRestartedError, remove_leftovers
-from tap_spaaza_users.windows import Window, WindowSelection, plan_sync
+from tap_spaaza_users.tasks import TaskLedger
+from tap_spaaza_users.windows import IdSet, Window, WindowSelection, plan_sync
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -42,8 +32,7 @@ if TYPE_CHECKING:
 
     from singer_sdk.helpers.types import Context
 
-    from tap_spaaza_users.client import SpaazaClient
-    from tap_spaaza_users.spool import SpoolReader
+    from tap_spaaza_users.settings import HasSettings, Settings
 
 
 class UsersStream(HookedStream):
@@ -52,8 +41,8 @@ class UsersStream(HookedStream):
     The export file comes in no particular order, so the stream is unsorted: it keeps the
     greatest ``created_date`` emitted as a progress marker, and promotes it to the bookmark
     only when a window's whole file was emitted. An interrupted sync leaves the bookmark as
-    it was; the state also names the export task in flight, so the next run reuses it
-    instead of exporting again (see ``state``).
+    it was; which export task serves a window, across runs, is the ledger's decision
+    (``tasks.TaskLedger``, described in ``docs/task-protocol.md``).
     """
 
     name = "users"
@@ -68,10 +57,6 @@ class UsersStream(HookedStream):
     #: ``PROGRESS_CHECK_ROWS`` rows, so the clock is not read per record).
     progress_seconds: float = 30.0
     PROGRESS_CHECK_ROWS = 1000
-    #: This sync's view of Spaaza's task list (adoption, idempotent creation, sweep).
-    journal: TaskJournal
-    #: Tasks this sync created ahead for later backfill windows, by their tag's fingerprint.
-    _ahead_tasks: dict[str, Found]
     #: The earliest ``created_date`` of a user this sync skipped as invalid ("" for one whose
     #: date is unknown, from the start of history): the bookmark stays at or before it.
     _unvouched_from: str | None = None
@@ -79,21 +64,23 @@ class UsersStream(HookedStream):
     #: each window's users itself (from the whole selection's file).
     _server_margin: dt.timedelta | None = None
     _outside_warned: bool = False
-    #: Files at least this large are parsed while they download (see ``_sync_window``).
+    #: Files at least this large are parsed while they download (see ``_emit``).
     overlap_from_bytes: ClassVar[int] = OVERLAP_FROM_BYTES
 
     def __init__(self, tap: Any) -> None:  # noqa: ANN401
-        """Create the stream with its schema from the column list."""
+        """Create the stream with its schema from the column list; the tap holds the settings."""
         super().__init__(tap, schema=users_json_schema())
+        self._owner: HasSettings = tap
 
-    def make_client(self) -> SpaazaClient:
-        """A Services API client from the settings (close it when done)."""
-        return make_client(self.config, self.user_agent, self.logger)
+    @property
+    def settings(self) -> Settings:
+        """The tap's settings, typed once by the tap (the stream never reads the raw config)."""
+        return self._owner.settings
 
     @property
     def user_agent(self) -> str:
         """The User-Agent of every request: the setting, or the tap's name and version."""
-        return self.config.get("user_agent") or f"{self.tap_name}/{self.plugin_version}"
+        return self.settings.user_agent or f"{self.tap_name}/{self.plugin_version}"
 
     def plan(self, context: Context | None) -> list[Window]:
         """This sync's export windows, oldest first, from the settings and the state."""
@@ -101,8 +88,11 @@ class UsersStream(HookedStream):
         if not self.full_refresh:  # a full refresh starts over
             sdk_value = self.get_starting_replication_key_value(context)
             bookmark = state.starting_bookmark(self.stream_state, sdk_value)
+        settings = self.settings
         return plan_sync(
-            self.config,
+            start_date=settings.start_date,
+            lookback_minutes=settings.lookback_minutes,
+            backfill_window_days=settings.backfill_window_days,
             bookmark=bookmark,
             delivered_before=state.delivered_before(self.stream_state),
             now=dt.datetime.now(dt.timezone.utc),
@@ -110,7 +100,10 @@ class UsersStream(HookedStream):
 
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        """Export, download and read each window, advancing the bookmark after each.
+        """Plan the windows, sweep, then per window: its task, its rows, the bookmark.
+
+        The task of each window comes from the ledger (``tasks.TaskLedger``; the protocol is
+        in ``docs/task-protocol.md``).
 
         Args:
             context: Stream partition (none for this stream).
@@ -121,18 +114,41 @@ class UsersStream(HookedStream):
         self._claim_state()
         self.full_refresh = self._start_full_refresh()
         windows = self.plan(context)
-        export = UsersExport.from_config(
-            self.config,
+        settings = self.settings
+        export = UsersExport.from_settings(
+            settings,
             user_agent=self.user_agent,
             origin=f"{self.tap_name} {self.plugin_version}",
             logger=self.logger,
         )
-        self._ahead_tasks = {}
-        self.journal = TaskJournal(
+        export.durations = export_times.history(self.stream_state)
+        ledger = TaskLedger(
             export,
-            horizon=dt.timedelta(hours=float(self.config["task_reuse_hours"])),
-            delivered=state.delivered_tasks(self.stream_state),
+            self.stream_state,
+            horizon=dt.timedelta(hours=settings.task_reuse_hours),
+            clean_up=settings.delete_completed_tasks,
+            flush=self.flush_state,
+            refresh_version=self.full_refresh.version if self.full_refresh else None,
         )
+        self._log_plan(export, windows)
+        # Ids emitted this sync, to drop repeats from the lookback overlap and window seams.
+        seen = IdSet()
+        self._server_margin = BOUNDARY_MARGIN if export.segment.server_side_window else None
+        self._unvouched_from = None
+        self._outside_warned = False
+        in_flight = settings.max_tasks_in_flight
+        with contextlib.closing(export):
+            ledger.sweep()
+            for index, window in enumerate(windows):
+                task_id = ledger.get_or_create(window, ahead=windows[index + 1 : index + in_flight])
+                yield from self._emit(export, task_id, window, seen)
+                self._close_window(task_id, window)
+                ledger.delivered(task_id)
+                self.flush_state()
+        self._complete_full_refresh(self.full_refresh)
+
+    def _log_plan(self, export: UsersExport, windows: list[Window]) -> None:
+        """Say where the window is applied, and how many windows a backfill takes."""
         if not export.segment.server_side_window:
             self.logger.info(
                 "The bookmark is applied on our side: %s is exported whole each sync, then "
@@ -142,111 +158,34 @@ class UsersStream(HookedStream):
             )
         if len(windows) > 1:
             self.logger.info("Backfill in %d windows, from %s", len(windows), windows[0].describe())
-        # Ids emitted this sync, to drop repeats from the lookback overlap and window seams.
-        seen = IdSet()
-        self._server_margin = BOUNDARY_MARGIN if export.segment.server_side_window else None
-        self._unvouched_from = None
-        self._outside_warned = False
-        remove_leftovers(self.logger)
-        with contextlib.closing(export):
-            if self.config["delete_completed_tasks"]:
-                self.journal.sweep(keep=state.recorded_tasks(self.stream_state))
-            for index, window in enumerate(windows):
-                ahead = windows[index + 1 : index + int(self.config["max_tasks_in_flight"])]
-                yield from self._sync_window(export, window, seen, ahead)
-        self._complete_full_refresh(self.full_refresh)
 
-    def _sync_window(
-        self, export: UsersExport, window: Window, seen: IdSet, ahead: list[Window]
+    def _emit(
+        self, export: UsersExport, task_id: int, window: Window, seen: IdSet
     ) -> Iterator[dict[str, Any]]:
-        """Obtain the window's finished task, emit its file while it downloads, close the window.
-
-        The tasks of the ``ahead`` windows are created first, so Spaaza prepares them while
-        this window is awaited, downloaded and emitted (see ``_prepare_ahead``). The file
-        lives in an unlinked spool: no crash leaves the users' data on disk. The
-        download writes it in a thread of its own while this thread parses and emits behind
-        it (``BackgroundDownload``), so on a slow link the wall time approaches the longer of
-        the two instead of their sum. What that changes, and what it keeps:
-
-        - The bookmark still moves only in ``_close_window``, after the download proved the
-          file whole and checked it (length, MD5, gzip) and every row was read: a failure
-          anywhere never moves it.
-        - A download failure reaches this thread as the download's own one-line error (the
-          spool is aborted with it, and the reader raises it at its next read).
-        - A file of at least ``overlap_from_bytes`` (stated by storage, or received so far)
-          is parsed as it arrives when the link is slow (its first bytes came slower than
-          ``FAST_LINK_BYTES_PER_SECOND``; a faster link brings the whole file in a fraction
-          of its parse time, and it is read once whole, see ``reader_start_bytes``), so its
-          rows may be emitted before the file is proven
-          whole: if the download then fails, the next run emits them again (the bookmark did
-          not move; targets upsert by key). A smaller file is read once it is proven whole,
-          as before: overlap would save little, and none of its rows is emitted before then.
-        - When the file starts over (storage ignored ``Range``, the file changed, or it
-          arrived corrupt and is downloaded again) the reader raises ``SpoolRestartedError``
-          and the new file is read from its first row: rows already emitted are emitted again
-          (corrected, if the first copy was corrupt), so the ids emitted this sync are put
-          back as they were before the file, and the file's own counts start over.
-        - Bad data met while the file is still arriving (an invalid row, broken gzip) may be
-          the download's fault: the reader first waits for the download's verdict, and the
-          row error stands only for a file proven whole.
-        """
-        task_id = self._finished_task(export, window, ahead)
+        """Emit the window's rows from the task's file while it downloads (``download``)."""
         settings = export.client.settings
         before_file = seen.copy()
-        with (
-            Spool(task_id=task_id) as spool,
-            BackgroundDownload(
-                lambda: export.download_url(task_id),
-                spool,
-                timeout=settings.timeout,
-                user_agent=settings.user_agent,
-                logger=self.logger,
-                max_retries=settings.max_retries,
-                backoff_base=settings.retry_initial_wait,
-                backoff_cap=settings.retry_max_wait,
-                task_id=task_id,
-                deadline_seconds=float(self.config["task_timeout_minutes"]) * 60,
-            ) as download,
-        ):
-            start_bytes = self.overlap_from_bytes
-            while True:
-                wait_for = download.reader_start_bytes(start_bytes)
-                if wait_for > start_bytes:
-                    self.logger.info(
-                        "Export task %d: the link is fast; the file is read once it is whole",
-                        task_id,
-                    )
-                reader = spool.reader(min_bytes=wait_for)
-                try:
-                    selection = WindowSelection(
-                        window, seen, server_margin=self._server_margin, earlier=before_file
-                    )
-                    yield from self._read_while_downloading(reader, task_id, selection)
-                    break
-                except SpoolRestartedError:
-                    seen.restore(before_file)
-                    self.logger.warning(
-                        "Export task %d: storage is sending the file again from its start; "
-                        "reading it again from its first row (rows already emitted are sent "
-                        "again)",
-                        task_id,
-                    )
-            download.result()
-        self._close_window(task_id, window)
-
-    def _read_while_downloading(
-        self, reader: SpoolReader, task_id: int, selection: WindowSelection
-    ) -> Iterator[dict[str, Any]]:
-        """``_read`` the spool; bad data stands only once the download's verdict is in.
-
-        Raises:
-            SpoolRestartedError: When the file started over: read it again.
-        """
-        try:
-            yield from self._read(reader, task_id, selection)
-        except SpaazaError:
-            reader.settle()  # a restart, or the download's failure, explains it
-            raise
+        yield from read_while_downloading(
+            lambda: export.download_url(task_id),
+            lambda source: self._read(
+                source,
+                task_id,
+                WindowSelection(
+                    window, seen, server_margin=self._server_margin, earlier=before_file
+                ),
+            ),
+            task_id=task_id,
+            min_bytes=self.overlap_from_bytes,
+            # The file starts over: so do the ids it emitted this sync, and its own counts.
+            on_restart=lambda: seen.restore(before_file),
+            logger=self.logger,
+            timeout=settings.timeout,
+            user_agent=settings.user_agent,
+            max_retries=settings.max_retries,
+            backoff_base=settings.retry_initial_wait,
+            backoff_cap=settings.retry_max_wait,
+            deadline_seconds=self.settings.task_timeout_minutes * 60,
+        )
 
     def _claim_state(self) -> None:
         """Check the state is this chain's and selection's (before any request), and name them.
@@ -254,9 +193,9 @@ class UsersStream(HookedStream):
         Raises:
             SpaazaStateError: When the state belongs to another chain.
         """
-        choice = SegmentChoice.from_config(self.config)
+        choice = self.settings.segment
         selection = state.selection_key(choice.segment_id, list(choice.rules), choice.join)
-        if state.claim(self.stream_state, int(self.config["chain_id"]), selection):
+        if state.claim(self.stream_state, self.settings.chain_id, selection):
             self.logger.warning(
                 "The segment settings (segment_id, segment_rules, segment_join) changed since "
                 "the state was written: %s is exported from start_date, because the old "
@@ -264,100 +203,8 @@ class UsersStream(HookedStream):
                 choice.describe(),
             )
 
-    def _finished_task(
-        self, export: UsersExport, window: Window, ahead: list[Window] | None = None
-    ) -> int:
-        """The window's task in DONE: the one a previous run left or lost, or a new one.
-
-        First the state's in-flight task; then the task this sync created ahead for the
-        window; then a task with the same tag in Spaaza's task list (a run whose state was
-        not saved, see ``journal``); else a new task. Before waiting, the ``ahead``
-        windows' tasks are created.
-        """
-        stream_state = self.stream_state
-        now = dt.datetime.now(dt.timezone.utc)
-        body, mark = self.journal.tagged_body(window, now)
-        request = state.request_key(body)
-        stale = state.other_task(stream_state, window, request)
-        if stale is not None:
-            export.discard(
-                stale, "left by an earlier run (delivered, or another window or segment)"
-            )
-            state.forget_task(stream_state)
-        previous = state.task_for(stream_state, window, request)
-        if previous is not None:
-            code = export.status(previous)
-            self.logger.info("Export task %d of the interrupted run is %s", previous, code)
-            if code in (DONE, READY, INPROGRESS):
-                self._prepare_ahead(ahead or [])
-                if code != DONE:
-                    self._wait(export, previous)
-                return previous
-            if code is not None:
-                export.discard(previous, f"in state {code}, superseded by a new task")
-        found = self._ahead_tasks.pop(mark, None)
-        if found is not None:
-            found = Found(found.id, export.status(found.id) or found.code)
-            self.logger.info("Export task %d, prepared ahead, is %s", found.id, found.code)
-        elif (found := self.journal.find(mark)) is not None:
-            self.logger.info(
-                "Adopting export task %d (%s) left by an earlier run for the same window and "
-                "selection, instead of exporting again",
-                found.id,
-                found.code,
-            )
-        else:
-            found = self.journal.create(body, mark)
-        version = self.full_refresh.version if self.full_refresh else None
-        state.record_task(stream_state, found.id, window, now, request, refresh_version=version)
-        self.flush_state()
-        self._prepare_ahead(ahead or [])
-        if found.code != DONE:
-            self._wait(export, found.id)
-        return found.id
-
-    def _prepare_ahead(self, windows: list[Window]) -> None:
-        """Create (or adopt) the tasks of the next backfill windows, without waiting for them.
-
-        Spaaza then exports them while the current window is awaited and loaded, so a
-        backfill costs about one export wait, not one per window. At most
-        ``max_tasks_in_flight`` tasks run at once (the current one included). The bookmark
-        still advances window by window, in order: a task prepared ahead is only read when
-        its window's turn comes. It carries the window's tag, so a run interrupted before
-        then finds it in the task list and adopts it instead of exporting again.
-        """
-        now = dt.datetime.now(dt.timezone.utc)
-        for window in windows:
-            body, mark = self.journal.tagged_body(window, now)
-            if mark in self._ahead_tasks:
-                continue
-            found = self.journal.find(mark) or self.journal.create(body, mark)
-            self._ahead_tasks[mark] = found
-            self.logger.info(
-                "Export task %d prepares the next window %s ahead (%s)",
-                found.id,
-                window.describe(),
-                found.code,
-            )
-
-    def _wait(self, export: UsersExport, task_id: int) -> None:
-        """Wait for the task; after a timeout (task deleted) the state forgets it."""
-        try:
-            export.wait(task_id)
-        except SpaazaTaskTimeoutError:
-            state.forget_task(self.stream_state)
-            self.flush_state()
-            raise
-
     def _close_window(self, task_id: int, window: Window) -> None:
-        """Promote the bookmark and name the task delivered in the STATE written.
-
-        The task itself is kept until the next sync: the tap has only handed the rows to
-        the target, which may still fail before it loads them, and Meltano then keeps the
-        previous state. A rerun adopts the kept task instead of exporting again. The next
-        sync's clean-up deletes the tasks its state names as delivered: a state that
-        reached it was saved after the target had loaded those rows.
-        """
+        """Promote the window's progress to the bookmark (the caller writes the state)."""
         stream_state = self.stream_state
         before = stream_state.get(state.BOOKMARK)
         end, hold = utc_text(window.end), self._unvouched_from
@@ -367,11 +214,12 @@ class UsersStream(HookedStream):
         )
         if bookmark != before:
             self.logger.info("Bookmark %s advances to %s", REPLICATION_KEY, bookmark)
-        self.logger.info("Window %s delivered; bookmark %s", window.describe(), bookmark)
-        state.note_delivered(stream_state, task_id)
-        self.journal.delivered.add(task_id)
-        state.forget_task(stream_state)
-        self.flush_state()
+        self.logger.info(
+            "Window %s delivered; bookmark %s",
+            window.describe(),
+            bookmark,
+            extra=log_fields(task_id, window, bookmark=bookmark),
+        )
 
     def _read(
         self, source: io.BufferedReader, task_id: int, selection: WindowSelection
@@ -381,7 +229,7 @@ class UsersStream(HookedStream):
         with UsersCsvReader(
             source,
             task_id=task_id,
-            on_invalid_row=self.config["on_invalid_row"],
+            on_invalid_row=self.settings.on_invalid_row,
             logger=self.logger,
         ) as reader:
             if reader.extra_columns:
@@ -415,6 +263,14 @@ class UsersStream(HookedStream):
             selection.outside,
             selection.repeated,
             skipped,
+            extra=log_fields(
+                task_id,
+                selection.window,
+                rows=selection.emitted,
+                seconds=seconds,
+                rows_per_second=selection.emitted / seconds,
+                rows_skipped=skipped,
+            ),
         )
         if not latest:
             self.logger.info("No users in the window %s", selection.window.describe())
@@ -471,7 +327,13 @@ class UsersStream(HookedStream):
         if now - said < self.progress_seconds:
             return said
         rate = emitted / max(now - started, 1e-6)
-        self.logger.info("Emitting task %d: %d users so far (%.0f rows/s)", task_id, emitted, rate)
+        self.logger.info(
+            "Emitting task %d: %d users so far (%.0f rows/s)",
+            task_id,
+            emitted,
+            rate,
+            extra=log_fields(task_id, rows=emitted, rows_per_second=rate),
+        )
         return now
 
     def _capped_progress(self, latest: str, task_id: int) -> str:
@@ -515,10 +377,10 @@ class UsersStream(HookedStream):
         carry no version, so in BATCH mode every user is re-exported but no ACTIVATE_VERSION
         is sent and deletions are not propagated.
         """
-        days = self.config.get("full_refresh_days")
+        days = self.settings.full_refresh_days
         last = self.stream_state.get(state.LAST_FULL_REFRESH)
         now = dt.datetime.now(dt.timezone.utc)
-        refresh = state.begin_full_refresh(self.stream_state, int(days) if days else None, now)
+        refresh = state.begin_full_refresh(self.stream_state, days, now)
         self.record_version = None
         if refresh is None:
             return None
@@ -530,7 +392,7 @@ class UsersStream(HookedStream):
             days,
             last or "never",
         )
-        if self.get_batch_config(self.config):
+        if self.settings.batch:
             self.logger.warning(
                 "BATCH mode: the full refresh re-exports every user, but batch files carry no "
                 "table version, so no ACTIVATE_VERSION is sent and deleted users stay in the "

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime as dt
+import functools
 import io
 import sys
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -13,29 +15,41 @@ from singer_sdk import Tap
 from singer_sdk.helpers.capabilities import TapCapabilities
 from singer_sdk.tap_base import CliTestOptionValue
 
-from tap_spaaza_users.check_logs import readable_check_logs
-from tap_spaaza_users.errors import SpaazaError, invalid_setting
-from tap_spaaza_users.input_files import (
+from tap_spaaza_users import poll_metrics, secret_scrub
+from tap_spaaza_users.batch_files import check_storage, delete_delivered
+from tap_spaaza_users.cli import (
     CONFIG_FILE,
     STATE_FILE,
     check_json_object,
     read_input_file,
+    readable_check_logs,
 )
+from tap_spaaza_users.errors import SpaazaError, invalid_setting
+from tap_spaaza_users.export import make_client
 from tap_spaaza_users.sdk_hooks import HookedTap
+from tap_spaaza_users.sdk_hooks.output import (
+    OutputFailedError,
+    closed_stdout_cause,
+    stdout_is_closed,
+)
 from tap_spaaza_users.sdk_hooks.writer import BufferedRecordWriter
 from tap_spaaza_users.settings import (
     CONFIG_SCHEMA,
+    Settings,
     check_settings,
     numbers_from_text,
     unknown_settings,
 )
 from tap_spaaza_users.state import check_state
 from tap_spaaza_users.streams import UsersStream
+from tap_spaaza_users.token_settings import TOKEN_PARTS, stripped_token
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
     from singer_sdk.helpers.capabilities import CapabilitiesEnum
+
+    from tap_spaaza_users.client import SpaazaClient
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -52,6 +66,11 @@ class TapSpaazaUsers(HookedTap):
     capabilities: ClassVar[list[CapabilitiesEnum]] = [*Tap.capabilities, TapCapabilities.TEST]
     message_writer_class = BufferedRecordWriter
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # noqa: ANN401
+        """Create the tap, then set the level of status polls' METRIC lines (metrics_log_level)."""
+        super().__init__(*args, **kwargs)
+        poll_metrics.apply(str(self.config.get("metrics_log_level") or poll_metrics.INFO))
+
     @override
     def discover_streams(self) -> list[UsersStream]:
         """Return the tap's one stream.
@@ -61,10 +80,21 @@ class TapSpaazaUsers(HookedTap):
         """
         return [UsersStream(self)]
 
+    @functools.cached_property
+    def settings(self) -> Settings:
+        """The settings, typed once from the checked config; the stream reads these."""
+        return Settings.from_tap_config(self.config)
+
     @override
     def normalize_settings(self, config: Mapping[str, Any]) -> dict[str, Any]:
-        """Number settings given as text (environment variables, ``.env``) as numbers."""
-        return numbers_from_text(config, self.config_jsonschema)
+        """Number settings given as text as numbers; the token without surrounding spaces.
+
+        From here on, no log line or traceback can carry either part of the token.
+        """
+        updates = numbers_from_text(config, self.config_jsonschema) | stripped_token(config)
+        token = [{**config, **updates}.get(name) for name in TOKEN_PARTS]
+        secret_scrub.install(str(part) for part in token if isinstance(part, (str, int)))
+        return updates
 
     @override
     def check_settings(self, config: Mapping[str, Any]) -> None:
@@ -73,10 +103,23 @@ class TapSpaazaUsers(HookedTap):
         Raises:
             SpaazaConfigError: When a setting is invalid.
         """
-        for name, closest in unknown_settings(config, self.config_jsonschema):
+        schema = copy.deepcopy(self.config_jsonschema)
+        type(self).append_builtin_config(schema)  # the SDK's own: stream maps, flattening, BATCH
+        for name, closest in unknown_settings(config, schema):
             hint = f"; did you mean {closest!r}?" if closest else ""
             self.logger.warning("Unknown setting %r is ignored%s", name, hint)
         check_settings(config)
+
+    @override
+    def before_sync(self) -> None:
+        """Prove the BATCH storage writable, and delete the BATCH files the state proves loaded.
+
+        Both before any message and any request to Spaaza (see batch_files).
+        """
+        check_storage(self.config)
+        stream_state = self.state.get("bookmarks", {}).get(UsersStream.name)
+        if isinstance(stream_state, dict):
+            delete_delivered(stream_state, self.config, self.logger)
 
     @override
     def load_state(self, state: dict[str, Any]) -> None:
@@ -88,6 +131,12 @@ class TapSpaazaUsers(HookedTap):
         check_state(state, now=dt.datetime.now(dt.timezone.utc))
         super().load_state(state)
 
+    def make_client(self) -> SpaazaClient:
+        """A Services API client from the settings, as the stream's (close it when done)."""
+        stream = self.streams["users"]
+        assert isinstance(stream, UsersStream)  # noqa: S101
+        return make_client(self.settings, stream.user_agent, self.logger)
+
     def check_connection(self) -> None:
         """Call ``GET /tasks?limit=1``: proves host and token, and the chain when it can.
 
@@ -98,10 +147,8 @@ class TapSpaazaUsers(HookedTap):
         Raises:
             SpaazaConfigError: When the token belongs to another chain than ``chain_id``.
         """
-        stream = self.streams["users"]
-        assert isinstance(stream, UsersStream)  # noqa: S101
-        chain_id = int(self.config["chain_id"])
-        with contextlib.closing(stream.make_client()) as client:
+        chain_id = self.settings.chain_id
+        with contextlib.closing(self.make_client()) as client:
             tasks = client.list_tasks(limit=1)
         token_chain = next(
             (t["chain"] for t in tasks if isinstance(t, dict) and isinstance(t.get("chain"), int)),
@@ -148,6 +195,9 @@ class TapSpaazaUsers(HookedTap):
     def invoke(cls, *args: Any, **kwargs: Any) -> None:
         """Run the tap, turning our errors (and an unreadable ``--state`` file) into one line."""
         with cls._user_errors():
+            if stdout_is_closed():
+                msg = f"The tap cannot run: {closed_stdout_cause()}."
+                raise OutputFailedError(msg)
             state_file = kwargs.get("state")
             if state_file is not None:
                 path = getattr(state_file, "name", "-")
@@ -185,10 +235,10 @@ class TapSpaazaUsers(HookedTap):
     @classmethod
     @contextlib.contextmanager
     def _user_errors(cls) -> Iterator[None]:
-        """Log a SpaazaError as one ERROR line (no traceback) and exit with status 1."""
+        """Log a SpaazaError (or a failed output) as one ERROR line and exit with status 1."""
         try:
             yield
-        except SpaazaError as exc:
+        except (SpaazaError, OutputFailedError) as exc:
             cls.logger.error("%s", exc)  # noqa: TRY400
             sys.exit(1)
 
