@@ -12,11 +12,12 @@ MELTANO_STAMP := $(MELTANO_VENV)/.installed-s3
 export MELTANO_SEND_ANONYMOUS_USAGE_STATS := false
 export TAP_SPAAZA_USERS_TEST_MELTANO := $(MELTANO)
 
-.PHONY: help setup demo test lint typecheck pytest clean
+.PHONY: help setup demo test test-fast lint typecheck pytest clean
 
 help:
 	@echo "make demo   sync the local Spaaza sandbox into DuckDB twice and print a summary"
-	@echo "make test   everything CI runs: ruff, ruff format --check, mypy, pytest"
+	@echo "make test   everything CI runs: ruff, ruff format --check, mypy, pytest (about 15 min)"
+	@echo "make test-fast  the same without Meltano, PostgreSQL, DuckDB and slow tests"
 	@echo "make clean  remove the virtual environments, Meltano's plugins and the demo output"
 
 # The project's own environment: the tap with its sandbox, and the dev dependency groups.
@@ -68,6 +69,12 @@ pytest: setup
 	fi
 
 test: lint typecheck pytest
+
+# A quick check: no Meltano, no warehouse (tests/integration holds every test that drives the
+# meltano CLI, PostgreSQL or DuckDB), no slow benchmark or 100k-user tests.
+FAST_TESTS := --ignore=tests/integration -m "not slow"
+test-fast: lint typecheck
+	$(VENV)/bin/pytest $(FAST_TESTS)
 
 clean:
 	rm -rf $(VENV) $(MELTANO_VENV) .meltano output .demo

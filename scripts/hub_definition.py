@@ -4,7 +4,9 @@ Run ``python scripts/hub_definition.py`` after changing a setting; ``--check`` e
 file in the repository is stale. Settings (names, labels, descriptions, defaults, secrets,
 options) come from ``--about``; kinds follow meltano.yml's rule (fractional numbers are
 ``string``: Meltano 4.4 passes neither an ``integer`` nor a ``decimal`` fraction from the
-environment); the ``test`` command and option labels come from meltano.yml.
+environment); the ``test`` command and option labels come from meltano.yml. The file is laid
+out as the Hub's own files are: keys in alphabetical order at every level, settings sorted by
+name, ``batch_config`` declared as its dotted settings (as the Hub's SDK taps do).
 """
 
 from __future__ import annotations
@@ -26,6 +28,15 @@ HEADER = (
     "# MeltanoHub definition of tap-spaaza-users, written by scripts/hub_definition.py from\n"
     "# `tap-spaaza-users --about --format=json` and meltano.yml: do not edit by hand.\n"
 )
+#: Where the Hub's page shows the plugin's logo: a file of the Hub's, shipped here to go with a
+#: submission (hub/static/assets/logos/extractors/spaaza.svg).
+LOGO_URL = "/assets/logos/extractors/spaaza.svg"
+#: The plugin's repository: the Hub's maintainers list is derived from it (its owner's URL).
+#: Replace it with the published repository's URL when submitting the definition.
+REPOSITORY = "https://git.example.com/tap-spaaza-users-contributors/tap-spaaza-users"
+NUMBER = "number"
+#: Settings the Hub declares by their dotted names (one per leaf) instead of as one object.
+DOTTED = ("batch_config",)
 #: Fixed facts about the plugin that `--about` does not hold.
 METADATA: dict[str, Any] = {
     "label": "Spaaza",
@@ -70,13 +81,64 @@ def setting_kind(schema: dict[str, Any]) -> str:
     Returns:
         The kind.
     """
-    types = schema.get("type", "string")
-    types = [types] if isinstance(types, str) else [t for t in types if t != "null"]
+    first = setting_kind_of(schema)
     if "enum" in schema:
         return "options"
-    if types[0] == "string" and schema.get("format") in {"date-time", "date"}:
+    if first == "string" and schema.get("format") in {"date-time", "date"}:
         return "date_iso8601"
-    return KIND_BY_TYPE.get(types[0], "string")
+    return KIND_BY_TYPE.get(first, "string")
+
+
+def leaf_settings(properties: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Return the settings by name, the ``DOTTED`` objects split into their dotted leaves."""
+    leaves: dict[str, dict[str, Any]] = {}
+
+    def walk(prefix: str, schema: dict[str, Any]) -> None:
+        if "properties" not in schema:
+            leaves[prefix] = schema
+            return
+        for name, child in schema["properties"].items():
+            walk(f"{prefix}.{name}", child)
+
+    for name, schema in properties.items():
+        if name in DOTTED:
+            walk(name, schema)
+        else:
+            leaves[name] = schema
+    return leaves
+
+
+def fractional_settings(properties: dict[str, Any]) -> list[str]:
+    """Return the settings whose JSON type is ``number``: Meltano must see them as strings."""
+    return sorted(name for name, schema in properties.items() if setting_kind_of(schema) == NUMBER)
+
+
+def setting_kind_of(schema: dict[str, Any]) -> str:
+    """Return a setting's first non-null JSON type."""
+    types = schema.get("type", "string")
+    types = [types] if isinstance(types, str) else [t for t in types if t != "null"]
+    return str(types[0])
+
+
+def settings_preamble(fractional: list[str]) -> str:
+    """Return the Hub page's note on the number settings declared as ``kind: string``."""
+    names = ", ".join(f"`{name}`" for name in fractional)
+    return (
+        f"The settings that take fractions of a unit ({names}) are `kind: string` on purpose, "
+        "not `integer`: Meltano 4.4 rejects a value such as `0.5` from an environment variable "
+        "for an `integer` setting and cannot pass on a `decimal` one, while a string reaches the "
+        "tap unchanged and the tap reads it as a number. A definition refreshed from `--about` "
+        "(which maps a JSON `number` to `integer`) must keep them `string`."
+    )
+
+
+def sorted_keys(value: Any) -> Any:  # noqa: ANN401
+    """Return ``value`` with every mapping's keys in alphabetical order (yamllint key-ordering)."""
+    if isinstance(value, dict):
+        return {key: sorted_keys(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [sorted_keys(item) for item in value]
+    return value
 
 
 def setting(name: str, schema: dict[str, Any], option_labels: dict[str, str]) -> dict[str, Any]:
@@ -109,24 +171,34 @@ def definition() -> dict[str, Any]:
         if "options" in declared
     }
     properties = info["settings"]["properties"]
-    return {
-        "name": NAME,
-        "variant": VARIANT,
-        "namespace": plugin["namespace"],
-        "label": METADATA["label"],
-        "description": info["description"],
-        "pip_url": NAME,
-        "executable": plugin["executable"],
-        "domain_url": METADATA["domain_url"],
-        "keywords": METADATA["keywords"],
-        "maintenance_status": METADATA["maintenance_status"],
-        "quality": METADATA["quality"],
-        "supported_python_versions": info["supported_python_versions"],
-        "capabilities": info["capabilities"],
-        "commands": plugin["commands"],
-        "settings_group_validation": [info["settings"]["required"]],
-        "settings": [setting(n, s, option_labels.get(n, {})) for n, s in properties.items()],
-    }
+    settings = [
+        setting(name, schema, option_labels.get(name, {}))
+        for name, schema in sorted(leaf_settings(properties).items())
+    ]
+    ordered: dict[str, Any] = sorted_keys(
+        {
+            "name": NAME,
+            "variant": VARIANT,
+            "namespace": plugin["namespace"],
+            "label": METADATA["label"],
+            "description": info["description"],
+            "pip_url": NAME,
+            "executable": plugin["executable"],
+            "domain_url": METADATA["domain_url"],
+            "logo_url": LOGO_URL,
+            "repo": REPOSITORY,
+            "keywords": METADATA["keywords"],
+            "maintenance_status": METADATA["maintenance_status"],
+            "quality": METADATA["quality"],
+            "supported_python_versions": info["supported_python_versions"],
+            "capabilities": sorted(info["capabilities"]),
+            "commands": plugin["commands"],
+            "settings_group_validation": [sorted(info["settings"]["required"])],
+            "settings_preamble": settings_preamble(fractional_settings(properties)),
+            "settings": settings,
+        }
+    )
+    return ordered
 
 
 def render() -> str:

@@ -1,4 +1,4 @@
-"""Rewrite the README's module list from the package's module docstrings, so it cannot drift."""
+"""Rewrite CONTRIBUTING.md's module list from the module docstrings, so it cannot drift."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-README = ROOT / "README.md"
+CONTRIBUTING = ROOT / "CONTRIBUTING.md"
 PACKAGE = ROOT / "tap_spaaza_users"
 START, END = "<!-- modules:start -->", "<!-- modules:end -->"
 
@@ -78,17 +78,17 @@ def module_list() -> str:
     return "\n".join(lines)
 
 
-def readme_modules(text: str) -> str:
-    """The list between the README's module markers."""
+def listed_modules(text: str) -> str:
+    """The list between CONTRIBUTING.md's module markers."""
     return text.split(START, 1)[1].split(END, 1)[0].strip()
 
 
 def main() -> None:
     """Replace the list between the markers."""
-    text = README.read_text(encoding="utf-8")
+    text = CONTRIBUTING.read_text(encoding="utf-8")
     head, rest = text.split(START, 1)
     tail = rest.split(END, 1)[1]
-    README.write_text(f"{head}{START}\n{module_list()}\n{END}{tail}", encoding="utf-8")
+    CONTRIBUTING.write_text(f"{head}{START}\n{module_list()}\n{END}{tail}", encoding="utf-8")
 
 
 if __name__ == "__main__":

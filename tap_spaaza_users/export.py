@@ -244,7 +244,7 @@ class UsersExport:
         self._sleep = sleep
         self._monotonic = monotonic
         #: Recent export durations by kind (the stream hands in the state's, see export_times).
-        self.durations: dict[str, list[float]] = {}
+        self.durations: dict[str, list[int]] = {}
         #: When (monotonic) and of which kind each task this export created was created.
         self._created: dict[int, tuple[float, str]] = {}
 

@@ -6,6 +6,9 @@ or a saved segment exported whole) and ``window`` (users created in a window, th
 incremental sync). Each kind is kept apart because a whole export of a large chain takes far
 longer than an increment. The estimate is only a hint: a value that is not such a list is
 dropped (and rebuilt by the next exports), never an error.
+
+Durations are whole seconds: a float in a STATE message breaks SDK targets, which read
+numbers as ``Decimal`` and then cannot write the state back out as JSON.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ def kind_of(task: object) -> str:
     return WHOLE
 
 
-def history(stream_state: dict[str, Any]) -> dict[str, list[float]]:
+def history(stream_state: dict[str, Any]) -> dict[str, list[int]]:
     """The state's durations by kind, in place (the next STATE written carries additions).
 
     Args:
@@ -56,13 +59,13 @@ def history(stream_state: dict[str, Any]) -> dict[str, list[float]]:
     for kind in list(kept):
         values = kept[kind]
         if kind in KINDS and isinstance(values, list) and all(map(_seconds, values)):
-            kept[kind] = [float(value) for value in values]
+            kept[kind] = [round(value) for value in values]
         else:
             del kept[kind]
     return kept
 
 
-def note(durations: dict[str, list[float]], kind: str, seconds: float) -> None:
+def note(durations: dict[str, list[int]], kind: str, seconds: float) -> None:
     """Add an export's duration, keeping the last ``KEPT`` of its kind.
 
     Args:
@@ -71,11 +74,11 @@ def note(durations: dict[str, list[float]], kind: str, seconds: float) -> None:
         seconds: Creation to DONE.
     """
     values = durations.setdefault(kind, [])
-    values.append(round(seconds, 1))
+    values.append(round(seconds))
     del values[:-KEPT]
 
 
-def usual(durations: dict[str, list[float]], kind: str) -> tuple[float, int] | None:
+def usual(durations: dict[str, list[int]], kind: str) -> tuple[float, int] | None:
     """The median duration of the kind's recent exports, and how many it is taken over.
 
     Args:
@@ -95,7 +98,7 @@ def _seconds(value: object) -> bool:
     return number and value >= 0  # type: ignore[operator]
 
 
-def hint(durations: dict[str, list[float]], task: object) -> tuple[str, float | None]:
+def hint(durations: dict[str, list[int]], task: object) -> tuple[str, float | None]:
     """The heartbeat's estimate for a task: ``"usually ~N s ...; "`` and N, or nothing.
 
     Args:

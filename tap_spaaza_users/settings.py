@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import difflib
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -263,6 +264,22 @@ def _hostname(url: str) -> str:
         return ""
 
 
+def meltano_environment_hint() -> str:
+    """Name the Meltano environment a run uses, which may have set a value the user never typed.
+
+    Meltano tells a plugin its environment (``MELTANO_ENVIRONMENT``), not where each value came
+    from, so the hint says where to look and how to choose another environment.
+    """
+    environment = os.environ.get("MELTANO_ENVIRONMENT")
+    if not environment:
+        return ""
+    return (
+        f"; Meltano's environment '{environment}' is in use: if its config in meltano.yml sets "
+        f"this value, change it there, or choose another environment with "
+        f"`meltano --environment=NAME ...`"
+    )
+
+
 def _check_numbers(config: Any, *, loopback: bool) -> None:  # noqa: ANN401
     """Check the number settings' types, signs and bounds (config files give Decimal fractions)."""
     for name, prop in CONFIG_SCHEMA["properties"].items():
@@ -287,7 +304,8 @@ def _check_numbers(config: Any, *, loopback: bool) -> None:  # noqa: ANN401
             invalid_setting(
                 name,
                 f"must be at least {POLL_FLOOR_SECONDS} second to spare the Spaaza API, not "
-                f"{value} (only a loopback api_url, such as a local sandbox, may poll faster)",
+                f"{value} (only a loopback api_url, such as a local sandbox, may poll faster)"
+                + meltano_environment_hint(),
             )
         low, high = prop["minimum"], prop["maximum"]
         if not Decimal(str(low)) <= value <= Decimal(str(high)):

@@ -1,24 +1,33 @@
 """Standard output as the message writer sees it: how to write it, and what a failure means.
 
-A pipe (or socket) is written in whole lines of at most ``PIPE_BUF`` bytes, each once the
-reader has room for it (``poll``): such a write is never cut and never blocks, so the tap
-can always give up on a reader that stopped reading, between two whole lines. Anything else
-(a file, a terminal) is written as it comes.
+A pipe (or socket) is written in whole lines, never more at once than the reader surely has
+room for: what the pipe's size and unread bytes leave, or ``PIPE_BUF`` once ``poll`` says
+there is room. Such a write is never cut and never blocks, so the tap can always give up on
+a reader that stopped reading, between two whole lines. Anything else (a file, a terminal)
+is written as it comes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import io
 import os
+import resource
 import select
 import stat
+import struct
 import sys
+import termios
 from typing import Any
 
 #: The most a write into a pipe that has room takes whole, at once (4096 on Linux).
 PIPE_CHUNK = select.PIPE_BUF
+
+#: Linux's ``F_GETPIPE_SZ`` (the fcntl module names it from Python 3.10 on Linux only).
+F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
+PAGE = resource.getpagesize()
 
 #: How often, in milliseconds, a wait for a reader with no room looks whether to give up.
 WAKE_MS = 100
@@ -99,17 +108,31 @@ def pipe_fd(out: Any) -> int | None:  # noqa: ANN401 - whatever sys.stdout.buffe
     return fd if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) else None
 
 
-def chunk_end(data: bytearray, start: int) -> int:
-    """Where the next write into a pipe ends: the last whole line within ``PIPE_CHUNK``.
+def chunk_end(data: bytearray, start: int, room: int) -> int:
+    """Where the next write into a pipe ends: the last whole line within ``room`` bytes.
 
-    A line longer than ``PIPE_CHUNK`` is written in pieces of that size.
+    A line longer than ``room`` is written in pieces of that size.
     """
-    end = min(start + PIPE_CHUNK, len(data))
+    end = min(start + room, len(data))
     if end < len(data):
         cut = data.rfind(b"\n", start, end)
         if cut >= 0:
             end = cut + 1
     return end
+
+
+def room_in_pipe(fd: int) -> int | None:
+    """How many bytes surely fit in the pipe now, without waiting; None when unknown.
+
+    The pipe's size less what waits unread in it, less three pages: its first and last
+    pages may be partly used, and a write may take one page more than its bytes.
+    """
+    try:
+        size = fcntl.fcntl(fd, F_GETPIPE_SZ)
+        unread: int = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+    except OSError:
+        return None
+    return max(size - unread - 3 * PAGE, 0)
 
 
 def wait_for_room(poller: select.poll) -> bool:

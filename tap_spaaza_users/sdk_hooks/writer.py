@@ -30,11 +30,13 @@ from singer_sdk.contrib.msgspec import encoder as json_encoder
 from singer_sdk.singerlib.messages import SingerMessageType
 
 from tap_spaaza_users.sdk_hooks.output import (
+    PIPE_CHUNK,
     OutputFailedError,
     OutputStalledError,
     chunk_end,
     failure,
     pipe_fd,
+    room_in_pipe,
     wait_for_room,
 )
 
@@ -175,9 +177,12 @@ class BufferedRecordWriter(MsgSpecWriter):
             while done < len(view):
                 if self.stop_signal is not None:
                     self._check_stop(last_taken)
-                if not wait_for_room(poller):
-                    continue
-                done += os.write(fd, view[done : chunk_end(self.pending, done)])
+                room = room_in_pipe(fd)
+                if room is None or room < PIPE_CHUNK:  # a socket, or a pipe nearly full
+                    if not wait_for_room(poller):
+                        continue
+                    room = max(room or 0, PIPE_CHUNK)  # poll: at least PIPE_BUF fits
+                done += os.write(fd, view[done : chunk_end(self.pending, done, room)])
                 last_taken = time.monotonic()
 
     def _check_stop(self, last_taken: float) -> None:

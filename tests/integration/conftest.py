@@ -83,13 +83,10 @@ class Meltano:
     def use_sandbox(self, sandbox: Sandbox, **overrides: Any) -> None:
         """Point the extractor at ``sandbox`` through `TAP_SPAAZA_USERS_*` variables.
 
-        The fast poll intervals come from meltano.yml's dev environment: Meltano 4.4 cannot
-        pass a fractional number given as an environment variable (see meltano.yml).
+        The sandbox's fast poll intervals go along: fractions are `kind: string` settings,
+        which Meltano passes from the environment as they are (see meltano.yml).
         """
         config = sandbox.tap_config(**overrides)
-        for name in ("poll_interval_seconds", "poll_max_interval_seconds"):
-            if name not in overrides:
-                config.pop(name, None)
         self.env.update(settings_env("TAP_SPAAZA_USERS", config))
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 import shlex
 from typing import TYPE_CHECKING
 
 import pytest
 import yaml
+from support.doc_blocks import marked_text
 
 from tap_spaaza_users.sandbox import Sandbox
 
@@ -19,15 +19,6 @@ if TYPE_CHECKING:
 
     from .conftest import Meltano
     from .test_meltano_warehouses import Postgres
-
-README = PROJECT_ROOT / "README.md"
-
-
-def readme_block(marker: str) -> str:
-    """The fenced block that follows ``<!-- tested: marker -->`` in the README."""
-    text = README.read_text(encoding="utf-8")
-    (block,) = re.findall(rf"<!-- tested: {marker} -->\n```\w*\n(.*?)```", text, flags=re.DOTALL)
-    return str(block)
 
 
 @pytest.fixture
@@ -45,7 +36,7 @@ def test_readme_chain_extractors_are_meltano_ymls() -> None:
     declared = [
         p for p in project["plugins"]["extractors"] if p["name"].startswith("tap-spaaza-users--ch")
     ]
-    assert yaml.safe_load(readme_block("chains-yml")) == declared
+    assert yaml.safe_load(marked_text("chains-two-yml")) == declared
     for plugin in declared:
         config = plugin["config"]
         assert config["chain_id"] == config["stream_map_config"]["chain_id"]
@@ -56,7 +47,7 @@ def test_two_chains_load_complete_and_distinct_into_one_postgres_table(
     chains: dict[str, Sandbox],
     postgres: Postgres,  # noqa: F811 - the imported fixture
 ) -> None:
-    lines = [line for line in readme_block("chains").splitlines() if line.strip()]
+    lines = [line for line in marked_text("chains-two").splitlines() if line.strip()]
     exports = [shlex.split(line)[1].split("=")[0] for line in lines if line.startswith("export ")]
     (command,) = [line for line in lines if line.startswith("meltano ")]
     for name, sandbox in chains.items():
@@ -68,7 +59,7 @@ def test_two_chains_load_complete_and_distinct_into_one_postgres_table(
     tokens = {
         f"TAP_SPAAZA_USERS__{n}_ACCESS_TOKEN_{part}" for n in chains for part in ("ID", "SECRET")
     }
-    assert set(exports) == tokens, "the README sets each chain's token under its own name"
+    assert set(exports) == tokens, "the docs set each chain's token under its own name"
 
     meltano(*shlex.split(command)[1:])
 

@@ -202,6 +202,21 @@ def test_a_missing_token_against_spaaza_points_at_spaaza_console(
     assert expected in run.error
 
 
+def test_a_refused_value_names_the_meltano_environment_and_how_to_choose_another(
+    fast_config: Settings, tmp_path: Path
+) -> None:
+    config = {**fast_config, "api_url": "https://services.example.com"}
+
+    result = run_tap(tmp_path, config, env={"MELTANO_ENVIRONMENT": "dev"})
+
+    assert result.returncode == 1
+    assert "Setting poll_interval_seconds must be at least 1 second" in result.stderr
+    assert "Meltano's environment 'dev' is in use" in result.stderr
+    assert "choose another environment with `meltano --environment=NAME ...`" in result.stderr
+    without_meltano = run_tap(tmp_path, config)
+    assert "environment" not in without_meltano.stderr
+
+
 def test_misspelt_settings_are_warned_about_naming_the_closest_known_one(
     small_sandbox: Sandbox, fast_config: Settings, tmp_path: Path
 ) -> None:

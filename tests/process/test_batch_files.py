@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from tap_spaaza_users.sandbox import Sandbox
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def batch(root: Path | str, compression: str = "gzip") -> dict[str, Any]:

@@ -197,7 +197,9 @@ def test_api_connection_refused_is_retried_then_a_clear_error(
     assert run.returncode == 1
     assert "Traceback" not in run.stderr
     assert "GET /tasks failed after 4 tries" in run.error  # the listing comes first
-    assert "unavailable" in run.error
+    # Not "unavailable or rate limiting": nothing listens there (issue 20's wrong advice).
+    assert f"nothing listens at api_url http://127.0.0.1:{closed_port}" in run.error
+    assert "is spaaza-sandbox running?" in run.error
 
 
 # Storage faults ---------------------------------------------------------------------------

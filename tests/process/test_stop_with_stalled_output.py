@@ -109,7 +109,7 @@ def test_stop_signals_end_a_tap_whose_reader_stopped_reading_20_of_20(
     tmp_path: Path,
 ) -> None:
     sandbox: Sandbox = sandbox_factory(
-        users=3000, seed=5, task_base_seconds=0.0, task_seconds_per_1k_users=0.0
+        users=600, seed=5, task_base_seconds=0.0, task_seconds_per_1k_users=0.0
     )
     config = sandbox.tap_config(delete_completed_tasks=False)
     tries = [STOPS[n % len(STOPS)] for n in range(20)]

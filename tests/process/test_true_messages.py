@@ -26,7 +26,7 @@ from tap_spaaza_users.tap import TapSpaazaUsers
 if TYPE_CHECKING:
     from tap_spaaza_users.sandbox import Sandbox
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LOOPBACK = {
     "api_url": "http://127.0.0.1:9",
     "chain_id": 1234,

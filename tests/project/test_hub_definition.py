@@ -1,7 +1,9 @@
 """The MeltanoHub definition: current, valid for the Hub, in step with --about and meltano.yml.
 
-The Hub validates an extractor's definition with its JSON schema for plugin definitions; the rules
-below are that schema's (required keys, closed key sets, enums), checked here without a copy of it.
+The Hub checks a definition four ways: its JSON schema for plugin definitions (required keys,
+closed key sets, enums), yamllint with the Hub's configuration, its maintainers check (each
+variant's maintainer is derived from the definition's ``repo``), and its page build (``logo_url``
+names a file of the Hub's ``static/`` folder). The rules below are those, as data.
 """
 
 from __future__ import annotations
@@ -16,11 +18,30 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from yamllint import linter
+from yamllint.config import YamlLintConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from hub_definition import DEFINITION, render  # noqa: E402
+
+#: The Hub's yamllint configuration for plugin definitions (its `.yamllint.yaml`), as data.
+HUB_YAMLLINT = {
+    "extends": "default",
+    "rules": {
+        "braces": {"forbid": "non-empty"},
+        "document-start": {"present": False},
+        "indentation": {"indent-sequences": False, "spaces": 2},
+        "key-ordering": "enable",
+        "line-length": "disable",
+        "truthy": "disable",
+    },
+}
+#: The Hub's page build serves `logo_url` from its static folder; the file ships here.
+HUB_STATIC = ROOT / "hub" / "static"
+#: The settings a Hub refresh regenerates from `--about`: it maps a JSON number to `integer`.
+REFRESH_KIND_OF_NUMBER = "integer"
 
 REQUIRED_KEYS = {"name", "namespace", "variant", "label", "quality"}
 ALLOWED_KEYS = REQUIRED_KEYS | {
@@ -81,6 +102,32 @@ def meltano_extractor() -> dict[str, Any]:
     return cast("dict[str, Any]", plugin)
 
 
+def hub_lint(text: str) -> list[str]:
+    """Return the problems yamllint finds in ``text`` with the Hub's configuration."""
+    config = YamlLintConfig(content=yaml.safe_dump(HUB_YAMLLINT))
+    return [f"{p.line}:{p.column} {p.rule}: {p.desc}" for p in linter.run(text, config)]
+
+
+def number_settings_problems(definition: dict[str, Any], properties: dict[str, Any]) -> list[str]:
+    """Return what is wrong with the definition's fractional number settings, for a Hub reader.
+
+    Each must stay `kind: string` (Meltano 4.4 cannot pass `0.5` from the environment to an
+    `integer` or `decimal` setting) and be named in the settings preamble the Hub's page shows.
+    """
+    settings = {entry["name"]: entry for entry in definition["settings"]}
+    preamble = definition.get("settings_preamble", "")
+    problems = []
+    for name, schema in properties.items():
+        types = schema.get("type", [])
+        if "number" not in ([types] if isinstance(types, str) else types):
+            continue
+        if settings[name]["kind"] != "string":
+            problems.append(f"{name} is kind {settings[name]['kind']}, not string")
+        if f"`{name}`" not in preamble:
+            problems.append(f"{name} is not named in settings_preamble")
+    return problems
+
+
 def test_definition_is_up_to_date() -> None:
     assert DEFINITION.read_text(encoding="utf-8") == render(), (
         "the Hub definition is stale: run `python scripts/hub_definition.py`"
@@ -106,6 +153,63 @@ def test_definition_has_the_hub_schema_keys_and_values() -> None:
         assert re.fullmatch(r"3\.\d+", version), version
 
 
+def test_definition_passes_the_hubs_yamllint() -> None:
+    assert hub_lint(DEFINITION.read_text(encoding="utf-8")) == []
+
+
+def test_the_hubs_yamllint_rejects_keys_out_of_order() -> None:
+    unordered = "name: tap-x\nlabel: X\nsettings:\n- name: b\n  kind: string\n"
+    problems = hub_lint(unordered)
+    assert [p for p in problems if "key-ordering" in p], problems
+
+
+def test_definition_passes_the_hubs_maintainers_check() -> None:
+    definition = hub()
+    variant, repo = definition["variant"], urlsplit(definition["repo"])
+    assert variant == variant.lower(), "the Hub keys maintainers by the lower-case variant"
+    assert repo.scheme == "https"
+    assert repo.netloc
+    owner, name = repo.path.strip("/").split("/")
+    assert owner, "the maintainer's URL is the repo URL without its last part"
+    assert name == definition["name"]
+
+
+def test_definition_logo_is_a_file_the_hub_serves() -> None:
+    logo_url = hub()["logo_url"]
+    assert logo_url.startswith("/assets/logos/extractors/"), logo_url
+    logo = HUB_STATIC / logo_url.lstrip("/")
+    assert logo.is_file(), f"{logo} is missing"
+    assert logo.stat().st_size < 100_000
+    assert logo.read_text(encoding="utf-8").lstrip().startswith("<svg")
+
+
+def test_batch_config_is_declared_as_dotted_settings_like_the_hubs_sdk_taps() -> None:
+    names = set(hub_settings())
+    assert "batch_config" not in names
+    assert {
+        "batch_config.encoding.format", "batch_config.encoding.compression",
+        "batch_config.storage.root", "batch_config.storage.prefix",
+    } <= names  # fmt: skip
+    assert hub_settings()["batch_config.encoding.compression"]["kind"] == "options"
+
+
+def test_fractional_number_settings_stay_strings_and_say_why() -> None:
+    properties = about()["settings"]["properties"]
+    definition = hub()
+
+    assert number_settings_problems(definition, properties) == []
+    numbers = {name for name, schema in properties.items() if "number" in schema["type"]}
+    refreshed = {
+        **definition,
+        "settings": [
+            {**entry, "kind": REFRESH_KIND_OF_NUMBER} if entry["name"] in numbers else entry
+            for entry in definition["settings"]
+        ],
+    }
+    caught = number_settings_problems(refreshed, properties)
+    assert "poll_interval_seconds is kind integer, not string" in caught
+
+
 def test_definition_settings_have_the_hub_schema_keys_and_kinds() -> None:
     settings = hub()["settings"]
     names = [entry["name"] for entry in settings]
@@ -127,11 +231,24 @@ def test_definition_settings_have_the_hub_schema_keys_and_kinds() -> None:
         assert set(group) <= set(names)
 
 
+def leaves(properties: dict[str, Any]) -> dict[str, Any]:
+    """``--about``'s settings with ``batch_config`` split into its dotted leaves."""
+    flat: dict[str, Any] = {}
+    for name, schema in properties.items():
+        if name != "batch_config":
+            flat[name] = schema
+            continue
+        for part, child in schema["properties"].items():
+            for leaf, leaf_schema in child["properties"].items():
+                flat[f"{name}.{part}.{leaf}"] = leaf_schema
+    return flat
+
+
 def test_definition_settings_are_what_about_reports() -> None:
     info = about()
-    properties = info["settings"]["properties"]
+    properties = leaves(info["settings"]["properties"])
     settings = hub_settings()
-    assert list(settings) == list(properties)
+    assert list(settings) == sorted(properties), "the Hub sorts settings by name"
     for name, schema in properties.items():
         entry = settings[name]
         assert entry["label"] == schema["title"], name
@@ -142,7 +259,7 @@ def test_definition_settings_are_what_about_reports() -> None:
         if "enum" in schema:
             assert [option["value"] for option in entry["options"]] == schema["enum"], name
     definition = hub()
-    assert definition["capabilities"] == info["capabilities"]
+    assert definition["capabilities"] == sorted(info["capabilities"])
     assert definition["description"] == info["description"]
     assert definition["supported_python_versions"] == info["supported_python_versions"]
     assert [set(group) for group in definition["settings_group_validation"]] == [
