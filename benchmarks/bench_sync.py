@@ -22,8 +22,8 @@ from typing import Any
 import requests
 from harness import PeakRss, delete_tap_tasks, export_url, start_sandbox
 
-PER_RECORD_TARGET = 1.5
-BATCH_TARGET = 1.2
+PER_RECORD_TARGET = 1.1
+BATCH_TARGET = 1.0
 RSS_TARGET_MB = 150
 #: The tap's modes: RECORD messages (None), BATCH files without and with gzip.
 MODES: dict[str, str | None] = {"tap": None, "batch": "none", "batch-gzip": "gzip"}

@@ -2,23 +2,50 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
-import io
-import math
 import sys
 import zlib
-from datetime import date, datetime, timezone
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
-from tap_spaaza_users.contract import GZIP_MAGIC, PRIMARY_KEY, USER_COLUMNS, ColumnType
+from tap_spaaza_users.contract import (
+    GZIP_MAGIC,
+    PRIMARY_KEY,
+    REPLICATION_KEY,
+    USER_COLUMNS,
+    ColumnType,
+)
+from tap_spaaza_users.csv_lines import NUL_STAND_IN as _NUL_STAND_IN
+from tap_spaaza_users.csv_lines import ExportLines
 from tap_spaaza_users.errors import SpaazaCorruptExportError, SpaazaInvalidRowError
+from tap_spaaza_users.values import (
+    CONVERSION_ERRORS,
+    CONVERTERS,
+    row_typer,
+    to_boolean,
+    to_date,
+    to_date_time,
+    to_decimal,
+    to_integer,
+)
+
+__all__ = [
+    "CONVERTERS",
+    "UsersCsvReader",
+    "open_export_bytes",
+    "to_boolean",
+    "to_date",
+    "to_date_time",
+    "to_decimal",
+    "to_integer",
+]
 
 if TYPE_CHECKING:
+    import io
     import logging
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
     from types import TracebackType
 
     from typing_extensions import Self
@@ -27,115 +54,30 @@ Record = dict[str, Any]
 
 INVALID_ROW_ACTIONS = ("fail", "skip")
 MAX_VALUE_IN_MESSAGE = 80
-_CONVERSION_ERRORS = (ValueError, KeyError, TypeError, ArithmeticError)
+#: Bad lines in a row after which a file is beyond repair (a quote that joins lines costs a
+#: few, one per line it joined at most).
+MAX_LINES_WITHOUT_ROW = 100
+#: Skipped rows whose lines are listed.
+MAX_LISTED_LINES = 20
 _NEEDS_NUL_WORKAROUND = sys.version_info < (3, 11)
-_NUL_STAND_IN = "\ufdd0"  # a noncharacter, never in real text; swapped back after parsing
-
-_BOOLEANS: dict[str, bool] = {}
-for _word, _value in {
-    "true": True,
-    "false": False,
-    "1": True,
-    "0": False,
-    "yes": True,
-    "no": False,
-}.items():
-    for _spelling in {_word, _word.upper(), _word.capitalize()}:
-        _BOOLEANS[_spelling] = _value
 
 
-def to_boolean(value: str) -> bool:
-    """Type a boolean cell: true/false, 1/0, yes/no in any case."""
-    try:
-        return _BOOLEANS[value]
-    except KeyError:
-        word = value.lower()
-        if word in _BOOLEANS:
-            return _BOOLEANS[word]
-        raise
-
-
-def to_integer(value: str) -> int:
-    """Type an integer cell: ASCII digits with an optional sign (no ``1_000``, no ``١٢``)."""
-    if "_" in value or not value.isascii():
-        raise ValueError(value)
-    return int(value)
-
-
-def to_decimal(value: str) -> Decimal:
-    """Type a decimal cell keeping every digit.
-
-    Like integers, only ASCII digits without ``_``. NaN, infinities and numbers beyond a
-    double's range (``1e999999``, which JSON readers would turn into infinity, or
-    ``1e-999999`` into 0) are rejected.
-    """
-    if "_" in value or not value.isascii():
-        raise ValueError(value)
-    number = Decimal(value)
-    if number.is_finite():
-        as_double = float(number)
-        if math.isfinite(as_double) and (as_double or not number):
-            return number
-    raise InvalidOperation(value)
-
-
-def to_date(value: str) -> str:
-    """Type a date cell as YYYY-MM-DD."""
-    if len(value) == 10 and value[4:8:3] == "--":  # noqa: PLR2004 - the file's own format
-        _date_from_iso(value)  # validates
-        return value
-    return _date_from_iso(value).isoformat()
-
-
-def to_date_time(value: str) -> str:
-    """Type a date-time cell as RFC 3339 UTC (`YYYY-MM-DDTHH:MM:SS+00:00`).
-
-    The file's own format (`YYYY-MM-DD HH:MM:SS`, UTC) takes a fast path; ISO 8601 with `T`
-    and `Z` or an offset is converted to UTC. Fractional seconds are kept when present.
-    """
-    if len(value) == 19 and value[4:17:3] in _PLAIN_DATE_TIME_MARKS:  # noqa: PLR2004
-        _date_time_from_iso(value)  # validates
-        return value.replace(" ", "T") + "+00:00"
-    if len(value) < 16 or value[10] not in " Tt":  # noqa: PLR2004 - a date-time, not a date
-        raise ValueError(value)
-    parsed = _date_time_from_iso(value[:-1] + "+00:00" if value[-1] in "Zz" else value)
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=timezone.utc).isoformat()
-    return parsed.astimezone(timezone.utc).isoformat()
-
-
-_date_from_iso = date.fromisoformat
-_date_time_from_iso = datetime.fromisoformat
-_PLAIN_DATE_TIME_MARKS = ("-- ::", "--T::")  # characters 4, 7, 10, 13 and 16
-
-#: How each non-string column type is converted (values are never empty here).
-CONVERTERS: dict[ColumnType, Callable[[str], Any]] = {
-    ColumnType.INTEGER: to_integer,
-    ColumnType.BOOLEAN: to_boolean,
-    ColumnType.DECIMAL: to_decimal,
-    ColumnType.DATE: to_date,
-    ColumnType.DATE_TIME: to_date_time,
-}
-#: The same, tuned for the common spellings; a row they reject is retried with CONVERTERS.
-FAST_CONVERTERS: dict[ColumnType, Callable[[str], Any]] = CONVERTERS | {
-    ColumnType.BOOLEAN: _BOOLEANS.__getitem__,
-}
-
-
-def open_export_text(source: Path | io.BufferedReader, task_id: int | None = None) -> IO[str]:
-    """Open the export as text: gzip detected by magic bytes, UTF-8 with the BOM stripped.
+def open_export_bytes(
+    source: Path | io.BufferedReader, task_id: int | None = None
+) -> io.BufferedIOBase:
+    """Open the export's bytes, gzip undone when the magic bytes say so.
 
     Args:
         source: The file, or a reader of it (such as a spool's) at its first byte.
         task_id: The export task, named when its gzip stream turns out broken.
 
     Returns:
-        The text; a broken gzip stream raises SpaazaCorruptExportError while reading.
+        The bytes; a broken gzip stream raises SpaazaCorruptExportError while reading.
     """
     binary: io.BufferedReader = source.open("rb") if isinstance(source, Path) else source
     if binary.peek(2)[:2] != GZIP_MAGIC:
-        return io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
-    return io.TextIOWrapper(_CheckedGzip(binary, task_id), encoding="utf-8-sig", newline="")
+        return binary
+    return _CheckedGzip(binary, task_id)
 
 
 _GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
@@ -173,12 +115,6 @@ class _CheckedGzip(gzip.GzipFile):
             self._binary.close()
 
 
-def _without_nul(lines: Iterator[str]) -> Iterator[str]:
-    """Hide NUL from old csv modules that reject it (restored in the parsed values)."""
-    for line in lines:
-        yield line.replace("\x00", _NUL_STAND_IN) if "\x00" in line else line
-
-
 def _typed(name: str) -> bool:
     """Whether a column's values are converted (known and not a string)."""
     return USER_COLUMNS.get(name, ColumnType.STRING) is not ColumnType.STRING
@@ -195,7 +131,8 @@ class UsersCsvReader:
 
     Use as a context manager; iterate inside it. After entering, `columns`, `extra_columns` and
     `missing_columns` describe the file; while iterating, `rows` counts records emitted and
-    `skipped_rows` the malformed rows skipped (with `on_invalid_row="skip"`).
+    `skipped_rows` the malformed rows skipped (with `on_invalid_row="skip"`), whose first lines
+    are in `skipped_lines` and whose earliest ``created_date`` is `unvouched_from`.
     """
 
     def __init__(
@@ -229,18 +166,24 @@ class UsersCsvReader:
         self.missing_columns: list[str] = []
         self.rows = 0
         self.skipped_rows = 0
-        self._file: IO[str] | None = None
+        #: The first line of each row skipped (the first MAX_LISTED_LINES of them).
+        self.skipped_lines: list[int] = []
+        #: The earliest ``created_date`` of a skipped row: None when none was skipped, ""
+        #: when a skipped row's date could not be read (nothing in the file is vouched for).
+        self.unvouched_from: str | None = None
+        self._file: io.BufferedIOBase | None = None
+        self._lines: ExportLines | None = None
         self._reader: Any = None
+        self._base = 0  # the lines before the parser's first one (it restarts after a bad row)
+        self._early_bad_lines: list[tuple[int, str]] = []
 
     def __enter__(self) -> Self:
         """Open the file and read its header."""
         csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-        self._file = open_export_text(self.source, self.task_id)
+        self._file = open_export_bytes(self.source, self.task_id)
         try:
-            lines: Iterator[str] = iter(self._file)
-            if _NEEDS_NUL_WORKAROUND:
-                lines = _without_nul(lines)
-            self._reader = csv.reader(lines, strict=True)
+            self._lines = ExportLines(self._file, self._bad_utf8, hide_nul=_NEEDS_NUL_WORKAROUND)
+            self._reader = csv.reader(self._lines.from_line(1), strict=True)
             self._read_header()
         except BaseException:
             self.close()
@@ -267,18 +210,24 @@ class UsersCsvReader:
             "Export task %d, line %d: %s" % (self.task_id, line, message)  # noqa: UP031
         )
 
-    def _not_utf8(self, exc: UnicodeDecodeError) -> SpaazaInvalidRowError:
-        line = self._reader.line_num + 1
-        why = f"the file is not valid UTF-8 near line {line} ({exc.reason})"
-        return SpaazaInvalidRowError(f"Export task {self.task_id}: {why}")
+    def _bad_utf8(self, line: int, text: str, reason: str) -> None:
+        """A line that is not UTF-8: fail (always in the header), or skip it."""
+        why = f"the file is not valid UTF-8 at line {line} ({reason})"
+        if line == 1 or self.on_invalid_row == "fail":
+            msg = f"Export task {self.task_id}: {why}"
+            if line > 1:
+                msg += "; set on_invalid_row to skip to leave such rows out (each is counted)"
+            raise SpaazaInvalidRowError(msg)
+        if not self.columns:  # met while the header's block is decoded: after the header
+            self._early_bad_lines.append((line, text))
+            return
+        self._fail_or_skip_row(line, "not valid UTF-8", text=text)
 
     def _read_header(self) -> None:
         try:
             header = next(self._reader)
         except StopIteration:
             raise self._error(1, "the file is empty (no header row)") from None
-        except UnicodeDecodeError as exc:
-            raise self._not_utf8(exc) from None
         except csv.Error as exc:
             raise self._error(1, f"unreadable header ({exc})") from None
         if _NEEDS_NUL_WORKAROUND:
@@ -303,6 +252,8 @@ class UsersCsvReader:
                 self.task_id,
                 name,
             )
+        for line, text in self._early_bad_lines:
+            self._fail_or_skip_row(line, "not valid UTF-8", text=text)
 
     def __iter__(self) -> Iterator[Record]:
         """Yield one typed record per data row.
@@ -316,80 +267,148 @@ class UsersCsvReader:
         return self._records()
 
     def _records(self) -> Iterator[Record]:
-        """Type each well-formed row with converters chosen once, by column position."""
-        strings = [
-            (position, name) for position, name in enumerate(self.columns) if not _typed(name)
-        ]
-        typed = [
-            (position, name, FAST_CONVERTERS[USER_COLUMNS[name]])
-            for position, name in enumerate(self.columns)
-            if _typed(name)
-        ]
-        missing = dict.fromkeys(self.missing_columns)
+        """Type each well-formed row with a function built once for the header."""
+        typed = row_typer(self.columns, self.missing_columns)
         for line, row in self._rows():
-            record = {name: row[position] or None for position, name in strings}
             try:
-                for position, name, convert in typed:
-                    value = row[position]
-                    record[name] = convert(value) if value else None
-            except _CONVERSION_ERRORS:
-                if not self._retype(line, row, record):
-                    continue
+                record: Record | None = typed(row)
+            except CONVERSION_ERRORS:
+                record = self._retype(line, row)
+            if record is None:
+                continue
             if record[PRIMARY_KEY] is None:
                 self._fail_or_skip_row(
-                    line, f"column {PRIMARY_KEY!r} is empty (every user has an id)"
+                    line, f"column {PRIMARY_KEY!r} is empty (every user has an id)", row=row
                 )
                 continue
-            if missing:
-                record.update(missing)
             self.rows += 1
             yield record
 
-    def _retype(self, line: int, row: list[str], record: Record) -> bool:
-        """Convert a row the fast converters rejected with the complete ones; False if invalid."""
+    def _retype(self, line: int, row: list[str]) -> Record | None:
+        """Type a row the row typer rejected with the complete converters; None if invalid."""
+        record: Record = {
+            name: value or None
+            for name, value in zip(self.columns, row, strict=True)
+            if USER_COLUMNS.get(name, ColumnType.STRING) is ColumnType.STRING
+        }
         for position, name in enumerate(self.columns):
             value = row[position]
-            if value and _typed(name):
-                kind = USER_COLUMNS[name]
-                try:
-                    record[name] = CONVERTERS[kind](value)
-                except _CONVERSION_ERRORS:
-                    why = f"column {name!r}: {_shorten(value)} is not a valid {kind.value}"
-                    self._fail_or_skip_row(line, why)
-                    return False
-        return True
+            kind = USER_COLUMNS.get(name, ColumnType.STRING)
+            if kind is ColumnType.STRING:
+                continue
+            if not value:
+                record[name] = None
+                continue
+            try:
+                record[name] = CONVERTERS[kind](value)
+            except CONVERSION_ERRORS:
+                why = f"column {name!r}: {_shorten(value)} is not a valid {kind.value}"
+                self._fail_or_skip_row(line, why, row=row)
+                return None
+        record.update(dict.fromkeys(self.missing_columns))
+        return record
 
     def _rows(self) -> Iterator[tuple[int, list[str]]]:
-        """Yield (first physical line, fields) of each data row with the header's field count."""
-        reader = self._reader
+        """Yield (first physical line, fields) of each data row with the header's field count.
+
+        A bad record that spans several lines (an unclosed quote joins the lines after it)
+        costs only its first line: the parser starts again on the next one. Past
+        MAX_LINES_WITHOUT_ROW bad lines in a row, the file is beyond repair.
+        """
+        reader, base = self._reader, self._base
         width = len(self.columns)
         last_line = reader.line_num
+        misses = 0
         while True:
             try:
                 row = next(reader)
             except StopIteration:
                 return
-            except UnicodeDecodeError as exc:
-                raise self._not_utf8(exc) from None
             except csv.Error as exc:
-                self._fail_or_skip_row(last_line + 1, f"unreadable CSV ({exc})")
+                first, end = base + last_line + 1, base + reader.line_num
+                self._fail_or_skip_row(first, f"unreadable CSV ({exc})")
+                misses += 1
+                if end > first:
+                    reader, base = self._restart(first + 1, misses)
                 last_line = reader.line_num
                 continue
             line = last_line + 1
             last_line = reader.line_num
             if len(row) != width:
                 if row:  # blank lines are not rows
-                    self._fail_or_skip_row(line, f"expected {width} fields, found {len(row)}")
+                    self._fail_or_skip_row(
+                        base + line, f"expected {width} fields, found {len(row)}"
+                    )
+                    misses += 1
+                    if last_line > line:
+                        reader, base = self._restart(base + line + 1, misses)
+                        last_line = 0
                 continue
             if _NEEDS_NUL_WORKAROUND:
                 row = [value.replace(_NUL_STAND_IN, "\x00") for value in row]
-            yield line, row
+            misses = 0
+            yield base + line, row
 
-    def _fail_or_skip_row(self, line: int, message: str) -> None:
-        """Raise for an invalid row (on_invalid_row fail), or log and count it (skip)."""
+    def _restart(self, line: int, misses: int) -> tuple[Any, int]:
+        """A new parser from ``line``, after a bad record that joined the lines after it.
+
+        Raises:
+            SpaazaInvalidRowError: When ``misses`` bad lines came in a row, or the line is no
+                longer kept: no row can be trusted from there on.
+        """
+        if misses > MAX_LINES_WITHOUT_ROW or self._lines is None:
+            raise self._unreadable_from(line - misses)
+        try:
+            self._reader = csv.reader(self._lines.from_line(line), strict=True)
+        except SpaazaInvalidRowError:
+            raise self._unreadable_from(line - 1) from None
+        self._base = line - 1
+        return self._reader, self._base
+
+    def _unreadable_from(self, line: int) -> SpaazaInvalidRowError:
+        return self._error(
+            line,
+            "the CSV cannot be read from here on (an unclosed quote or a broken file): "
+            "no row after it can be trusted, so nothing of this file is kept; fix the export "
+            "or tell Spaaza",
+        )
+
+    def _fail_or_skip_row(
+        self, line: int, message: str, *, row: list[str] | None = None, text: str | None = None
+    ) -> None:
+        """Raise for an invalid row (on_invalid_row fail), or log and count it (skip).
+
+        A skipped row's ``created_date`` (from its fields, or its line's text) joins
+        ``unvouched_from``; when it cannot be read, nothing in the file is vouched for.
+        """
         error = self._error(line, message)
         if self.on_invalid_row == "fail":
             msg = f"{error}; set on_invalid_row to skip to leave such rows out (each is counted)"
             raise SpaazaInvalidRowError(msg)
         self.skipped_rows += 1
+        if len(self.skipped_lines) < MAX_LISTED_LINES:
+            self.skipped_lines.append(line)
         self.logger.warning("%s; row skipped", error)
+        created = self._created_date_of(row, line, text)
+        if self.unvouched_from is None or created < self.unvouched_from:
+            self.unvouched_from = created
+
+    def _created_date_of(self, row: list[str] | None, line: int, text: str | None) -> str:
+        """A bad row's ``created_date`` as records carry it, or "" when it cannot be read."""
+        if REPLICATION_KEY not in self.columns:
+            return ""
+        width, position = len(self.columns), self.columns.index(REPLICATION_KEY)
+        candidates = [row] if row is not None else []
+        if text is None and self._lines is not None:
+            text = self._lines.line_text(line)
+        if text:
+            with contextlib.suppress(csv.Error):
+                candidates.append(next(csv.reader([text]), []))
+            candidates.append(text.rstrip("\r\n").split(","))
+        for fields in candidates:
+            if len(fields) == width:
+                try:
+                    return to_date_time(fields[position]) if fields[position] else ""
+                except CONVERSION_ERRORS:
+                    return ""
+        return ""

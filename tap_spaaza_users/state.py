@@ -113,7 +113,9 @@ def note_progress(state: State, latest: str, replication_key: str) -> None:
         markers[BOOKMARK] = latest
 
 
-def close_window(state: State, window: Window, replication_key: str) -> str | None:
+def close_window(
+    state: State, window: Window, replication_key: str, *, advance_watermark: bool = True
+) -> str | None:
     """Promote the window's progress marker to the bookmark and advance the watermark.
 
     The SDK promotes progress markers only when the whole stream is done; a windowed sync
@@ -124,6 +126,8 @@ def close_window(state: State, window: Window, replication_key: str) -> str | No
         state: The stream state.
         window: The window whose records were all emitted.
         replication_key: The stream's replication key.
+        advance_watermark: False when a user of the window was dropped (an invalid row):
+            the watermark then stays, so the next sync exports the window again.
 
     Returns:
         The bookmark after promotion, or None when there is none.
@@ -136,7 +140,7 @@ def close_window(state: State, window: Window, replication_key: str) -> str | No
         state[BOOKMARK] = new_value
     if state.get(BOOKMARK) is not None:
         state.setdefault(REPLICATION_KEY, replication_key)  # a state that lacked the key
-    if window.end is not None:
+    if window.end is not None and advance_watermark:
         state[DELIVERED_BEFORE] = window.end.astimezone(dt.timezone.utc).isoformat()
     value = state.get(BOOKMARK)
     return str(value) if value is not None else None

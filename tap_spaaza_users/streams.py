@@ -15,7 +15,7 @@ from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL
 from tap_spaaza_users import export_times, state
 from tap_spaaza_users.contract import PRIMARY_KEY, REPLICATION_KEY, users_json_schema, utc_text
 from tap_spaaza_users.download.background import OVERLAP_FROM_BYTES, read_while_downloading
-from tap_spaaza_users.export import UsersExport
+from tap_spaaza_users.export import BOUNDARY_MARGIN, UsersExport
 from tap_spaaza_users.log_fields import log_fields
 from tap_spaaza_users.records import UsersCsvReader
 from tap_spaaza_users.sdk_hooks import HookedStream
@@ -60,6 +60,13 @@ class UsersStream(HookedStream):
     #: ``PROGRESS_CHECK_ROWS`` rows, so the clock is not read per record).
     progress_seconds: float = 30.0
     PROGRESS_CHECK_ROWS = 1000
+    #: The earliest ``created_date`` of a user this sync skipped as invalid ("" for one whose
+    #: date is unknown, from the start of history): the bookmark stays at or before it.
+    _unvouched_from: str | None = None
+    #: How much wider than the window Spaaza's own filter is, or None when the tap filters
+    #: each window's users itself (from the whole selection's file).
+    _server_margin: dt.timedelta | None = None
+    _outside_warned: bool = False
     #: Files at least this large are parsed while they download (see ``_emit``).
     overlap_from_bytes: ClassVar[int] = OVERLAP_FROM_BYTES
 
@@ -132,6 +139,9 @@ class UsersStream(HookedStream):
         self._log_plan(export, windows)
         # Ids emitted this sync, to drop repeats from the lookback overlap and window seams.
         seen = IdSet()
+        self._server_margin = BOUNDARY_MARGIN if export.segment.server_side_window else None
+        self._unvouched_from = None
+        self._outside_warned = False
         in_flight = settings.max_tasks_in_flight
         with contextlib.closing(export):
             ledger.sweep()
@@ -163,7 +173,13 @@ class UsersStream(HookedStream):
         before_file = seen.copy()
         yield from read_while_downloading(
             lambda: export.download_url(task_id),
-            lambda source: self._read(source, task_id, WindowSelection(window, seen)),
+            lambda source: self._read(
+                source,
+                task_id,
+                WindowSelection(
+                    window, seen, server_margin=self._server_margin, earlier=before_file
+                ),
+            ),
             task_id=task_id,
             min_bytes=self.overlap_from_bytes,
             # The file starts over: so do the ids it emitted this sync, and its own counts.
@@ -198,7 +214,11 @@ class UsersStream(HookedStream):
         """Promote the window's progress to the bookmark (the caller writes the state)."""
         stream_state = self.stream_state
         before = stream_state.get(state.BOOKMARK)
-        bookmark = state.close_window(stream_state, window, REPLICATION_KEY)
+        end, hold = utc_text(window.end), self._unvouched_from
+        held = hold is not None and (end is None or end > hold)
+        bookmark = state.close_window(
+            stream_state, window, REPLICATION_KEY, advance_watermark=not held
+        )
         if bookmark != before:
             self.logger.info("Bookmark %s advances to %s", REPLICATION_KEY, bookmark)
         self.logger.info(
@@ -227,20 +247,26 @@ class UsersStream(HookedStream):
                 if not emitted % self.PROGRESS_CHECK_ROWS:
                     said = self._progress(task_id, emitted, started, said)
             skipped = reader.skipped_rows
+            self._hold_for_skipped(reader, selection)
+        self._warn_outside(task_id, selection)
         latest = selection.latest
+        if self._unvouched_from is not None and latest and latest > self._unvouched_from:
+            latest = self._unvouched_from or None
         if latest and self.replication_method == REPLICATION_INCREMENTAL:
             latest = self._capped_progress(latest, task_id)
             state.note_progress(self.stream_state, latest, REPLICATION_KEY)
         seconds = max(time.monotonic() - started, 1e-6)
         self.logger.info(
             "Emitted %d users from task %d in %.1fs (%.0f rows/s), %d of them repeated in the "
-            "file (the later, newer copy emitted too); %d outside the window and %d already "
-            "emitted this sync left out, %d invalid rows skipped",
+            "file (the later, newer copy emitted too) and %d outside the window that Spaaza "
+            "returned; %d outside the window and %d already emitted this sync left out, %d "
+            "invalid rows skipped",
             selection.emitted,
             task_id,
             seconds,
             selection.emitted / seconds,
             selection.repeated_in_file,
+            selection.kept_outside,
             selection.outside,
             selection.repeated,
             skipped,
@@ -255,6 +281,52 @@ class UsersStream(HookedStream):
         )
         if not latest:
             self.logger.info("No users in the window %s", selection.window.describe())
+
+    def _hold_for_skipped(self, reader: UsersCsvReader, selection: WindowSelection) -> None:
+        """Hold the bookmark at the earliest ``created_date`` of a row skipped as invalid.
+
+        The bookmark never passes a user the tap dropped: this sync and the ones after it
+        keep it at or before that user, so the next sync exports the user again (and again,
+        until Spaaza's file holds a readable row for it). A skipped row whose date cannot be
+        read holds the bookmark at the window's start. A row the selection would have left
+        out anyway (before the window, filtered by the tap) holds nothing.
+        """
+        found = reader.unvouched_from
+        if found is None:
+            return
+        start = utc_text(selection.window.start) or ""
+        if found and found < start and selection.server_margin is None:
+            return
+        hold = found or start
+        if self._unvouched_from is None or hold < self._unvouched_from:
+            self._unvouched_from = hold
+        lines = ", ".join(map(str, reader.skipped_lines))
+        if reader.skipped_rows > len(reader.skipped_lines):
+            lines += ", ..."
+        self.logger.warning(
+            "Export task %d: %d rows left out as invalid (lines %s); the bookmark stays at or "
+            "before %s so that the next sync exports these users again",
+            reader.task_id,
+            reader.skipped_rows,
+            lines,
+            self._unvouched_from or "where it was",
+        )
+
+    def _warn_outside(self, task_id: int, selection: WindowSelection) -> None:
+        """Once a sync: users Spaaza returned outside its own window filter (they were emitted)."""
+        if not selection.kept_outside or self._outside_warned:
+            return
+        self._outside_warned = True
+        self.logger.warning(
+            "Export task %d: %d users have a created_date outside the window %s that Spaaza "
+            "filtered on; they are emitted anyway. The furthest lies %s beyond it, which "
+            "suggests the file's created_date is local time (about %s), not UTC",
+            task_id,
+            selection.kept_outside,
+            selection.window.describe(),
+            selection.furthest_outside,
+            selection.suggested_offset(),
+        )
 
     def _progress(self, task_id: int, emitted: int, started: float, said: float) -> float:
         """Log rows emitted so far and the rate when ``progress_seconds`` have passed."""

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tap_spaaza_users.contract import PRIMARY_KEY, REPLICATION_KEY, utc_text
+from tap_spaaza_users.contract import PRIMARY_KEY, REPLICATION_KEY, parse_utc, utc_text
 
 UTC = dt.timezone.utc
 
@@ -164,55 +165,127 @@ def plan_windows(
 class WindowSelection:
     """The records of a window's file that a sync emits: inside the window, new to the sync.
 
-    The file may hold users outside the window (the export rule asks for a little more on
-    each side, or the server cannot filter at all) and users an earlier file of this sync
-    already emitted (the lookback overlap, window seams): both are left out and counted. A
+    The file may hold users outside the window, and users an earlier file of this sync
+    already emitted (the lookback overlap, window seams): those are left out and counted. A
     user the file itself repeats is emitted again: the later row is the newer one, and
     targets upsert by key, so the newest is the one they keep. It keeps the greatest
-    ``created_date`` it let through, for the bookmark.
+    ``created_date`` it let through, for the bookmark, never past the window's end.
+
+    Users outside the window are all left out when the tap filters the selection itself
+    (``server_margin`` None: the file is the whole selection). When Spaaza applied the
+    window's filter (widened by ``server_margin`` on each side, so that no seam user is
+    lost), the users in that margin are left out (they belong to the next window or were
+    delivered before), but a user Spaaza returned from beyond it is emitted: the file's
+    dates disagree with the filter (local time read as UTC, say). ``kept_outside`` counts
+    those and ``furthest_outside`` is how far beyond the window the furthest lies.
     """
 
-    def __init__(self, window: Window, seen: IdSet) -> None:
+    def __init__(
+        self,
+        window: Window,
+        seen: IdSet,
+        *,
+        server_margin: dt.timedelta | None = None,
+        earlier: IdSet | None = None,
+    ) -> None:
         """Select for ``window``; ``seen`` holds the ids earlier files of this sync emitted.
 
         The ids this file emits join ``seen`` as they go, so the next file leaves them out.
+        ``earlier`` is a copy of ``seen`` as it was before this file, if the caller has one.
         """
         self.window = window
         self.seen = seen
-        #: The ids this file emitted (a later copy in the same file is emitted too).
-        self.here = IdSet()
-        self.emitted = self.outside = self.repeated = self.repeated_in_file = 0
+        self.server_margin = server_margin
+        #: The ids earlier files emitted (an id in ``seen`` and not here was emitted here).
+        self.earlier = earlier if earlier is not None else seen.copy()
+        self.emitted = self.outside = self.kept_outside = self.repeated = 0
+        self.repeated_in_file = 0
         self.latest: str | None = None
+        self.furthest_outside = dt.timedelta(0)
 
     def select(self, records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         """Yield the records to emit (each id is known non-empty: the reader rejects others).
+
+        The window and the ids are checked inline, with no call per record: this runs once
+        per row of every file.
 
         Args:
             records: A file's typed records.
 
         Yields:
-            The records inside the window whose ids no earlier file of this sync emitted.
+            The records inside the window (or returned by Spaaza's own window filter) whose
+            ids no earlier file of this sync emitted.
         """
-        contains, add_new = self.window.contains, self.seen.add_new
-        here = self.here
-        latest = self.latest
-        for record in records:
-            created = record.get(REPLICATION_KEY)
-            if created and not contains(created):
-                self.outside += 1
-                continue
-            user_id = record[PRIMARY_KEY]
-            if user_id in here:
-                self.repeated_in_file += 1
-            elif add_new(user_id):
-                here.add_new(user_id)
-            else:
-                self.repeated += 1
-                continue
-            self.emitted += 1
-            if created and (latest is None or created > latest):
-                latest = self.latest = created
-            yield record
+        start, end = self.window._bounds  # noqa: SLF001 - the window's own texts
+        low, high = start or "", end or _AFTER_EVERY_DATE
+        seen = self.seen
+        bits = seen.bitmap()
+        size = len(bits)
+        emitted, latest = self.emitted, self.latest or ""
+        try:
+            for record in records:
+                created = record[REPLICATION_KEY]
+                if created and not low <= created < high and not self._keep_outside(created):
+                    continue
+                user_id = record[PRIMARY_KEY]
+                if 0 <= user_id < BITMAP_LIMIT:
+                    index = user_id >> 3
+                    if index >= size:
+                        size = seen.grow(index)
+                    byte, mask = bits[index], 1 << (user_id & 7)
+                    if not byte & mask:
+                        bits[index] = byte | mask
+                    elif not self._emit_repeat(user_id):
+                        continue
+                elif not seen.add_new(user_id) and not self._emit_repeat(user_id):
+                    continue
+                emitted += 1
+                if created and created > latest:
+                    latest = created
+                yield record
+        finally:
+            self.emitted = emitted
+            if latest:
+                self.latest = min(latest, end) if end else latest
+
+    def _emit_repeat(self, user_id: int) -> bool:
+        """Count an id met before: emit it again only if this file emitted it (not earlier)."""
+        if user_id in self.earlier:
+            self.repeated += 1
+            return False
+        self.repeated_in_file += 1
+        return True
+
+    def _keep_outside(self, created: str) -> bool:
+        """Whether to emit a user outside the window: Spaaza's own filter returned it.
+
+        Counts it either way; for a kept one, remembers how far beyond the window it lies.
+        """
+        margin, window = self.server_margin, self.window
+        distance = dt.timedelta(0)
+        if margin is not None:
+            moment = parse_utc(created)
+            if window.start is not None and moment < window.start:
+                distance = moment - window.start
+            elif window.end is not None and moment >= window.end:
+                distance = moment - window.end
+        if margin is None or -margin <= distance <= margin:
+            self.outside += 1
+            return False
+        self.kept_outside += 1
+        if abs(distance) > abs(self.furthest_outside):
+            self.furthest_outside = distance
+        return True
+
+    def suggested_offset(self) -> str:
+        """The UTC offset the dates outside suggest (``UTC+02:00``: local time two hours ahead)."""
+        hours = math.ceil(abs(self.furthest_outside) / dt.timedelta(hours=1))
+        sign = "-" if self.furthest_outside < dt.timedelta(0) else "+"
+        return f"UTC{sign}{hours:02d}:00"
+
+
+#: Sorts after every ``created_date`` text (an open window's end).
+_AFTER_EVERY_DATE = "\U0010ffff"
 
 
 # The ids emitted in one sync, kept compactly: a bitmap for ordinary ids, a set for the rest.
@@ -255,6 +328,20 @@ class IdSet:
             return False
         self._others.add(user_id)
         return True
+
+    def bitmap(self) -> bytearray:
+        """The bitmap itself, for a loop that tests and sets bits inline (see ``grow``).
+
+        Bit ``id & 7`` of byte ``id >> 3`` is set when ``id`` (below BITMAP_LIMIT) was added.
+        """
+        return self._bits
+
+    def grow(self, index: int) -> int:
+        """Lengthen the bitmap (in place) to hold byte ``index``; return its new length."""
+        bits = self._bits
+        if index >= len(bits):
+            bits.extend(bytes(max(index + 1, 2 * len(bits)) - len(bits)))
+        return len(bits)
 
     def __contains__(self, user_id: object) -> bool:
         """Whether an id was added."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from tap_spaaza_users.download.fetch import download_export
@@ -26,6 +28,14 @@ if TYPE_CHECKING:
 #: 20 MB/s link, and reading only a proven file never emits a row that a corrupt or changed
 #: download would make the tap send again.
 OVERLAP_FROM_BYTES = 8 * 1024 * 1024
+#: A link at least this fast (bytes/s, measured over the first OVERLAP_FROM_BYTES or
+#: PROBE_SECONDS) brings the file whole in a fraction of its parse time: the file is read
+#: once it is whole. Parsing while it arrives would cost more than it saves: the parser holds
+#: the GIL, so the download crawls at the parse's pace (measured at 300,000 users: +0.5 s and
+#: +0.8 CPU s for a file that downloads alone in 0.1 s). Slower links keep the overlap.
+FAST_LINK_BYTES_PER_SECOND = 200 * 1024 * 1024
+PROBE_SECONDS = 0.5
+_PROBE_STEP_SECONDS = 0.005
 #: How long a reader that gave up waits for the download thread to notice (it is a daemon).
 ABANDON_WAIT_SECONDS = 2.0
 
@@ -49,6 +59,7 @@ class BackgroundDownload:
     ) -> None:
         """Start downloading into ``spool``; ``settings`` are ``download_export``'s keywords."""
         self._spool = spool
+        self._started = time.monotonic()
         self._result: DownloadResult | None = None
         self._error: BaseException | None = None
         self._thread = threading.Thread(
@@ -78,6 +89,27 @@ class BackgroundDownload:
         """Close the spool (a download still running stops) and give the thread a moment."""
         self._spool.close()
         self._thread.join(ABANDON_WAIT_SECONDS)
+
+    def reader_start_bytes(self, overlap_from_bytes: int) -> int:
+        """How much of the file the reader waits for (``Spool.reader``'s ``min_bytes``).
+
+        ``overlap_from_bytes`` when the link proves slow, or the file is not known to be that
+        large yet; the whole file (``sys.maxsize``) when the first ``overlap_from_bytes``
+        arrived at FAST_LINK_BYTES_PER_SECOND or more. 0 (always overlap) is kept as it is.
+        """
+        if overlap_from_bytes <= 0:
+            return overlap_from_bytes
+        spool, deadline = self._spool, self._started + PROBE_SECONDS
+        while spool.size < overlap_from_bytes and not spool.finished:
+            if time.monotonic() >= deadline or not self._thread.is_alive():
+                return overlap_from_bytes  # slow (or failing): as before
+            time.sleep(_PROBE_STEP_SECONDS)
+        if spool.size < overlap_from_bytes:  # a small file, whole already
+            return overlap_from_bytes
+        elapsed = max(time.monotonic() - self._started, 1e-6)
+        if spool.size / elapsed >= FAST_LINK_BYTES_PER_SECOND:
+            return sys.maxsize
+        return overlap_from_bytes
 
     def result(self) -> DownloadResult:
         """Wait for the download to end.
@@ -131,8 +163,13 @@ def read_while_downloading(  # noqa: PLR0913 - keyword-only, each the download's
             url_provider, spool, task_id=task_id, logger=logger, **settings
         ) as download,
     ):
+        start_bytes = download.reader_start_bytes(min_bytes)
+        if start_bytes > min_bytes:
+            logger.info(
+                "Export task %d: the link is fast; the file is read once it is whole", task_id
+            )
         while True:
-            reader = spool.reader(min_bytes=min_bytes)
+            reader = spool.reader(min_bytes=start_bytes)
             try:
                 yield from _settled(read(reader), reader)
                 break

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import csv
 import fnmatch
+import gzip
+import io
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from tap_spaaza_users.contract import REPLICATION_KEY, parse_utc
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 #: fault kind -> where it fires ("api", "storage" or "task")
 FAULT_KINDS: dict[str, str] = {
@@ -25,7 +34,12 @@ FAULT_KINDS: dict[str, str] = {
     "gzip": "task",
     "malformed_rows": "task",
     "duplicate_rows": "task",
+    "stray_quote": "task",
+    "invalid_utf8": "task",
+    "local_time": "task",
 }
+#: Task faults that change the export file once it is written (see ``damage_export``).
+FILE_FAULTS = ("stray_quote", "invalid_utf8", "local_time")
 
 
 @dataclass
@@ -104,6 +118,11 @@ def _check_params(kind: str, params: dict[str, Any]) -> None:
         if name in params and params[name] not in allowed:
             msg = f"{kind} {name} must be one of {sorted(allowed)}"
             raise ValueError(msg)
+    if kind in FILE_FAULTS and not all(int(row) >= 1 for row in params.get("rows", [1])):
+        msg = f"{kind} rows are data rows, counted from 1"
+        raise ValueError(msg)
+    if "hours" in params:
+        float(params["hours"])  # a number (negative: local time behind UTC)
     for name in ("hold_seconds", "after_bytes", "at_byte", "count", "newer_by_seconds"):
         if name in params and float(params[name]) < 0:
             msg = f"{kind} {name} must be a non-negative number"
@@ -145,3 +164,92 @@ class FaultStore:
                         self._faults.remove(fault)
                     return fault
         return None
+
+
+# Damaged export files ---------------------------------------------------------------------
+
+
+def damage_export(path: Path, faults: list[Fault]) -> None:
+    """Change a written export file as the armed file faults say (gzip kept if it was).
+
+    - ``stray_quote`` (``rows``, default [1]; ``column``, default first_name): the cell
+      starts with a ``"`` that is never closed.
+    - ``invalid_utf8`` (``rows``): the row's first line holds the bytes FF FE (not UTF-8).
+    - ``local_time`` (``hours``, default 2): every ``created_date`` is written as local
+      time ``hours`` ahead of UTC (behind when negative), without a zone; the window filter
+      still works in UTC, as Spaaza's does.
+    """
+    if not faults:
+        return
+    data = path.read_bytes()
+    gzipped = data[:2] == b"\x1f\x8b"
+    text = (gzip.decompress(data) if gzipped else data).decode("utf-8")
+    bad_lines: set[int] = set()
+    for fault in faults:
+        rows = {int(row) for row in fault.params.get("rows", [1])}
+        if fault.kind == "local_time":
+            text = _shift_created(text, float(fault.params.get("hours", 2)))
+        elif fault.kind == "stray_quote":
+            text = _open_quote(text, rows, str(fault.params.get("column", "first_name")))
+        else:
+            bad_lines |= {_row_lines(text)[row - 1][0] for row in rows}
+    lines = [line.encode("utf-8") for line in io.StringIO(text, newline="").readlines()]
+    for index in bad_lines:
+        comma = lines[index].find(b",") + 1
+        lines[index] = lines[index][:comma] + b"\xff\xfe" + lines[index][comma:]
+    damaged = b"".join(lines)
+    path.write_bytes(gzip.compress(damaged) if gzipped else damaged)
+
+
+def _row_lines(text: str) -> list[tuple[int, int]]:
+    """Each data row's physical lines, as (first, end) indexes into the file's lines."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    next(reader)
+    spans, first = [], reader.line_num
+    for _ in reader:
+        spans.append((first, reader.line_num))
+        first = reader.line_num
+    return spans
+
+
+def _rendered(cells: list[str], ending: str) -> str:
+    """A CSV line as the sandbox writes it (fields quoted when they must be)."""
+    special = (",", '"', "\r", "\n", "\0")
+    quoted = (
+        '"' + cell.replace('"', '""') + '"' if any(ch in cell for ch in special) else cell
+        for cell in cells
+    )
+    return ",".join(quoted) + ending
+
+
+def _line_ending(text: str) -> str:
+    return "\r\n" if "\r\n" in text else "\n"
+
+
+def _open_quote(text: str, rows: set[int], column: str) -> str:
+    """The file with an unclosed quote opening ``column`` in each of ``rows``."""
+    lines = io.StringIO(text, newline="").readlines()
+    header = next(csv.reader([lines[0]]))
+    position, ending = header.index(column), _line_ending(text)
+    for row in sorted(rows, reverse=True):
+        first, end = _row_lines(text)[row - 1]
+        cells = next(csv.reader(["".join(lines[first:end])]))
+        line = _rendered(cells[:position], ",") if position else ""
+        line += '"' + cells[position].replace('"', "") + ","
+        line += _rendered(cells[position + 1 :], ending)
+        lines[first:end] = [line]
+    return "".join(lines)
+
+
+def _shift_created(text: str, hours: float) -> str:
+    """The file with every ``created_date`` moved ``hours`` on and its zone dropped."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header, ending = next(reader), _line_ending(text)
+    position = header.index(REPLICATION_KEY)
+    out = [text[: text.index(ending)] + ending]
+    for cells in reader:
+        if cells[position]:
+            moment = parse_utc(cells[position]) + timedelta(hours=hours)
+            cells[position] = moment.strftime("%Y-%m-%d %H:%M:%S")
+        out.append(_rendered(cells, ending))
+    return "".join(out)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from tap_spaaza_users.sandbox.bodies import file_md5
 from tap_spaaza_users.sandbox.export import CsvDialect, ExportOptions, write_export
+from tap_spaaza_users.sandbox.faults import FILE_FAULTS, damage_export
 from tap_spaaza_users.sandbox.filters import created_bounds
 from tap_spaaza_users.sandbox.lines import as_values
 from tap_spaaza_users.sandbox.tasks import FINISHED, Task, TaskStore, Ticker, monotonic
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from tap_spaaza_users.sandbox.clock import SandboxClock
-    from tap_spaaza_users.sandbox.faults import FaultStore
+    from tap_spaaza_users.sandbox.faults import Fault, FaultStore
     from tap_spaaza_users.sandbox.lines import ExportRow
     from tap_spaaza_users.sandbox.population import Overlay, Population
     from tap_spaaza_users.sandbox.validation import TaskRequest
@@ -115,10 +116,11 @@ class Engine:
             task.started_at = monotonic()
             task.log(now, "INFO", "Export of users started")
             options = self._arm_task_faults(task)
+            damage = [f for kind in FILE_FAULTS if (f := self.faults.take((kind,)))]
             task.file = self.workdir / task.file_name
         overlay = self.population.snapshot()
         thread = threading.Thread(
-            target=self._export, args=(task, overlay, now, options), daemon=True
+            target=self._export, args=(task, overlay, now, options, damage), daemon=True
         )
         thread.start()
 
@@ -148,12 +150,20 @@ class Engine:
             newer_by_seconds=float(repeat.get("newer_by_seconds", 3600)),
         )
 
-    def _export(self, task: Task, overlay: Overlay, now: datetime, options: ExportOptions) -> None:
+    def _export(
+        self,
+        task: Task,
+        overlay: Overlay,
+        now: datetime,
+        options: ExportOptions,
+        damage: list[Fault] | None = None,
+    ) -> None:
         """Write the export file (background thread), then set the task's deadline."""
         rows = 0
         try:
             if task.error_logs is None and task.file is not None:
                 rows = write_export(task.file, self._matching(task, overlay, now), options)
+                damage_export(task.file, damage or [])
                 task.md5 = file_md5(task.file)
         except Exception as exc:  # noqa: BLE001 - any failure becomes an ERROR task
             LOGGER.warning("Sandbox export of task %s failed: %s", task.id, exc)

@@ -24,7 +24,7 @@ from upath import UPath
 
 from tap_spaaza_users.batch_files import announced
 from tap_spaaza_users.errors import SpaazaConfigError, SpaazaLocalIOError
-from tap_spaaza_users.sdk_hooks.shaping import RecordShaper
+from tap_spaaza_users.sdk_hooks.shaping import RecordShaper, plain_alias
 
 if TYPE_CHECKING:
     from singer_sdk import Stream
@@ -137,6 +137,8 @@ class BatchFiles:
         self.root = UPath(self.storage.root, **self.storage.params)
         self.batch_size = batch_config.batch_size
         self.shaper = RecordShaper.of(stream)
+        #: Records from the stream not yet in a file (``add_waiting`` puts them there).
+        self.waiting: list[dict[str, Any]] = []
         self.sync_id = f"{stream.tap_name}--{stream.name}-{uuid.uuid4()}"
         self.files: dict[str, _OpenFile] = {}
         self.pending = 0
@@ -163,13 +165,47 @@ class BatchFiles:
         if self.pending >= self.batch_size:
             self.complete()
 
+    def add_waiting(self) -> None:
+        """Put the records in ``waiting`` into the files (shaped); cut the files when full.
+
+        Records that go out as they are (nothing deselected, no map that changes them) join
+        their file a block at a time; others one by one through ``add``.
+
+        Raises:
+            SpaazaLocalIOError: When a file cannot be written (a full disk).
+        """
+        waiting, self.waiting = self.waiting, []
+        alias = plain_alias(self.stream, self.shaper)
+        if alias is None:
+            for record in waiting:
+                self.add(record)
+            return
+        start = 0
+        while start < len(waiting):
+            part = waiting[start : start + self.batch_size - self.pending]
+            start += len(part)
+            try:
+                file = self.files.get(alias) or self._open(alias)
+                file.records.extend(part)
+                if len(file.records) >= ENCODE_RECORDS:
+                    file.encode()
+            except OSError as exc:
+                raise self._io_error(exc) from None
+            self.pending += len(part)
+            if self.pending >= self.batch_size:
+                self.complete()
+
     def complete(self) -> None:
         """Close the open files and announce each in a BATCH message (nothing when none).
+
+        Records still ``waiting`` go into the files first.
 
         Raises:
             SpaazaLocalIOError: When a file cannot be completed (a full disk); every file of
                 this round stays in ``files`` for ``discard`` to delete.
         """
+        if self.waiting:
+            self.add_waiting()
         files, pending = self.files, self.pending
         try:
             for file in files.values():

@@ -109,6 +109,53 @@ def record_messages(
         yield RecordMessage(stream=alias, record=mapped, version=version, time_extracted=extracted)
 
 
+def plain_alias(stream: Stream, shaper: RecordShaper) -> str | None:
+    """The stream's one alias when its records go out as they are, else None.
+
+    That is: no field deselected, and one stream map that passes records through unchanged
+    (no flattening).
+    """
+    maps = stream.stream_maps
+    if shaper.deselected or len(maps) != 1 or type(maps[0]) is not SameRecordTransform:
+        return None
+    if maps[0].flattening_options and maps[0].flattening_enabled:
+        return None
+    return maps[0].stream_alias
+
+
+class RecordMessageMaker:
+    """RECORD messages as ``RecordMessage.to_dict`` gives them, built without the object.
+
+    ``add`` appends a record's messages (one per stream map that keeps it) to a list the
+    writer encodes a block at a time; a stream without field deselection or maps that
+    change records appends ``{"type", "stream", "record", ...}`` with no call per record.
+    """
+
+    def __init__(self, stream: Stream) -> None:
+        """Read the stream's selection and maps, and the time for ``time_extracted``."""
+        self.stream = stream
+        self.shaper = RecordShaper.of(stream)
+        #: The one alias when records go out as they are (nothing deselected, no map that
+        #: changes them): the caller may then build the message itself.
+        self.plain_alias = plain_alias(stream, self.shaper)
+        self.tick()
+
+    def tick(self) -> None:
+        """Read the clock again for ``time_extracted``."""
+        self.extracted = dt.datetime.now(dt.timezone.utc)
+
+    def add(self, record: Record, messages: list[dict[str, Any]]) -> None:
+        """Append the record's RECORD messages to ``messages``."""
+        extracted = self.extracted
+        version = self.stream._stream_version  # noqa: SLF001 - a full refresh's table version
+        for alias, mapped in self.shaper.shape(record):
+            message: dict[str, Any] = {"type": "RECORD", "stream": alias, "record": mapped}
+            if version is not None:
+                message["version"] = version
+            message["time_extracted"] = extracted
+            messages.append(message)
+
+
 def add_string_columns(stream: Stream, names: list[str]) -> None:
     """Declare a file's unknown columns (nullable strings) in the stream's schemas.
 

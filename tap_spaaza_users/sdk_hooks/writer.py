@@ -26,6 +26,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from singer_sdk.contrib.msgspec import MsgSpecWriter
+from singer_sdk.contrib.msgspec import encoder as json_encoder
 from singer_sdk.singerlib.messages import SingerMessageType
 
 from tap_spaaza_users.sdk_hooks.output import (
@@ -72,6 +73,9 @@ class BufferedRecordWriter(MsgSpecWriter):
         """Start with nothing waiting."""
         super().__init__(*args, **kwargs)
         self.pending = bytearray()
+        #: RECORD messages (as ``RecordMessage.to_dict`` gives them) the stream appends
+        #: here; they are encoded together, before any other message (``encode_records``).
+        self.records: list[dict[str, Any]] = []
         self.writing = False
         self.after_write: Callable[[], None] | None = None
         #: The first stop signal received, and when.
@@ -101,7 +105,23 @@ class BufferedRecordWriter(MsgSpecWriter):
 
     def flush(self) -> None:
         """Write the RECORD messages waiting, if any."""
+        if self.records:
+            self.encode_records()
         if self.pending:
+            self._write_pending()
+
+    def encode_records(self) -> None:
+        """Encode the messages in ``records`` into the block, in one call; write it if full."""
+        if self.abandoned:
+            self.records.clear()
+            return
+        self.writing = True  # a stop signal waits: the messages must not be lost or doubled
+        try:
+            self.pending += json_encoder.encode_lines(self.records)
+            self.records.clear()
+        finally:
+            self.writing = False
+        if len(self.pending) >= BLOCK_BYTES or self.after_write is not None:
             self._write_pending()
 
     def _write_pending(self) -> None:
@@ -191,6 +211,8 @@ class BufferedRecordWriter(MsgSpecWriter):
         """
         if self.abandoned:
             return
+        if self.records:
+            self.encode_records()
         self.pending += self.format_message(message)
         if message.type != SingerMessageType.RECORD or len(self.pending) >= BLOCK_BYTES:
             self._write_pending()

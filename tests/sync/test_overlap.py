@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from support.tap_cli import SyncOutput, parse_messages
 
+from tap_spaaza_users.download import background as background_download
 from tap_spaaza_users.errors import SpaazaDownloadError
 from tap_spaaza_users.streams import UsersStream
 from tap_spaaza_users.tap import TapSpaazaUsers
@@ -286,3 +287,40 @@ def test_small_file_is_read_only_once_proven_whole(
 
     assert_every_user_with_right_values(watched.output, sandbox, clean)
     assert [line for line in watched.logged_before_first_record if DOWNLOADED in line]
+
+
+FAST_LINK = "the link is fast"
+
+
+@pytest.fixture(params=[False, True], ids=["fast link", "slow link"])
+def slow(request: pytest.FixtureRequest, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Storage throttled to a quarter of the file per second (slow), or not at all (fast).
+
+    "Fast" is set at half a file per second, and overlap starts from an eighth of the file.
+    """
+    stored = sandbox.tasks[1001].file
+    assert stored is not None
+    size = stored.stat().st_size
+    monkeypatch.setattr(UsersStream, "overlap_from_bytes", size // 8)
+    monkeypatch.setattr(background_download, "FAST_LINK_BYTES_PER_SECOND", size / 2)
+    sandbox.set_options(storage_bytes_per_second=size / 4 if request.param else None)
+    return bool(request.param)
+
+
+def test_only_a_slow_link_is_parsed_while_it_downloads(
+    sandbox: Sandbox,
+    config: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+    clean: dict[int, dict[str, Any]],
+    slow: bool,  # noqa: FBT001
+) -> None:
+    watched = sync_watching_first_record(config, caplog)
+
+    assert_every_user_with_right_values(watched.output, sandbox, clean)
+    downloaded_first = [line for line in watched.logged_before_first_record if DOWNLOADED in line]
+    if slow:
+        assert not logged(caplog, FAST_LINK)
+        assert not downloaded_first, "parsed while it downloads"
+    else:
+        assert len(logged(caplog, FAST_LINK)) == 1
+        assert downloaded_first, "read once whole"

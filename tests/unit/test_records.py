@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import pytest
 from jsonschema import Draft7Validator, FormatChecker
 
-from tap_spaaza_users import records
+from tap_spaaza_users import csv_lines, records
 from tap_spaaza_users.contract import USER_COLUMNS, ColumnType, users_json_schema
 from tap_spaaza_users.errors import SpaazaInvalidRowError
 from tap_spaaza_users.records import UsersCsvReader
@@ -290,12 +290,20 @@ def test_unusable_header_fails_on_enter(tmp_path: Path, content: bytes, problem:
         read_all(path)
 
 
-@pytest.mark.parametrize("on_invalid_row", ["fail", "skip"])
-def test_invalid_utf8_fails_whatever_the_row_setting(tmp_path: Path, on_invalid_row: str) -> None:
+def test_invalid_utf8_fails_naming_its_line(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "u.csv", [user_row()])
     path.write_bytes(path.read_bytes() + b"2,\xff\xfe\n")
-    with pytest.raises(SpaazaInvalidRowError, match="task 77: the file is not valid UTF-8"):
-        read_all(path, on_invalid_row=on_invalid_row)
+    with pytest.raises(
+        SpaazaInvalidRowError, match="task 77: the file is not valid UTF-8 at line 3"
+    ):
+        read_all(path)
+
+
+def test_invalid_utf8_in_the_header_fails_whatever_the_row_setting(tmp_path: Path) -> None:
+    path = tmp_path / "u.csv"
+    path.write_bytes(b"id,\xff\n1,x\n")
+    with pytest.raises(SpaazaInvalidRowError, match="not valid UTF-8 at line 1"):
+        read_all(path, on_invalid_row="skip")
 
 
 def test_unknown_invalid_row_action_is_rejected(tmp_path: Path) -> None:
@@ -375,3 +383,89 @@ def test_a_number_beyond_a_double_is_an_invalid_row_that_skip_leaves_out(tmp_pat
     ) as reader:
         assert [r["id"] for r in reader] == [3]
         assert reader.skipped_rows == 2
+
+
+def numbered_rows(count: int) -> list[dict[str, str]]:
+    """``count`` valid rows, ids 1.., created a minute apart, every fourth with a quoted value."""
+    return [
+        user_row(
+            id=str(number),
+            created_date=f"2024-05-01 {number // 60 % 24:02d}:{number % 60:02d}:00",
+            address_streetname='Straat "1",\nGebouw B' if number % 4 == 0 else "Straat",
+        )
+        for number in range(1, count + 1)
+    ]
+
+
+def line_of_row(path: Path, row: int) -> int:
+    """The first physical line of data row ``row`` (quoted values span lines)."""
+    with path.open(newline="", encoding="utf-8") as file:
+        reader = csv.reader(file)
+        next(reader)
+        for _ in range(row - 1):
+            next(reader)
+        return reader.line_num + 1
+
+
+@pytest.mark.parametrize("block_bytes", [1 << 20, 100])
+def test_invalid_utf8_is_found_on_its_exact_line_and_skip_leaves_out_that_row_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block_bytes: int
+) -> None:
+    monkeypatch.setattr(csv_lines, "BLOCK_BYTES", block_bytes)  # lines across blocks too
+    path = write_csv(tmp_path / "u.csv", numbered_rows(200))
+    line = line_of_row(path, 101)
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[line - 1] = lines[line - 1].replace(b"Straat", b"Stra\xff\xfet", 1)
+    path.write_bytes(b"".join(lines))
+    for _ in range(3):  # the same line every time
+        with pytest.raises(SpaazaInvalidRowError, match=f"not valid UTF-8 at line {line} "):
+            read_all(path)
+    with UsersCsvReader(path, task_id=7, on_invalid_row="skip", logger=LOGGER) as reader:
+        ids = [record["id"] for record in reader]
+    assert ids == [number for number in range(1, 201) if number != 101]
+    assert (reader.skipped_rows, reader.skipped_lines) == (1, [line])
+    assert reader.unvouched_from == "2024-05-01T01:41:00+00:00"  # row 101's created_date
+
+
+@pytest.mark.parametrize("block_bytes", [1 << 20, 100, 5000])
+def test_a_stray_quote_costs_its_own_line_not_the_rest_of_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block_bytes: int
+) -> None:
+    monkeypatch.setattr(csv_lines, "BLOCK_BYTES", block_bytes)
+    rows = numbered_rows(200)
+    rows[49] = {**rows[49], "first_name": '"Ann'}  # row 50, rendered below without quoting
+    path = write_csv(tmp_path / "u.csv", rows)
+    line = line_of_row(path, 50)
+    text = path.read_text(encoding="utf-8").replace('"""Ann"', '"Ann', 1)
+    path.write_text(text, encoding="utf-8")
+
+    with pytest.raises(SpaazaInvalidRowError, match=f"line {line}: "):
+        read_all(path)
+    with UsersCsvReader(path, task_id=7, on_invalid_row="skip", logger=LOGGER) as reader:
+        ids = [record["id"] for record in reader]
+    assert ids == [number for number in range(1, 201) if number != 50]
+    assert (reader.skipped_rows, reader.skipped_lines) == (1, [line])
+    assert reader.unvouched_from == "2024-05-01T00:50:00+00:00"  # row 50's created_date
+
+
+def test_a_quote_that_joins_more_than_the_kept_text_fails_even_in_skip_mode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(csv_lines, "BLOCK_BYTES", 200)
+    monkeypatch.setattr(csv_lines, "RESYNC_CHARS", 400)
+    rows = [user_row(id=str(number)) for number in range(1, 60)]
+    rows[9] = {**rows[9], "first_name": '"Ann'}
+    path = write_csv(tmp_path / "u.csv", rows)
+    path.write_text(path.read_text().replace('"""Ann"', '"Ann', 1))  # no quote after it
+    with pytest.raises(SpaazaInvalidRowError, match="line 11: the CSV cannot be read from here"):
+        read_all(path, on_invalid_row="skip")
+
+
+def test_a_skipped_row_whose_date_cannot_be_read_vouches_for_nothing(tmp_path: Path) -> None:
+    rows: list[Mapping[str, str] | Sequence[str]] = [user_row(id="1"), ["2", "short"]]
+    rows.append(user_row(id="3"))
+    with UsersCsvReader(
+        write_csv(tmp_path / "u.csv", rows), task_id=7, on_invalid_row="skip", logger=LOGGER
+    ) as reader:
+        assert [record["id"] for record in reader] == [1, 3]
+    assert reader.unvouched_from == ""
