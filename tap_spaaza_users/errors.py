@@ -68,6 +68,10 @@ class SpaazaTaskTimeoutError(SpaazaError):
     """The export task did not finish within task_timeout_minutes."""
 
 
+class SpaazaFullRefreshRefusedError(SpaazaError):
+    """A full refresh was delivered but refused its ACTIVATE_VERSION (empty or shrunken)."""
+
+
 class SpaazaDownloadError(SpaazaError):
     """The export file could not be downloaded from storage."""
 

@@ -7,8 +7,9 @@ The SDK keeps the bookmark (``replication_key_value``) and its not-yet-promoted 
   rerun reuses it instead of exporting again;
 - ``delivered_before``: every user created before this moment has been delivered (the end
   of the last closed backfill window);
-- ``full_refresh`` / ``last_full_refresh``: the periodic full refresh in progress (its table
-  version and start) and when the last one was delivered whole;
+- ``full_refresh`` / ``last_full_refresh`` / ``last_full_refresh_users``: the periodic full
+  refresh in progress (its table version, start and users emitted so far), when the last one
+  was delivered whole, and how many users it held (a refresh with markedly fewer is refused);
 - ``delivered_tasks``: the latest export tasks whose files were delivered, never adopted again
   and deleted by the next sync;
 - ``chain_id`` / ``selection``: what the state belongs to (the chain, and a fingerprint of the
@@ -51,6 +52,10 @@ DELIVERED_BEFORE = "delivered_before"
 LAST_FULL_REFRESH = "last_full_refresh"
 #: The full refresh in progress: its table version and start, until it is delivered whole.
 FULL_REFRESH = "full_refresh"
+#: How many users the last full refresh that was delivered whole (and activated) held.
+LAST_FULL_REFRESH_USERS = "last_full_refresh_users"
+#: The full refresh entry's count of users emitted so far (by this run and earlier ones).
+REFRESH_USERS = "users"
 #: The latest export tasks whose files were delivered (ids, oldest first).
 DELIVERED_TASKS = "delivered_tasks"
 #: How many delivered task ids the state keeps: the next sync deletes these tasks, so enough
@@ -68,6 +73,7 @@ _SELECTION_PROGRESS = (
     STARTING_VALUE,
     DELIVERED_BEFORE,
     FULL_REFRESH,
+    LAST_FULL_REFRESH_USERS,
     DELIVERED_TASKS,
 )
 
@@ -419,8 +425,68 @@ def begin_full_refresh(state: State, days: int | None, now: dt.datetime) -> Full
     return refresh
 
 
+def note_refresh_users(state: State, emitted: int) -> None:
+    """Add a delivered window's users to the count of the full refresh in progress.
+
+    Args:
+        state: The stream state.
+        emitted: The users the window emitted.
+    """
+    entry = state.get(FULL_REFRESH)
+    if isinstance(entry, dict):
+        entry[REFRESH_USERS] = refresh_users(state) + emitted
+
+
+def refresh_users(state: State) -> int:
+    """How many users the full refresh in progress has emitted so far (all its runs)."""
+    entry = state.get(FULL_REFRESH)
+    count = entry.get(REFRESH_USERS) if isinstance(entry, dict) else None
+    return count if isinstance(count, int) and not isinstance(count, bool) else 0
+
+
+def refusal(state: State, min_ratio: float) -> str | None:
+    """Why the full refresh just exported must not send ACTIVATE_VERSION, or None.
+
+    ACTIVATE_VERSION removes every user the refresh did not hold, so it is sent only for a
+    plausibly complete file: never an empty one (an empty export is no proof that the users
+    are gone), nor one holding fewer than ``min_ratio`` times the users of the last full
+    refresh delivered. The first full refresh has no yardstick: it is never refused (an
+    empty one is still not activated, see the stream).
+
+    Args:
+        state: The stream state (its refresh in progress and last delivered count).
+        min_ratio: The ``full_refresh_min_ratio`` setting.
+
+    Returns:
+        The reason, for the log, or None when the refresh may be activated.
+    """
+    users = refresh_users(state)
+    last = state.get(LAST_FULL_REFRESH_USERS)
+    if not _is_int(last) or not last:
+        return None  # no full refresh delivered yet: nothing in the target to protect
+    if users == 0:
+        return f"it holds no user at all, where the last full refresh held {last}"
+    if users < min_ratio * last:
+        return (
+            f"it holds {users} users, fewer than full_refresh_min_ratio {min_ratio:g} of the "
+            f"{last} the last full refresh held"
+        )
+    return None
+
+
+def refuse_full_refresh(state: State) -> None:
+    """Drop a refused full refresh: ``last_full_refresh`` stays, so the next sync runs one anew.
+
+    Args:
+        state: The stream state.
+    """
+    state.pop(FULL_REFRESH, None)
+
+
 def finish_full_refresh(state: State, refresh: FullRefresh) -> str:
     """Record a full refresh delivered whole: ``last_full_refresh`` becomes its start.
+
+    Its count of users becomes ``last_full_refresh_users``, the yardstick of the next one.
 
     Args:
         state: The stream state.
@@ -429,6 +495,9 @@ def finish_full_refresh(state: State, refresh: FullRefresh) -> str:
     Returns:
         The new ``last_full_refresh``.
     """
+    users = refresh_users(state)
+    if users:  # an empty one (BATCH mode sends no ACTIVATE_VERSION) is no yardstick
+        state[LAST_FULL_REFRESH_USERS] = users
     state.pop(FULL_REFRESH, None)
     last = refresh.started_at.astimezone(dt.timezone.utc).isoformat()
     state[LAST_FULL_REFRESH] = last
@@ -507,6 +576,7 @@ def _check_stream_state(stream_state: State, where: str, now: dt.datetime) -> No
     for key in (DELIVERED_BEFORE, LAST_FULL_REFRESH):
         if stream_state.get(key) is not None:
             _moment(stream_state[key], f"{where}.{key}")
+    _check_count(stream_state.get(LAST_FULL_REFRESH_USERS), f"{where}.{LAST_FULL_REFRESH_USERS}")
     refresh = stream_state.get(FULL_REFRESH)
     if refresh is not None and not (isinstance(refresh, dict) and _is_int(refresh.get("version"))):
         _invalid_state(
@@ -515,6 +585,12 @@ def _check_stream_state(stream_state: State, where: str, now: dt.datetime) -> No
         )
     if stream_state.get(IN_FLIGHT) is not None:
         _check_in_flight(stream_state[IN_FLIGHT], f"{where}.{IN_FLIGHT}")
+
+
+def _check_count(count: object, where: str) -> None:
+    """Check a count of users the state keeps (absent, or an integer of 0 or more)."""
+    if count is not None and not (_is_int(count) and int(str(count)) >= 0):
+        _invalid_state(where, f"must be a number of users (0 or more), not {_excerpt(count)}")
 
 
 def _check_in_flight(entry: object, where: str) -> None:

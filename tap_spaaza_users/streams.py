@@ -14,7 +14,11 @@ from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL
 from tap_spaaza_users import state
 from tap_spaaza_users.background_download import OVERLAP_FROM_BYTES, BackgroundDownload
 from tap_spaaza_users.contract import PRIMARY_KEY, REPLICATION_KEY, users_json_schema, utc_text
-from tap_spaaza_users.errors import SpaazaError, SpaazaTaskTimeoutError
+from tap_spaaza_users.errors import (
+    SpaazaError,
+    SpaazaFullRefreshRefusedError,
+    SpaazaTaskTimeoutError,
+)
 from tap_spaaza_users.export import DONE, INPROGRESS, READY, UsersExport, make_client
 from tap_spaaza_users.idset import IdSet
 from tap_spaaza_users.journal import Found, TaskJournal
@@ -57,6 +61,13 @@ class UsersStream(HookedStream):
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
     #: This sync's full refresh (``full_refresh_days``), or None for an incremental sync.
     full_refresh: state.FullRefresh | None = None
+    #: Why this sync's full refresh was refused its ACTIVATE_VERSION, or None.
+    refused_refresh: str | None = None
+    #: The version of the first full refresh's opening ACTIVATE_VERSION, sent before its
+    #: first record (never for an empty export).
+    _opening_version: int | None = None
+    #: Users the last file read emitted (counted into a full refresh when its window closes).
+    _emitted_in_file: int = 0
     #: While a file is emitted, rows and rows/s are logged this often (checked every
     #: ``PROGRESS_CHECK_ROWS`` rows, so the clock is not read per record).
     progress_seconds: float = 30.0
@@ -136,8 +147,18 @@ class UsersStream(HookedStream):
                 self.journal.sweep(keep=state.recorded_tasks(self.stream_state))
             for index, window in enumerate(windows):
                 ahead = windows[index + 1 : index + int(self.config["max_tasks_in_flight"])]
-                yield from self._sync_window(export, window, seen, ahead)
+                for record in self._sync_window(export, window, seen, ahead):
+                    if self._opening_version is not None:
+                        self.activate_version(self._opening_version)
+                        self._opening_version = None
+                    yield record
         self._complete_full_refresh(self.full_refresh)
+        if self.refused_refresh is not None:
+            msg = (
+                f"{self.refused_refresh}. Every user exported was loaded and the state saved; "
+                "the sync exits with status 1 so that this is noticed (see the warning above)."
+            )
+            raise SpaazaFullRefreshRefusedError(msg)
 
     def _sync_window(
         self, export: UsersExport, window: Window, seen: IdSet, ahead: list[Window]
@@ -334,6 +355,8 @@ class UsersStream(HookedStream):
         if bookmark != before:
             self.logger.info("Bookmark %s advances to %s", REPLICATION_KEY, bookmark)
         self.logger.info("Window %s delivered; bookmark %s", window.describe(), bookmark)
+        if self.full_refresh is not None:
+            state.note_refresh_users(stream_state, self._emitted_in_file)
         state.note_delivered(stream_state, task_id)
         self.journal.delivered.add(task_id)
         state.forget_task(stream_state)
@@ -358,6 +381,7 @@ class UsersStream(HookedStream):
                 if not emitted % self.PROGRESS_CHECK_ROWS:
                     said = self._progress(task_id, emitted, started, said)
             skipped = reader.skipped_rows
+        self._emitted_in_file = selection.emitted
         latest = selection.latest
         if latest and self.replication_method == REPLICATION_INCREMENTAL:
             latest = self._capped_progress(latest, task_id)
@@ -423,9 +447,10 @@ class UsersStream(HookedStream):
         """Begin (or resume) the sync's full refresh if one is due, and say so in the log.
 
         Its RECORD messages carry the refresh's version. The first full export of a stream
-        also opens with ACTIVATE_VERSION, so a target creates the table even without users;
-        a later refresh does not, because a target that honours it would drop (or mark
-        deleted) every row it holds while the refresh is still being exported. BATCH files
+        also opens with ACTIVATE_VERSION (just before its first record: never for an empty
+        export), so a target creates the versioned table at once; a later refresh does not,
+        because a target that honours it would drop (or mark deleted) every row it holds
+        while the refresh is still being exported. BATCH files
         carry no version, so in BATCH mode every user is re-exported but no ACTIVATE_VERSION
         is sent and deletions are not propagated.
         """
@@ -434,6 +459,8 @@ class UsersStream(HookedStream):
         now = dt.datetime.now(dt.timezone.utc)
         refresh = state.begin_full_refresh(self.stream_state, int(days) if days else None, now)
         self.record_version = None
+        self.refused_refresh = None
+        self._opening_version = None
         if refresh is None:
             return None
         self.logger.info(
@@ -453,14 +480,32 @@ class UsersStream(HookedStream):
             return refresh
         self.record_version = refresh.version
         if refresh.first:
-            self.activate_version(refresh.version)
+            self._opening_version = refresh.version
         return refresh
 
     def _complete_full_refresh(self, refresh: state.FullRefresh | None) -> None:
-        """After the last record of a full refresh: ACTIVATE_VERSION, then ``last_full_refresh``."""
+        """After the last record of a full refresh: ACTIVATE_VERSION, then ``last_full_refresh``.
+
+        ACTIVATE_VERSION removes every user the refresh did not hold, so an empty or shrunken
+        refresh (see ``state.refusal``) is refused it: its records were emitted (upserts lose
+        nothing), ``last_full_refresh`` stays so the next sync runs the refresh anew, one
+        WARNING says why and how to accept a real shrink, and ``get_records`` then ends the
+        sync with an error (exit status 1, after the final STATE), so that schedulers notice.
+        """
         if refresh is None:
             return
-        if self.record_version == refresh.version:
+        activating = self.record_version == refresh.version
+        refused = state.refusal(self.stream_state, float(self.config["full_refresh_min_ratio"]))
+        if activating and refused is not None:
+            self._refuse_full_refresh(refresh, refused)
+            return
+        if activating and not state.refresh_users(self.stream_state):
+            activating = False
+            self.logger.info(
+                "The full refresh holds no user: no ACTIVATE_VERSION is sent (an empty export "
+                "never removes users from the target)"
+            )
+        if activating:
             self.activate_version(refresh.version)
             self.logger.info(
                 "ACTIVATE_VERSION %d sent: targets that honour it remove users not re-exported",
@@ -469,3 +514,23 @@ class UsersStream(HookedStream):
         last = state.finish_full_refresh(self.stream_state, refresh)
         self.logger.info("Full refresh delivered whole; last_full_refresh is %s", last)
         self.flush_state()
+
+    def _refuse_full_refresh(self, refresh: state.FullRefresh, reason: str) -> None:
+        """Send no ACTIVATE_VERSION for a full refresh that is not plausibly complete."""
+        last = self.stream_state.get(state.LAST_FULL_REFRESH)
+        state.refuse_full_refresh(self.stream_state)
+        self.flush_state()
+        self.refused_refresh = (
+            f"The full refresh (version {refresh.version}) was refused its ACTIVATE_VERSION: "
+            f"{reason}"
+        )
+        self.logger.warning(
+            "%s. Its users were loaded (upserted), but no ACTIVATE_VERSION was sent, so the "
+            "target deletes nobody, and last_full_refresh stays %s: the next sync runs the "
+            "full refresh again. An empty or markedly smaller export is more often a "
+            "transient fault than a real loss of users. If the chain really shrank, run one "
+            "sync with full_refresh_min_ratio 0 to accept it (an empty export is never "
+            "accepted: remove the users from the target yourself)",
+            self.refused_refresh,
+            last or "unset",
+        )

@@ -25,6 +25,7 @@ FAULT_KINDS: dict[str, str] = {
     "gzip": "task",
     "malformed_rows": "task",
     "duplicate_rows": "task",
+    "short_export": "task",
 }
 
 
@@ -108,6 +109,9 @@ def _check_params(kind: str, params: dict[str, Any]) -> None:
         if name in params and float(params[name]) < 0:
             msg = f"{kind} {name} must be a non-negative number"
             raise ValueError(msg)
+    if kind == "short_export" and int(params.get("rows", 0)) < 0:
+        msg = "short_export rows must be a non-negative number"
+        raise ValueError(msg)
 
 
 class FaultStore:

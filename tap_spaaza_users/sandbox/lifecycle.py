@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from dataclasses import dataclass
@@ -112,10 +113,12 @@ class Engine:
             task.started_at = monotonic()
             task.log(now, "INFO", "Export of users started")
             options = self._arm_task_faults(task)
+            short = self.faults.take(("short_export",))
             task.file = self.workdir / task.file_name
         overlay = self.population.snapshot()
+        limit = int(short.params.get("rows", 0)) if short is not None else None
         thread = threading.Thread(
-            target=self._export, args=(task, overlay, now, options), daemon=True
+            target=self._export, args=(task, overlay, now, options, limit), daemon=True
         )
         thread.start()
 
@@ -145,12 +148,26 @@ class Engine:
             newer_by_seconds=float(repeat.get("newer_by_seconds", 3600)),
         )
 
-    def _export(self, task: Task, overlay: Overlay, now: datetime, options: ExportOptions) -> None:
-        """Write the export file (background thread), then set the task's deadline."""
+    def _export(
+        self,
+        task: Task,
+        overlay: Overlay,
+        now: datetime,
+        options: ExportOptions,
+        limit: int | None = None,
+    ) -> None:
+        """Write the export file (background thread), then set the task's deadline.
+
+        A ``short_export`` fault (``limit``) keeps only the first ``limit`` users: a file
+        with a header and no row, or far fewer rows than the chain has (a transient fault).
+        """
         rows = 0
         try:
             if task.error_logs is None and task.file is not None:
-                rows = write_export(task.file, self._matching(task, overlay, now), options)
+                matching = self._matching(task, overlay, now)
+                if limit is not None:
+                    matching = itertools.islice(matching, limit)
+                rows = write_export(task.file, matching, options)
                 task.md5 = file_md5(task.file)
         except Exception as exc:  # noqa: BLE001 - any failure becomes an ERROR task
             LOGGER.warning("Sandbox export of task %s failed: %s", task.id, exc)
