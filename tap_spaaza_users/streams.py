@@ -138,7 +138,13 @@ class UsersStream(HookedStream):
                 windows[0].start or "the start (no bookmark or start_date yet, so none)",
             )
         if len(windows) > 1:
-            self.logger.info("Backfill in %d windows, from %s", len(windows), windows[0].describe())
+            span = Window(windows[0].start, windows[-1].end)
+            self.logger.info(
+                "Backfill in %d windows, from %s (the first window: %s)",
+                len(windows),
+                span.describe(),
+                windows[0].describe(),
+            )
         # Ids emitted this sync, to drop repeats from the lookback overlap and window seams.
         seen = IdSet()
         remove_leftovers(self.logger)
