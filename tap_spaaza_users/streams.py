@@ -93,17 +93,33 @@ class UsersStream(HookedStream):
         return self.config.get("user_agent") or f"{self.tap_name}/{self.plugin_version}"
 
     def plan(self, context: Context | None) -> list[Window]:
-        """This sync's export windows, oldest first, from the settings and the state."""
+        """This sync's export windows, oldest first, from the settings and the state.
+
+        A selection Spaaza cannot window (``segment_id``, ``segment_join: any``) is exported
+        whole by every task, so a backfill of it is one window: one export per sync.
+        """
         bookmark = None
         if not self.full_refresh:  # a full refresh starts over
             sdk_value = self.get_starting_replication_key_value(context)
             bookmark = state.starting_bookmark(self.stream_state, sdk_value)
-        return plan_sync(
+        windows = plan_sync(
             self.config,
             bookmark=bookmark,
             delivered_before=state.delivered_before(self.stream_state),
             now=dt.datetime.now(dt.timezone.utc),
         )
+        choice = SegmentChoice.from_config(self.config)
+        if len(windows) > 1 and not choice.server_side_window:
+            # Each task would export the whole selection again: one export serves every window.
+            self.logger.info(
+                "backfill_window_days is set, but %s cannot be exported by window (Spaaza "
+                "takes no created_date rule with it): one export for the whole span instead "
+                "of %d, the bookmark applied by the tap",
+                choice.describe(),
+                len(windows),
+            )
+            windows = [Window(windows[0].start, windows[-1].end)]
+        return windows
 
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
