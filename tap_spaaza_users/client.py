@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -30,7 +31,15 @@ if TYPE_CHECKING:
 DEFAULT_API_URL = "https://services-prod.spaaza.com"
 
 #: Statuses worth another try: rate limiting and transient server faults.
-RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+RETRYABLE_STATUSES = frozenset(
+    {
+        HTTPStatus.TOO_MANY_REQUESTS,
+        HTTPStatus.INTERNAL_SERVER_ERROR,
+        HTTPStatus.BAD_GATEWAY,
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        HTTPStatus.GATEWAY_TIMEOUT,
+    }
+)
 
 #: An id in a path, replaced by ``{id}`` in the ``endpoint`` tag of request metrics.
 _PATH_ID = re.compile(r"/\d+(?=/|$)")
@@ -235,7 +244,7 @@ class SpaazaClient:
             _RetryableError,
             max_tries=self.settings.max_retries + 1,
             jitter=None,
-            giveup=lambda exc: not idempotent and exc.status != 429,  # noqa: PLR2004
+            giveup=lambda exc: not idempotent and exc.status != HTTPStatus.TOO_MANY_REQUESTS,
             on_backoff=self._log_backoff,
             logger=None,
             initial=self.settings.retry_initial_wait,
@@ -244,7 +253,7 @@ class SpaazaClient:
         try:
             return retrying(method, path, json=json, params=params)
         except _RetryableError as exc:
-            if not idempotent and exc.status != 429:  # noqa: PLR2004
+            if not idempotent and exc.status != HTTPStatus.TOO_MANY_REQUESTS:
                 msg = f"{method} {path} got no clear answer ({exc}); it may have been carried out"
                 raise SpaazaUncertainError(self.scrub(msg), status=exc.status) from None
             tries = self.settings.max_retries + 1
@@ -305,7 +314,7 @@ class SpaazaClient:
                 status=response.status_code,
                 retry_after=retry_after,
             )
-        if response.status_code >= 300:  # noqa: PLR2004
+        if response.status_code >= HTTPStatus.MULTIPLE_CHOICES:
             raise self._error_for(method, path, response)
         return response
 
@@ -313,7 +322,7 @@ class SpaazaClient:
         """Log a retry: a 429 once at INFO, other faults at WARNING."""
         exc = details.get("exception")
         wait = details.get("wait", 0.0)
-        if getattr(exc, "status", None) == 429:  # noqa: PLR2004
+        if getattr(exc, "status", None) == HTTPStatus.TOO_MANY_REQUESTS:
             if not self._rate_limit_logged:
                 self.logger.info("Rate limited by the Services API; waiting %.1fs as told", wait)
                 self._rate_limit_logged = True
@@ -331,25 +340,25 @@ class SpaazaClient:
         status = response.status_code
         where = self.scrub(f"{method} {path} → HTTP {status}{describe_error_body(response)}")
         chain = self.settings.chain_id
-        if status == 401:  # noqa: PLR2004
+        if status == HTTPStatus.UNAUTHORIZED:
             return SpaazaAuthError(
                 f"Spaaza rejected the access token ({where}). Check access_token_id and "
                 "access_token_secret: both come from the same AccessToken in Spaaza Console.",
                 status=status,
             )
-        if status == 403:  # noqa: PLR2004
+        if status == HTTPStatus.FORBIDDEN:
             return SpaazaForbiddenError(
                 f"The access token is not allowed to act for chain {chain} ({where}). Check "
                 "chain_id, or use a token issued for that chain.",
                 status=status,
             )
-        if status == 404:  # noqa: PLR2004
+        if status == HTTPStatus.NOT_FOUND:
             return SpaazaNotFoundError(
                 f"Not found ({where}): the task is gone (deleted, or it belongs to another "
                 f"chain than {chain}), or api_url is not the Services API.",
                 status=status,
             )
-        if status == 400:  # noqa: PLR2004
+        if status == HTTPStatus.BAD_REQUEST:
             return SpaazaBadRequestError(
                 f"Spaaza rejected the request ({where}). Check segment_rules and start_date.",
                 status=status,
@@ -381,7 +390,7 @@ def log_request_duration(method: str, path: str, status: int | None, seconds: fl
     tags: dict[str, Any] = {metrics.Tag.ENDPOINT: _PATH_ID.sub("/{id}", path), "method": method}
     if status is not None:
         tags[metrics.Tag.HTTP_STATUS_CODE] = status
-    failed = status is None or status >= 400  # noqa: PLR2004
+    failed = status is None or status >= HTTPStatus.BAD_REQUEST
     tags[metrics.Tag.STATUS] = metrics.Status.FAILED if failed else metrics.Status.SUCCEEDED
     point = metrics.Point("timer", metrics.Metric.HTTP_REQUEST_DURATION, seconds, tags)
     metrics.log(metrics.get_metrics_logger(), point)

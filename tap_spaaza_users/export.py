@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -22,12 +23,32 @@ if TYPE_CHECKING:
 
     from tap_spaaza_users.windows import Window
 
-READY = "READY"
-INPROGRESS = "INPROGRESS"
-DONE = "DONE"
-ERROR = "ERROR"
-#: The documented state codes; anything else is "not finished" (with one warning).
-KNOWN_STATES = frozenset({READY, INPROGRESS, DONE, ERROR})
+
+class TaskStatus(str, enum.Enum):
+    """The documented state codes of a task; any other code is "not finished" (one warning)."""
+
+    READY = "READY"
+    INPROGRESS = "INPROGRESS"
+    DONE = "DONE"
+    ERROR = "ERROR"
+
+    def __str__(self) -> str:
+        """The code as Spaaza spells it (``DONE``), in log lines and messages."""
+        return str(self.value)
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the task has finished: its file is ready (DONE) or never will be (ERROR)."""
+        return self in (TaskStatus.DONE, TaskStatus.ERROR)
+
+    @classmethod
+    def of(cls, code: str | None) -> TaskStatus | None:
+        """The status a state code names, or None for a missing or undocumented one."""
+        try:
+            return cls(code)
+        except ValueError:
+            return None
+
 
 #: How much the poll interval grows after each poll.
 POLL_GROWTH = 1.5
@@ -324,11 +345,11 @@ class UsersExport:
                     self.poll.timeout / 60,
                 )
                 last_said = now
-            if code == DONE:
+            if code == TaskStatus.DONE:
                 return task
-            if code == ERROR:
+            if code == TaskStatus.ERROR:
                 raise self._failure(task_id)
-            if code not in KNOWN_STATES and code not in warned:
+            if TaskStatus.of(code) is None and code not in warned:
                 warned.add(code)
                 self.logger.warning(
                     "Export task %d reports an unknown state %r; treating it as not finished",

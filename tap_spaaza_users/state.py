@@ -3,8 +3,8 @@
 The SDK keeps the bookmark (``replication_key_value``) and its not-yet-promoted progress
 (``progress_markers``). Beside them the stream keeps:
 
-- ``in_flight_task``: the export task a sync created and has not finished delivering, so a
-  rerun reuses it instead of exporting again;
+- ``in_flight_task``: the export task a sync named for a window (its id and task key) and
+  has not finished delivering, so a rerun reuses it instead of exporting again;
 - ``delivered_before``: every user created before this moment has been delivered (the end
   of the last closed backfill window);
 - ``full_refresh`` / ``last_full_refresh`` / ``last_full_refresh_users``: the periodic full
@@ -42,8 +42,8 @@ PROGRESS_MARKERS = "progress_markers"
 STARTING_VALUE = "starting_replication_value"
 #: The export task this sync created and has not finished delivering.
 IN_FLIGHT = "in_flight_task"
-#: The in-flight task's fingerprint of what it asks for (segment, rules, export target).
-REQUEST = "request"
+#: The in-flight task's key: what it asks for (chain, window, request; see ``tasks``).
+TASK_KEY = "key"
 #: The in-flight task's note that it exports a full refresh (and of which version).
 IN_FLIGHT_VERSION = "full_refresh_version"
 #: Every user created before this moment has been delivered (end of a closed backfill window).
@@ -217,95 +217,48 @@ def claim(state: State, chain_id: int, selection: str) -> bool:
     return changed
 
 
-# The export task in flight
+# The export task in flight (the ledger in tasks.py decides which task serves a window)
 
 
-def request_key(body: dict[str, Any]) -> str:
-    """A fingerprint of what an export task body asks for, whenever and by whom it is sent.
-
-    The trigger's ``once`` and the free-text ``desc`` are left out; the segment (saved or
-    inline, with its join) and the target are in. A task left by a run with other segment
-    settings then exports other users, so it must not be reused.
-
-    Args:
-        body: A ``POST /tasks`` body.
-
-    Returns:
-        A short hex digest.
-    """
-    trigger = {name: value for name, value in body.get("trigger", {}).items() if name != "once"}
-    text = json.dumps({"target": body.get("target"), "trigger": trigger}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def record_task(  # noqa: PLR0913 - keyword-only, each a fact of the entry
+def record_task(
     state: State,
     task_id: int,
-    window: Window,
+    key: str,
     now: dt.datetime,
-    request: str | None = None,
     *,
     refresh_version: int | None = None,
 ) -> None:
-    """Note a task just created for a window.
+    """Name the task a window is exported by, under its task key, as in flight.
 
     Args:
         state: The stream state.
         task_id: The task id.
-        window: The window it exports.
-        now: The creation time.
-        request: The task body's fingerprint (:func:`request_key`).
+        key: The task key (chain, window and request; see ``tasks.task_key``).
+        now: When it was named.
         refresh_version: The full refresh it exports, if any.
     """
-    entry: dict[str, Any] = {"id": task_id, **window.key(), "created_at": now.isoformat()}
-    if request is not None:
-        entry[REQUEST] = request
+    entry: dict[str, Any] = {"id": task_id, TASK_KEY: key, "created_at": now.isoformat()}
     if refresh_version is not None:
         entry[IN_FLIGHT_VERSION] = refresh_version
     state[IN_FLIGHT] = entry
 
 
-def task_for(state: State, window: Window, request: str | None = None) -> int | None:
-    """The recorded task exporting exactly this window and request, not yet delivered.
-
-    A task recorded without a fingerprint (by an earlier version) matches on the window;
-    one an earlier version flagged ``delivered`` (left only to be deleted) never does.
+def in_flight(state: State) -> tuple[int, str | None] | None:
+    """The task the state names in flight and its task key (None: it serves no window).
 
     Args:
         state: The stream state.
-        window: The window this run is about to export.
-        request: The fingerprint of the task body this run would send.
 
     Returns:
-        The task id, or None.
+        The task id and key, or None when no task is in flight.
     """
     entry = _entry(state)
-    if entry is None or entry.get("delivered"):
+    if entry is None:
         return None
-    recorded = entry.get(REQUEST)
-    if request is not None and recorded is not None and recorded != request:
-        return None
-    key = window.key()
-    if all(entry.get(name) == value for name, value in key.items()):
-        return int(entry["id"])
-    return None
-
-
-def other_task(state: State, window: Window, request: str | None = None) -> int | None:
-    """A recorded task that this window will not use (another window or request, or delivered).
-
-    Args:
-        state: The stream state.
-        window: The window this run is about to export.
-        request: The fingerprint of the task body this run would send.
-
-    Returns:
-        The task id, or None.
-    """
-    entry = _entry(state)
-    if entry is None or task_for(state, window, request) is not None:
-        return None
-    return int(entry["id"])
+    key = entry.get(TASK_KEY)
+    if entry.get("delivered") or not isinstance(key, str):
+        return int(entry["id"]), None
+    return int(entry["id"]), key
 
 
 def recorded_tasks(state: State) -> set[int]:
@@ -520,10 +473,8 @@ def _is_int(value: object) -> bool:
 
 #: The in-flight task's keys and the JSON kinds each may take (others are left alone).
 _IN_FLIGHT_KINDS: dict[str, Callable[[object], bool]] = {
-    "window_start": lambda value: value is None or isinstance(value, str),
-    "window_end": lambda value: value is None or isinstance(value, str),
+    TASK_KEY: lambda value: isinstance(value, str),
     "created_at": lambda value: isinstance(value, str),
-    REQUEST: lambda value: isinstance(value, str),
     IN_FLIGHT_VERSION: _is_int,
     "delivered": lambda value: isinstance(value, bool),
 }
@@ -596,7 +547,7 @@ def _check_count(count: object, where: str) -> None:
 def _check_in_flight(entry: object, where: str) -> None:
     """Check the recorded export task: an object with an integer id and known key kinds."""
     shape = (
-        'must be an object like {"id": 1001, "window_start": null, "window_end": null, '
+        'must be an object like {"id": 1001, "key": "3f2a9c1b7e4d5a60", '
         '"created_at": "2024-01-31T00:00:00+00:00"}'
     )
     if not isinstance(entry, dict) or not _is_int(entry.get("id")) or entry["id"] <= 0:
@@ -604,9 +555,8 @@ def _check_in_flight(entry: object, where: str) -> None:
     for key, fits in _IN_FLIGHT_KINDS.items():
         if key in entry and not fits(entry[key]):
             _invalid_state(f"{where}.{key}", f"has the wrong kind of value: {_excerpt(entry[key])}")
-    for key in ("window_start", "window_end", "created_at"):
-        if isinstance(entry.get(key), str):
-            _moment(entry[key], f"{where}.{key}")
+    if isinstance(entry.get("created_at"), str):
+        _moment(entry["created_at"], f"{where}.created_at")
 
 
 def _moment(value: object, where: str) -> dt.datetime:

@@ -14,18 +14,14 @@ from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL
 from tap_spaaza_users import state
 from tap_spaaza_users.background_download import OVERLAP_FROM_BYTES, BackgroundDownload
 from tap_spaaza_users.contract import PRIMARY_KEY, REPLICATION_KEY, users_json_schema, utc_text
-from tap_spaaza_users.errors import (
-    SpaazaError,
-    SpaazaFullRefreshRefusedError,
-    SpaazaTaskTimeoutError,
-)
-from tap_spaaza_users.export import DONE, INPROGRESS, READY, UsersExport, make_client
+from tap_spaaza_users.errors import SpaazaError, SpaazaFullRefreshRefusedError
+from tap_spaaza_users.export import UsersExport, make_client
 from tap_spaaza_users.idset import IdSet
-from tap_spaaza_users.journal import Found, TaskJournal
 from tap_spaaza_users.records import UsersCsvReader
 from tap_spaaza_users.sdk_hooks import HookedStream
 from tap_spaaza_users.segments import SegmentChoice
 from tap_spaaza_users.spool import Spool, SpoolRestartedError, remove_leftovers
+from tap_spaaza_users.tasks import TaskLedger
 from tap_spaaza_users.windows import Window, WindowSelection, plan_sync
 
 if sys.version_info >= (3, 12):
@@ -49,8 +45,8 @@ class UsersStream(HookedStream):
     The export file comes in no particular order, so the stream is unsorted: it keeps the
     greatest ``created_date`` emitted as a progress marker, and promotes it to the bookmark
     only when a window's whole file was emitted. An interrupted sync leaves the bookmark as
-    it was; the state also names the export task in flight, so the next run reuses it
-    instead of exporting again (see ``state``).
+    it was; which export task serves a window, across runs, is the ledger's decision
+    (``tasks.TaskLedger``, described in ``docs/task-protocol.md``).
     """
 
     name = "users"
@@ -72,11 +68,7 @@ class UsersStream(HookedStream):
     #: ``PROGRESS_CHECK_ROWS`` rows, so the clock is not read per record).
     progress_seconds: float = 30.0
     PROGRESS_CHECK_ROWS = 1000
-    #: This sync's view of Spaaza's task list (adoption, idempotent creation, sweep).
-    journal: TaskJournal
-    #: Tasks this sync created ahead for later backfill windows, by their tag's fingerprint.
-    _ahead_tasks: dict[str, Found]
-    #: Files at least this large are parsed while they download (see ``_sync_window``).
+    #: Files at least this large are parsed while they download (see ``_emit``).
     overlap_from_bytes: ClassVar[int] = OVERLAP_FROM_BYTES
 
     def __init__(self, tap: Any) -> None:  # noqa: ANN401
@@ -123,7 +115,10 @@ class UsersStream(HookedStream):
 
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        """Export, download and read each window, advancing the bookmark after each.
+        """Plan the windows, sweep, then per window: its task, its rows, the bookmark.
+
+        The task of each window comes from the ledger (``tasks.TaskLedger``; the protocol is
+        in ``docs/task-protocol.md``).
 
         Args:
             context: Stream partition (none for this stream).
@@ -140,12 +135,41 @@ class UsersStream(HookedStream):
             origin=f"{self.tap_name} {self.plugin_version}",
             logger=self.logger,
         )
-        self._ahead_tasks = {}
-        self.journal = TaskJournal(
+        ledger = TaskLedger(
             export,
+            self.stream_state,
             horizon=dt.timedelta(hours=float(self.config["task_reuse_hours"])),
-            delivered=state.delivered_tasks(self.stream_state),
+            clean_up=bool(self.config["delete_completed_tasks"]),
+            flush=self.flush_state,
+            refresh_version=self.full_refresh.version if self.full_refresh else None,
         )
+        self._log_plan(export, windows)
+        # Ids emitted this sync, to drop repeats from the lookback overlap and window seams.
+        seen = IdSet()
+        remove_leftovers(self.logger)
+        in_flight = int(self.config["max_tasks_in_flight"])
+        with contextlib.closing(export):
+            ledger.sweep()
+            for index, window in enumerate(windows):
+                task_id = ledger.get_or_create(window, ahead=windows[index + 1 : index + in_flight])
+                for record in self._emit(export, task_id, window, seen):
+                    if self._opening_version is not None:
+                        self.activate_version(self._opening_version)
+                        self._opening_version = None
+                    yield record
+                self._close_window(window)
+                ledger.delivered(task_id)
+                self.flush_state()
+        self._complete_full_refresh(self.full_refresh)
+        if self.refused_refresh is not None:
+            msg = (
+                f"{self.refused_refresh}. Every user exported was loaded and the state saved; "
+                "the sync exits with status 1 so that this is noticed (see the warning above)."
+            )
+            raise SpaazaFullRefreshRefusedError(msg)
+
+    def _log_plan(self, export: UsersExport, windows: list[Window]) -> None:
+        """Say where the window is applied, and how many windows a backfill takes."""
         if not export.segment.server_side_window:
             self.logger.info(
                 "The bookmark is applied on our side: %s is exported whole each sync, then "
@@ -161,35 +185,13 @@ class UsersStream(HookedStream):
                 span.describe(),
                 windows[0].describe(),
             )
-        # Ids emitted this sync, to drop repeats from the lookback overlap and window seams.
-        seen = IdSet()
-        remove_leftovers(self.logger)
-        with contextlib.closing(export):
-            if self.config["delete_completed_tasks"]:
-                self.journal.sweep(keep=state.recorded_tasks(self.stream_state))
-            for index, window in enumerate(windows):
-                ahead = windows[index + 1 : index + int(self.config["max_tasks_in_flight"])]
-                for record in self._sync_window(export, window, seen, ahead):
-                    if self._opening_version is not None:
-                        self.activate_version(self._opening_version)
-                        self._opening_version = None
-                    yield record
-        self._complete_full_refresh(self.full_refresh)
-        if self.refused_refresh is not None:
-            msg = (
-                f"{self.refused_refresh}. Every user exported was loaded and the state saved; "
-                "the sync exits with status 1 so that this is noticed (see the warning above)."
-            )
-            raise SpaazaFullRefreshRefusedError(msg)
 
-    def _sync_window(
-        self, export: UsersExport, window: Window, seen: IdSet, ahead: list[Window]
+    def _emit(
+        self, export: UsersExport, task_id: int, window: Window, seen: IdSet
     ) -> Iterator[dict[str, Any]]:
-        """Obtain the window's finished task, emit its file while it downloads, close the window.
+        """Emit the window's rows from the task's file while it downloads.
 
-        The tasks of the ``ahead`` windows are created first, so Spaaza prepares them while
-        this window is awaited, downloaded and emitted (see ``_prepare_ahead``). The file
-        lives in an unlinked spool: no crash leaves the users' data on disk. The
+        The file lives in an unlinked spool: no crash leaves the users' data on disk. The
         download writes it in a thread of its own while this thread parses and emits behind
         it (``BackgroundDownload``), so on a slow link the wall time approaches the longer of
         the two instead of their sum. What that changes, and what it keeps:
@@ -213,7 +215,6 @@ class UsersStream(HookedStream):
           the download's fault: the reader first waits for the download's verdict, and the
           row error stands only for a file proven whole.
         """
-        task_id = self._finished_task(export, window, ahead)
         settings = export.client.settings
         before_file = seen.copy()
         with (
@@ -245,7 +246,6 @@ class UsersStream(HookedStream):
                         task_id,
                     )
             download.result()
-        self._close_window(task_id, window)
 
     def _read_while_downloading(
         self, reader: SpoolReader, task_id: int, window: Window, seen: IdSet
@@ -277,100 +277,8 @@ class UsersStream(HookedStream):
                 choice.describe(),
             )
 
-    def _finished_task(
-        self, export: UsersExport, window: Window, ahead: list[Window] | None = None
-    ) -> int:
-        """The window's task in DONE: the one a previous run left or lost, or a new one.
-
-        First the state's in-flight task; then the task this sync created ahead for the
-        window; then a task with the same tag in Spaaza's task list (a run whose state was
-        not saved, see ``journal``); else a new task. Before waiting, the ``ahead``
-        windows' tasks are created.
-        """
-        stream_state = self.stream_state
-        now = dt.datetime.now(dt.timezone.utc)
-        body, mark = self.journal.tagged_body(window, now)
-        request = state.request_key(body)
-        stale = state.other_task(stream_state, window, request)
-        if stale is not None:
-            export.discard(
-                stale, "left by an earlier run (delivered, or another window or segment)"
-            )
-            state.forget_task(stream_state)
-        previous = state.task_for(stream_state, window, request)
-        if previous is not None:
-            code = export.status(previous)
-            self.logger.info("Export task %d of the interrupted run is %s", previous, code)
-            if code in (DONE, READY, INPROGRESS):
-                self._prepare_ahead(ahead or [])
-                if code != DONE:
-                    self._wait(export, previous)
-                return previous
-            if code is not None:
-                export.discard(previous, f"in state {code}, superseded by a new task")
-        found = self._ahead_tasks.pop(mark, None)
-        if found is not None:
-            found = Found(found.id, export.status(found.id) or found.code)
-            self.logger.info("Export task %d, prepared ahead, is %s", found.id, found.code)
-        elif (found := self.journal.find(mark)) is not None:
-            self.logger.info(
-                "Adopting export task %d (%s) left by an earlier run for the same window and "
-                "selection, instead of exporting again",
-                found.id,
-                found.code,
-            )
-        else:
-            found = self.journal.create(body, mark)
-        version = self.full_refresh.version if self.full_refresh else None
-        state.record_task(stream_state, found.id, window, now, request, refresh_version=version)
-        self.flush_state()
-        self._prepare_ahead(ahead or [])
-        if found.code != DONE:
-            self._wait(export, found.id)
-        return found.id
-
-    def _prepare_ahead(self, windows: list[Window]) -> None:
-        """Create (or adopt) the tasks of the next backfill windows, without waiting for them.
-
-        Spaaza then exports them while the current window is awaited and loaded, so a
-        backfill costs about one export wait, not one per window. At most
-        ``max_tasks_in_flight`` tasks run at once (the current one included). The bookmark
-        still advances window by window, in order: a task prepared ahead is only read when
-        its window's turn comes. It carries the window's tag, so a run interrupted before
-        then finds it in the task list and adopts it instead of exporting again.
-        """
-        now = dt.datetime.now(dt.timezone.utc)
-        for window in windows:
-            body, mark = self.journal.tagged_body(window, now)
-            if mark in self._ahead_tasks:
-                continue
-            found = self.journal.find(mark) or self.journal.create(body, mark)
-            self._ahead_tasks[mark] = found
-            self.logger.info(
-                "Export task %d prepares the next window %s ahead (%s)",
-                found.id,
-                window.describe(),
-                found.code,
-            )
-
-    def _wait(self, export: UsersExport, task_id: int) -> None:
-        """Wait for the task; after a timeout (task deleted) the state forgets it."""
-        try:
-            export.wait(task_id)
-        except SpaazaTaskTimeoutError:
-            state.forget_task(self.stream_state)
-            self.flush_state()
-            raise
-
-    def _close_window(self, task_id: int, window: Window) -> None:
-        """Promote the bookmark and name the task delivered in the STATE written.
-
-        The task itself is kept until the next sync: the tap has only handed the rows to
-        the target, which may still fail before it loads them, and Meltano then keeps the
-        previous state. A rerun adopts the kept task instead of exporting again. The next
-        sync's clean-up deletes the tasks its state names as delivered: a state that
-        reached it was saved after the target had loaded those rows.
-        """
+    def _close_window(self, window: Window) -> None:
+        """Promote the window's progress to the bookmark (the caller writes the state)."""
         stream_state = self.stream_state
         before = stream_state.get(state.BOOKMARK)
         bookmark = state.close_window(stream_state, window, REPLICATION_KEY)
@@ -379,10 +287,6 @@ class UsersStream(HookedStream):
         self.logger.info("Window %s delivered; bookmark %s", window.describe(), bookmark)
         if self.full_refresh is not None:
             state.note_refresh_users(stream_state, self._emitted_in_file)
-        state.note_delivered(stream_state, task_id)
-        self.journal.delivered.add(task_id)
-        state.forget_task(stream_state)
-        self.flush_state()
 
     def _read(
         self, source: io.BufferedReader, task_id: int, selection: WindowSelection

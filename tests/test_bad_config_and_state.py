@@ -70,13 +70,13 @@ BAD_INPUTS: dict[str, tuple[Callable[[Settings], Any], Any, str]] = {
     ),
     "in-flight task without id": (
         lambda c: c,
-        users_state(in_flight_task={"task": 1001, "window_start": None}),
+        users_state(in_flight_task={"task": 1001, "key": "3f2a9c1b7e4d5a60"}),
         "State bookmarks.users.in_flight_task must be an object like",
     ),
-    "in-flight window not a date": (
+    "in-flight creation not a date": (
         lambda c: c,
-        users_state(in_flight_task={"id": 1001, "window_start": "soon", "window_end": None}),
-        "State bookmarks.users.in_flight_task.window_start must be an ISO 8601 date-time",
+        users_state(in_flight_task={"id": 1001, "key": "3f2a9c1b7e4d5a60", "created_at": "soon"}),
+        "State bookmarks.users.in_flight_task.created_at must be an ISO 8601 date-time",
     ),
     "stream state a list": (
         lambda c: c,

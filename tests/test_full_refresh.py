@@ -7,7 +7,9 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any, cast
 
 from tap_spaaza_users.contract import parse_utc
+from tap_spaaza_users.segments import format_rule_date
 from tap_spaaza_users.state import LAST_FULL_REFRESH, is_due
+from tap_spaaza_users.tasks import tag_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -220,7 +222,9 @@ def test_full_refresh_in_backfill_windows_starts_at_start_date_and_resumes_mid_w
     state = users_state(failed)
     assert parse_utc(state["delivered_before"]) == start + year  # the first window, delivered
     assert state["in_flight_task"]["id"] == second_window_task
-    assert parse_utc(state["in_flight_task"]["window_start"]) == start + year
+    desc = small_sandbox.tasks[second_window_task].desc  # named under its window's key
+    assert state["in_flight_task"]["key"] == tag_of({"desc": desc})
+    assert f"since {format_rule_date(start + year)}" in desc
     assert {parse_utc(r["created_date"]) < start + year for r in failed.records} == {True}
 
     last_task = max(small_sandbox.tasks)

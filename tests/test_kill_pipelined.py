@@ -39,7 +39,7 @@ import pytest
 from tap_cli import TapProcess, assert_left_are_delivered, delivered_tasks, records, wait_until
 
 from tap_spaaza_users.contract import parse_utc
-from tap_spaaza_users.journal import tag_of
+from tap_spaaza_users.tasks import tag_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable

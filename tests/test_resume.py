@@ -11,14 +11,16 @@ from tap_spaaza_users.contract import parse_utc
 from tap_spaaza_users.errors import SpaazaTaskTimeoutError
 from tap_spaaza_users.export import build_export_task
 from tap_spaaza_users.tap import TapSpaazaUsers
+from tap_spaaza_users.tasks import tag_of, task_key
+from tap_spaaza_users.windows import Window
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from tap_spaaza_users.sandbox import Sandbox
 
-#: The in-flight record of a sync without start_date or bookmark: one window, all history.
-ALL_HISTORY = {"window_start": None, "window_end": None}
+#: The window of a sync without start_date or bookmark: all history.
+ALL_HISTORY = Window(None, None)
 
 
 def posts(sandbox: Sandbox) -> list[Any]:
@@ -31,22 +33,31 @@ def deletes(sandbox: Sandbox) -> list[int]:
     return [int(r.path.rsplit("/", 1)[1]) for r in sandbox.requests if r.method == "DELETE"]
 
 
-def create_task(config: dict[str, Any]) -> int:
-    """Create an all-history export task the way a previous run would have."""
-    stream = TapSpaazaUsers(config=config, parse_env_config=False).streams["users"]
-    body = build_export_task(
+def window_body(config: dict[str, Any], window: Window) -> dict[str, Any]:
+    """The task body a run of ``config`` sends for a window (no segment settings)."""
+    return build_export_task(
         chain_id=config["chain_id"],
-        window_start=None,
+        window_start=window.start,
+        window_end=window.end,
         now=dt.datetime.now(dt.timezone.utc),
         origin="earlier run",
     )
+
+
+def create_task(config: dict[str, Any]) -> int:
+    """Create an all-history export task the way a previous run would have."""
+    stream = TapSpaazaUsers(config=config, parse_env_config=False).streams["users"]
+    body = window_body(config, ALL_HISTORY)
     with contextlib.closing(stream.make_client()) as client:  # type: ignore[attr-defined]
         return int(client.create_task(body)["id"])
 
 
-def state_with_task(task_id: int, **window: str | None) -> dict[str, Any]:
-    """A state whose in-flight task is ``task_id`` for a window (default: all history)."""
-    entry = {"id": task_id, **(window or ALL_HISTORY), "created_at": "2026-01-01T00:00:00Z"}
+def state_with_task(
+    config: dict[str, Any], task_id: int, window: Window = ALL_HISTORY
+) -> dict[str, Any]:
+    """A state whose in-flight task is ``task_id``, named under a window's task key."""
+    key = task_key(config["chain_id"], window, window_body(config, window))
+    entry = {"id": task_id, "key": key, "created_at": "2026-01-01T00:00:00Z"}
     return {"bookmarks": {"users": {"in_flight_task": entry}}}
 
 
@@ -68,7 +79,11 @@ def test_state_names_the_task_as_soon_as_it_is_created(
     task_id = max(small_sandbox.tasks)
     first_state = output.states[0]["bookmarks"]["users"]
     assert first_state["in_flight_task"]["id"] == task_id
-    assert first_state["in_flight_task"]["window_start"] is None
+    assert first_state["in_flight_task"]["key"] == tag_of(post.json)  # the task's own tag
+    assert (
+        first_state["in_flight_task"]["key"]
+        == state_with_task(fast_config, task_id)["bookmarks"]["users"]["in_flight_task"]["key"]
+    )  # the all-history window's key
     assert "replication_key_value" not in first_state  # nothing delivered yet
     assert post.status == 201
     assert "in_flight_task" not in output.final_state["bookmarks"]["users"]
@@ -101,7 +116,7 @@ def test_rerun_keeps_polling_a_task_still_in_progress(
     task_id = create_task(fast_config)
     wait_for_code(small_sandbox, task_id, "INPROGRESS")
 
-    output = sync(fast_config, state=state_with_task(task_id))
+    output = sync(fast_config, state=state_with_task(fast_config, task_id))
 
     assert output.error is None
     assert len(posts(small_sandbox)) == 1  # only the earlier run's
@@ -117,7 +132,7 @@ def test_rerun_replaces_and_deletes_a_task_in_error(
     failed_id = create_task(fast_config)
     wait_for_code(small_sandbox, failed_id, "ERROR")
 
-    output = sync(fast_config, state=state_with_task(failed_id))
+    output = sync(fast_config, state=state_with_task(fast_config, failed_id))
 
     assert output.error is None
     assert len(posts(small_sandbox)) == 2  # a new task replaced the failed one
@@ -128,7 +143,7 @@ def test_rerun_replaces_and_deletes_a_task_in_error(
 def test_rerun_creates_a_new_task_when_the_old_one_is_gone(
     small_sandbox: Sandbox, fast_config: dict[str, Any], sync: Callable[..., Any]
 ) -> None:
-    output = sync(fast_config, state=state_with_task(987_654))
+    output = sync(fast_config, state=state_with_task(fast_config, 987_654))
 
     assert output.error is None
     assert len(posts(small_sandbox)) == 1
@@ -140,7 +155,8 @@ def test_task_of_another_window_is_deleted_not_reused(
 ) -> None:
     old_id = create_task(fast_config)
     wait_for_code(small_sandbox, old_id, "DONE")
-    state = state_with_task(old_id, window_start="2020-01-01T00:00:00+00:00", window_end=None)
+    since_2020 = Window(dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc), None)
+    state = state_with_task(fast_config, old_id, since_2020)
 
     output = sync(fast_config, state=state)
 

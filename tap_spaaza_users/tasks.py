@@ -1,0 +1,458 @@
+"""The task ledger: which Spaaza export task serves each window of a sync, across runs.
+
+The protocol, with a diagram of one window across two runs, is in ``docs/task-protocol.md``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tap_spaaza_users import state
+from tap_spaaza_users.contract import parse_utc
+from tap_spaaza_users.errors import SpaazaAPIError, SpaazaTaskTimeoutError, SpaazaUncertainError
+from tap_spaaza_users.export import TaskStatus, UsersExport, state_code
+from tap_spaaza_users.retries import backoff_delay
+
+if TYPE_CHECKING:
+    import logging
+    from collections.abc import Callable, Sequence
+
+    from tap_spaaza_users.windows import Window
+
+#: The name in the tag: only tasks carrying it are ever adopted or deleted by the sweep.
+TAG_NAME = "tap-spaaza-users"
+_TAG = re.compile(r"\[" + re.escape(TAG_NAME) + r":([0-9a-f]{16})\]")
+#: Tasks asked for per ``GET /tasks`` page, and pages read at most (newest first).
+PAGE_SIZE = 100
+MAX_PAGES = 5
+#: Added to the task timeout before an unfinished task counts as abandoned: ``created_date``
+#: has whole seconds, and Spaaza's clock and this machine's may differ a little.
+CLOCK_SLACK = dt.timedelta(minutes=1)
+
+
+def task_key(chain_id: int, window: Window, body: dict[str, Any]) -> str:
+    """The task's identity: what it asks for (chain, window, request), whenever it is sent.
+
+    The same key tags the task's ``desc`` and names it in the state's in-flight entry. The
+    trigger's ``once`` and the free-text ``desc`` do not count; the segment (saved or inline,
+    with its join) and the export target do, so a task left by a run with other segment
+    settings is never reused.
+
+    Args:
+        chain_id: The chain.
+        window: The window the task exports.
+        body: The ``POST /tasks`` body.
+
+    Returns:
+        16 hex digits.
+    """
+    trigger = {name: value for name, value in body.get("trigger", {}).items() if name != "once"}
+    request = json.dumps({"target": body.get("target"), "trigger": trigger}, sort_keys=True)
+    request_key = hashlib.sha256(request.encode()).hexdigest()[:16]
+    asked = {"chain": chain_id, **window.key(), "request": request_key}
+    text = json.dumps(asked, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def tag(desc: str, key: str) -> str:
+    """A readable task description with the machine-readable tag (the task key) at its end."""
+    return f"{desc} [{TAG_NAME}:{key}]"
+
+
+def tag_of(task: object) -> str | None:
+    """The task key in a listed task's tag, or None for a task the tap did not create."""
+    desc = task.get("desc") if isinstance(task, dict) else None
+    found = _TAG.search(desc) if isinstance(desc, str) else None
+    return found.group(1) if found else None
+
+
+@dataclass(frozen=True)
+class Found:
+    """A task of the list: its id and state code."""
+
+    id: int
+    code: str
+
+
+class TaskLedger:
+    """Which export task serves each window of a sync, across runs (``docs/task-protocol.md``).
+
+    The protocol, in order:
+
+    1. ``sweep()`` (with ``delete_completed_tasks``): delete the tap's tagged tasks that can no
+       longer serve: in ERROR, delivered by a recorded sync, DONE longer ago than
+       ``task_reuse_hours``, or unfinished longer than the task timeout (abandoned). The task
+       the state names in flight is kept; an untagged task is never touched.
+    2. ``get_or_create(window, ahead=...)``: the window's task, in DONE. Its key (chain,
+       window, request) is computed once. The task is, in order of preference: the task the
+       state names in flight under that key (unless gone or failed; one under another key is
+       deleted); the one this sync prepared ahead for the window; one in Spaaza's task list
+       carrying the key in its tag and still able to serve (a run whose state was not saved);
+       else a new one, created once (an unclear answer is looked for before trying again).
+       It is named in the state, which is written, before the tasks of the ``ahead`` windows
+       are created and before it is awaited.
+    3. The stream emits the window's rows and closes the window (the bookmark).
+    4. ``delivered(task_id)``: the state names the task delivered, never to be adopted again,
+       and no longer in flight. The task is kept until the next sync's sweep: the target
+       may still fail before it loads the rows, and a rerun then adopts it.
+    """
+
+    def __init__(  # noqa: PLR0913 - keyword-only, each a collaborator or a setting
+        self,
+        export: UsersExport,
+        stream_state: state.State,
+        *,
+        horizon: dt.timedelta,
+        clean_up: bool,
+        flush: Callable[[], None],
+        refresh_version: int | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
+    ) -> None:
+        """Keep the collaborators.
+
+        Args:
+            export: The export (its client lists, creates, polls and deletes tasks).
+            stream_state: The stream state, where the task in flight and the delivered
+                tasks are named (changed in place).
+            horizon: How old a DONE task may be and still be adopted (``task_reuse_hours``).
+            clean_up: Whether ``sweep`` deletes tasks (``delete_completed_tasks``).
+            flush: Writes the state (a STATE message).
+            refresh_version: The full refresh this sync exports, if any.
+            sleep: How to wait between creation attempts (tests may pass a fake).
+            now: The clock task ages are measured on.
+        """
+        self.export = export
+        self.horizon = horizon
+        self.clean_up = clean_up
+        self.refresh_version = refresh_version
+        self._state = stream_state
+        self._flush = flush
+        self._sleep = sleep
+        self._now = now
+        self._listed: list[dict[str, Any]] | None = None
+        #: Tasks this sync created (or adopted) ahead for later windows, by task key.
+        self._ahead: dict[str, Found] = {}
+
+    @property
+    def logger(self) -> logging.Logger:
+        """The export's logger."""
+        return self.export.logger
+
+    @property
+    def timeout(self) -> dt.timedelta:
+        """How long a run waits for a task before giving up on it (``task_timeout_minutes``)."""
+        return dt.timedelta(seconds=self.export.poll.timeout)
+
+    # The surface: sweep, get_or_create, delivered
+
+    def sweep(self) -> list[int]:
+        """Delete the tap's tasks that can no longer be adopted (with ``delete_completed_tasks``).
+
+        Those in ERROR, those whose file a recorded sync delivered, DONE ones older than the
+        horizon, and unfinished ones older than the task timeout (abandoned). The task the
+        state names in flight is kept; a task without the tag is never touched.
+
+        Returns:
+            The ids deleted.
+        """
+        if not self.clean_up:
+            return []
+        keep = state.recorded_tasks(self._state)
+        deleted = []
+        for task in self._tasks():
+            task_id = task["id"]
+            reason = self._sweep_reason(task)
+            if task_id in keep or reason is None:
+                continue
+            if self.export.discard(task_id, reason):
+                deleted.append(task_id)
+        if deleted:
+            self._listed = [t for t in self._tasks() if t["id"] not in deleted]
+            self.logger.info(
+                "Clean-up: deleted %d export tasks this tap had left: %s",
+                len(deleted),
+                ", ".join(str(i) for i in deleted),
+            )
+        return deleted
+
+    def get_or_create(self, window: Window, *, ahead: Sequence[Window] = ()) -> int:
+        """The window's task in DONE: the one a previous run left or lost, or a new one.
+
+        First the state's in-flight task; then the task this sync created ahead for the
+        window; then a task with the same tag in Spaaza's task list; else a new task. Before
+        waiting, the ``ahead`` windows' tasks are created.
+
+        Args:
+            window: The window about to be exported.
+            ahead: The next windows, whose tasks Spaaza prepares while this one is read.
+
+        Returns:
+            The task id, its file ready to download.
+        """
+        now = self._now()
+        body, key = self._tagged_body(window, now)
+        previous = self._in_flight(key)
+        if previous is not None:
+            code = self.export.status(previous)
+            self.logger.info("Export task %d of the interrupted run is %s", previous, code)
+            if code in (TaskStatus.DONE, TaskStatus.READY, TaskStatus.INPROGRESS):
+                self._prepare_ahead(ahead)
+                if code != TaskStatus.DONE:
+                    self._wait(previous)
+                return previous
+            if code is not None:
+                self.export.discard(previous, f"in state {code}, superseded by a new task")
+        found = self._ahead.pop(key, None)
+        if found is not None:
+            found = Found(found.id, self.export.status(found.id) or found.code)
+            self.logger.info("Export task %d, prepared ahead, is %s", found.id, found.code)
+        elif (found := self._find(key)) is not None:
+            self.logger.info(
+                "Adopting export task %d (%s) left by an earlier run for the same window and "
+                "selection, instead of exporting again",
+                found.id,
+                found.code,
+            )
+        else:
+            found = self._create(body, key)
+        state.record_task(self._state, found.id, key, now, refresh_version=self.refresh_version)
+        self._flush()
+        self._prepare_ahead(ahead)
+        if found.code != TaskStatus.DONE:
+            self._wait(found.id)
+        return found.id
+
+    def delivered(self, task_id: int) -> None:
+        """Name the task delivered in the state (never adopted again) and no longer in flight.
+
+        The task itself is kept until the next sync: the tap has only handed the rows to
+        the target, which may still fail before it loads them, and Meltano then keeps the
+        previous state. A rerun adopts the kept task instead of exporting again. The next
+        sync's sweep deletes the tasks its state names as delivered: a state that reached
+        it was saved after the target had loaded those rows. The caller writes the state.
+        """
+        state.note_delivered(self._state, task_id)
+        state.forget_task(self._state)
+
+    # The steps of get_or_create
+
+    def _tagged_body(self, window: Window, now: dt.datetime) -> tuple[dict[str, Any], str]:
+        """The ``POST /tasks`` body of a window, its ``desc`` tagged, and its task key."""
+        body = self.export.task_body(window, now)
+        key = task_key(self.export.client.settings.chain_id, window, body)
+        body["desc"] = tag(str(body["desc"]), key)
+        return body, key
+
+    def _in_flight(self, key: str) -> int | None:
+        """The state's in-flight task under this key; one under another key is deleted.
+
+        A task in flight under another key (another window or selection), or one flagged
+        delivered, is left by an earlier run: it is deleted and forgotten.
+        """
+        entry = state.in_flight(self._state)
+        if entry is None:
+            return None
+        task_id, recorded = entry
+        if recorded == key:
+            return task_id
+        self.export.discard(
+            task_id, "left by an earlier run (delivered, or another window or segment)"
+        )
+        state.forget_task(self._state)
+        return None
+
+    def _prepare_ahead(self, windows: Sequence[Window]) -> None:
+        """Create (or adopt) the tasks of the next backfill windows, without waiting for them.
+
+        Spaaza then exports them while the current window is awaited and loaded, so a
+        backfill costs about one export wait, not one per window. At most
+        ``max_tasks_in_flight`` tasks run at once (the current one included). The bookmark
+        still advances window by window, in order: a task prepared ahead is only read when
+        its window's turn comes. It carries the window's tag, so a run interrupted before
+        then finds it in the task list and adopts it instead of exporting again.
+        """
+        now = self._now()
+        for window in windows:
+            body, key = self._tagged_body(window, now)
+            if key in self._ahead:
+                continue
+            found = self._find(key) or self._create(body, key)
+            self._ahead[key] = found
+            self.logger.info(
+                "Export task %d prepares the next window %s ahead (%s)",
+                found.id,
+                window.describe(),
+                found.code,
+            )
+
+    def _wait(self, task_id: int) -> None:
+        """Wait for the task; after a timeout (task deleted) the state forgets it."""
+        try:
+            self.export.wait(task_id)
+        except SpaazaTaskTimeoutError:
+            state.forget_task(self._state)
+            self._flush()
+            raise
+
+    # Spaaza's task list
+
+    def _tasks(self, *, fresh: bool = False) -> list[dict[str, Any]]:
+        """The chain's export tasks carrying the tag, newest first (listed once per sync).
+
+        Args:
+            fresh: List again (after a creation whose answer was lost).
+
+        Returns:
+            The tagged tasks of the first ``MAX_PAGES`` pages.
+        """
+        if self._listed is None or fresh:
+            chain = self.export.client.settings.chain_id
+            tagged: list[dict[str, Any]] = []
+            for page in range(MAX_PAGES):
+                batch = self.export.client.list_tasks(
+                    limit=PAGE_SIZE, offset=page * PAGE_SIZE, action="export"
+                )
+                tagged += [t for t in batch if _ours(t, chain)]
+                if len(batch) < PAGE_SIZE:
+                    break
+            self._listed = tagged
+        return self._listed
+
+    def _find(self, key: str, *, fresh: bool = False) -> Found | None:
+        """A task to adopt: same key, not delivered, and still able to serve.
+
+        An unfinished task serves while it is younger than the task timeout (an older one
+        was abandoned: the run that created it would have given up on it and deleted it, so
+        it was killed, its deletion failed, or the task is stuck in Spaaza); a DONE one while
+        its file is surely still there (younger than the horizon). Among several, a DONE one
+        (no wait) and then the newest is preferred.
+
+        Args:
+            key: The task key of the task this run would create.
+            fresh: List again instead of using the sync's listing.
+
+        Returns:
+            The task, or None.
+        """
+        delivered = set(state.delivered_tasks(self._state))
+        candidates = []
+        for task in self._tasks(fresh=fresh):
+            code = (state_code(task) or "").upper()
+            if tag_of(task) != key or task["id"] in delivered:
+                continue
+            age = self._age(task)
+            if code == TaskStatus.DONE:
+                adoptable = age is not None and age <= self.horizon
+            elif code in (TaskStatus.READY, TaskStatus.INPROGRESS):
+                adoptable = not self._abandoned(task)
+                if not adoptable:
+                    self.logger.info(
+                        "Not adopting export task %d for this window: %s for more than %s "
+                        "(task_timeout_minutes), abandoned by an earlier run",
+                        task["id"],
+                        code,
+                        _minutes(self.timeout),
+                    )
+            else:
+                adoptable = False
+            if adoptable:
+                candidates.append(Found(task["id"], code))
+        candidates.sort(key=lambda found: (found.code != TaskStatus.DONE, -found.id))
+        return candidates[0] if candidates else None
+
+    def _create(self, body: dict[str, Any], key: str) -> Found:
+        """Create the task, never twice: after an unclear answer, look for it before retrying.
+
+        Args:
+            body: The tagged task body.
+            key: Its task key.
+
+        Returns:
+            The created task (or the one the lost answer had created).
+
+        Raises:
+            SpaazaAPIError: When creation kept failing.
+        """
+        settings = self.export.client.settings
+        tries = settings.max_retries + 1
+        for attempt in range(tries):
+            try:
+                return Found(self.export.submit(body), TaskStatus.READY)
+            except SpaazaUncertainError as exc:
+                self.logger.warning(
+                    "Creating the export task got no clear answer (%s); looking for it in the "
+                    "task list before trying again",
+                    exc,
+                )
+                last = exc
+            found = self._find(key, fresh=True)
+            if found is not None:
+                self.logger.info("Export task %d was created after all; using it", found.id)
+                return found
+            if attempt + 1 < tries:
+                initial, cap = settings.retry_initial_wait, settings.retry_max_wait
+                self._sleep(backoff_delay(attempt, initial, cap, None))
+        msg = (
+            f"Could not create the export task after {tries} tries: {last}. No task was "
+            "created (the task list shows none); try again later, or raise max_retries."
+        )
+        raise SpaazaAPIError(msg, status=last.status)
+
+    def _sweep_reason(self, task: dict[str, Any]) -> str | None:
+        """Why a listed tagged task is deleted by the sweep, or None to keep it."""
+        code = (state_code(task) or "").upper()
+        if code == TaskStatus.ERROR:
+            return "left in ERROR by an earlier run"
+        status = TaskStatus.of(code)
+        if status is None or not status.is_terminal:
+            if not self._abandoned(task):
+                return None
+            return (
+                f"{code or 'in no state'} for more than {_minutes(self.timeout)} "
+                "(task_timeout_minutes), abandoned by an earlier run"
+            )
+        if task["id"] in state.delivered_tasks(self._state):
+            return "its file was delivered"
+        age = self._age(task)
+        if age is not None and age > self.horizon:
+            hours = self.horizon.total_seconds() / 3600
+            return f"finished more than {hours:g} hours ago (task_reuse_hours), too old to reuse"
+        return None
+
+    def _abandoned(self, task: dict[str, Any]) -> bool:
+        """Whether an unfinished task is older than any run would have waited for it.
+
+        A task whose age the list does not tell is not abandoned: a run that adopts it
+        gives up after the task timeout and deletes it.
+        """
+        age = self._age(task)
+        return age is not None and age > self.timeout + CLOCK_SLACK
+
+    def _age(self, task: dict[str, Any]) -> dt.timedelta | None:
+        """How long ago a task was created, or None when the list does not say."""
+        task_state = task.get("state")
+        created = task_state.get("created_date") if isinstance(task_state, dict) else None
+        try:
+            return self._now() - parse_utc(str(created)) if created else None
+        except ValueError:
+            return None
+
+
+def _minutes(span: dt.timedelta) -> str:
+    """A span as whole or fractional minutes, e.g. ``180 minutes``."""
+    return f"{span.total_seconds() / 60:g} minutes"
+
+
+def _ours(task: object, chain_id: int) -> bool:
+    """Whether a listed task carries the tag, an id, and (if it says) the configured chain."""
+    if not isinstance(task, dict) or not tag_of(task):
+        return False
+    task_id, chain = task.get("id"), task.get("chain")
+    return isinstance(task_id, int) and (not isinstance(chain, int) or chain == chain_id)
