@@ -341,11 +341,15 @@ class _Download:
         self.timeout = timeout
         self.attempts = attempts
         self.writer = writer
+        #: Storage answered 403 to a Range request: from then on the file is fetched whole.
+        self.range_refused = False
 
     def request(self, url: str) -> str:
         """GET the URL from the current offset and copy what comes: 'done', 'refresh', 'again'."""
         if self.writer.pace.past_deadline():
             raise self.past_deadline()
+        if self.range_refused and self.writer.offset:
+            self.writer.restart()  # no Range any more: a resume starts from the first byte
         try:
             response = _open(self.session, url, self.writer, self.timeout)
         except (requests.ConnectionError, requests.Timeout) as exc:
@@ -359,14 +363,7 @@ class _Download:
         with response:
             action = _handle_status(response, self.attempts, self.writer)
             if action == "refresh":
-                if self.attempts.url_refreshes >= self.attempts.max_url_refreshes:
-                    msg = "storage kept refusing the signed URL (HTTP 403)"
-                    raise self.attempts.fail(msg) from None
-                self.attempts.url_refreshes += 1
-                self.writer.logger.info(
-                    "Export download: storage refused the URL; asking for a fresh one"
-                )
-                return "refresh"
+                return self.refused("Range" in response.request.headers)
             if action == "retry":
                 why = f"storage answered HTTP {response.status_code}"
                 self.retry(why, _retry_after(response))
@@ -384,6 +381,28 @@ class _Download:
                 )
                 self.resume(why, pause=False)
             return self.copy_body(response)
+
+    def refused(self, ranged: bool) -> str:  # noqa: FBT001
+        """After a 403: 'again' without Range (once, if it was ranged), else 'refresh'.
+
+        Some storage refuses Range with 403 while a plain GET works: the file is then asked
+        for once from its start without Range (the URL was valid a moment ago). Otherwise
+        the URL expired or was rejected, and a fresh one is asked for.
+        """
+        if ranged and not self.range_refused:
+            self.range_refused = True
+            self.writer.logger.warning(
+                "Export download: storage refused a Range request (HTTP 403); downloading "
+                "the file again from its start, without Range"
+            )
+            self.writer.restart()
+            return "again"
+        if self.attempts.url_refreshes >= self.attempts.max_url_refreshes:
+            msg = "storage kept refusing the signed URL (HTTP 403)"
+            raise self.attempts.fail(msg) from None
+        self.attempts.url_refreshes += 1
+        self.writer.logger.info("Export download: storage refused the URL; asking for a fresh one")
+        return "refresh"
 
     def copy_body(self, response: requests.Response) -> str:
         """Copy a 200/206 body; decide whether the file is complete."""

@@ -13,6 +13,7 @@ FAULT_KINDS: dict[str, str] = {
     "answer_lost": "api",
     "insecure_download_url": "api",
     "storage_status": "storage",
+    "range_forbidden": "storage",
     "drop_connection": "storage",
     "short_body": "storage",
     "url_expired": "storage",

@@ -168,6 +168,11 @@ class StorageApp:
         if "Authorization" in request.headers:
             return xml_error(*TWO_AUTHS)
         injected = self.faults.take(("storage_status",), request.method, request.path)
+        if injected is None and "Range" in request.headers:
+            # Storage whose policy refuses ranged GETs, while a plain GET works.
+            refused = self.faults.take(("range_forbidden",), request.method, request.path)
+            if refused is not None:
+                return xml_error(403, "AccessDenied", "Access Denied")
         return None if injected is None else status_fault_response(injected)
 
     def _task(self, path: str) -> Task | None:
