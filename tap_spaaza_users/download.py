@@ -8,15 +8,21 @@ floor on progress, and the whole download by a deadline.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3.exceptions
 
-from tap_spaaza_users.errors import SpaazaCorruptExportError, SpaazaDownloadError
+from tap_spaaza_users.errors import (
+    SpaazaCorruptExportError,
+    SpaazaDownloadError,
+    SpaazaFileUnobtainableError,
+)
 from tap_spaaza_users.integrity import BodyCheck, md5_of_etag, new_md5
 from tap_spaaza_users.retries import backoff_delay, parse_retry_after
 from tap_spaaza_users.storage import (
@@ -308,10 +314,35 @@ def _handle_status(response: requests.Response, attempts: _Attempts, writer: _Wr
         return _range_outcome(response, writer)
     if status == 403:  # noqa: PLR2004 - expired or rejected signature
         return "refresh"
+    if status == HTTPStatus.NOT_FOUND:  # NoSuchKey: storage expired the file
+        task = f"Export task {attempts.task_id}" if attempts.task_id is not None else "The export"
+        msg = (
+            f"{task}: storage answered HTTP 404{_s3_code(response)}: the file is gone (storage "
+            "expired it) although the task is DONE"
+        )
+        raise SpaazaFileUnobtainableError(msg)
     if status in _TRANSIENT:
         return "retry"
     why = f"storage answered HTTP {status}"
     raise attempts.fail(why)
+
+
+def _s3_code(response: requests.Response) -> str:
+    """The S3 error code of an XML error body, as `` (NoSuchKey)``, or an empty string."""
+    try:
+        found = re.search(r"<Code>([A-Za-z]{1,64})</Code>", response.text[:4096])
+    except requests.RequestException:
+        return ""
+    return f" ({found.group(1)})" if found else ""
+
+
+def _url_expired(response: requests.Response) -> bool:
+    """Whether a 403 says the signed URL expired or its signature was rejected."""
+    try:
+        text = response.text[:4096].lower()
+    except requests.RequestException:
+        return False
+    return "expired" in text or "signature" in text
 
 
 def _range_outcome(response: requests.Response, writer: _Writer) -> str:
@@ -363,7 +394,8 @@ class _Download:
         with response:
             action = _handle_status(response, self.attempts, self.writer)
             if action == "refresh":
-                return self.refused("Range" in response.request.headers)
+                ranged = "Range" in response.request.headers
+                return self.refused(ranged=ranged and not _url_expired(response))
             if action == "retry":
                 why = f"storage answered HTTP {response.status_code}"
                 self.retry(why, _retry_after(response))
@@ -382,12 +414,12 @@ class _Download:
                 self.resume(why, pause=False)
             return self.copy_body(response)
 
-    def refused(self, ranged: bool) -> str:  # noqa: FBT001
+    def refused(self, *, ranged: bool) -> str:
         """After a 403: 'again' without Range (once, if it was ranged), else 'refresh'.
 
-        Some storage refuses Range with 403 while a plain GET works: the file is then asked
-        for once from its start without Range (the URL was valid a moment ago). Otherwise
-        the URL expired or was rejected, and a fresh one is asked for.
+        Some storage refuses Range with 403 while a plain GET works: a ranged request
+        refused for another reason than an expired or rejected signature is asked for once
+        more from the start of the file without Range. Otherwise a fresh URL is asked for.
         """
         if ranged and not self.range_refused:
             self.range_refused = True

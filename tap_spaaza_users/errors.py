@@ -80,6 +80,10 @@ class SpaazaInvalidRowError(SpaazaError):
     """A CSV row of the export could not be parsed or typed."""
 
 
+class SpaazaFileUnobtainableError(SpaazaDownloadError):
+    """The export file is gone for good (storage 404, download_url 404 or 410): never retried."""
+
+
 class SpaazaCorruptExportError(SpaazaDownloadError):
     """The export file arrived whole but is not what storage holds, or not valid gzip."""
 

@@ -6,12 +6,14 @@ import datetime as dt
 import enum
 import time
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from tap_spaaza_users import segments
 from tap_spaaza_users.client import ClientSettings, SpaazaClient
 from tap_spaaza_users.errors import (
     SpaazaAPIError,
+    SpaazaFileUnobtainableError,
     SpaazaNotFoundError,
     SpaazaTaskFailedError,
     SpaazaTaskTimeoutError,
@@ -399,8 +401,26 @@ class UsersExport:
 
         Returns:
             The URL.
+
+        Raises:
+            SpaazaFileUnobtainableError: When Spaaza has no URL for the task (404 or 410):
+                the task is gone, or its file is, although the task list shows it DONE.
         """
-        return self.client.download_url(task_id)
+        try:
+            return self.client.download_url(task_id)
+        except SpaazaAPIError as exc:
+            if exc.status not in (HTTPStatus.NOT_FOUND, HTTPStatus.GONE):
+                raise
+            status = exc.status
+        code = self.status(task_id)
+        if code is None:
+            msg = f"Export task {task_id} is gone (GET /tasks/{task_id} answers 404)"
+        else:
+            msg = (
+                f"Export task {task_id} is {code}, but GET /tasks/{task_id}/download_url "
+                f"answers HTTP {status}: its file cannot be obtained"
+            )
+        raise SpaazaFileUnobtainableError(msg)
 
     def _failure(self, task_id: int) -> SpaazaTaskFailedError:
         """Build the error for a task in ERROR, quoting its ERROR/WARNING log lines (or all)."""

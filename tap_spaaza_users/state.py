@@ -61,6 +61,9 @@ DELIVERED_TASKS = "delivered_tasks"
 #: How many delivered task ids the state keeps: the next sync deletes these tasks, so enough
 #: for every window of a long backfill (a task beyond it waits for the task_reuse_hours sweep).
 DELIVERED_TASKS_KEPT = 400
+#: The latest tasks given up because their file proved unobtainable (never adopted again).
+GIVEN_UP_TASKS = "given_up_tasks"
+GIVEN_UP_KEPT = 20
 #: The chain the state belongs to.
 CHAIN_ID = "chain_id"
 #: A fingerprint of the users the state's bookmark is about (saved segment, rules and join).
@@ -259,6 +262,37 @@ def in_flight(state: State) -> tuple[int, str | None] | None:
     if entry.get("delivered") or not isinstance(key, str):
         return int(entry["id"]), None
     return int(entry["id"]), key
+
+
+def in_flight_since(state: State) -> dt.datetime | None:
+    """When this tap named the in-flight task (created or adopted it), on its own clock."""
+    entry = _entry(state)
+    try:
+        return parse_utc(str(entry["created_at"])) if entry and entry.get("created_at") else None
+    except ValueError:
+        return None
+
+
+def note_given_up(state: State, task_id: int) -> None:
+    """Remember a task whose file proved unobtainable, so it is never adopted again.
+
+    Only the latest few are kept: the task is deleted too, and is named here only in case
+    that deletion failed.
+
+    Args:
+        state: The stream state.
+        task_id: The task given up.
+    """
+    kept = [i for i in given_up_tasks(state) if i != task_id]
+    state[GIVEN_UP_TASKS] = [*kept, task_id][-GIVEN_UP_KEPT:]
+
+
+def given_up_tasks(state: State) -> list[int]:
+    """The latest tasks given up because their file proved unobtainable, oldest first."""
+    value = state.get(GIVEN_UP_TASKS)
+    if not isinstance(value, list):
+        return []
+    return [i for i in value if isinstance(i, int) and not isinstance(i, bool)]
 
 
 def recorded_tasks(state: State) -> set[int]:

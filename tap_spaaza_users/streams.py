@@ -14,7 +14,12 @@ from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL
 from tap_spaaza_users import state
 from tap_spaaza_users.background_download import OVERLAP_FROM_BYTES, BackgroundDownload
 from tap_spaaza_users.contract import PRIMARY_KEY, REPLICATION_KEY, users_json_schema, utc_text
-from tap_spaaza_users.errors import SpaazaError, SpaazaFullRefreshRefusedError
+from tap_spaaza_users.errors import (
+    SpaazaCorruptExportError,
+    SpaazaError,
+    SpaazaFileUnobtainableError,
+    SpaazaFullRefreshRefusedError,
+)
 from tap_spaaza_users.export import UsersExport, make_client
 from tap_spaaza_users.idset import IdSet
 from tap_spaaza_users.records import UsersCsvReader
@@ -31,7 +36,7 @@ else:
 
 if TYPE_CHECKING:
     import io
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Generator, Iterable, Iterator
 
     from singer_sdk.helpers.types import Context
 
@@ -151,12 +156,8 @@ class UsersStream(HookedStream):
         with contextlib.closing(export):
             ledger.sweep()
             for index, window in enumerate(windows):
-                task_id = ledger.get_or_create(window, ahead=windows[index + 1 : index + in_flight])
-                for record in self._emit(export, task_id, window, seen):
-                    if self._opening_version is not None:
-                        self.activate_version(self._opening_version)
-                        self._opening_version = None
-                    yield record
+                ahead = windows[index + 1 : index + in_flight]
+                task_id = yield from self._emit_window(ledger, export, window, ahead, seen)
                 self._close_window(window)
                 ledger.delivered(task_id)
                 self.flush_state()
@@ -167,6 +168,47 @@ class UsersStream(HookedStream):
                 "the sync exits with status 1 so that this is noticed (see the warning above)."
             )
             raise SpaazaFullRefreshRefusedError(msg)
+
+    def _emit_window(
+        self,
+        ledger: TaskLedger,
+        export: UsersExport,
+        window: Window,
+        ahead: list[Window],
+        seen: IdSet,
+    ) -> Generator[dict[str, Any], None, int]:
+        """Emit the window's rows from its task's file; return the task that served it.
+
+        A task whose file proved unobtainable (gone from storage, no download URL although
+        DONE, corrupt at every download) is given up (``TaskLedger.give_up``: deleted, never
+        adopted again) and the window exported afresh, once; should the fresh task's file
+        fail too, that task is given up as well and the error ends the sync, so the next
+        run exports afresh. Rows already emitted from the first file are emitted again.
+        """
+        task_id = ledger.get_or_create(window, ahead=ahead)
+        before = seen.copy()
+        try:
+            yield from self._emit_versioned(export, task_id, window, seen)
+        except (SpaazaFileUnobtainableError, SpaazaCorruptExportError) as exc:
+            ledger.give_up(task_id, window, str(exc), afresh=True)
+            seen.restore(before)
+            task_id = ledger.get_or_create(window, ahead=ahead)
+            try:
+                yield from self._emit_versioned(export, task_id, window, seen)
+            except (SpaazaFileUnobtainableError, SpaazaCorruptExportError) as again:
+                ledger.give_up(task_id, window, str(again), afresh=False)
+                raise
+        return task_id
+
+    def _emit_versioned(
+        self, export: UsersExport, task_id: int, window: Window, seen: IdSet
+    ) -> Iterator[dict[str, Any]]:
+        """``_emit``, the first full refresh's opening ACTIVATE_VERSION before its first row."""
+        for record in self._emit(export, task_id, window, seen):
+            if self._opening_version is not None:
+                self.activate_version(self._opening_version)
+                self._opening_version = None
+            yield record
 
     def _log_plan(self, export: UsersExport, windows: list[Window]) -> None:
         """Say where the window is applied, and how many windows a backfill takes."""

@@ -202,12 +202,15 @@ class TaskLedger:
         if previous is not None:
             code = self.export.status(previous)
             self.logger.info("Export task %d of the interrupted run is %s", previous, code)
-            if code in (TaskStatus.DONE, TaskStatus.READY, TaskStatus.INPROGRESS):
+            too_old = self._in_flight_too_old(code)
+            if too_old is not None:
+                self._drop(previous, too_old)
+            elif code in (TaskStatus.DONE, TaskStatus.READY, TaskStatus.INPROGRESS):
                 self._prepare_ahead(ahead)
                 if code != TaskStatus.DONE:
                     self._wait(previous)
                 return previous
-            if code is not None:
+            elif code is not None:
                 self.export.discard(previous, f"in state {code}, superseded by a new task")
         found = self._ahead.pop(key, None)
         if found is not None:
@@ -228,6 +231,38 @@ class TaskLedger:
         if found.code != TaskStatus.DONE:
             self._wait(found.id)
         return found.id
+
+    def give_up(self, task_id: int, window: Window, why: str, *, afresh: bool) -> None:
+        """Give up a task whose file proved unobtainable: delete it, never adopt it again.
+
+        The caller then exports the window afresh (``get_or_create`` creates a new task).
+
+        Args:
+            task_id: The task.
+            window: The window it was to serve (for the log).
+            why: What proved its file unobtainable (the download's error).
+            afresh: Whether the window is exported afresh now (else by the next run).
+        """
+        self.logger.warning(
+            "%s. Giving export task %d up (deleted, never adopted again); the window %s is "
+            "exported afresh %s",
+            why.rstrip("."),
+            task_id,
+            window.describe(),
+            "now" if afresh else "by the next run",
+        )
+        state.note_given_up(self._state, task_id)
+        self._drop(task_id, "its file cannot be obtained")
+        self._flush()
+
+    def _drop(self, task_id: int, reason: str) -> None:
+        """Delete a task this sync will not use, and forget it (in flight, listed, ahead)."""
+        self.export.discard(task_id, reason)
+        if task_id in state.recorded_tasks(self._state):
+            state.forget_task(self._state)
+        if self._listed is not None:
+            self._listed = [t for t in self._listed if t["id"] != task_id]
+        self._ahead = {k: f for k, f in self._ahead.items() if f.id != task_id}
 
     def delivered(self, task_id: int) -> None:
         """Name the task delivered in the state (never adopted again) and no longer in flight.
@@ -266,6 +301,27 @@ class TaskLedger:
             task_id, "left by an earlier run (delivered, or another window or segment)"
         )
         state.forget_task(self._state)
+        return None
+
+    def _in_flight_too_old(self, code: str | None) -> str | None:
+        """Why the state's in-flight task is past the age limit of adoption, or None.
+
+        The same limits as for a task found in the list (``_find``), on the tap's own clock:
+        DONE longer than ``task_reuse_hours`` (its file may be gone), or unfinished longer
+        than the task timeout (abandoned).
+        """
+        since = state.in_flight_since(self._state)
+        if since is None or code is None:
+            return None
+        age = self._now() - since
+        if code == TaskStatus.DONE and age > self.horizon:
+            hours = self.horizon.total_seconds() / 3600
+            return f"named in flight more than {hours:g} hours ago (task_reuse_hours), too old"
+        if code in (TaskStatus.READY, TaskStatus.INPROGRESS) and age > self.timeout + CLOCK_SLACK:
+            return (
+                f"{code} for more than {_minutes(self.timeout)} (task_timeout_minutes), "
+                "abandoned by an earlier run"
+            )
         return None
 
     def _prepare_ahead(self, windows: Sequence[Window]) -> None:
@@ -341,7 +397,7 @@ class TaskLedger:
         Returns:
             The task, or None.
         """
-        delivered = set(state.delivered_tasks(self._state))
+        delivered = {*state.delivered_tasks(self._state), *state.given_up_tasks(self._state)}
         candidates = []
         for task in self._tasks(fresh=fresh):
             code = (state_code(task) or "").upper()

@@ -14,6 +14,7 @@ FAULT_KINDS: dict[str, str] = {
     "insecure_download_url": "api",
     "storage_status": "storage",
     "range_forbidden": "storage",
+    "file_expired": "storage",
     "drop_connection": "storage",
     "short_body": "storage",
     "url_expired": "storage",

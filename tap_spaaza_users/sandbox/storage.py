@@ -157,7 +157,10 @@ class StorageApp:
         if denied == "expired" or self.faults.take(("url_expired",), request.method, request.path):
             return xml_error(*EXPIRED)
         task = self._task(request.path)
-        if task is None or task.file is None or task.code != "DONE" or not task.file.exists():
+        expired = self.faults.take(("file_expired",), request.method, request.path)
+        if expired is not None or task is None or task.file is None or task.code != "DONE":
+            return xml_error(404, "NoSuchKey", "The specified key does not exist.")
+        if not task.file.exists():
             return xml_error(404, "NoSuchKey", "The specified key does not exist.")
         return self._file_response(request, task)
 
