@@ -17,18 +17,65 @@ def _summary(path: Path) -> str:
     return docstring.splitlines()[0].strip() if docstring else "(no docstring)"
 
 
+#: The package's modules along the data path: the command line and settings, the stream and
+#: its plan, the export task and its API, the file's way down, the rows, then what all share.
+DATA_PATH = (
+    "cli.py",
+    "tap.py",
+    "settings.py",
+    "streams.py",
+    "state.py",
+    "windows.py",
+    "tasks.py",
+    "export.py",
+    "segments.py",
+    "client.py",
+    "retries.py",
+    "download/",
+    "records.py",
+    "sdk_hooks/",
+    "contract.py",
+    "errors.py",
+    "sandbox/",
+)
+#: The wings whose modules are listed one by one under their folder, along their own path.
+WING_PATHS = {"download": ("background.py", "fetch.py", "storage.py", "integrity.py", "spool.py")}
+
+
+def _position(name: str) -> tuple[int, str]:
+    """Where a module or folder stands on the data path (unknown ones last, by name)."""
+    return (DATA_PATH.index(name) if name in DATA_PATH else len(DATA_PATH), name)
+
+
+def _wing(folder: Path) -> list[str]:
+    """A wing's modules, indented under its line, along the wing's own path."""
+    order = WING_PATHS.get(folder.name)
+    if order is None:
+        return []
+    modules = sorted(
+        (path for path in folder.glob("*.py") if path.name != "__init__.py"),
+        key=lambda path: (order.index(path.name) if path.name in order else len(order), path.name),
+    )
+    return [f"  - `{path.name}`: {_summary(path)}" for path in modules]
+
+
 def module_list() -> str:
-    """One line per module of the package, and per sub-package (its ``__init__`` docstring)."""
-    modules = [
-        f"- `{path.name}`: {_summary(path)}"
-        for path in sorted(PACKAGE.glob("*.py"))
-        if path.name not in {"__init__.py", "__main__.py"}
+    """One line per module of the package and per sub-package, along the data path.
+
+    A sub-package's line is its ``__init__`` docstring; a wing's modules follow it, indented.
+    """
+    entries = [
+        path for path in PACKAGE.glob("*.py") if path.name not in {"__init__.py", "__main__.py"}
     ]
-    packages = [
-        f"- `{init.parent.name}/`: {_summary(init)}"
-        for init in sorted(PACKAGE.glob("*/__init__.py"))
-    ]
-    return "\n".join(modules + packages)
+    entries += [init.parent for init in PACKAGE.glob("*/__init__.py")]
+    lines: list[str] = []
+    for entry in sorted(entries, key=lambda e: _position(e.name + ("/" if e.is_dir() else ""))):
+        if entry.is_dir():
+            lines.append(f"- `{entry.name}/`: {_summary(entry / '__init__.py')}")
+            lines += _wing(entry)
+        else:
+            lines.append(f"- `{entry.name}`: {_summary(entry)}")
+    return "\n".join(lines)
 
 
 def readme_modules(text: str) -> str:

@@ -25,7 +25,6 @@ from tap_spaaza_users.retries import parse_retry_after, retry_waits
 
 if TYPE_CHECKING:
     import logging
-    from collections.abc import Mapping
 
 #: The production Services API.
 DEFAULT_API_URL = "https://services-prod.spaaza.com"
@@ -51,7 +50,7 @@ MIN_SCRUBBED_LENGTH = 6
 
 @dataclass(frozen=True)
 class ClientSettings:
-    """Everything the client needs to know, taken from the tap's settings."""
+    """Everything the client needs to know (``export.make_client`` takes it from the settings)."""
 
     api_url: str
     chain_id: int
@@ -62,29 +61,6 @@ class ClientSettings:
     max_retries: int
     retry_initial_wait: float
     retry_max_wait: float
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any], user_agent: str) -> ClientSettings:
-        """Read the client's part of the tap's settings.
-
-        Args:
-            config: The tap's settings (checked, with the schema's defaults filled in).
-            user_agent: The User-Agent header of every request.
-
-        Returns:
-            The settings.
-        """
-        return cls(
-            api_url=config.get("api_url") or DEFAULT_API_URL,
-            chain_id=int(config["chain_id"]),
-            token_id=config["access_token_id"],
-            token_secret=config["access_token_secret"],
-            user_agent=user_agent,
-            timeout=float(config["request_timeout_seconds"]),
-            max_retries=int(config["max_retries"]),
-            retry_initial_wait=float(config["retry_initial_wait_seconds"]),
-            retry_max_wait=float(config["retry_max_wait_seconds"]),
-        )
 
 
 class _RetryableError(Exception):

@@ -88,6 +88,8 @@ USER_COLUMNS: dict[str, ColumnType] = {
     "push_notification_subscribed": B,
 }
 
+#: The first bytes of a gzip file: an export file may come compressed (or not).
+GZIP_MAGIC = b"\x1f\x8b"
 PRIMARY_KEY = "id"
 REPLICATION_KEY = "created_date"
 
@@ -155,6 +157,10 @@ JOINS = frozenset({"all", "any"})
 
 
 # Date-times ---------------------------------------------------------------------------------
+
+
+#: How far in the future a bookmark or start_date may lie (clocks differ a little).
+CLOCK_SKEW = dt.timedelta(minutes=5)
 
 
 def parse_utc(text: str) -> dt.datetime:

@@ -90,3 +90,24 @@ class SpaazaCorruptExportError(SpaazaDownloadError):
 
 class SpaazaLocalIOError(SpaazaError):
     """Writing or reading the export file on local disk failed (a full disk, a removed dir)."""
+
+
+def local_io_error(exc: OSError, doing: str, where: str, task_id: int | None) -> SpaazaLocalIOError:
+    """The one-line error of a local I/O failure: what failed, where, and what to do.
+
+    Args:
+        exc: The failure.
+        doing: What the tap was doing (``writing the export file``).
+        where: The directory or file concerned.
+        task_id: The export task, kept for the next run.
+
+    Returns:
+        The error to raise.
+    """
+    reason = exc.strerror or type(exc).__name__
+    task = f"export task {task_id} is kept and" if task_id is not None else "the export is"
+    return SpaazaLocalIOError(
+        f"Local I/O failed {doing} in {where} ({reason}): make sure that directory exists and "
+        f"has free space (or point TMPDIR at one that does), then run the sync again; "
+        f"{task} reused by the next run"
+    )

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import logging
     from collections.abc import Callable, Mapping, Sequence
 
+    from tap_spaaza_users.settings import Settings
     from tap_spaaza_users.windows import Window
 
 
@@ -77,19 +78,19 @@ class PollSettings:
     timeout: float
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> PollSettings:
+    def from_settings(cls, settings: Settings) -> PollSettings:
         """Poll interval, its cap and the task timeout from the tap's settings.
 
         Args:
-            config: The tap's settings (with the schema's defaults filled in).
+            settings: The tap's settings.
 
         Returns:
-            The settings.
+            The poll settings.
         """
         return cls(
-            interval=float(config["poll_interval_seconds"]),
-            max_interval=float(config["poll_max_interval_seconds"]),
-            timeout=float(config["task_timeout_minutes"]) * 60,
+            interval=settings.poll_interval_seconds,
+            max_interval=settings.poll_max_interval_seconds,
+            timeout=settings.task_timeout_minutes * 60,
         )
 
 
@@ -192,18 +193,29 @@ def state_code(task: Mapping[str, Any]) -> str | None:
     return code.strip().upper() if isinstance(code, str) else None
 
 
-def make_client(config: Mapping[str, Any], user_agent: str, logger: logging.Logger) -> SpaazaClient:
+def make_client(settings: Settings, user_agent: str, logger: logging.Logger) -> SpaazaClient:
     """A Services API client from the tap's settings (close it when done).
 
     Args:
-        config: The tap's settings (already checked).
+        settings: The tap's settings.
         user_agent: The User-Agent header of every request.
         logger: Where retries are logged.
 
     Returns:
         The client.
     """
-    return SpaazaClient(ClientSettings.from_config(config, user_agent), logger)
+    client_settings = ClientSettings(
+        api_url=settings.api_url,
+        chain_id=settings.chain_id,
+        token_id=settings.access_token_id,
+        token_secret=settings.access_token_secret,
+        user_agent=user_agent,
+        timeout=settings.request_timeout_seconds,
+        max_retries=settings.max_retries,
+        retry_initial_wait=settings.retry_initial_wait_seconds,
+        retry_max_wait=settings.retry_max_wait_seconds,
+    )
+    return SpaazaClient(client_settings, logger)
 
 
 class UsersExport:
@@ -234,13 +246,13 @@ class UsersExport:
         self._monotonic = monotonic
 
     @classmethod
-    def from_config(
-        cls, config: Mapping[str, Any], *, user_agent: str, origin: str, logger: logging.Logger
+    def from_settings(
+        cls, settings: Settings, *, user_agent: str, origin: str, logger: logging.Logger
     ) -> UsersExport:
         """The export the settings ask for, with its own client (close it when done).
 
         Args:
-            config: The tap's settings (already checked).
+            settings: The tap's settings.
             user_agent: The User-Agent header of every request.
             origin: Who asks (tap name and version), for the task's description.
             logger: Where the story is told.
@@ -248,9 +260,9 @@ class UsersExport:
         Returns:
             The export.
         """
-        client = make_client(config, user_agent, logger)
-        export = cls(client, PollSettings.from_config(config), logger)
-        export.segment = segments.SegmentChoice.from_config(config)
+        client = make_client(settings, user_agent, logger)
+        export = cls(client, PollSettings.from_settings(settings), logger)
+        export.segment = settings.segment
         export.origin = origin
         return export
 

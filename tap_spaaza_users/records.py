@@ -13,9 +13,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from tap_spaaza_users.contract import PRIMARY_KEY, USER_COLUMNS, ColumnType
+from tap_spaaza_users.contract import GZIP_MAGIC, PRIMARY_KEY, USER_COLUMNS, ColumnType
 from tap_spaaza_users.errors import SpaazaCorruptExportError, SpaazaInvalidRowError
-from tap_spaaza_users.integrity import GZIP_MAGIC
 
 if TYPE_CHECKING:
     import logging

@@ -103,23 +103,6 @@ class SegmentChoice:
     rules: tuple[Mapping[str, Any], ...] = ()
     join: str = "all"
 
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> SegmentChoice:
-        """Read ``segment_id``, ``segment_rules`` and ``segment_join`` (already checked).
-
-        Args:
-            config: The tap's settings.
-
-        Returns:
-            The choice.
-        """
-        segment_id = config.get("segment_id")
-        return cls(
-            segment_id=None if segment_id is None else int(segment_id),
-            rules=tuple(config.get("segment_rules") or ()),
-            join=config.get("segment_join") or "all",
-        )
-
     @property
     def server_side_window(self) -> bool:
         """Whether the ``created_date`` window can be ANDed into the task's segment.

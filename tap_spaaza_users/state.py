@@ -24,7 +24,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from tap_spaaza_users.contract import parse_utc
+from tap_spaaza_users.contract import CLOCK_SKEW, parse_utc
 from tap_spaaza_users.errors import SpaazaStateError
 
 if TYPE_CHECKING:
@@ -259,9 +259,7 @@ def in_flight(state: State) -> tuple[int, str | None] | None:
     if entry is None:
         return None
     key = entry.get(TASK_KEY)
-    if entry.get("delivered") or not isinstance(key, str):
-        return int(entry["id"]), None
-    return int(entry["id"]), key
+    return int(entry["id"]), key if isinstance(key, str) else None
 
 
 def in_flight_since(state: State) -> dt.datetime | None:
@@ -496,8 +494,6 @@ def finish_full_refresh(state: State, refresh: FullRefresh) -> str:
 
 #: The stream whose state this module keeps.
 STREAM = "users"
-#: How far in the future a bookmark or start_date may lie (clocks differ a little).
-CLOCK_SKEW = dt.timedelta(minutes=5)
 
 
 def _is_int(value: object) -> bool:
@@ -510,7 +506,6 @@ _IN_FLIGHT_KINDS: dict[str, Callable[[object], bool]] = {
     TASK_KEY: lambda value: isinstance(value, str),
     "created_at": lambda value: isinstance(value, str),
     IN_FLIGHT_VERSION: _is_int,
-    "delivered": lambda value: isinstance(value, bool),
 }
 
 

@@ -1,4 +1,4 @@
-"""The users stream: window from the bookmark, one export task, typed records, then the bookmark."""
+"""The users stream: plan the windows, then per window its export task, records, bookmark."""
 
 from __future__ import annotations
 
@@ -12,22 +12,19 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL
 
 from tap_spaaza_users import state
-from tap_spaaza_users.background_download import OVERLAP_FROM_BYTES, BackgroundDownload
 from tap_spaaza_users.contract import PRIMARY_KEY, REPLICATION_KEY, users_json_schema, utc_text
+from tap_spaaza_users.download.background import OVERLAP_FROM_BYTES, read_while_downloading
+from tap_spaaza_users.download.spool import remove_leftovers
 from tap_spaaza_users.errors import (
     SpaazaCorruptExportError,
-    SpaazaError,
     SpaazaFileUnobtainableError,
     SpaazaFullRefreshRefusedError,
 )
-from tap_spaaza_users.export import UsersExport, make_client
-from tap_spaaza_users.idset import IdSet
+from tap_spaaza_users.export import UsersExport
 from tap_spaaza_users.records import UsersCsvReader
 from tap_spaaza_users.sdk_hooks import HookedStream
-from tap_spaaza_users.segments import SegmentChoice
-from tap_spaaza_users.spool import Spool, SpoolRestartedError, remove_leftovers
 from tap_spaaza_users.tasks import TaskLedger
-from tap_spaaza_users.windows import Window, WindowSelection, plan_sync
+from tap_spaaza_users.windows import IdSet, Window, WindowSelection, plan_sync
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -40,8 +37,7 @@ if TYPE_CHECKING:
 
     from singer_sdk.helpers.types import Context
 
-    from tap_spaaza_users.client import SpaazaClient
-    from tap_spaaza_users.spool import SpoolReader
+    from tap_spaaza_users.settings import HasSettings, Settings
 
 
 class UsersStream(HookedStream):
@@ -77,17 +73,19 @@ class UsersStream(HookedStream):
     overlap_from_bytes: ClassVar[int] = OVERLAP_FROM_BYTES
 
     def __init__(self, tap: Any) -> None:  # noqa: ANN401
-        """Create the stream with its schema from the column list."""
+        """Create the stream with its schema from the column list; the tap holds the settings."""
         super().__init__(tap, schema=users_json_schema())
+        self._owner: HasSettings = tap
 
-    def make_client(self) -> SpaazaClient:
-        """A Services API client from the settings (close it when done)."""
-        return make_client(self.config, self.user_agent, self.logger)
+    @property
+    def settings(self) -> Settings:
+        """The tap's settings, typed once by the tap (the stream never reads the raw config)."""
+        return self._owner.settings
 
     @property
     def user_agent(self) -> str:
         """The User-Agent of every request: the setting, or the tap's name and version."""
-        return self.config.get("user_agent") or f"{self.tap_name}/{self.plugin_version}"
+        return self.settings.user_agent or f"{self.tap_name}/{self.plugin_version}"
 
     def plan(self, context: Context | None) -> list[Window]:
         """This sync's export windows, oldest first, from the settings and the state.
@@ -99,13 +97,16 @@ class UsersStream(HookedStream):
         if not self.full_refresh:  # a full refresh starts over
             sdk_value = self.get_starting_replication_key_value(context)
             bookmark = state.starting_bookmark(self.stream_state, sdk_value)
+        settings = self.settings
         windows = plan_sync(
-            self.config,
+            start_date=settings.start_date,
+            lookback_minutes=settings.lookback_minutes,
+            backfill_window_days=settings.backfill_window_days,
             bookmark=bookmark,
             delivered_before=state.delivered_before(self.stream_state),
             now=dt.datetime.now(dt.timezone.utc),
         )
-        choice = SegmentChoice.from_config(self.config)
+        choice = settings.segment
         if len(windows) > 1 and not choice.server_side_window:
             # Each task would export the whole selection again: one export serves every window.
             self.logger.info(
@@ -134,8 +135,9 @@ class UsersStream(HookedStream):
         self._claim_state()
         self.full_refresh = self._start_full_refresh()
         windows = self.plan(context)
-        export = UsersExport.from_config(
-            self.config,
+        settings = self.settings
+        export = UsersExport.from_settings(
+            settings,
             user_agent=self.user_agent,
             origin=f"{self.tap_name} {self.plugin_version}",
             logger=self.logger,
@@ -143,8 +145,8 @@ class UsersStream(HookedStream):
         ledger = TaskLedger(
             export,
             self.stream_state,
-            horizon=dt.timedelta(hours=float(self.config["task_reuse_hours"])),
-            clean_up=bool(self.config["delete_completed_tasks"]),
+            horizon=dt.timedelta(hours=settings.task_reuse_hours),
+            clean_up=settings.delete_completed_tasks,
             flush=self.flush_state,
             refresh_version=self.full_refresh.version if self.full_refresh else None,
         )
@@ -152,7 +154,7 @@ class UsersStream(HookedStream):
         # Ids emitted this sync, to drop repeats from the lookback overlap and window seams.
         seen = IdSet()
         remove_leftovers(self.logger)
-        in_flight = int(self.config["max_tasks_in_flight"])
+        in_flight = settings.max_tasks_in_flight
         with contextlib.closing(export):
             ledger.sweep()
             for index, window in enumerate(windows):
@@ -231,77 +233,24 @@ class UsersStream(HookedStream):
     def _emit(
         self, export: UsersExport, task_id: int, window: Window, seen: IdSet
     ) -> Iterator[dict[str, Any]]:
-        """Emit the window's rows from the task's file while it downloads.
-
-        The file lives in an unlinked spool: no crash leaves the users' data on disk. The
-        download writes it in a thread of its own while this thread parses and emits behind
-        it (``BackgroundDownload``), so on a slow link the wall time approaches the longer of
-        the two instead of their sum. What that changes, and what it keeps:
-
-        - The bookmark still moves only in ``_close_window``, after the download proved the
-          file whole and checked it (length, MD5, gzip) and every row was read: a failure
-          anywhere never moves it.
-        - A download failure reaches this thread as the download's own one-line error (the
-          spool is aborted with it, and the reader raises it at its next read).
-        - A file of at least ``overlap_from_bytes`` (stated by storage, or received so far)
-          is parsed as it arrives, so its rows may be emitted before the file is proven
-          whole: if the download then fails, the next run emits them again (the bookmark did
-          not move; targets upsert by key). A smaller file is read once it is proven whole,
-          as before: overlap would save little, and none of its rows is emitted before then.
-        - When the file starts over (storage ignored ``Range``, the file changed, or it
-          arrived corrupt and is downloaded again) the reader raises ``SpoolRestartedError``
-          and the new file is read from its first row: rows already emitted are emitted again
-          (corrected, if the first copy was corrupt), so the ids emitted this sync are put
-          back as they were before the file, and the file's own counts start over.
-        - Bad data met while the file is still arriving (an invalid row, broken gzip) may be
-          the download's fault: the reader first waits for the download's verdict, and the
-          row error stands only for a file proven whole.
-        """
+        """Emit the window's rows from the task's file while it downloads (``download``)."""
         settings = export.client.settings
         before_file = seen.copy()
-        with (
-            Spool(task_id=task_id) as spool,
-            BackgroundDownload(
-                lambda: export.download_url(task_id),
-                spool,
-                timeout=settings.timeout,
-                user_agent=settings.user_agent,
-                logger=self.logger,
-                max_retries=settings.max_retries,
-                backoff_base=settings.retry_initial_wait,
-                backoff_cap=settings.retry_max_wait,
-                task_id=task_id,
-                deadline_seconds=float(self.config["task_timeout_minutes"]) * 60,
-            ) as download,
-        ):
-            while True:
-                reader = spool.reader(min_bytes=self.overlap_from_bytes)
-                try:
-                    yield from self._read_while_downloading(reader, task_id, window, seen)
-                    break
-                except SpoolRestartedError:
-                    seen.restore(before_file)
-                    self.logger.warning(
-                        "Export task %d: storage is sending the file again from its start; "
-                        "reading it again from its first row (rows already emitted are sent "
-                        "again)",
-                        task_id,
-                    )
-            download.result()
-
-    def _read_while_downloading(
-        self, reader: SpoolReader, task_id: int, window: Window, seen: IdSet
-    ) -> Iterator[dict[str, Any]]:
-        """``_read`` the spool; bad data stands only once the download's verdict is in.
-
-        Raises:
-            SpoolRestartedError: When the file started over: read it again.
-        """
-        try:
-            yield from self._read(reader, task_id, WindowSelection(window, seen))
-        except SpaazaError:
-            reader.settle()  # a restart, or the download's failure, explains it
-            raise
+        yield from read_while_downloading(
+            lambda: export.download_url(task_id),
+            lambda source: self._read(source, task_id, WindowSelection(window, seen)),
+            task_id=task_id,
+            min_bytes=self.overlap_from_bytes,
+            # The file starts over: so do the ids it emitted this sync, and its own counts.
+            on_restart=lambda: seen.restore(before_file),
+            logger=self.logger,
+            timeout=settings.timeout,
+            user_agent=settings.user_agent,
+            max_retries=settings.max_retries,
+            backoff_base=settings.retry_initial_wait,
+            backoff_cap=settings.retry_max_wait,
+            deadline_seconds=self.settings.task_timeout_minutes * 60,
+        )
 
     def _claim_state(self) -> None:
         """Check the state is this chain's and selection's (before any request), and name them.
@@ -309,9 +258,9 @@ class UsersStream(HookedStream):
         Raises:
             SpaazaStateError: When the state belongs to another chain.
         """
-        choice = SegmentChoice.from_config(self.config)
+        choice = self.settings.segment
         selection = state.selection_key(choice.segment_id, list(choice.rules), choice.join)
-        if state.claim(self.stream_state, int(self.config["chain_id"]), selection):
+        if state.claim(self.stream_state, self.settings.chain_id, selection):
             self.logger.warning(
                 "The segment settings (segment_id, segment_rules, segment_join) changed since "
                 "the state was written: %s is exported from start_date, because the old "
@@ -338,7 +287,7 @@ class UsersStream(HookedStream):
         with UsersCsvReader(
             source,
             task_id=task_id,
-            on_invalid_row=self.config["on_invalid_row"],
+            on_invalid_row=self.settings.on_invalid_row,
             logger=self.logger,
         ) as reader:
             if reader.extra_columns:
@@ -422,10 +371,10 @@ class UsersStream(HookedStream):
         carry no version, so in BATCH mode every user is re-exported but no ACTIVATE_VERSION
         is sent and deletions are not propagated.
         """
-        days = self.config.get("full_refresh_days")
+        days = self.settings.full_refresh_days
         last = self.stream_state.get(state.LAST_FULL_REFRESH)
         now = dt.datetime.now(dt.timezone.utc)
-        refresh = state.begin_full_refresh(self.stream_state, int(days) if days else None, now)
+        refresh = state.begin_full_refresh(self.stream_state, days, now)
         self.record_version = None
         self.refused_refresh = None
         self._opening_version = None
@@ -439,7 +388,7 @@ class UsersStream(HookedStream):
             days,
             last or "never",
         )
-        if self.get_batch_config(self.config):
+        if self.settings.batch:
             self.logger.warning(
                 "BATCH mode: the full refresh re-exports every user, but batch files carry no "
                 "table version, so no ACTIVATE_VERSION is sent and deleted users stay in the "
@@ -463,7 +412,7 @@ class UsersStream(HookedStream):
         if refresh is None:
             return
         activating = self.record_version == refresh.version
-        refused = state.refusal(self.stream_state, float(self.config["full_refresh_min_ratio"]))
+        refused = state.refusal(self.stream_state, self.settings.full_refresh_min_ratio)
         if activating and refused is not None:
             self._refuse_full_refresh(refresh, refused)
             return

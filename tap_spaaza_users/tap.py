@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import io
 import sys
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -13,18 +14,20 @@ from singer_sdk import Tap
 from singer_sdk.helpers.capabilities import TapCapabilities
 from singer_sdk.tap_base import CliTestOptionValue
 
-from tap_spaaza_users.check_logs import readable_check_logs
-from tap_spaaza_users.errors import SpaazaError, invalid_setting
-from tap_spaaza_users.input_files import (
+from tap_spaaza_users.cli import (
     CONFIG_FILE,
     STATE_FILE,
     check_json_object,
     read_input_file,
+    readable_check_logs,
 )
+from tap_spaaza_users.errors import SpaazaError, invalid_setting
+from tap_spaaza_users.export import make_client
 from tap_spaaza_users.sdk_hooks import HookedTap
 from tap_spaaza_users.sdk_hooks.writer import BufferedRecordWriter
 from tap_spaaza_users.settings import (
     CONFIG_SCHEMA,
+    Settings,
     check_settings,
     numbers_from_text,
     unknown_settings,
@@ -36,6 +39,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
     from singer_sdk.helpers.capabilities import CapabilitiesEnum
+
+    from tap_spaaza_users.client import SpaazaClient
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -60,6 +65,11 @@ class TapSpaazaUsers(HookedTap):
             The users stream.
         """
         return [UsersStream(self)]
+
+    @functools.cached_property
+    def settings(self) -> Settings:
+        """The settings, typed once from the checked config; the stream reads these."""
+        return Settings.from_tap_config(self.config)
 
     @override
     def normalize_settings(self, config: Mapping[str, Any]) -> dict[str, Any]:
@@ -88,6 +98,12 @@ class TapSpaazaUsers(HookedTap):
         check_state(state, now=dt.datetime.now(dt.timezone.utc))
         super().load_state(state)
 
+    def make_client(self) -> SpaazaClient:
+        """A Services API client from the settings, as the stream's (close it when done)."""
+        stream = self.streams["users"]
+        assert isinstance(stream, UsersStream)  # noqa: S101
+        return make_client(self.settings, stream.user_agent, self.logger)
+
     def check_connection(self) -> None:
         """Call ``GET /tasks?limit=1``: proves host and token, and the chain when it can.
 
@@ -98,10 +114,8 @@ class TapSpaazaUsers(HookedTap):
         Raises:
             SpaazaConfigError: When the token belongs to another chain than ``chain_id``.
         """
-        stream = self.streams["users"]
-        assert isinstance(stream, UsersStream)  # noqa: S101
-        chain_id = int(self.config["chain_id"])
-        with contextlib.closing(stream.make_client()) as client:
+        chain_id = self.settings.chain_id
+        with contextlib.closing(self.make_client()) as client:
             tasks = client.list_tasks(limit=1)
         token_chain = next(
             (t["chain"] for t in tasks if isinstance(t, dict) and isinstance(t.get("chain"), int)),

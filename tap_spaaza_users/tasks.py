@@ -86,8 +86,8 @@ class TaskLedger:
     The protocol, in order:
 
     1. ``sweep()`` (with ``delete_completed_tasks``): delete the tap's tagged tasks that can no
-       longer serve: in ERROR, delivered by a recorded sync, DONE longer ago than
-       ``task_reuse_hours``, or unfinished longer than the task timeout (abandoned). The task
+       longer serve: in ERROR, delivered by a recorded sync, DONE and created more than
+       ``task_reuse_hours`` ago, or unfinished longer than the task timeout (abandoned). The task
        the state names in flight is kept; an untagged task is never touched.
     2. ``get_or_create(window, ahead=...)``: the window's task, in DONE. Its key (chain,
        window, request) is computed once. The task is, in order of preference: the task the
@@ -185,9 +185,8 @@ class TaskLedger:
     def get_or_create(self, window: Window, *, ahead: Sequence[Window] = ()) -> int:
         """The window's task in DONE: the one a previous run left or lost, or a new one.
 
-        First the state's in-flight task; then the task this sync created ahead for the
-        window; then a task with the same tag in Spaaza's task list; else a new task. Before
-        waiting, the ``ahead`` windows' tasks are created.
+        In the order of step 2 of the protocol; before waiting, the ``ahead`` windows' tasks
+        are created.
 
         Args:
             window: The window about to be exported.
@@ -267,11 +266,8 @@ class TaskLedger:
     def delivered(self, task_id: int) -> None:
         """Name the task delivered in the state (never adopted again) and no longer in flight.
 
-        The task itself is kept until the next sync: the tap has only handed the rows to
-        the target, which may still fail before it loads them, and Meltano then keeps the
-        previous state. A rerun adopts the kept task instead of exporting again. The next
-        sync's sweep deletes the tasks its state names as delivered: a state that reached
-        it was saved after the target had loaded those rows. The caller writes the state.
+        The task is kept for the next sync's sweep (step 4 of the protocol); the caller
+        writes the state.
         """
         state.note_delivered(self._state, task_id)
         state.forget_task(self._state)
@@ -288,8 +284,8 @@ class TaskLedger:
     def _in_flight(self, key: str) -> int | None:
         """The state's in-flight task under this key; one under another key is deleted.
 
-        A task in flight under another key (another window or selection), or one flagged
-        delivered, is left by an earlier run: it is deleted and forgotten.
+        A task in flight under another key (another window or selection) is left by an
+        earlier run: it is deleted and forgotten.
         """
         entry = state.in_flight(self._state)
         if entry is None:
@@ -297,9 +293,7 @@ class TaskLedger:
         task_id, recorded = entry
         if recorded == key:
             return task_id
-        self.export.discard(
-            task_id, "left by an earlier run (delivered, or another window or segment)"
-        )
+        self.export.discard(task_id, "left by an earlier run for another window or segment")
         state.forget_task(self._state)
         return None
 
@@ -327,12 +321,8 @@ class TaskLedger:
     def _prepare_ahead(self, windows: Sequence[Window]) -> None:
         """Create (or adopt) the tasks of the next backfill windows, without waiting for them.
 
-        Spaaza then exports them while the current window is awaited and loaded, so a
-        backfill costs about one export wait, not one per window. At most
-        ``max_tasks_in_flight`` tasks run at once (the current one included). The bookmark
-        still advances window by window, in order: a task prepared ahead is only read when
-        its window's turn comes. It carries the window's tag, so a run interrupted before
-        then finds it in the task list and adopts it instead of exporting again.
+        Spaaza exports them while the current window is awaited and loaded; each is read
+        only when its window's turn comes (``max_tasks_in_flight`` bounds how many run).
         """
         now = self._now()
         for window in windows:
@@ -384,11 +374,8 @@ class TaskLedger:
     def _find(self, key: str, *, fresh: bool = False) -> Found | None:
         """A task to adopt: same key, not delivered, and still able to serve.
 
-        An unfinished task serves while it is younger than the task timeout (an older one
-        was abandoned: the run that created it would have given up on it and deleted it, so
-        it was killed, its deletion failed, or the task is stuck in Spaaza); a DONE one while
-        its file is surely still there (younger than the horizon). Among several, a DONE one
-        (no wait) and then the newest is preferred.
+        Unfinished and younger than the task timeout (an older one was abandoned), or DONE
+        and younger than the horizon; among several, a DONE one first, then the newest.
 
         Args:
             key: The task key of the task this run would create.

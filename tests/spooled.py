@@ -6,8 +6,8 @@ import shutil
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tap_spaaza_users.download import DownloadResult, download_export
-from tap_spaaza_users.spool import Spool
+from tap_spaaza_users.download.fetch import DownloadResult, download_export
+from tap_spaaza_users.download.spool import Spool
 
 if TYPE_CHECKING:
     from collections.abc import Callable

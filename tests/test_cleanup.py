@@ -9,7 +9,6 @@ nothing is deleted.
 
 from __future__ import annotations
 
-import copy
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -134,33 +133,6 @@ def test_timed_out_task_is_deleted(
     (delete,) = deletes(small_sandbox)
     assert delete.status == 204
     assert small_sandbox.tasks == {}
-
-
-def test_a_task_an_earlier_version_flagged_delivered_in_flight_is_deleted_not_reused(
-    small_sandbox: Sandbox, fast_config: dict[str, Any], sync: Callable[..., Any]
-) -> None:
-    # Earlier versions deleted a delivered task in the sync itself, flagging the in-flight
-    # entry "delivered" first; a run stopped between the two left such a state behind.
-    first = sync(fast_config)
-    assert first.error is None
-    in_flight = next(
-        s["bookmarks"]["users"]["in_flight_task"]
-        for s in first.states
-        if "in_flight_task" in s["bookmarks"]["users"]
-    )
-    assert in_flight["id"] == 1001
-    old_state = copy.deepcopy(first.final_state)
-    users_state = old_state["bookmarks"]["users"]
-    users_state.pop("delivered_tasks", None)
-    users_state["in_flight_task"] = {**in_flight, "delivered": True}
-
-    second = sync(fast_config, state=old_state)
-
-    assert second.error is None
-    assert [(r.path, r.status) for r in deletes(small_sandbox)] == [("/tasks/1001", 204)]
-    assert 1001 not in small_sandbox.tasks
-    assert second.bookmark == first.bookmark
-    assert "in_flight_task" not in second.final_state["bookmarks"]["users"]
 
 
 def test_the_state_names_every_task_of_a_long_backfill_for_the_next_sync_to_delete() -> None:

@@ -15,9 +15,9 @@ import pytest
 import requests
 from spooled import Fetched, fetch_to
 
-from tap_spaaza_users import download
+from tap_spaaza_users.download.fetch import _retry_after
+from tap_spaaza_users.download.storage import redact_url
 from tap_spaaza_users.errors import SpaazaDownloadError
-from tap_spaaza_users.storage import redact_url
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -308,9 +308,9 @@ def test_malformed_url_fails_without_echoing_it(tmp_path: Path) -> None:
 def test_storage_retry_after_reads_seconds_and_http_dates() -> None:
     response = requests.Response()
     response.headers["Retry-After"] = "7"
-    assert download._retry_after(response) == 7.0
+    assert _retry_after(response) == 7.0
     later = email.utils.formatdate(time.time() + 30, usegmt=True)
     response.headers["Retry-After"] = later
-    assert 25 < (download._retry_after(response) or 0) <= 30
+    assert 25 < (_retry_after(response) or 0) <= 30
     response.headers["Retry-After"] = "soon"
-    assert download._retry_after(response) is None
+    assert _retry_after(response) is None

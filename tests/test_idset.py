@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from tap_spaaza_users.idset import BITMAP_LIMIT, IdSet
+from tap_spaaza_users.windows import BITMAP_LIMIT, IdSet
 
 
 def test_each_id_is_new_once_whatever_its_size() -> None:

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 
 import pytest
 
-from tap_spaaza_users.integrity import BodyCheck, gzip_problem, md5_of_etag
+from tap_spaaza_users.download.integrity import BodyCheck, md5_of_etag
 
 CSV = b"id,name\n" + b"".join(b"%d,user %d\n" % (i, i) for i in range(5000))
 PACKED = gzip.compress(CSV, mtime=0)
 
 
 def problem(data: bytes) -> str | None:
-    return gzip_problem(io.BytesIO(data))
+    """What a BodyCheck finds in a whole gzip file fed in one piece."""
+    check = BodyCheck()
+    check.feed(data)
+    return check.problem(declared_gzip=True)
 
 
 def test_whole_gzip_has_no_problem_with_several_members_and_zero_padding() -> None:

@@ -17,7 +17,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 import tap_spaaza_users
-from tap_spaaza_users.sandbox_command import INSTALL_HINT
+from tap_spaaza_users.sandbox import INSTALL_HINT
 from tap_spaaza_users.tap import TapSpaazaUsers
 
 ROOT = Path(__file__).resolve().parent.parent

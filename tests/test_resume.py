@@ -46,9 +46,9 @@ def window_body(config: dict[str, Any], window: Window) -> dict[str, Any]:
 
 def create_task(config: dict[str, Any]) -> int:
     """Create an all-history export task the way a previous run would have."""
-    stream = TapSpaazaUsers(config=config, parse_env_config=False).streams["users"]
+    tap = TapSpaazaUsers(config=config, parse_env_config=False)
     body = window_body(config, ALL_HISTORY)
-    with contextlib.closing(stream.make_client()) as client:  # type: ignore[attr-defined]
+    with contextlib.closing(tap.make_client()) as client:
         return int(client.create_task(body)["id"])
 
 

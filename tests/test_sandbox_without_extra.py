@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tap_spaaza_users.sandbox_command import INSTALL_HINT
+from tap_spaaza_users.sandbox import INSTALL_HINT
 
 BIN = Path(sys.executable).parent
 HIDE_WERKZEUG = """

@@ -201,7 +201,10 @@ def test_only_a_segment_id_or_rules_joined_by_any_move_the_window_to_our_side() 
     assert SegmentChoice(join="any").server_side_window  # no rules: the window alone
     assert not SegmentChoice(rules=(OPTED_IN, HIGH_RFM), join="any").server_side_window
     assert not SegmentChoice(segment_id=101).server_side_window
-    chosen = SegmentChoice.from_config({"segment_id": 101, "segment_rules": []})
+    config = {"chain_id": 7, "access_token_id": "id", "access_token_secret": "secret"}
+    chosen_config = {**config, "segment_id": 101, "segment_rules": []}
+    tap = TapSpaazaUsers(config=chosen_config, parse_env_config=False)
+    chosen = tap.settings.segment
     assert chosen == SegmentChoice(segment_id=101)
     assert chosen.describe() == "saved segment 101"
 

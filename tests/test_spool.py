@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tap_spaaza_users.errors import SpaazaLocalIOError
-from tap_spaaza_users.spool import (
+from tap_spaaza_users.download.spool import (
     Spool,
     SpoolClosedError,
     SpoolRestartedError,
     remove_leftovers,
 )
+from tap_spaaza_users.errors import SpaazaLocalIOError
 
 if TYPE_CHECKING:
     from collections.abc import Callable

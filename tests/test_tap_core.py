@@ -8,13 +8,14 @@ import json
 import subprocess
 import sys
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import pytest
 
+from tap_spaaza_users.download.storage import is_loopback
 from tap_spaaza_users.errors import SpaazaConfigError
 from tap_spaaza_users.export import PollSettings
 from tap_spaaza_users.settings import CONFIG_SCHEMA
-from tap_spaaza_users.storage import is_https_or_loopback
 from tap_spaaza_users.streams import UsersStream
 from tap_spaaza_users.tap import TapSpaazaUsers
 
@@ -97,11 +98,11 @@ def test_settings_left_out_reach_the_code_as_the_schema_defaults() -> None:
     }
     stream = tap.streams["users"]
     assert isinstance(stream, UsersStream)
-    with contextlib.closing(stream.make_client()) as client:
+    with contextlib.closing(tap.make_client()) as client:
         settings = client.settings
     assert settings.timeout == defaults["request_timeout_seconds"]
     assert settings.retry_max_wait == defaults["retry_max_wait_seconds"]
-    poll = PollSettings.from_config(tap.config)
+    poll = PollSettings.from_settings(tap.settings)
     assert poll.timeout == defaults["task_timeout_minutes"] * 60
 
 
@@ -210,6 +211,12 @@ def test_plain_http_is_allowed_for_loopback_hosts_only() -> None:
     for url in OTHER_HTTP_URLS:
         with pytest.raises(SpaazaConfigError, match="must use https"):
             TapSpaazaUsers(config={**VALID, "api_url": url}, parse_env_config=False)
+
+
+def is_https_or_loopback(url: str) -> bool:
+    """Whether the download fetches a storage URL: https, or plain http to a loopback host."""
+    parts = urlsplit(url)
+    return parts.scheme == "https" or is_loopback(parts.hostname or "")
 
 
 def test_api_url_and_storage_urls_agree_on_what_loopback_is() -> None:

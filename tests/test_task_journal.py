@@ -41,8 +41,8 @@ def all_ids(sandbox: Sandbox) -> set[int]:
 @contextlib.contextmanager
 def api_client(config: dict[str, Any]) -> Iterator[SpaazaClient]:
     """The tap's own Tasks API client, for a test to act as another party would."""
-    stream = TapSpaazaUsers(config=config, parse_env_config=False).streams["users"]
-    with contextlib.closing(stream.make_client()) as client:  # type: ignore[attr-defined]
+    tap = TapSpaazaUsers(config=config, parse_env_config=False)
+    with contextlib.closing(tap.make_client()) as client:
         yield client
 
 

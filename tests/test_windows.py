@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from tap_spaaza_users.contract import parse_utc
 from tap_spaaza_users.export import build_export_task
-from tap_spaaza_users.idset import IdSet
-from tap_spaaza_users.windows import Window, WindowSelection, plan_windows, sync_start
+from tap_spaaza_users.windows import IdSet, Window, WindowSelection, plan_windows, sync_start
 
 if TYPE_CHECKING:
     from collections.abc import Callable

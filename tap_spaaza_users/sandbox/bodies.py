@@ -10,6 +10,8 @@ import threading
 import time
 from typing import IO, TYPE_CHECKING
 
+from tap_spaaza_users.contract import GZIP_MAGIC
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
     from pathlib import Path
@@ -17,7 +19,6 @@ if TYPE_CHECKING:
     from tap_spaaza_users.sandbox.faults import Fault
 
 CHUNK = 64 * 1024
-GZIP_MAGIC = b"\x1f\x8b"
 _GZIP_TRAILER = 8  # CRC32 and ISIZE, little-endian
 #: a paced body is sent in pieces of at most this fraction of a second
 _PACE_SLICE = 20

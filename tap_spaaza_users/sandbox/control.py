@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
@@ -13,9 +13,17 @@ from tap_spaaza_users.sandbox.app import json_response
 from tap_spaaza_users.sandbox.clock import iso_z
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from werkzeug.wrappers import Request, Response
 
-    from tap_spaaza_users.sandbox.core import Sandbox
+    from tap_spaaza_users.sandbox.clock import SandboxClock
+    from tap_spaaza_users.sandbox.faults import FaultStore
+    from tap_spaaza_users.sandbox.lifecycle import Engine
+    from tap_spaaza_users.sandbox.options import SandboxOptions
+    from tap_spaaza_users.sandbox.recording import RecordedRequest, RequestLog
+    from tap_spaaza_users.sandbox.tasks import Task
+    from tap_spaaza_users.sandbox.validation import SavedSegment
 
 ROUTES = Map(
     [
@@ -45,10 +53,92 @@ class ControlError(Exception):
         self.status = status
 
 
+class Controlled(Protocol):
+    """What the control app steers: the sandbox (``core.Sandbox``), seen from here."""
+
+    clock: SandboxClock
+    faults: FaultStore
+    engine: Engine
+    options: SandboxOptions
+    request_log: RequestLog
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """The requests answered so far."""
+        ...
+
+    @property
+    def tasks(self) -> dict[int, Task]:
+        """The tasks by id."""
+        ...
+
+    @property
+    def saved_segments(self) -> dict[int, SavedSegment]:
+        """The saved segments by id."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """URLs, chain and demo credentials."""
+        ...
+
+    def reset(self) -> None:
+        """Back to the initial state."""
+        ...
+
+    def add_users(
+        self,
+        n: int,
+        created_date: datetime | None = None,
+        visible_after_seconds: float | None = None,
+    ) -> list[int]:
+        """Add users; their ids."""
+        ...
+
+    def user_count(self) -> int:
+        """How many users there are."""
+        ...
+
+    def update_user(self, user_id: int, **fields: object) -> None:
+        """Change a user's columns."""
+        ...
+
+    def delete_user(self, user_id: int) -> None:
+        """Delete a user."""
+        ...
+
+    def inject(self, kind: str, **params: object) -> None:
+        """Arm a fault."""
+        ...
+
+    def clear_faults(self) -> None:
+        """Disarm every fault."""
+        ...
+
+    def set_csv_dialect(self, **options: object) -> None:
+        """Change the export file's CSV dialect."""
+        ...
+
+    def reset_csv_dialect(self) -> None:
+        """Back to the default dialect."""
+        ...
+
+    def set_options(self, **changes: object) -> None:
+        """Change the sandbox's options."""
+        ...
+
+    def reset_options(self) -> None:
+        """Back to the initial options."""
+        ...
+
+    def backdate_task(self, task_id: int, created_date: datetime) -> Task:
+        """Move a task's creation into the past."""
+        ...
+
+
 class ControlApp:
     """Answers ``/_sandbox`` requests against a sandbox (no auth: it is a test tool)."""
 
-    def __init__(self, sandbox: Sandbox) -> None:
+    def __init__(self, sandbox: Controlled) -> None:
         """Control ``sandbox``."""
         self.sandbox = sandbox
 

@@ -27,7 +27,6 @@ BOOLEANS = {
 _DATETIME_LENGTH = len("YYYY-MM-DD HH:MM:SS")
 DATETIMES = ("space", "iso_z", "iso_offset")
 COLUMN_ORDERS = ("default", "shuffled")
-MALFORMED_PROBLEMS = ("field_count", "bad_value")
 _BAD_VALUES = {
     ColumnType.INTEGER: "not-a-number",
     ColumnType.DECIMAL: "twelve",

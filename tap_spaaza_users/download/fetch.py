@@ -18,25 +18,25 @@ from urllib.parse import urljoin, urlsplit
 import requests
 import urllib3.exceptions
 
-from tap_spaaza_users.errors import (
-    SpaazaCorruptExportError,
-    SpaazaDownloadError,
-    SpaazaFileUnobtainableError,
-)
-from tap_spaaza_users.integrity import BodyCheck, md5_of_etag, new_md5
-from tap_spaaza_users.retries import backoff_delay, parse_retry_after
-from tap_spaaza_users.storage import (
+from tap_spaaza_users.download.integrity import BodyCheck, md5_of_etag, new_md5
+from tap_spaaza_users.download.storage import (
     is_loopback,
     redact_url,
     redacting_queries,
     storage_session,
 )
+from tap_spaaza_users.errors import (
+    SpaazaCorruptExportError,
+    SpaazaDownloadError,
+    SpaazaFileUnobtainableError,
+)
+from tap_spaaza_users.retries import backoff_delay, parse_retry_after
 
 if TYPE_CHECKING:
     import logging
     from collections.abc import Callable
 
-    from tap_spaaza_users.spool import Spool
+    from tap_spaaza_users.download.spool import Spool
 
 CHUNK_SIZE = 1024 * 1024
 MAX_REDIRECTS = 5

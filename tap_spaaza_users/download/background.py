@@ -5,16 +5,21 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
-from tap_spaaza_users.download import download_export
+from tap_spaaza_users.download.fetch import download_export
+from tap_spaaza_users.download.spool import Spool, SpoolRestartedError
+from tap_spaaza_users.errors import SpaazaError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    import io
+    import logging
+    from collections.abc import Callable, Iterator
     from types import TracebackType
 
     from typing_extensions import Self
 
-    from tap_spaaza_users.download import DownloadResult
-    from tap_spaaza_users.spool import Spool
+    from tap_spaaza_users.download.fetch import DownloadResult
+    from tap_spaaza_users.download.spool import SpoolReader
+
 
 #: Files at least this large (stated by storage, or received so far) are parsed while they
 #: download; smaller ones once proven whole. Below it, overlap saves under half a second on a
@@ -90,3 +95,64 @@ class BackgroundDownload:
             msg = "the download thread ended without a result"
             raise RuntimeError(msg)
         return self._result
+
+
+def read_while_downloading(  # noqa: PLR0913 - keyword-only, each the download's or the reader's
+    url_provider: Callable[[], str],
+    read: Callable[[io.BufferedReader], Iterator[dict[str, Any]]],
+    *,
+    task_id: int,
+    min_bytes: int,
+    on_restart: Callable[[], None],
+    logger: logging.Logger,
+    **settings: Any,  # noqa: ANN401
+) -> Iterator[dict[str, Any]]:
+    """The records ``read`` makes of the task's file, read while the file downloads.
+
+    What this overlap changes and what it keeps is told in the package's docstring.
+
+    Args:
+        url_provider: Returns a (fresh) pre-signed URL of the file.
+        read: Makes records of the file's bytes.
+        task_id: The export task.
+        min_bytes: Files at least this large are parsed while they download.
+        on_restart: Called when the file starts over, before it is read again.
+        logger: Where the story is told.
+        settings: ``download_export``'s other keywords (timeouts, retries, deadline).
+
+    Yields:
+        The records.
+    """
+    with (
+        Spool(task_id=task_id) as spool,
+        BackgroundDownload(
+            url_provider, spool, task_id=task_id, logger=logger, **settings
+        ) as download,
+    ):
+        while True:
+            reader = spool.reader(min_bytes=min_bytes)
+            try:
+                yield from _settled(read(reader), reader)
+                break
+            except SpoolRestartedError:
+                on_restart()
+                logger.warning(
+                    "Export task %d: storage is sending the file again from its start; "
+                    "reading it again from its first row (rows already emitted are sent "
+                    "again)",
+                    task_id,
+                )
+        download.result()
+
+
+def _settled(records: Iterator[dict[str, Any]], reader: SpoolReader) -> Iterator[dict[str, Any]]:
+    """The records; bad data stands only once the download's verdict is in.
+
+    Raises:
+        SpoolRestartedError: When the file started over: read it again.
+    """
+    try:
+        yield from records
+    except SpaazaError:
+        reader.settle()  # a restart, or the download's failure, explains it
+        raise

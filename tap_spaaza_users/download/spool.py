@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tap_spaaza_users.errors import SpaazaLocalIOError
-from tap_spaaza_users.integrity import GZIP_MAGIC
+from tap_spaaza_users.contract import GZIP_MAGIC
+from tap_spaaza_users.errors import local_io_error
 
 if TYPE_CHECKING:
     import logging
@@ -37,27 +37,6 @@ LEFTOVER_FILES = "User_Export-*.csv"
 LEFTOVER_QUIET_SECONDS = 15 * 60
 READ_SIZE = 1024 * 1024
 _HAS_PREAD = hasattr(os, "pread")
-
-
-def local_io_error(exc: OSError, doing: str, where: str, task_id: int | None) -> SpaazaLocalIOError:
-    """The one-line error of a local I/O failure: what failed, where, and what to do.
-
-    Args:
-        exc: The failure.
-        doing: What the tap was doing (``writing the export file``).
-        where: The directory or file concerned.
-        task_id: The export task, kept for the next run.
-
-    Returns:
-        The error to raise.
-    """
-    reason = exc.strerror or type(exc).__name__
-    task = f"export task {task_id} is kept and" if task_id is not None else "the export is"
-    return SpaazaLocalIOError(
-        f"Local I/O failed {doing} in {where} ({reason}): make sure that directory exists and "
-        f"has free space (or point TMPDIR at one that does), then run the sync again; "
-        f"{task} reused by the next run"
-    )
 
 
 def remove_leftovers(logger: logging.Logger, directory: str | None = None) -> int:

@@ -90,19 +90,6 @@ def storage_session(user_agent: str) -> requests.Session:
     return session
 
 
-def is_https_or_loopback(url: str) -> bool:
-    """Whether a URL is https, or plain http to this machine (the sandbox).
-
-    Args:
-        url: A storage URL.
-
-    Returns:
-        True when it is safe to fetch.
-    """
-    parts = urlsplit(url)
-    return parts.scheme == "https" or is_loopback(parts.hostname or "")
-
-
 def is_loopback(host: str) -> bool:
     """Whether a host is this machine: the name ``localhost`` or a loopback IP address.
 

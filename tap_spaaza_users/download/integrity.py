@@ -5,13 +5,9 @@ from __future__ import annotations
 import hashlib
 import re
 import zlib
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from typing import BinaryIO
+from tap_spaaza_users.contract import GZIP_MAGIC
 
-GZIP_MAGIC = b"\x1f\x8b"
-_READ_SIZE = 1024 * 1024
 _MAX_OUTPUT = 4 * 1024 * 1024
 #: A plain (not multipart) S3 object's ETag: the hex MD5 of its bytes, in quotes.
 _MD5_ETAG = re.compile(r'^"?([0-9a-fA-F]{32})"?$')
@@ -40,24 +36,6 @@ def md5_of_etag(etag: str | None) -> str | None:
 def new_md5() -> hashlib._Hash:
     """A fresh MD5 (used to check integrity, not for security)."""
     return hashlib.md5(usedforsecurity=False)
-
-
-def gzip_problem(stream: BinaryIO) -> str | None:
-    """Decompress a gzip stream to nowhere; say what is wrong with it, or None if it is whole.
-
-    Every member is checked (CRC-32 and length); zero padding after the last is allowed, as
-    Python's gzip module allows it. Memory stays bounded whatever the compression ratio.
-
-    Args:
-        stream: The file, from its first byte.
-
-    Returns:
-        What is wrong (truncated, a bad checksum, not gzip), or None.
-    """
-    check = _GzipCheck()
-    while (chunk := stream.read(_READ_SIZE)) and check.feed(chunk):
-        pass
-    return check.problem()
 
 
 class BodyCheck:
