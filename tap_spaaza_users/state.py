@@ -18,6 +18,7 @@ The SDK keeps the bookmark (``replication_key_value``) and its not-yet-promoted 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -58,9 +59,10 @@ LAST_FULL_REFRESH_USERS = "last_full_refresh_users"
 REFRESH_USERS = "users"
 #: The latest export tasks whose files were delivered (ids, oldest first).
 DELIVERED_TASKS = "delivered_tasks"
-#: How many delivered task ids the state keeps: the next sync deletes these tasks, so enough
-#: for every window of a long backfill (a task beyond it waits for the task_reuse_hours sweep).
-DELIVERED_TASKS_KEPT = 400
+#: How many delivered task ids the state keeps, for the last (open-ended) windows: the next
+#: sync deletes the tasks of every window that ended at or before the bookmark from their
+#: tags alone (``tasks.tagged_window_end``), so no list of ids grows with a backfill.
+DELIVERED_TASKS_KEPT = 20
 #: The latest tasks given up because their file proved unobtainable (never adopted again).
 GIVEN_UP_TASKS = "given_up_tasks"
 GIVEN_UP_KEPT = 20
@@ -149,6 +151,21 @@ def close_window(state: State, window: Window, replication_key: str) -> str | No
         state[DELIVERED_BEFORE] = window.end.astimezone(dt.timezone.utc).isoformat()
     value = state.get(BOOKMARK)
     return str(value) if value is not None else None
+
+
+def delivered_up_to(state: State) -> dt.datetime | None:
+    """Every user created before this moment was delivered, by the state as it came in.
+
+    The later of the bookmark and the backfill watermark; while a full refresh is in
+    progress, only its own watermark (its windows restart from ``start_date``).
+    """
+    moments = [delivered_before(state)]
+    bookmark = state.get(BOOKMARK)
+    if FULL_REFRESH not in state and isinstance(bookmark, str):
+        with contextlib.suppress(ValueError):
+            moments.append(parse_utc(bookmark))
+    known = [moment for moment in moments if moment is not None]
+    return max(known) if known else None
 
 
 def delivered_before(state: State) -> dt.datetime | None:

@@ -133,6 +133,7 @@ class UsersStream(HookedStream):
             Typed user records, each user once per sync.
         """
         self._claim_state()
+        delivered_up_to = state.delivered_up_to(self.stream_state)  # before a refresh resets it
         self.full_refresh = self._start_full_refresh()
         windows = self.plan(context)
         settings = self.settings
@@ -156,7 +157,7 @@ class UsersStream(HookedStream):
         remove_leftovers(self.logger)
         in_flight = settings.max_tasks_in_flight
         with contextlib.closing(export):
-            ledger.sweep()
+            ledger.sweep(delivered_up_to)
             for index, window in enumerate(windows):
                 ahead = windows[index + 1 : index + in_flight]
                 task_id = yield from self._emit_window(ledger, export, window, ahead, seen)

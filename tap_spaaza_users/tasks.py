@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import json
 import re
 import time
@@ -27,7 +28,11 @@ if TYPE_CHECKING:
 
 #: The name in the tag: only tasks carrying it are ever adopted or deleted by the sweep.
 TAG_NAME = "tap-spaaza-users"
-_TAG = re.compile(r"\[" + re.escape(TAG_NAME) + r":([0-9a-f]{16})\]")
+_TAG = re.compile(
+    r"\[" + re.escape(TAG_NAME) + r":([0-9a-f]{16})(?::([0-9a-f]{16}):(\d{8}T\d{6}Z|open))?\]"
+)
+#: How a window's end is written in a tag (``open``: a window up to the export's run).
+_TAG_END = "%Y%m%dT%H%M%SZ"
 #: Tasks asked for per ``GET /tasks`` page, and pages read at most (newest first).
 PAGE_SIZE = 100
 MAX_PAGES = 5
@@ -60,9 +65,30 @@ def task_key(chain_id: int, window: Window, body: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def tag(desc: str, key: str) -> str:
-    """A readable task description with the machine-readable tag (the task key) at its end."""
-    return f"{desc} [{TAG_NAME}:{key}]"
+def tag(desc: str, key: str, selection: str | None = None, end: dt.datetime | None = None) -> str:
+    """A readable task description with the machine-readable tag at its end.
+
+    The tag holds the task key, and, when the selection is known, the selection's key
+    (``state.selection_key``) and the window's end: the sweep deletes a delivered task of
+    the selection from them alone, without a list of ids in the state.
+    """
+    if selection is None:
+        return f"{desc} [{TAG_NAME}:{key}]"
+    ends = end.astimezone(dt.timezone.utc).strftime(_TAG_END) if end is not None else "open"
+    return f"{desc} [{TAG_NAME}:{key}:{selection}:{ends}]"
+
+
+def tagged_window_end(task: object) -> tuple[str, dt.datetime | None] | None:
+    """The selection key and window end a listed task's tag names (end None: open), or None."""
+    desc = task.get("desc") if isinstance(task, dict) else None
+    found = _TAG.search(desc) if isinstance(desc, str) else None
+    if found is None or found.group(2) is None:
+        return None
+    end = found.group(3)
+    if end == "open":
+        return found.group(2), None
+    moment = dt.datetime.strptime(end, _TAG_END).replace(tzinfo=dt.timezone.utc)
+    return found.group(2), moment
 
 
 def tag_of(task: object) -> str | None:
@@ -137,6 +163,8 @@ class TaskLedger:
         self._sleep = sleep
         self._now = now
         self._listed: list[dict[str, Any]] | None = None
+        #: The sweep's ``delivered_up_to``.
+        self._delivered_up_to: dt.datetime | None = None
         #: Tasks this sync created (or adopted) ahead for later windows, by task key.
         self._ahead: dict[str, Found] = {}
 
@@ -152,12 +180,18 @@ class TaskLedger:
 
     # The surface: sweep, get_or_create, delivered
 
-    def sweep(self) -> list[int]:
+    def sweep(self, delivered_up_to: dt.datetime | None = None) -> list[int]:
         """Delete the tap's tasks that can no longer be adopted (with ``delete_completed_tasks``).
 
-        Those in ERROR, those whose file a recorded sync delivered, DONE ones older than the
-        horizon, and unfinished ones older than the task timeout (abandoned). The task the
-        state names in flight is kept; a task without the tag is never touched.
+        Those in ERROR, those whose file a recorded sync delivered, every finished one of
+        this selection whose window ended at or before ``delivered_up_to`` (delivered: the
+        state says so), DONE ones older than the horizon, and unfinished ones older than the
+        task timeout (abandoned). The task the state names in flight is kept; a task without
+        the tag is never touched. Every page of the task list is read.
+
+        Args:
+            delivered_up_to: Every user created before this moment was delivered (the input
+                state's bookmark or backfill watermark), or None.
 
         Returns:
             The ids deleted.
@@ -165,8 +199,9 @@ class TaskLedger:
         if not self.clean_up:
             return []
         keep = state.recorded_tasks(self._state)
+        self._delivered_up_to = delivered_up_to
         deleted = []
-        for task in self._tasks():
+        for task in self._tasks(every_page=True):
             task_id = task["id"]
             reason = self._sweep_reason(task)
             if task_id in keep or reason is None:
@@ -278,7 +313,9 @@ class TaskLedger:
         """The ``POST /tasks`` body of a window, its ``desc`` tagged, and its task key."""
         body = self.export.task_body(window, now)
         key = task_key(self.export.client.settings.chain_id, window, body)
-        body["desc"] = tag(str(body["desc"]), key)
+        selection = self._state.get(state.SELECTION)
+        selection = selection if isinstance(selection, str) else None
+        body["desc"] = tag(str(body["desc"]), key, selection, window.end)
         return body, key
 
     def _in_flight(self, key: str) -> int | None:
@@ -349,19 +386,21 @@ class TaskLedger:
 
     # Spaaza's task list
 
-    def _tasks(self, *, fresh: bool = False) -> list[dict[str, Any]]:
+    def _tasks(self, *, fresh: bool = False, every_page: bool = False) -> list[dict[str, Any]]:
         """The chain's export tasks carrying the tag, newest first (listed once per sync).
 
         Args:
             fresh: List again (after a creation whose answer was lost).
+            every_page: Read every page (the sweep), not only the first ``MAX_PAGES``.
 
         Returns:
-            The tagged tasks of the first ``MAX_PAGES`` pages.
+            The tagged tasks listed.
         """
-        if self._listed is None or fresh:
+        if self._listed is None or fresh or every_page:
             chain = self.export.client.settings.chain_id
             tagged: list[dict[str, Any]] = []
-            for page in range(MAX_PAGES):
+            pages = itertools.count() if every_page else range(MAX_PAGES)
+            for page in pages:
                 batch = self.export.client.list_tasks(
                     limit=PAGE_SIZE, offset=page * PAGE_SIZE, action="export"
                 )
@@ -461,12 +500,30 @@ class TaskLedger:
                 f"{code or 'in no state'} for more than {_minutes(self.timeout)} "
                 "(task_timeout_minutes), abandoned by an earlier run"
             )
-        if task["id"] in state.delivered_tasks(self._state):
-            return "its file was delivered"
+        delivered = self._delivered(task, code)
+        if delivered is not None:
+            return delivered
         age = self._age(task)
         if age is not None and age > self.horizon:
             hours = self.horizon.total_seconds() / 3600
             return f"finished more than {hours:g} hours ago (task_reuse_hours), too old to reuse"
+        return None
+
+    def _delivered(self, task: dict[str, Any], code: str) -> str | None:
+        """Why a finished task counts as delivered, or None.
+
+        The state names it delivered, or it is a DONE task of this selection whose window
+        ended at or before what the state says was delivered (``sweep``).
+        """
+        if task["id"] in state.delivered_tasks(self._state):
+            return "its file was delivered"
+        tagged = tagged_window_end(task)
+        up_to = self._delivered_up_to
+        if code != TaskStatus.DONE or tagged is None or up_to is None:
+            return None
+        selection, end = tagged
+        if selection == self._state.get(state.SELECTION) and end is not None and end <= up_to:
+            return "its window ended at or before the bookmark: delivered"
         return None
 
     def _abandoned(self, task: dict[str, Any]) -> bool:
