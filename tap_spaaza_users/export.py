@@ -270,6 +270,8 @@ class UsersExport:
     segment: segments.SegmentChoice = segments.SegmentChoice()
     #: Who asks, for the task's description.
     origin: str = "tap-spaaza-users"
+    #: The last task object ``POST /tasks`` answered (its ``created_date`` reads Spaaza's clock).
+    last_created: dict[str, Any] | None = None
     #: While a task runs, a heartbeat is logged this often (at the next poll).
     heartbeat_seconds: float = 30.0
 
@@ -301,6 +303,7 @@ class UsersExport:
             SpaazaAPIError: If the answer carries no task id.
         """
         task = self.client.create_task(body)
+        self.last_created = task
         task_id = task.get("id")
         if not isinstance(task_id, int) or isinstance(task_id, bool):
             msg = "POST /tasks answered without a task id"
@@ -310,8 +313,15 @@ class UsersExport:
         )
         return task_id
 
-    def wait(self, task_id: int) -> dict[str, Any]:
+    def wait(
+        self, task_id: int, *, timeout: float | None = None, created_here: bool = True
+    ) -> dict[str, Any]:
         """Poll the task with a growing interval until it is DONE.
+
+        A task this run did not create (adopted from another run, or named by the state)
+        is waited for only as long as its creator would (``timeout``), and never deleted
+        on a timeout: another live run may be waiting for it too. If it vanishes while
+        waited for, its creator gave up on it (or it was deleted by hand).
 
         Each state change is logged once; while the state stays the same, a heartbeat
         (state, elapsed time, polls, time left before the timeout) every
@@ -319,16 +329,19 @@ class UsersExport:
 
         Args:
             task_id: The task id.
+            timeout: Seconds to wait at most (default: the task timeout).
+            created_here: Whether this run created the task (only then is it deleted on a
+                timeout).
 
         Returns:
             The task in DONE.
 
         Raises:
             SpaazaTaskTimeoutError: If it is still not finished after the task timeout
-                (the task is then deleted).
+                (a task created here is then deleted).
         """
         started = self._monotonic()
-        deadline = started + self.poll.timeout
+        deadline = started + (self.poll.timeout if timeout is None else timeout)
         interval = self.poll.interval
         last_code: str | None = None
         last_said = started
@@ -337,10 +350,21 @@ class UsersExport:
         while True:
             remaining = deadline - self._monotonic()
             if remaining <= 0:
-                self._give_up(task_id, last_code)
+                self._give_up(task_id, last_code, delete=created_here)
             self._sleep(min(interval, remaining))
             interval = min(interval * POLL_GROWTH, self.poll.max_interval)
-            task = self.client.get_task(task_id)
+            try:
+                task = self.client.get_task(task_id)
+            except SpaazaNotFoundError:
+                if created_here:
+                    raise
+                msg = (
+                    f"Export task {task_id}, left by another run, was deleted while this run "
+                    f"waited for it (last state {last_code}): its run gave up on it after "
+                    "task_timeout_minutes, or it was deleted by hand. The bookmark did not "
+                    "move; the next run exports afresh."
+                )
+                raise SpaazaTaskTimeoutError(msg) from None
             polls += 1
             code = state_code(task)
             now = self._monotonic()
@@ -447,12 +471,14 @@ class UsersExport:
         )
         return SpaazaTaskFailedError(self.client.scrub(msg))
 
-    def _give_up(self, task_id: int, last_code: str | None) -> None:
-        """Delete a task that ran out of time, then raise the timeout error."""
+    def _give_up(self, task_id: int, last_code: str | None, *, delete: bool) -> None:
+        """Delete a task that ran out of time (if this run created it), then raise."""
         minutes = self.poll.timeout / 60
+        fate = "it is left for the run that created it (or the clean-up) to delete"
         try:
-            self.client.delete_task(task_id)
-            fate = "it was deleted"
+            if delete:
+                self.client.delete_task(task_id)
+                fate = "it was deleted"
         except SpaazaAPIError as exc:
             self.logger.warning("Could not delete export task %d: %s", task_id, exc)
             fate = "deleting it failed too"

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tap_spaaza_users import state
-from tap_spaaza_users.contract import parse_utc
 from tap_spaaza_users.errors import SpaazaAPIError, SpaazaTaskTimeoutError, SpaazaUncertainError
 from tap_spaaza_users.export import TaskStatus, UsersExport, state_code
 from tap_spaaza_users.retries import backoff_delay
+from tap_spaaza_users.task_clock import TaskClock
 
 if TYPE_CHECKING:
     import logging
@@ -36,6 +36,8 @@ _TAG_END = "%Y%m%dT%H%M%SZ"
 #: Tasks asked for per ``GET /tasks`` page, and pages read at most (newest first).
 PAGE_SIZE = 100
 MAX_PAGES = 5
+#: A task list read this recently is not read again before creating a task.
+RELIST_SECONDS = 1.0
 #: Added to the task timeout before an unfinished task counts as abandoned: ``created_date``
 #: has whole seconds, and Spaaza's clock and this machine's may differ a little.
 CLOCK_SLACK = dt.timedelta(minutes=1)
@@ -163,6 +165,14 @@ class TaskLedger:
         self._sleep = sleep
         self._now = now
         self._listed: list[dict[str, Any]] | None = None
+        self._listed_at = float("-inf")
+        #: Unfinished tasks the sweep found old on this machine's clock, to judge again on
+        #: Spaaza's once read (see ``sweep``).
+        self._postponed: list[dict[str, Any]] = []
+        #: Spaaza's task clock, which every task age is measured on (``task_clock``).
+        self.clock = TaskClock(now)
+        #: The tasks this run created: only these are deleted when a wait times out.
+        self._created: set[int] = set()
         #: The sweep's ``delivered_up_to``.
         self._delivered_up_to: dt.datetime | None = None
         #: Tasks this sync created (or adopted) ahead for later windows, by task key.
@@ -206,16 +216,39 @@ class TaskLedger:
             reason = self._sweep_reason(task)
             if task_id in keep or reason is None:
                 continue
+            status = TaskStatus.of(state_code(task))
+            if self.clock.offset is None and (status is None or not status.is_terminal):
+                # Abandoned by our clock only: judged again once this run has read Spaaza's
+                # (its first created task), so a clock hours behind deletes no fresh task.
+                self._postponed.append(task)
+                continue
             if self.export.discard(task_id, reason):
                 deleted.append(task_id)
+        self._deleted(deleted)
+        return deleted
+
+    def _deleted(self, deleted: list[int]) -> None:
+        """Forget the tasks the clean-up deleted, and say which."""
         if deleted:
-            self._listed = [t for t in self._tasks() if t["id"] not in deleted]
+            self._listed = [t for t in self._listed or [] if t["id"] not in deleted]
             self.logger.info(
                 "Clean-up: deleted %d export tasks this tap had left: %s",
                 len(deleted),
                 ", ".join(str(i) for i in deleted),
             )
-        return deleted
+
+    def _sweep_postponed(self) -> None:
+        """Delete the unfinished tasks the sweep left to judge on Spaaza's clock, if abandoned."""
+        postponed, self._postponed = self._postponed, []
+        keep = state.recorded_tasks(self._state)
+        deleted = [
+            task["id"]
+            for task in postponed
+            if task["id"] not in keep
+            and self._abandoned(task)
+            and self.export.discard(task["id"], self._sweep_reason(task) or "abandoned")
+        ]
+        self._deleted(deleted)
 
     def get_or_create(self, window: Window, *, ahead: Sequence[Window] = ()) -> int:
         """The window's task in DONE: the one a previous run left or lost, or a new one.
@@ -250,9 +283,9 @@ class TaskLedger:
         if found is not None:
             found = Found(found.id, self.export.status(found.id) or found.code)
             self.logger.info("Export task %d, prepared ahead, is %s", found.id, found.code)
-        elif (found := self._find(key)) is not None:
+        elif (found := self._find(key) or self._find_recent(key)) is not None:
             self.logger.info(
-                "Adopting export task %d (%s) left by an earlier run for the same window and "
+                "Adopting export task %d (%s) left by another run for the same window and "
                 "selection, instead of exporting again",
                 found.id,
                 found.code,
@@ -366,7 +399,7 @@ class TaskLedger:
             body, key = self._tagged_body(window, now)
             if key in self._ahead:
                 continue
-            found = self._find(key) or self._create(body, key)
+            found = self._find(key) or self._find_recent(key) or self._create(body, key)
             self._ahead[key] = found
             self.logger.info(
                 "Export task %d prepares the next window %s ahead (%s)",
@@ -376,9 +409,23 @@ class TaskLedger:
             )
 
     def _wait(self, task_id: int) -> None:
-        """Wait for the task; after a timeout (task deleted) the state forgets it."""
+        """Wait for the task; after a timeout the state forgets it.
+
+        A task this run created is waited for up to the task timeout, then deleted. One
+        left by another run (adopted, or named in flight by the state) is waited for only
+        until it is as old as its creator would wait (on Spaaza's clock), and never deleted
+        here: that run, or a later sweep, deletes it, so a live run that adopted it is never
+        left waiting for a deleted task.
+        """
+        created_here = task_id in self._created
+        timeout = None
+        listed = next((t for t in self._listed or [] if t.get("id") == task_id), None)
+        age = self.clock.age(listed) if listed is not None and not created_here else None
+        if age is not None:
+            slack = self.timeout + CLOCK_SLACK - age
+            timeout = max(slack.total_seconds(), self.export.poll.interval)
         try:
-            self.export.wait(task_id)
+            self.export.wait(task_id, timeout=timeout, created_here=created_here)
         except SpaazaTaskTimeoutError:
             state.forget_task(self._state)
             self._flush()
@@ -408,6 +455,7 @@ class TaskLedger:
                 if len(batch) < PAGE_SIZE:
                     break
             self._listed = tagged
+            self._listed_at = time.monotonic()
         return self._listed
 
     def _find(self, key: str, *, fresh: bool = False) -> Found | None:
@@ -449,6 +497,51 @@ class TaskLedger:
         candidates.sort(key=lambda found: (found.code != TaskStatus.DONE, -found.id))
         return candidates[0] if candidates else None
 
+    def _find_recent(self, key: str, *, force: bool = False) -> Found | None:
+        """``_find`` among the newest page of the task list, read again just before creating.
+
+        Another run of the same settings started moments ago (a scheduler's overlap, a
+        retry) creates the same tasks: its newest ones are adopted instead of exporting
+        each window twice. A list read less than ``RELIST_SECONDS`` ago is not read again
+        (unless ``force``): the check after creating (``_older_twin``) covers that moment.
+        """
+        if not force and time.monotonic() - self._listed_at < RELIST_SECONDS:
+            return None
+        self._listed_at = time.monotonic()
+        chain = self.export.client.settings.chain_id
+        newest = self.export.client.list_tasks(limit=PAGE_SIZE, offset=0, action="export")
+        fresh = [t for t in newest if _ours(t, chain)]
+        ids = {t["id"] for t in fresh}
+        self._listed = fresh + [t for t in self._listed or [] if t["id"] not in ids]
+        return self._find(key)
+
+    def _older_twin(self, key: str, task_id: int) -> Found | None:
+        """After creating a task: another run's older task of the same key, adopted instead.
+
+        Two runs that looked at the list at the same moment may both create a window's
+        task. The newer one yields: it deletes the task it just created (nobody waits for
+        it yet) and adopts the older one, so each window is exported once.
+        """
+        self._find_recent(key, force=True)
+        serving = (TaskStatus.READY, TaskStatus.INPROGRESS, TaskStatus.DONE)
+        used = {*state.delivered_tasks(self._state), *state.given_up_tasks(self._state)}
+        twins = [
+            t
+            for t in self._listed or []
+            if tag_of(t) == key
+            and t["id"] < task_id
+            and t["id"] not in used
+            and TaskStatus.of(state_code(t)) in serving
+            and not self._abandoned(t)
+        ]
+        if not twins:
+            return None
+        older = min(twins, key=lambda t: t["id"])
+        self._created.discard(task_id)
+        self._drop(task_id, f"export task {older['id']} of another run exports the same window")
+        self.logger.info("Adopting export task %d of another run for the same window", older["id"])
+        return Found(older["id"], (state_code(older) or "").upper())
+
     def _create(self, body: dict[str, Any], key: str) -> Found:
         """Create the task, never twice: after an unclear answer, look for it before retrying.
 
@@ -466,7 +559,7 @@ class TaskLedger:
         tries = settings.max_retries + 1
         for attempt in range(tries):
             try:
-                return Found(self.export.submit(body), TaskStatus.READY)
+                task_id = self.export.submit(body)
             except SpaazaUncertainError as exc:
                 self.logger.warning(
                     "Creating the export task got no clear answer (%s); looking for it in the "
@@ -474,6 +567,11 @@ class TaskLedger:
                     exc,
                 )
                 last = exc
+            else:
+                self._created.add(task_id)
+                self.clock.observe(self.export.last_created)
+                self._sweep_postponed()
+                return self._older_twin(key, task_id) or Found(task_id, TaskStatus.READY)
             found = self._find(key, fresh=True)
             if found is not None:
                 self.logger.info("Export task %d was created after all; using it", found.id)
@@ -536,13 +634,8 @@ class TaskLedger:
         return age is not None and age > self.timeout + CLOCK_SLACK
 
     def _age(self, task: dict[str, Any]) -> dt.timedelta | None:
-        """How long ago a task was created, or None when the list does not say."""
-        task_state = task.get("state")
-        created = task_state.get("created_date") if isinstance(task_state, dict) else None
-        try:
-            return self._now() - parse_utc(str(created)) if created else None
-        except ValueError:
-            return None
+        """How long ago a task was created on Spaaza's clock, or None when the list does not say."""
+        return self.clock.age(task)
 
 
 def _minutes(span: dt.timedelta) -> str:

@@ -28,6 +28,7 @@ FAULT_KINDS: dict[str, str] = {
     "malformed_rows": "task",
     "duplicate_rows": "task",
     "short_export": "task",
+    "task_clock_lag": "task",
 }
 
 

@@ -6,6 +6,7 @@ import itertools
 import logging
 import threading
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from tap_spaaza_users.sandbox.bodies import file_md5
@@ -75,8 +76,15 @@ class Engine:
         self.store.clear()
 
     def create(self, request: TaskRequest) -> Task:
-        """Create a task in ``READY`` from a validated request."""
+        """Create a task in ``READY`` from a validated request.
+
+        A ``task_clock_lag`` fault dates it by a task clock ``seconds`` behind (a clock that
+        disagrees with the caller's; the task itself runs as usual).
+        """
         now = self.clock.now()
+        lag = self.faults.take(("task_clock_lag",))
+        if lag is not None:
+            now -= timedelta(seconds=float(lag.params.get("seconds", 4 * 3600)))
         task = Task(
             id=self.store.new_id(),
             chain=request.chain,
