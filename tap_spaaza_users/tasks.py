@@ -422,8 +422,8 @@ class TaskLedger:
         listed = next((t for t in self._listed or [] if t.get("id") == task_id), None)
         age = self.clock.age(listed) if listed is not None and not created_here else None
         if age is not None:
-            slack = self.timeout + CLOCK_SLACK - age
-            timeout = max(slack.total_seconds(), self.export.poll.interval)
+            left = self.timeout - age  # its creator gives up (and deletes it) then
+            timeout = max(left.total_seconds(), self.export.poll.interval)
         try:
             self.export.wait(task_id, timeout=timeout, created_here=created_here)
         except SpaazaTaskTimeoutError:

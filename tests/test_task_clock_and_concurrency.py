@@ -11,6 +11,7 @@ from tap_cli import FAST_SETTINGS
 from test_task_journal import all_ids, posts, unfinished_task_of_the_tap
 
 from tap_spaaza_users.contract import parse_utc
+from tap_spaaza_users.errors import SpaazaTaskTimeoutError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -77,3 +78,19 @@ def test_two_runs_started_a_second_apart_adopt_each_others_tasks(
     assert created - yielded <= windows + 1, f"{created - yielded} exports for {windows} windows"
     for run in (first, second):
         assert "the task is gone" not in run.stderr_path.read_text()
+
+
+def test_a_timeout_on_a_task_another_run_created_never_deletes_it(
+    small_sandbox: Sandbox, fast_config: dict[str, Any], sync: Callable[..., SyncOutput]
+) -> None:
+    left = unfinished_task_of_the_tap(  # another live run's task, stuck for a while
+        small_sandbox, fast_config, sync, "INPROGRESS", stuck_seconds=60
+    )
+
+    adopter = sync({**fast_config, "task_timeout_minutes": 0.05})
+
+    assert isinstance(adopter.error, SpaazaTaskTimeoutError)
+    assert "left for the run that created it" in str(adopter.error)
+    assert left in small_sandbox.tasks  # the run that created it may still be waiting
+    assert not [r for r in small_sandbox.requests if r.method == "DELETE"]
+    assert posts(small_sandbox) == []  # adopted, not exported twice
