@@ -4,7 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 MELTANO_VENV := .venv-meltano
 MELTANO := $(CURDIR)/$(MELTANO_VENV)/bin/meltano
-MELTANO_SPEC := meltano>=4.4,<5
+# The s3 extra: Meltano's state in object storage (docs/object-storage.md).
+MELTANO_SPEC := meltano[s3]>=4.4,<5
+# Named after what it installed, so a checkout set up before the extra installs it.
+MELTANO_STAMP := $(MELTANO_VENV)/.installed-s3
 
 export MELTANO_SEND_ANONYMOUS_USAGE_STATS := false
 export TAP_SPAAZA_USERS_TEST_MELTANO := $(MELTANO)
@@ -24,7 +27,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # Meltano in a virtual environment of its own, so its dependencies never fight the tap's.
-$(MELTANO_VENV)/.installed:
+$(MELTANO_STAMP):
 	test -x $(MELTANO_VENV)/bin/python || $(PYTHON) -m venv $(MELTANO_VENV)
 	$(MELTANO_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(MELTANO_VENV)/bin/python -m pip install --quiet "$(MELTANO_SPEC)"
@@ -34,13 +37,13 @@ $(MELTANO_VENV)/.installed:
 # the project's loader wrappers (loaders/) are installed copies that Meltano does not see
 # change, so a change to one reinstalls the plugins from scratch (--clean).
 LOADER_SOURCES := $(shell find loaders -type f \( -name '*.py' -o -name '*.toml' \) -not -path '*/build/*')
-.meltano/.installed: meltano.yml pyproject.toml $(LOADER_SOURCES) $(MELTANO_VENV)/.installed
+.meltano/.installed: meltano.yml pyproject.toml $(LOADER_SOURCES) $(MELTANO_STAMP)
 	$(MELTANO) install $(if $(filter loaders/%,$?),--clean)
 	touch $@
 
 # Meltano linked into the project's environment: after `source .venv/bin/activate`, the tap,
 # the sandbox and meltano are all on PATH (Meltano still runs from its own environment).
-$(VENV)/bin/meltano: $(VENV)/.installed $(MELTANO_VENV)/.installed
+$(VENV)/bin/meltano: $(VENV)/.installed $(MELTANO_STAMP)
 	ln -sf ../../$(MELTANO_VENV)/bin/meltano $@
 
 setup: $(VENV)/.installed .meltano/.installed $(VENV)/bin/meltano

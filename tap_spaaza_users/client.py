@@ -13,6 +13,7 @@ import backoff
 import requests
 from singer_sdk import metrics
 
+from tap_spaaza_users.api_answers import content_kind, decode_json, nothing_listens, was_refused
 from tap_spaaza_users.errors import (
     SpaazaAPIError,
     SpaazaAuthError,
@@ -66,10 +67,24 @@ class ClientSettings:
 class _RetryableError(Exception):
     """A failed attempt that may succeed if tried again."""
 
-    def __init__(self, message: str, *, status: int | None, retry_after: float | None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None,
+        retry_after: float | None,
+        refused: bool = False,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
+        #: The connection was refused: the request never reached a server.
+        self.refused = refused
+
+    @property
+    def safe_to_repeat(self) -> bool:
+        """Whether the request surely was not carried out (a 429, a refused connection)."""
+        return self.refused or self.status == HTTPStatus.TOO_MANY_REQUESTS
 
 
 class SpaazaClient:
@@ -154,10 +169,14 @@ class SpaazaClient:
             params["offset"] = offset
         if action:
             params["action"] = action
-        answer = self.request("GET", "/tasks", params=params).json()
+        response = self.request("GET", "/tasks", params=params)
+        answer = decode_json(response)
         if not isinstance(answer, list):
-            msg = "GET /tasks did not answer with a list of tasks; is api_url the Services API?"
-            raise SpaazaAPIError(msg)
+            msg = (
+                f"GET /tasks did not answer with a list of tasks (HTTP {response.status_code}, "
+                f"{content_kind(response)}); is api_url the Services API?"
+            )
+            raise SpaazaAPIError(msg, status=response.status_code)
         return answer
 
     def delete_task(self, task_id: int) -> None:
@@ -220,7 +239,7 @@ class SpaazaClient:
             _RetryableError,
             max_tries=self.settings.max_retries + 1,
             jitter=None,
-            giveup=lambda exc: not idempotent and exc.status != HTTPStatus.TOO_MANY_REQUESTS,
+            giveup=lambda exc: not idempotent and not exc.safe_to_repeat,
             on_backoff=self._log_backoff,
             logger=None,
             initial=self.settings.retry_initial_wait,
@@ -229,10 +248,15 @@ class SpaazaClient:
         try:
             return retrying(method, path, json=json, params=params)
         except _RetryableError as exc:
-            if not idempotent and exc.status != HTTPStatus.TOO_MANY_REQUESTS:
+            if not idempotent and not exc.safe_to_repeat:
                 msg = f"{method} {path} got no clear answer ({exc}); it may have been carried out"
                 raise SpaazaUncertainError(self.scrub(msg), status=exc.status) from None
             tries = self.settings.max_retries + 1
+            if exc.refused:
+                msg = (
+                    f"{method} {path} failed after {tries} tries: {nothing_listens(self.base_url)}"
+                )
+                raise SpaazaAPIError(msg, status=None) from None
             msg = (
                 f"{method} {path} failed after {tries} tries: {exc}. The Services API at "
                 f"{self.base_url} is unavailable or rate limiting; try again later, or raise "
@@ -279,8 +303,10 @@ class SpaazaClient:
             )
         except (requests.ConnectionError, requests.Timeout) as exc:
             log_request_duration(method, path, None, time.perf_counter() - started)
-            msg = f"{type(exc).__name__} talking to {self.base_url}"
-            raise _RetryableError(msg, status=None, retry_after=None) from None
+            refused = was_refused(exc)
+            what = "connection refused" if refused else type(exc).__name__
+            msg = f"{what} talking to {self.base_url}"
+            raise _RetryableError(msg, status=None, retry_after=None, refused=refused) from None
         log_request_duration(method, path, response.status_code, time.perf_counter() - started)
         if response.status_code in RETRYABLE_STATUSES:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
@@ -344,14 +370,12 @@ class SpaazaClient:
     @staticmethod
     def _json(response: requests.Response) -> dict[str, Any]:
         """Decode a JSON object answer."""
-        try:
-            answer = response.json()
-        except ValueError:
-            answer = None
+        answer = decode_json(response)
         if not isinstance(answer, dict):
             msg = (
                 f"{response.request.method} {_path_of(response)} did not answer with a JSON "
-                f"object (HTTP {response.status_code}); is api_url the Services API?"
+                f"object (HTTP {response.status_code}, {content_kind(response)}); is api_url "
+                "the Services API?"
             )
             raise SpaazaAPIError(msg, status=response.status_code)
         return answer
@@ -389,10 +413,7 @@ def describe_error_body(response: requests.Response) -> str:
     Returns:
         ``": name: description"`` style text, or an empty string when there is nothing to say.
     """
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
+    body = decode_json(response)
     parts: list[str] = []
     if isinstance(body, dict):
         errors = body.get("errors")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
-from tap_spaaza_users import segments
+from tap_spaaza_users import export_times, segments
 from tap_spaaza_users.client import ClientSettings, SpaazaClient
 from tap_spaaza_users.errors import (
     SpaazaAPIError,
@@ -18,6 +18,7 @@ from tap_spaaza_users.errors import (
     SpaazaTaskFailedError,
     SpaazaTaskTimeoutError,
 )
+from tap_spaaza_users.log_fields import log_fields
 
 if TYPE_CHECKING:
     import logging
@@ -244,6 +245,10 @@ class UsersExport:
         self.logger = logger
         self._sleep = sleep
         self._monotonic = monotonic
+        #: Recent export durations by kind (the stream hands in the state's, see export_times).
+        self.durations: dict[str, list[float]] = {}
+        #: When (monotonic) and of which kind each task this export created was created.
+        self._created: dict[int, tuple[float, str]] = {}
 
     @classmethod
     def from_settings(
@@ -308,8 +313,14 @@ class UsersExport:
         if not isinstance(task_id, int) or isinstance(task_id, bool):
             msg = "POST /tasks answered without a task id"
             raise SpaazaAPIError(msg)
+        self._created[task_id] = (self._monotonic(), export_times.kind_of(body))
+        code = state_code(task)
         self.logger.info(
-            "Created export task %d (%s), state %s", task_id, body["desc"], state_code(task)
+            "Created export task %d (%s), state %s",
+            task_id,
+            body["desc"],
+            code,
+            extra=log_fields(task_id, state=code),
         )
         return task_id
 
@@ -325,7 +336,9 @@ class UsersExport:
 
         Each state change is logged once; while the state stays the same, a heartbeat
         (state, elapsed time, polls, time left before the timeout) every
-        ``heartbeat_seconds``, so a long export is never silent.
+        ``heartbeat_seconds``, so a long export is never silent. Where the chain's recent
+        exports of the same kind were timed, the heartbeat says how long they usually took.
+        A task this export created and saw finish is timed for the next syncs.
 
         Args:
             task_id: The task id.
@@ -353,35 +366,29 @@ class UsersExport:
                 self._give_up(task_id, last_code, delete=created_here)
             self._sleep(min(interval, remaining))
             interval = min(interval * POLL_GROWTH, self.poll.max_interval)
-            try:
-                task = self.client.get_task(task_id)
-            except SpaazaNotFoundError:
-                if created_here:
-                    raise
-                msg = (
-                    f"Export task {task_id}, left by another run, was deleted while this run "
-                    f"waited for it (last state {last_code}): its run gave up on it after "
-                    "task_timeout_minutes, or it was deleted by hand. The bookmark did not "
-                    "move; the next run exports afresh."
-                )
-                raise SpaazaTaskTimeoutError(msg) from None
+            task = self._poll(task_id, last_code, created_here=created_here)
             polls += 1
             code = state_code(task)
             now = self._monotonic()
             if code != last_code:
-                self.logger.info("Export task %d is %s", task_id, code)
+                fields = log_fields(task_id, state=code, seconds=now - started, polls=polls)
+                self.logger.info("Export task %d is %s", task_id, code, extra=fields)
+                if code == TaskStatus.DONE and last_code is not None and task_id in self._created:
+                    created, kind = self._created[task_id]  # seen finishing: time it
+                    export_times.note(self.durations, kind, now - created)
                 last_code, last_said = code, now
             elif now - last_said >= self.heartbeat_seconds:
+                hint, usual = export_times.hint(self.durations, task)
+                left = max(deadline - now, 0.0)
                 self.logger.info(
-                    "Export task %d is still %s after %.0fs (%d polls); %.0fs left before "
+                    "Export task %d is still %s after %.0fs (%d polls); %s%.0fs left before "
                     "the %g-minute timeout",
-                    task_id,
-                    code,
-                    now - started,
-                    polls,
-                    max(deadline - now, 0.0),
-                    self.poll.timeout / 60,
-                )
+                    *(task_id, code, now - started, polls, hint, left, self.poll.timeout / 60),
+                    extra=log_fields(
+                        task_id, state=code, seconds=now - started, polls=polls,
+                        usual_seconds=usual, seconds_left=left,
+                    ),
+                )  # fmt: skip
                 last_said = now
             if code == TaskStatus.DONE:
                 return task
@@ -394,6 +401,25 @@ class UsersExport:
                     task_id,
                     code,
                 )
+
+    def _poll(self, task_id: int, last_code: str | None, *, created_here: bool) -> dict[str, Any]:
+        """``GET /tasks/{id}``; a task another run created that vanished is a timeout.
+
+        Raises:
+            SpaazaTaskTimeoutError: When a task this run did not create is gone.
+        """
+        try:
+            return self.client.get_task(task_id)
+        except SpaazaNotFoundError:
+            if created_here:
+                raise
+        msg = (
+            f"Export task {task_id}, left by another run, was deleted while this run waited "
+            f"for it (last state {last_code}): its run gave up on it after "
+            "task_timeout_minutes, or it was deleted by hand. The bookmark did not move; the "
+            "next run exports afresh."
+        )
+        raise SpaazaTaskTimeoutError(msg)
 
     def status(self, task_id: int) -> str | None:
         """Look up a task left by an earlier run.
@@ -424,9 +450,15 @@ class UsersExport:
         except SpaazaNotFoundError:
             return True
         except SpaazaAPIError as exc:
-            self.logger.warning("Could not delete export task %d (%s): %s", task_id, reason, exc)
+            self.logger.warning(
+                "Could not delete export task %d (%s): %s",
+                task_id,
+                reason,
+                exc,
+                extra=log_fields(task_id),
+            )
             return False
-        self.logger.info("Deleted export task %d: %s", task_id, reason)
+        self.logger.info("Deleted export task %d: %s", task_id, reason, extra=log_fields(task_id))
         return True
 
     def download_url(self, task_id: int) -> str:

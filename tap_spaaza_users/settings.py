@@ -20,6 +20,7 @@ from tap_spaaza_users.client import DEFAULT_API_URL
 from tap_spaaza_users.contract import CLOCK_SKEW, parse_utc
 from tap_spaaza_users.download.storage import is_loopback
 from tap_spaaza_users.errors import invalid_setting
+from tap_spaaza_users.token_settings import check_required
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -160,8 +161,19 @@ CONFIG_SCHEMA = th.PropertiesList(
        "What to do with a CSV row that cannot be typed: 'fail' stops the sync naming task, "
        "line and column; 'skip' logs it, counts it and carries on.",
        default="fail", allowed_values=["fail", "skip"]),
+    _p("keep_batch_files", th.BooleanType, "Keep BATCH files",
+       "With batch_config, keep the BATCH files: by default the next sync deletes the files "
+       "its state proves loaded (they hold personal data). Turn on for a target that loads "
+       "the files later than the state it saves.",
+       default=False),
     _p("user_agent", th.StringType, "User-Agent",
        "User-Agent header of every request; defaults to tap-spaaza-users/<version>."),
+    _p("metrics_log_level", th.StringType, "Metrics log level",
+       "Level of the METRIC line each status poll of a running export writes: 'INFO' logs "
+       "them, 'DEBUG' only when the tap logs at DEBUG, 'NONE' never. Every other METRIC "
+       "(record_count, sync_duration, the duration of every other request, and of a failed "
+       "poll) stays at INFO.",
+       default="INFO", allowed_values=["INFO", "DEBUG", "NONE"]),
 ).to_dict()  # fmt: skip
 
 
@@ -189,8 +201,9 @@ def numbers_from_text(config: Mapping[str, Any], schema: Mapping[str, Any]) -> d
     """Read number settings given as text (environment variables, ``.env``) as numbers.
 
     The SDK parses integers, booleans and arrays from the environment but leaves numbers as
-    text; a file's numbers arrive as Decimal, so text that is a number becomes a Decimal too.
-    Text that is not a number is left alone for ``check_settings`` to name.
+    text; a file's numbers arrive as Decimal. Both become the float they write, the type of
+    the schema's bounds, so a documented edge (0.01) is compared with itself. Text that is
+    not a number is left alone for ``check_settings`` to name.
 
     Args:
         config: The settings.
@@ -203,11 +216,16 @@ def numbers_from_text(config: Mapping[str, Any], schema: Mapping[str, Any]) -> d
     for name, prop in schema.get("properties", {}).items():
         value = config.get(name)
         kinds = prop.get("type", [])
-        if isinstance(value, str) and "number" in (kinds if isinstance(kinds, list) else [kinds]):
+        if "number" not in (kinds if isinstance(kinds, list) else [kinds]):
+            continue
+        if isinstance(value, str):
             with contextlib.suppress(ArithmeticError):
                 number = Decimal(value.strip())
                 if number.is_finite():
-                    converted[name] = number
+                    converted[name] = float(number)
+        elif isinstance(value, Decimal) and value.is_finite():
+            # The schema's bounds are floats: 0.01 as a Decimal is below the float 0.01.
+            converted[name] = float(value)
     return converted
 
 
@@ -224,13 +242,8 @@ def check_settings(config: Any, now: dt.datetime | None = None) -> None:  # noqa
         SpaazaConfigError: On the first invalid setting.
     """
     loopback = is_loopback(_hostname(str(config.get("api_url") or DEFAULT_API_URL)))
-    for name in ("access_token_id", "access_token_secret"):
-        value = config.get(name)
-        if not isinstance(value, str) or not value.strip():
-            invalid_setting(name, f"is required: {_where_tokens_come_from(loopback)}")
+    check_required(config, loopback=loopback)
     chain_id = config.get("chain_id")
-    if chain_id is None:
-        invalid_setting("chain_id", "is required: the number of the Spaaza chain to export")
     if isinstance(chain_id, bool) or not isinstance(chain_id, int) or chain_id <= 0:
         invalid_setting("chain_id", f"must be a positive integer, not {chain_id!r}")
     if config.get("api_url"):
@@ -257,16 +270,6 @@ def _hostname(url: str) -> str:
         return ""
 
 
-def _where_tokens_come_from(loopback: bool) -> str:  # noqa: FBT001
-    """Where to find an access token: the sandbox's demo token, or Spaaza Console."""
-    if loopback:
-        return (
-            "api_url is a local sandbox, whose demo token spaaza-sandbox prints when it "
-            "starts (and writes to its --ready-file as token_id and token_secret)"
-        )
-    return "copy it from the AccessToken in Spaaza Console"
-
-
 def _check_numbers(config: Any, *, loopback: bool) -> None:  # noqa: ANN401
     """Check the number settings' types, signs and bounds (config files give Decimal fractions)."""
     for name, prop in CONFIG_SCHEMA["properties"].items():
@@ -282,6 +285,7 @@ def _check_numbers(config: Any, *, loopback: bool) -> None:  # noqa: ANN401
             or not math.isfinite(value)
         ):
             invalid_setting(name, f"must be a number, not {value!r}")
+        value = Decimal(str(value))  # a float bound against a Decimal setting: compare exactly
         if value < 0 or (value == 0 and name in POSITIVE_NUMBERS):
             invalid_setting(
                 name, f"must be {'above' if name in POSITIVE_NUMBERS else 'at least'} 0"
@@ -293,7 +297,7 @@ def _check_numbers(config: Any, *, loopback: bool) -> None:  # noqa: ANN401
                 f"{value} (only a loopback api_url, such as a local sandbox, may poll faster)",
             )
         low, high = prop["minimum"], prop["maximum"]
-        if not low <= value <= high:
+        if not Decimal(str(low)) <= value <= Decimal(str(high)):
             invalid_setting(
                 name, f"must be from {_text(low)} to {_text(high)}, not {_text(float(value))}"
             )

@@ -11,16 +11,16 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL
 
-from tap_spaaza_users import state
+from tap_spaaza_users import export_times, state
 from tap_spaaza_users.contract import PRIMARY_KEY, REPLICATION_KEY, users_json_schema, utc_text
 from tap_spaaza_users.download.background import OVERLAP_FROM_BYTES, read_while_downloading
-from tap_spaaza_users.download.spool import remove_leftovers
 from tap_spaaza_users.errors import (
     SpaazaCorruptExportError,
     SpaazaFileUnobtainableError,
     SpaazaFullRefreshRefusedError,
 )
 from tap_spaaza_users.export import UsersExport
+from tap_spaaza_users.log_fields import log_fields
 from tap_spaaza_users.records import UsersCsvReader
 from tap_spaaza_users.sdk_hooks import HookedStream
 from tap_spaaza_users.tasks import TaskLedger
@@ -143,6 +143,7 @@ class UsersStream(HookedStream):
             origin=f"{self.tap_name} {self.plugin_version}",
             logger=self.logger,
         )
+        export.durations = export_times.history(self.stream_state)
         ledger = TaskLedger(
             export,
             self.stream_state,
@@ -154,14 +155,13 @@ class UsersStream(HookedStream):
         self._log_plan(export, windows)
         # Ids emitted this sync, to drop repeats from the lookback overlap and window seams.
         seen = IdSet()
-        remove_leftovers(self.logger)
         in_flight = settings.max_tasks_in_flight
         with contextlib.closing(export):
             ledger.sweep(delivered_up_to)
             for index, window in enumerate(windows):
                 ahead = windows[index + 1 : index + in_flight]
                 task_id = yield from self._emit_window(ledger, export, window, ahead, seen)
-                self._close_window(window)
+                self._close_window(task_id, window)
                 ledger.delivered(task_id)
                 self.flush_state()
         self._complete_full_refresh(self.full_refresh)
@@ -269,14 +269,19 @@ class UsersStream(HookedStream):
                 choice.describe(),
             )
 
-    def _close_window(self, window: Window) -> None:
+    def _close_window(self, task_id: int, window: Window) -> None:
         """Promote the window's progress to the bookmark (the caller writes the state)."""
         stream_state = self.stream_state
         before = stream_state.get(state.BOOKMARK)
         bookmark = state.close_window(stream_state, window, REPLICATION_KEY)
         if bookmark != before:
             self.logger.info("Bookmark %s advances to %s", REPLICATION_KEY, bookmark)
-        self.logger.info("Window %s delivered; bookmark %s", window.describe(), bookmark)
+        self.logger.info(
+            "Window %s delivered; bookmark %s",
+            window.describe(),
+            bookmark,
+            extra=log_fields(task_id, window, bookmark=bookmark),
+        )
         if self.full_refresh is not None:
             state.note_refresh_users(stream_state, self._emitted_in_file)
 
@@ -317,6 +322,14 @@ class UsersStream(HookedStream):
             selection.outside,
             selection.repeated,
             skipped,
+            extra=log_fields(
+                task_id,
+                selection.window,
+                rows=selection.emitted,
+                seconds=seconds,
+                rows_per_second=selection.emitted / seconds,
+                rows_skipped=skipped,
+            ),
         )
         if not latest:
             self.logger.info("No users in the window %s", selection.window.describe())
@@ -327,7 +340,13 @@ class UsersStream(HookedStream):
         if now - said < self.progress_seconds:
             return said
         rate = emitted / max(now - started, 1e-6)
-        self.logger.info("Emitting task %d: %d users so far (%.0f rows/s)", task_id, emitted, rate)
+        self.logger.info(
+            "Emitting task %d: %d users so far (%.0f rows/s)",
+            task_id,
+            emitted,
+            rate,
+            extra=log_fields(task_id, rows=emitted, rows_per_second=rate),
+        )
         return now
 
     def _capped_progress(self, latest: str, task_id: int) -> str:

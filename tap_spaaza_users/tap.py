@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime as dt
 import functools
 import io
@@ -14,6 +15,8 @@ from singer_sdk import Tap
 from singer_sdk.helpers.capabilities import TapCapabilities
 from singer_sdk.tap_base import CliTestOptionValue
 
+from tap_spaaza_users import poll_metrics, secret_scrub
+from tap_spaaza_users.batch_files import check_storage, delete_delivered
 from tap_spaaza_users.cli import (
     CONFIG_FILE,
     STATE_FILE,
@@ -24,6 +27,11 @@ from tap_spaaza_users.cli import (
 from tap_spaaza_users.errors import SpaazaError, invalid_setting
 from tap_spaaza_users.export import make_client
 from tap_spaaza_users.sdk_hooks import HookedTap
+from tap_spaaza_users.sdk_hooks.output import (
+    OutputFailedError,
+    closed_stdout_cause,
+    stdout_is_closed,
+)
 from tap_spaaza_users.sdk_hooks.writer import BufferedRecordWriter
 from tap_spaaza_users.settings import (
     CONFIG_SCHEMA,
@@ -34,6 +42,7 @@ from tap_spaaza_users.settings import (
 )
 from tap_spaaza_users.state import check_state
 from tap_spaaza_users.streams import UsersStream
+from tap_spaaza_users.token_settings import TOKEN_PARTS, stripped_token
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -57,6 +66,11 @@ class TapSpaazaUsers(HookedTap):
     capabilities: ClassVar[list[CapabilitiesEnum]] = [*Tap.capabilities, TapCapabilities.TEST]
     message_writer_class = BufferedRecordWriter
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # noqa: ANN401
+        """Create the tap, then set the level of status polls' METRIC lines (metrics_log_level)."""
+        super().__init__(*args, **kwargs)
+        poll_metrics.apply(str(self.config.get("metrics_log_level") or poll_metrics.INFO))
+
     @override
     def discover_streams(self) -> list[UsersStream]:
         """Return the tap's one stream.
@@ -73,8 +87,14 @@ class TapSpaazaUsers(HookedTap):
 
     @override
     def normalize_settings(self, config: Mapping[str, Any]) -> dict[str, Any]:
-        """Number settings given as text (environment variables, ``.env``) as numbers."""
-        return numbers_from_text(config, self.config_jsonschema)
+        """Number settings given as text as numbers; the token without surrounding spaces.
+
+        From here on, no log line or traceback can carry either part of the token.
+        """
+        updates = numbers_from_text(config, self.config_jsonschema) | stripped_token(config)
+        token = [{**config, **updates}.get(name) for name in TOKEN_PARTS]
+        secret_scrub.install(str(part) for part in token if isinstance(part, (str, int)))
+        return updates
 
     @override
     def check_settings(self, config: Mapping[str, Any]) -> None:
@@ -83,10 +103,23 @@ class TapSpaazaUsers(HookedTap):
         Raises:
             SpaazaConfigError: When a setting is invalid.
         """
-        for name, closest in unknown_settings(config, self.config_jsonschema):
+        schema = copy.deepcopy(self.config_jsonschema)
+        type(self).append_builtin_config(schema)  # the SDK's own: stream maps, flattening, BATCH
+        for name, closest in unknown_settings(config, schema):
             hint = f"; did you mean {closest!r}?" if closest else ""
             self.logger.warning("Unknown setting %r is ignored%s", name, hint)
         check_settings(config)
+
+    @override
+    def before_sync(self) -> None:
+        """Prove the BATCH storage writable, and delete the BATCH files the state proves loaded.
+
+        Both before any message and any request to Spaaza (see batch_files).
+        """
+        check_storage(self.config)
+        stream_state = self.state.get("bookmarks", {}).get(UsersStream.name)
+        if isinstance(stream_state, dict):
+            delete_delivered(stream_state, self.config, self.logger)
 
     @override
     def load_state(self, state: dict[str, Any]) -> None:
@@ -162,6 +195,9 @@ class TapSpaazaUsers(HookedTap):
     def invoke(cls, *args: Any, **kwargs: Any) -> None:
         """Run the tap, turning our errors (and an unreadable ``--state`` file) into one line."""
         with cls._user_errors():
+            if stdout_is_closed():
+                msg = f"The tap cannot run: {closed_stdout_cause()}."
+                raise OutputFailedError(msg)
             state_file = kwargs.get("state")
             if state_file is not None:
                 path = getattr(state_file, "name", "-")
@@ -199,10 +235,10 @@ class TapSpaazaUsers(HookedTap):
     @classmethod
     @contextlib.contextmanager
     def _user_errors(cls) -> Iterator[None]:
-        """Log a SpaazaError as one ERROR line (no traceback) and exit with status 1."""
+        """Log a SpaazaError (or a failed output) as one ERROR line and exit with status 1."""
         try:
             yield
-        except SpaazaError as exc:
+        except (SpaazaError, OutputFailedError) as exc:
             cls.logger.error("%s", exc)  # noqa: TRY400
             sys.exit(1)
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from tap_spaaza_users import state
 from tap_spaaza_users.errors import SpaazaAPIError, SpaazaTaskTimeoutError, SpaazaUncertainError
 from tap_spaaza_users.export import TaskStatus, UsersExport, state_code
+from tap_spaaza_users.log_fields import log_fields
 from tap_spaaza_users.retries import backoff_delay
 from tap_spaaza_users.task_clock import TaskClock
 
@@ -191,20 +192,11 @@ class TaskLedger:
     # The surface: sweep, get_or_create, delivered
 
     def sweep(self, delivered_up_to: dt.datetime | None = None) -> list[int]:
-        """Delete the tap's tasks that can no longer be adopted (with ``delete_completed_tasks``).
+        """Step 1: delete the tap's tasks that can no longer serve; returns their ids.
 
-        Those in ERROR, those whose file a recorded sync delivered, every finished one of
-        this selection whose window ended at or before ``delivered_up_to`` (delivered: the
-        state says so), DONE ones older than the horizon, and unfinished ones older than the
-        task timeout (abandoned). The task the state names in flight is kept; a task without
-        the tag is never touched. Every page of the task list is read.
-
-        Args:
-            delivered_up_to: Every user created before this moment was delivered (the input
-                state's bookmark or backfill watermark), or None.
-
-        Returns:
-            The ids deleted.
+        Among them every DONE task of this selection whose window ended at or before
+        ``delivered_up_to`` (the input state's bookmark or backfill watermark: delivered),
+        found from its tag; every page of the task list is read.
         """
         if not self.clean_up:
             return []
@@ -251,18 +243,7 @@ class TaskLedger:
         self._deleted(deleted)
 
     def get_or_create(self, window: Window, *, ahead: Sequence[Window] = ()) -> int:
-        """The window's task in DONE: the one a previous run left or lost, or a new one.
-
-        In the order of step 2 of the protocol; before waiting, the ``ahead`` windows' tasks
-        are created.
-
-        Args:
-            window: The window about to be exported.
-            ahead: The next windows, whose tasks Spaaza prepares while this one is read.
-
-        Returns:
-            The task id, its file ready to download.
-        """
+        """Step 2: the window's task id in DONE (``ahead``: the next windows, prepared now)."""
         now = self._now()
         body, key = self._tagged_body(window, now)
         previous = self._in_flight(key)
@@ -332,11 +313,7 @@ class TaskLedger:
         self._ahead = {k: f for k, f in self._ahead.items() if f.id != task_id}
 
     def delivered(self, task_id: int) -> None:
-        """Name the task delivered in the state (never adopted again) and no longer in flight.
-
-        The task is kept for the next sync's sweep (step 4 of the protocol); the caller
-        writes the state.
-        """
+        """Step 4: the task delivered (never adopted again), not in flight; the caller flushes."""
         state.note_delivered(self._state, task_id)
         state.forget_task(self._state)
 
@@ -406,6 +383,7 @@ class TaskLedger:
                 found.id,
                 window.describe(),
                 found.code,
+                extra=log_fields(found.id, window, state=found.code),
             )
 
     def _wait(self, task_id: int) -> None:
@@ -434,14 +412,9 @@ class TaskLedger:
     # Spaaza's task list
 
     def _tasks(self, *, fresh: bool = False, every_page: bool = False) -> list[dict[str, Any]]:
-        """The chain's export tasks carrying the tag, newest first (listed once per sync).
+        """The chain's tagged export tasks, newest first: listed once per sync, or ``fresh``.
 
-        Args:
-            fresh: List again (after a creation whose answer was lost).
-            every_page: Read every page (the sweep), not only the first ``MAX_PAGES``.
-
-        Returns:
-            The tagged tasks listed.
+        ``every_page`` (the sweep) reads every page, not only the first ``MAX_PAGES``.
         """
         if self._listed is None or fresh or every_page:
             chain = self.export.client.settings.chain_id
@@ -459,17 +432,10 @@ class TaskLedger:
         return self._listed
 
     def _find(self, key: str, *, fresh: bool = False) -> Found | None:
-        """A task to adopt: same key, not delivered, and still able to serve.
+        """A listed task to adopt: same key, not delivered, able to serve (step 2.3), or None.
 
         Unfinished and younger than the task timeout (an older one was abandoned), or DONE
         and younger than the horizon; among several, a DONE one first, then the newest.
-
-        Args:
-            key: The task key of the task this run would create.
-            fresh: List again instead of using the sync's listing.
-
-        Returns:
-            The task, or None.
         """
         delivered = {*state.delivered_tasks(self._state), *state.given_up_tasks(self._state)}
         candidates = []
@@ -545,15 +511,8 @@ class TaskLedger:
     def _create(self, body: dict[str, Any], key: str) -> Found:
         """Create the task, never twice: after an unclear answer, look for it before retrying.
 
-        Args:
-            body: The tagged task body.
-            key: Its task key.
-
-        Returns:
-            The created task (or the one the lost answer had created).
-
         Raises:
-            SpaazaAPIError: When creation kept failing.
+            SpaazaAPIError: When creation kept failing (the task list shows no task).
         """
         settings = self.export.client.settings
         tries = settings.max_retries + 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from tap_cli import (
+from support.tap_cli import (
     DEADLINE_SECONDS,
     FAST_SETTINGS,
     SyncOutput,

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import TYPE_CHECKING
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import SplitResult, urljoin, urlsplit
 
 import requests
 import urllib3.exceptions
@@ -30,6 +30,7 @@ from tap_spaaza_users.errors import (
     SpaazaDownloadError,
     SpaazaFileUnobtainableError,
 )
+from tap_spaaza_users.log_fields import log_fields
 from tap_spaaza_users.retries import backoff_delay, parse_retry_after
 
 if TYPE_CHECKING:
@@ -122,8 +123,8 @@ def _retry_after(response: requests.Response) -> float | None:
 
 
 def _refuse_plain_http(url: str) -> None:
-    """Refuse a URL (or a redirect) on plain http to a host other than this machine."""
-    parts = urlsplit(url)
+    """Refuse a URL (or a redirect) that is not one, or on plain http to another host."""
+    parts = _valid_url(url)
     if parts.scheme == "http" and not is_loopback(parts.hostname or ""):
         msg = (
             f"the download URL is plain http to {parts.hostname} ({redact_url(url)}), so "
@@ -131,6 +132,21 @@ def _refuse_plain_http(url: str) -> None:
             "(ask Spaaza for https download URLs)"
         )
         raise _RefusedError(msg)
+
+
+def _valid_url(url: str) -> SplitResult:
+    """The parts of a download URL, refusing one whose host or port cannot be read."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - reading it checks it: a number from 0 to 65535
+        requests.PreparedRequest().prepare_url(url, None)
+    except ValueError:  # a broken [IPv6 literal, port 99999, requests' InvalidURL
+        msg = (
+            "storage gave a download URL (or redirect) whose host or port is not valid; "
+            "report the task id to Spaaza"
+        )
+        raise _RefusedError(msg) from None
+    return parts
 
 
 def _open(
@@ -156,8 +172,11 @@ def _open(
             return response
         location = response.headers.get("Location", "")
         response.close()
-        url = urljoin(url, location)
-        if urlsplit(url).scheme != "https":
+        try:
+            url = urljoin(url, location)
+        except ValueError:
+            url = location
+        if _valid_url(url).scheme != "https":
             msg = f"storage redirected to a non-https URL ({redact_url(url)}); refusing to follow"
             raise _RefusedError(msg)
     msg = f"storage redirected more than {MAX_REDIRECTS} times"
@@ -245,6 +264,9 @@ class _Writer:
     def progress(self, elapsed: float, rate: float) -> None:
         """Log bytes of total, percent, MB/s and the time left."""
         speed = f"{rate / 1e6:.1f} MB/s"
+        fields = log_fields(
+            bytes=self.offset, total_bytes=self.total, megabytes_per_second=rate / 1e6
+        )
         if self.total:
             left = (self.total - self.offset) / rate if rate > 0 else float("inf")
             self.logger.info(
@@ -254,6 +276,7 @@ class _Writer:
                 100 * self.offset / self.total,
                 speed,
                 f"{left:.0f} s" if left != float("inf") else "unknown time",
+                extra=fields,
             )
         else:
             self.logger.info(
@@ -261,6 +284,7 @@ class _Writer:
                 _megabytes(self.offset),
                 elapsed,
                 speed,
+                extra=fields,
             )
 
 
@@ -594,6 +618,12 @@ def download_export(  # noqa: PLR0913
         seconds,
         result.megabytes_per_second,
         "MD5 matches storage's ETag" if result.md5_checked else "storage stated no MD5",
+        extra=log_fields(
+            task_id,
+            bytes=result.bytes,
+            seconds=seconds,
+            megabytes_per_second=result.megabytes_per_second,
+        ),
     )
     spool.finish()  # only now, proven whole and checked, may a reader see the file's end
     return result

@@ -13,74 +13,20 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import tempfile
 import threading
-import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tap_spaaza_users.contract import GZIP_MAGIC
 from tap_spaaza_users.errors import local_io_error
 
 if TYPE_CHECKING:
-    import logging
     from types import TracebackType
 
     from typing_extensions import Buffer, Self
 
-#: Names earlier versions of the tap gave their work directories and export files.
-LEFTOVER_DIRS = "tap-spaaza-users-*"
-LEFTOVER_FILES = "User_Export-*.csv"
-#: A leftover written to this recently may belong to an earlier version's sync still running
-#: (during an upgrade); it is left for a later run.
-LEFTOVER_QUIET_SECONDS = 15 * 60
 READ_SIZE = 1024 * 1024
 _HAS_PREAD = hasattr(os, "pread")
-
-
-def remove_leftovers(logger: logging.Logger, directory: str | None = None) -> int:
-    """Delete export files and work directories that earlier versions left in the temp dir.
-
-    Versions that kept the export in a named file lost it to ``kill -9``: every user's
-    personal data stayed on disk. This version never names its files, so whatever matches
-    those names is a leftover.
-
-    Args:
-        logger: Where the clean-up is reported.
-        directory: The temporary directory (default: the system's).
-
-    Returns:
-        How many files and directories were removed.
-    """
-    root = Path(directory or tempfile.gettempdir())
-    removed = 0
-    for leftover in [*root.glob(LEFTOVER_DIRS), *root.glob(LEFTOVER_FILES)]:
-        if _recently_written(leftover):
-            continue  # an earlier version's sync may still be running: left for a later run
-        try:
-            if leftover.is_dir() and not leftover.is_symlink():
-                shutil.rmtree(leftover)
-            else:
-                leftover.unlink()
-        except OSError as exc:
-            logger.warning("Could not remove %s, left by an earlier run: %s", leftover, exc)
-            continue
-        removed += 1
-    if removed:
-        logger.info("Removed %d export files or directories earlier runs left in %s", removed, root)
-    return removed
-
-
-def _recently_written(path: Path) -> bool:
-    """Whether a leftover (or a file in it) changed within ``LEFTOVER_QUIET_SECONDS``."""
-    try:
-        moments = [path.lstat().st_mtime]
-        if path.is_dir() and not path.is_symlink():
-            moments += [child.lstat().st_mtime for child in path.iterdir()]
-    except OSError:
-        return False
-    return time.time() - max(moments) < LEFTOVER_QUIET_SECONDS
 
 
 class SpoolRestartedError(Exception):

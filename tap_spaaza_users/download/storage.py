@@ -25,10 +25,14 @@ def redact_url(url: str) -> str:
     Returns:
         The URL without query, fragment or user info.
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # a broken [IPv6 literal, a port that is not one: say only that
+        return "<a URL that is not valid>"
     host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
+    if port is not None:
+        host = f"{host}:{port}"
     return f"{parts.scheme}://{host}{parts.path}"
 
 

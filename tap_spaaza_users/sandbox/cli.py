@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tap_spaaza_users.contract import parse_utc
+from tap_spaaza_users.sandbox.chains import ChainsSandbox
 from tap_spaaza_users.sandbox.core import Sandbox
 from tap_spaaza_users.sandbox.faults import FAULT_KINDS
 from tap_spaaza_users.sandbox.options import STATE_CODE_CASES
@@ -69,6 +70,22 @@ def parse_dialect(text: str) -> tuple[str, Any]:
     return key, _value(key, value)
 
 
+def parse_chains(text: str) -> list[int]:
+    """Parse ``--chains 1234,5678``: distinct positive chain ids.
+
+    Raises:
+        argparse.ArgumentTypeError: bad syntax.
+    """
+    try:
+        chains = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        chains = []
+    if not chains or min(chains) < 1 or len(set(chains)) != len(chains):
+        msg = f"--chains takes distinct chain ids separated by commas, like 1234,5678, not {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return chains
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the command's argument parser."""
     parser = argparse.ArgumentParser(
@@ -81,6 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("--storage-port", type=int, default=0, help="storage port; 0 picks a free one")
     add("--users", type=int, default=10_000, help="number of generated users")
     add("--seed", type=int, default=1, help="seed of the generated users and demo token")
+    add(
+        "--chains",
+        type=parse_chains,
+        default=None,
+        help="serve these chains (1234,5678,...) "
+        "on one port, each with its own users (seed, seed+1, ...) and demo token",
+    )
     add("--url-ttl", type=float, default=3600, help="download URL lifetime in seconds")
     add("--index-lag", type=float, default=0, help="seconds before new users are exported")
     add("--task-base-seconds", type=float, default=2.0, help="fixed task duration")
@@ -98,25 +122,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the sandbox until interrupted; return the exit code."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    sandbox = Sandbox(
-        users=args.users,
-        seed=args.seed,
-        url_ttl_seconds=args.url_ttl,
-        index_lag_seconds=args.index_lag,
-        task_base_seconds=args.task_base_seconds,
-        task_seconds_per_1k_users=args.task_seconds_per_1k,
-        now=args.now,
-        host=args.host,
-        port=args.port,
-        storage_port=args.storage_port,
-        state_code_case=args.state_code_case,
-        storage_bytes_per_second=args.storage_bandwidth,
-    )
+    options: dict[str, Any] = {
+        "users": args.users,
+        "url_ttl_seconds": args.url_ttl,
+        "index_lag_seconds": args.index_lag,
+        "task_base_seconds": args.task_base_seconds,
+        "task_seconds_per_1k_users": args.task_seconds_per_1k,
+        "now": args.now,
+        "state_code_case": args.state_code_case,
+        "storage_bytes_per_second": args.storage_bandwidth,
+    }
+    sandbox: Sandbox | ChainsSandbox
+    if args.chains and len(args.chains) > 1:
+        sandbox = ChainsSandbox(
+            args.chains, seed=args.seed, host=args.host, port=args.port, **options
+        )
+        chains = sandbox.chains
+    else:
+        chain = {"chain_id": args.chains[0]} if args.chains else {}
+        sandbox = Sandbox(
+            seed=args.seed, host=args.host, port=args.port, storage_port=args.storage_port,
+            **chain, **options,
+        )  # fmt: skip
+        chains = [sandbox]
     try:
-        for kind, params in args.fault:
-            sandbox.inject(kind, **params)
-        if args.dialect:
-            sandbox.set_csv_dialect(**dict(args.dialect))
+        for each in chains:
+            for kind, params in args.fault:
+                each.inject(kind, **params)
+            if args.dialect:
+                each.set_csv_dialect(**dict(args.dialect))
     except (TypeError, ValueError) as error:
         sandbox.stop()
         print(f"spaaza-sandbox: {error}", file=sys.stderr)  # noqa: T201
@@ -135,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _announce(sandbox: Sandbox, ready_file: Path | None) -> None:
+def _announce(sandbox: Sandbox | ChainsSandbox, ready_file: Path | None) -> None:
     """Print where the sandbox listens and its demo credentials; write the ready file."""
     info = sandbox.describe()
     lines = [
@@ -144,6 +178,14 @@ def _announce(sandbox: Sandbox, ready_file: Path | None) -> None:
         f"Chain id:               {info['chain_id']}",
         f"Access token id:        {info['token_id']}",
         f"Access token secret:    {info['token_secret']}  (demo credentials)",
+    ]
+    for chain in info.get("chains", [])[1:]:
+        lines += [
+            f"Chain id:               {chain['chain_id']}",
+            f"Access token id:        {chain['token_id']}",
+            f"Access token secret:    {chain['token_secret']}  (demo credentials)",
+        ]
+    lines += [
         "Control namespace:      /_sandbox/... (reset, clock, users, faults, options, ...)",
         "Press Ctrl+C to stop.",
     ]

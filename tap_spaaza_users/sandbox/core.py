@@ -8,7 +8,7 @@ import tempfile
 import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from tap_spaaza_users.contract import parse_utc
 from tap_spaaza_users.sandbox.app import ApiApp, Token
@@ -153,6 +153,11 @@ class Sandbox:
     def url(self) -> str:
         """Return the Services API base URL."""
         return self._api_server.url
+
+    @property
+    def api_app(self) -> RecordingApp:
+        """The WSGI app the API port serves (a front for several chains calls it too)."""
+        return cast("RecordingApp", self._api_server.server.app)
 
     @property
     def storage_url(self) -> str:

@@ -22,7 +22,8 @@ from singer_sdk.contrib.msgspec import encoder as json_encoder
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, SDKBatchMessage
 from upath import UPath
 
-from tap_spaaza_users.errors import SpaazaConfigError
+from tap_spaaza_users.batch_files import announced
+from tap_spaaza_users.errors import SpaazaConfigError, SpaazaLocalIOError
 from tap_spaaza_users.sdk_hooks.shaping import RecordShaper
 
 if TYPE_CHECKING:
@@ -146,22 +147,37 @@ class BatchFiles:
 
         Args:
             record: A typed record from the stream.
+
+        Raises:
+            SpaazaLocalIOError: When a file cannot be written (a full disk).
         """
-        for alias, mapped in self.shaper.shape(record):
-            file = self.files.get(alias) or self._open(alias)
-            file.records.append(mapped)
-            if len(file.records) >= ENCODE_RECORDS:
-                file.encode()
+        try:
+            for alias, mapped in self.shaper.shape(record):
+                file = self.files.get(alias) or self._open(alias)
+                file.records.append(mapped)
+                if len(file.records) >= ENCODE_RECORDS:
+                    file.encode()
+        except OSError as exc:
+            raise self._io_error(exc) from None
         self.pending += 1
         if self.pending >= self.batch_size:
             self.complete()
 
     def complete(self) -> None:
-        """Close the open files and announce each in a BATCH message (nothing when none)."""
+        """Close the open files and announce each in a BATCH message (nothing when none).
+
+        Raises:
+            SpaazaLocalIOError: When a file cannot be completed (a full disk); every file of
+                this round stays in ``files`` for ``discard`` to delete.
+        """
         files, pending = self.files, self.pending
+        try:
+            for file in files.values():
+                file.close()
+        except OSError as exc:
+            raise self._io_error(exc) from None
         self.files, self.pending = {}, 0
         for alias, file in files.items():
-            file.close()
             self.stream._tap.write_message(  # noqa: SLF001 - the tap's own writer
                 SDKBatchMessage(
                     stream=alias,
@@ -170,18 +186,35 @@ class BatchFiles:
                 )
             )
         if files:
+            announced(
+                self.stream.stream_state, [self.storage.get_url(f.name) for f in files.values()]
+            )
             self.stream.state_manager.is_flushed = False
             self.stream.logger.info(
                 "Wrote %d batch file(s) of %d records (%s)", len(files), pending, ", ".join(files)
             )
 
     def discard(self) -> None:
-        """Close and delete files never announced (the sync failed while writing them)."""
+        """Delete every file never announced (the sync failed), whatever else fails.
+
+        A file that cannot even be closed (its disk is full) is deleted all the same: it holds
+        personal data and no target will ever load it.
+        """
         files, self.files = self.files, {}
         for file in files.values():
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(BaseException):
                 file.close()
-                file.path.unlink()
+            with contextlib.suppress(OSError):
+                file.path.unlink(missing_ok=True)
+
+    def _io_error(self, exc: OSError) -> SpaazaLocalIOError:
+        """The one line for a batch file that cannot be written."""
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        return SpaazaLocalIOError(
+            f"Writing a BATCH file in {self.storage.root} failed ({reason}): free space there "
+            "(or point batch_config.storage.root elsewhere), then run the sync again; the "
+            "unfinished files are removed and the bookmark stays where it was"
+        )
 
     def _open(self, alias: str) -> _OpenFile:
         """Start the next file of an alias."""

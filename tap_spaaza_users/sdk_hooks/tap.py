@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from singer_sdk import Tap
 
+from tap_spaaza_users.sdk_hooks.output import OutputFailedError, OutputStalledError
+
 if sys.version_info >= (3, 12):
     from typing import override
 else:
@@ -29,6 +31,15 @@ class HookedTap(Tap):
 
     def check_settings(self, config: Mapping[str, Any]) -> None:
         """Raise a clear error for an invalid setting (nothing here; subclasses check)."""
+
+    def before_sync(self) -> None:
+        """Work a sync does before its first message (nothing here; subclasses say what)."""
+
+    @override
+    def _reset_state_progress_markers(self) -> None:
+        """The first step of the SDK's ``sync_all`` (which is final): ``before_sync`` first."""
+        self.before_sync()
+        super()._reset_state_progress_markers()
 
     @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
@@ -51,24 +62,38 @@ class HookedTap(Tap):
 
         The SDK exits 0, so a scheduler would record an interrupted sync as a success. The
         state written holds no bookmark beyond the files delivered whole, and names the
-        export task in flight, so the next run resumes with it.
+        export task in flight, so the next run resumes with it. A block of records being
+        written is finished first, while its reader takes it (see sdk_hooks/writer.py).
         """
         del frame
-        writer = self.message_writer
-        if getattr(writer, "writing", False):  # a block is half written: finish it first
-            writer.after_write = functools.partial(self._stop, signum)  # type: ignore[attr-defined]
-            return
-        self._stop(signum)
+        stop = functools.partial(self._stop, signum)
+        on_stop_signal = getattr(self.message_writer, "on_stop_signal", None)
+        if on_stop_signal is None:
+            stop()
+        else:
+            on_stop_signal(signum, stop)
 
     def _stop(self, signum: int) -> None:
-        """Write the state as it is, then exit 128 + the signal."""
+        """Write the state as it is (unless the output is given up), then exit 128 + signal."""
+        written = False
         try:
-            self._state_writer.write_state(self.state)
+            if not getattr(self.message_writer, "abandoned", False):
+                self._state_writer.write_state(self.state)
+                written = True
+        except (OutputStalledError, OutputFailedError):
+            pass
         finally:
             self.logger.error(
-                "Stopped by %s: the state written so far lets the next run resume; exiting "
-                "with status %d",
+                "Stopped by %s: %s; exiting with status %d",
                 signal.Signals(signum).name,
+                "the state written so far lets the next run resume"
+                if written
+                else "the output was not taking messages, so the last STATE written stands "
+                "and the next run resumes from it",
                 128 + signum,
             )
+            # Past this point a second signal would kill the exiting interpreter (it restores
+            # the default handlers), ending with the signal instead of 128 + the signal.
+            for stop_signal in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(stop_signal, signal.SIG_IGN)
             sys.exit(128 + signum)

@@ -1,0 +1,92 @@
+"""The sync benchmark runs end to end on a small population and prints its ratios."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_sync.py"
+
+
+@pytest.mark.slow
+def test_benchmark_prints_rates_ratios_rss_and_api_calls() -> None:
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--users", "20000", "--repeat", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = result.stdout
+    line = re.MULTILINE
+    for mode in ("tap", "batch"):
+        assert re.search(rf"^ratio {mode}/floor: \d+\.\d\d \(target <= [\d.]+\)", out, line), out
+        assert re.search(rf"^{mode} +20,000 rows .* rows/s .*\d+ API calls", out, line), out
+    assert re.search(r"^floor +20,000 rows .* rows/s", out, line), out
+    assert re.search(r"^peak RSS per-record tap: \d+ MB", out, line), out
+
+
+@pytest.mark.slow
+def test_stages_benchmark_prints_the_link_and_backfill_ratios() -> None:
+    script = SCRIPT.parent / "bench_stages.py"
+    args = ["--users", "3000", "--repeat", "1", "--storage-bandwidth", "1000000"]
+    result = subprocess.run(
+        [sys.executable, str(script), *args, "--windows", "2", "--task-seconds", "0.5"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = result.stdout
+    line = re.MULTILINE
+    assert re.search(r"^download alone +\d+\.\d\d s", out, line), out
+    assert re.search(r"^ratio tap/max\(download, parse\): \d+\.\d\d \(target <= 1\.1\)", out, line)
+    # What the former overlap benchmark printed: file size, each measure, the tap's download
+    # inside the throttled run, its peak RSS and the ratio of each repeat.
+    assert re.search(r"^link: storage at 1\.0 MB/s, file \d+\.\d MB, repeat 1 ", out, line), out
+    for measure in ("parse (tap, link unlimited)", "download + parse", "tap at the link's rate"):
+        assert re.search(rf"^{re.escape(measure)} +\d+\.\d\d s", out, line), out
+    assert re.search(r"^tap at the link's rate .* after DONE, peak RSS \d+ MB$", out, line), out
+    assert re.search(r"^  its own download took \d+\.\d\d s of that", out, line), out
+    assert re.search(r"^  ratio of each repeat: \d+\.\d\d$", out, line), out
+    assert re.search(r"^backfill: \d+ windows of \d+ days, exports of T = 0\.5 s", out, line), out
+    assert re.search(r"^ratio tap/in-turn: \d+\.\d\d  ratio tap/ideal: \d+\.\d\d$", out, line), out
+
+
+@pytest.mark.slow
+def test_pipeline_benchmark_prints_each_load_against_its_floor() -> None:
+    meltano = SCRIPT.parent.parent / ".venv-meltano" / "bin" / "meltano"
+    if not meltano.exists():
+        pytest.skip("meltano is not installed here: run `make setup`")
+    with_postgres = bool(os.environ.get("TAP_SPAAZA_USERS_TEST_POSTGRES_HOST"))
+    script = SCRIPT.parent / "bench_pipeline.py"
+    args = ["--users", "2000", "--repeat", "1", *([] if with_postgres else ["--skip-postgres"])]
+    result = subprocess.run(
+        [sys.executable, str(script), *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    line = re.MULTILINE
+    loads = ["duckdb, before", "duckdb, shipped"]
+    if with_postgres:
+        loads += ["postgres, before", "postgres, shipped RECORD", "postgres, shipped BATCH"]
+        assert re.search(r"^postgres floor \(COPY of the CSV\) +\d+\.\d\d s$", out, line), out
+    assert re.search(r"^duckdb floor \(read_csv via COPY\) +\d+\.\d\d s$", out, line), out
+    for load in loads:
+        pattern = rf"^{re.escape(load)}.* \d+\.\d\d s after DONE  ratio to floor +\d+\.\d"
+        assert re.search(pattern + r"  target peak RSS +\d+ MB$", out, line), (load, out)
+    assert re.search(r"^speed-up duckdb, shipped vs before: \d+\.\dx$", out, line), out
