@@ -30,6 +30,8 @@ PAGE_SIZE = 100
 MAX_PAGES = 5
 #: A task list read this recently is not read again before creating a task.
 RELIST_SECONDS = 1.0
+#: Tasks read after creating one, to find another run's twin created at the same moment.
+TWIN_PAGE_SIZE = 20
 #: Added to the task timeout before an unfinished task counts as abandoned: ``created_date``
 #: has whole seconds, and Spaaza's clock and this machine's may differ a little.
 CLOCK_SLACK = dt.timedelta(minutes=1)
@@ -403,13 +405,15 @@ class TaskLedger:
         Another run of the same settings started moments ago (a scheduler's overlap, a
         retry) creates the same tasks: its newest ones are adopted instead of exporting
         each window twice. A list read less than ``RELIST_SECONDS`` ago is not read again
-        (unless ``force``): the check after creating (``_older_twin``) covers that moment.
+        (unless ``force``: the check after creating, ``_older_twin``, which reads only the
+        newest ``TWIN_PAGE_SIZE`` tasks, where a twin created moments ago is).
         """
         if not force and time.monotonic() - self._listed_at < RELIST_SECONDS:
             return None
         self._listed_at = time.monotonic()
         chain = self.export.client.settings.chain_id
-        newest = self.export.client.list_tasks(limit=PAGE_SIZE, offset=0, action="export")
+        limit = TWIN_PAGE_SIZE if force else PAGE_SIZE
+        newest = self.export.client.list_tasks(limit=limit, offset=0, action="export")
         fresh = [t for t in newest if ours(t, chain)]
         ids = {t["id"] for t in fresh}
         self._listed = fresh + [t for t in self._listed or [] if t["id"] not in ids]
