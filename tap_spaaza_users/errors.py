@@ -68,12 +68,20 @@ class SpaazaTaskTimeoutError(SpaazaError):
     """The export task did not finish within task_timeout_minutes."""
 
 
+class SpaazaFullRefreshRefusedError(SpaazaError):
+    """A full refresh was delivered but refused its ACTIVATE_VERSION (empty or shrunken)."""
+
+
 class SpaazaDownloadError(SpaazaError):
     """The export file could not be downloaded from storage."""
 
 
 class SpaazaInvalidRowError(SpaazaError):
     """A CSV row of the export could not be parsed or typed."""
+
+
+class SpaazaFileUnobtainableError(SpaazaDownloadError):
+    """The export file is gone for good (storage 404, download_url 404 or 410): never retried."""
 
 
 class SpaazaCorruptExportError(SpaazaDownloadError):

@@ -6,12 +6,14 @@ import datetime as dt
 import enum
 import time
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from tap_spaaza_users import export_times, segments
 from tap_spaaza_users.client import ClientSettings, SpaazaClient
 from tap_spaaza_users.errors import (
     SpaazaAPIError,
+    SpaazaFileUnobtainableError,
     SpaazaNotFoundError,
     SpaazaTaskFailedError,
     SpaazaTaskTimeoutError,
@@ -273,6 +275,8 @@ class UsersExport:
     segment: segments.SegmentChoice = segments.SegmentChoice()
     #: Who asks, for the task's description.
     origin: str = "tap-spaaza-users"
+    #: The last task object ``POST /tasks`` answered (its ``created_date`` reads Spaaza's clock).
+    last_created: dict[str, Any] | None = None
     #: While a task runs, a heartbeat is logged this often (at the next poll).
     heartbeat_seconds: float = 30.0
 
@@ -304,6 +308,7 @@ class UsersExport:
             SpaazaAPIError: If the answer carries no task id.
         """
         task = self.client.create_task(body)
+        self.last_created = task
         task_id = task.get("id")
         if not isinstance(task_id, int) or isinstance(task_id, bool):
             msg = "POST /tasks answered without a task id"
@@ -319,8 +324,15 @@ class UsersExport:
         )
         return task_id
 
-    def wait(self, task_id: int) -> dict[str, Any]:
+    def wait(
+        self, task_id: int, *, timeout: float | None = None, created_here: bool = True
+    ) -> dict[str, Any]:
         """Poll the task with a growing interval until it is DONE.
+
+        A task this run did not create (adopted from another run, or named by the state)
+        is waited for only as long as its creator would (``timeout``), and never deleted
+        on a timeout: another live run may be waiting for it too. If it vanishes while
+        waited for, its creator gave up on it (or it was deleted by hand).
 
         Each state change is logged once; while the state stays the same, a heartbeat
         (state, elapsed time, polls, time left before the timeout) every
@@ -330,16 +342,19 @@ class UsersExport:
 
         Args:
             task_id: The task id.
+            timeout: Seconds to wait at most (default: the task timeout).
+            created_here: Whether this run created the task (only then is it deleted on a
+                timeout).
 
         Returns:
             The task in DONE.
 
         Raises:
             SpaazaTaskTimeoutError: If it is still not finished after the task timeout
-                (the task is then deleted).
+                (a task created here is then deleted).
         """
         started = self._monotonic()
-        deadline = started + self.poll.timeout
+        deadline = started + (self.poll.timeout if timeout is None else timeout)
         interval = self.poll.interval
         last_code: str | None = None
         last_said = started
@@ -348,10 +363,10 @@ class UsersExport:
         while True:
             remaining = deadline - self._monotonic()
             if remaining <= 0:
-                self._give_up(task_id, last_code)
+                self._give_up(task_id, last_code, delete=created_here)
             self._sleep(min(interval, remaining))
             interval = min(interval * POLL_GROWTH, self.poll.max_interval)
-            task = self.client.get_task(task_id)
+            task = self._poll(task_id, last_code, created_here=created_here)
             polls += 1
             code = state_code(task)
             now = self._monotonic()
@@ -386,6 +401,25 @@ class UsersExport:
                     task_id,
                     code,
                 )
+
+    def _poll(self, task_id: int, last_code: str | None, *, created_here: bool) -> dict[str, Any]:
+        """``GET /tasks/{id}``; a task another run created that vanished is a timeout.
+
+        Raises:
+            SpaazaTaskTimeoutError: When a task this run did not create is gone.
+        """
+        try:
+            return self.client.get_task(task_id)
+        except SpaazaNotFoundError:
+            if created_here:
+                raise
+        msg = (
+            f"Export task {task_id}, left by another run, was deleted while this run waited "
+            f"for it (last state {last_code}): its run gave up on it after "
+            "task_timeout_minutes, or it was deleted by hand. The bookmark did not move; the "
+            "next run exports afresh."
+        )
+        raise SpaazaTaskTimeoutError(msg)
 
     def status(self, task_id: int) -> str | None:
         """Look up a task left by an earlier run.
@@ -435,8 +469,26 @@ class UsersExport:
 
         Returns:
             The URL.
+
+        Raises:
+            SpaazaFileUnobtainableError: When Spaaza has no URL for the task (404 or 410):
+                the task is gone, or its file is, although the task list shows it DONE.
         """
-        return self.client.download_url(task_id)
+        try:
+            return self.client.download_url(task_id)
+        except SpaazaAPIError as exc:
+            if exc.status not in (HTTPStatus.NOT_FOUND, HTTPStatus.GONE):
+                raise
+            status = exc.status
+        code = self.status(task_id)
+        if code is None:
+            msg = f"Export task {task_id} is gone (GET /tasks/{task_id} answers 404)"
+        else:
+            msg = (
+                f"Export task {task_id} is {code}, but GET /tasks/{task_id}/download_url "
+                f"answers HTTP {status}: its file cannot be obtained"
+            )
+        raise SpaazaFileUnobtainableError(msg)
 
     def _failure(self, task_id: int) -> SpaazaTaskFailedError:
         """Build the error for a task in ERROR, quoting its ERROR/WARNING log lines (or all)."""
@@ -451,12 +503,14 @@ class UsersExport:
         )
         return SpaazaTaskFailedError(self.client.scrub(msg))
 
-    def _give_up(self, task_id: int, last_code: str | None) -> None:
-        """Delete a task that ran out of time, then raise the timeout error."""
+    def _give_up(self, task_id: int, last_code: str | None, *, delete: bool) -> None:
+        """Delete a task that ran out of time (if this run created it), then raise."""
         minutes = self.poll.timeout / 60
+        fate = "it is left for the run that created it (or the clean-up) to delete"
         try:
-            self.client.delete_task(task_id)
-            fate = "it was deleted"
+            if delete:
+                self.client.delete_task(task_id)
+                fate = "it was deleted"
         except SpaazaAPIError as exc:
             self.logger.warning("Could not delete export task %d: %s", task_id, exc)
             fate = "deleting it failed too"

@@ -105,6 +105,13 @@ CONFIG_SCHEMA = th.PropertiesList(
        "days old, so changed users are re-sent, and send ACTIVATE_VERSION so targets that "
        "honour it remove deleted users. A first sync counts as one. Unset or 0 means off.",
        (0, 365)),
+    _n("full_refresh_min_ratio", th.NumberType, "Full refresh minimum ratio",
+       "A full refresh sends ACTIVATE_VERSION (which removes every user not in it) only "
+       "when it holds at least this share of the users the last delivered full refresh "
+       "held, and never when it is empty: a smaller one is still loaded, but deletes "
+       "nothing, keeps the refresh due and ends the sync with exit status 1. Set 0 for one "
+       "sync to accept a real shrink.",
+       (0, 1), default=0.5),
     _p("delete_completed_tasks", th.BooleanType, "Delete completed tasks",
        "Delete each export task once its file has been loaded: the next sync deletes the "
        "tasks its state names as delivered (a rerun after a failed load reuses them instead). "
@@ -416,6 +423,7 @@ class Settings:
     backfill_window_days: int | None
     max_tasks_in_flight: int
     full_refresh_days: int | None
+    full_refresh_min_ratio: float
     delete_completed_tasks: bool
     task_reuse_hours: float
     segment: segments.SegmentChoice
@@ -453,6 +461,7 @@ class Settings:
             backfill_window_days=int(config.get("backfill_window_days") or 0) or None,
             max_tasks_in_flight=int(config["max_tasks_in_flight"]),
             full_refresh_days=int(config.get("full_refresh_days") or 0) or None,
+            full_refresh_min_ratio=float(config["full_refresh_min_ratio"]),
             delete_completed_tasks=bool(config["delete_completed_tasks"]),
             task_reuse_hours=float(config["task_reuse_hours"]),
             segment=segments.SegmentChoice(

@@ -7,8 +7,9 @@ The SDK keeps the bookmark (``replication_key_value``) and its not-yet-promoted 
   has not finished delivering, so a rerun reuses it instead of exporting again;
 - ``delivered_before``: every user created before this moment has been delivered (the end
   of the last closed backfill window);
-- ``full_refresh`` / ``last_full_refresh``: the periodic full refresh in progress (its table
-  version and start) and when the last one was delivered whole;
+- ``full_refresh`` / ``last_full_refresh`` / ``last_full_refresh_users``: the periodic full
+  refresh in progress (its table version, start and users emitted so far), when the last one
+  was delivered whole, and how many users it held (a refresh with markedly fewer is refused);
 - ``delivered_tasks``: the latest export tasks whose files were delivered, never adopted again
   and deleted by the next sync;
 - ``chain_id`` / ``selection``: what the state belongs to (the chain, and a fingerprint of the
@@ -17,6 +18,7 @@ The SDK keeps the bookmark (``replication_key_value``) and its not-yet-promoted 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -51,11 +53,19 @@ DELIVERED_BEFORE = "delivered_before"
 LAST_FULL_REFRESH = "last_full_refresh"
 #: The full refresh in progress: its table version and start, until it is delivered whole.
 FULL_REFRESH = "full_refresh"
+#: How many users the last full refresh that was delivered whole (and activated) held.
+LAST_FULL_REFRESH_USERS = "last_full_refresh_users"
+#: The full refresh entry's count of users emitted so far (by this run and earlier ones).
+REFRESH_USERS = "users"
 #: The latest export tasks whose files were delivered (ids, oldest first).
 DELIVERED_TASKS = "delivered_tasks"
-#: How many delivered task ids the state keeps: the next sync deletes these tasks, so enough
-#: for every window of a long backfill (a task beyond it waits for the task_reuse_hours sweep).
-DELIVERED_TASKS_KEPT = 400
+#: How many delivered task ids the state keeps, for the last (open-ended) windows: the next
+#: sync deletes the tasks of every window that ended at or before the bookmark from their
+#: tags alone (``task_tags.tagged_window_end``), so no list of ids grows with a backfill.
+DELIVERED_TASKS_KEPT = 20
+#: The latest tasks given up because their file proved unobtainable (never adopted again).
+GIVEN_UP_TASKS = "given_up_tasks"
+GIVEN_UP_KEPT = 20
 #: The chain the state belongs to.
 CHAIN_ID = "chain_id"
 #: A fingerprint of the users the state's bookmark is about (saved segment, rules and join).
@@ -68,6 +78,7 @@ _SELECTION_PROGRESS = (
     STARTING_VALUE,
     DELIVERED_BEFORE,
     FULL_REFRESH,
+    LAST_FULL_REFRESH_USERS,
     DELIVERED_TASKS,
 )
 
@@ -144,6 +155,21 @@ def close_window(
         state[DELIVERED_BEFORE] = window.end.astimezone(dt.timezone.utc).isoformat()
     value = state.get(BOOKMARK)
     return str(value) if value is not None else None
+
+
+def delivered_up_to(state: State) -> dt.datetime | None:
+    """Every user created before this moment was delivered, by the state as it came in.
+
+    The later of the bookmark and the backfill watermark; while a full refresh is in
+    progress, only its own watermark (its windows restart from ``start_date``).
+    """
+    moments = [delivered_before(state)]
+    bookmark = state.get(BOOKMARK)
+    if FULL_REFRESH not in state and isinstance(bookmark, str):
+        with contextlib.suppress(ValueError):
+            moments.append(parse_utc(bookmark))
+    known = [moment for moment in moments if moment is not None]
+    return max(known) if known else None
 
 
 def delivered_before(state: State) -> dt.datetime | None:
@@ -231,7 +257,7 @@ def record_task(
     Args:
         state: The stream state.
         task_id: The task id.
-        key: The task key (chain, window and request; see ``tasks.task_key``).
+        key: The task key (chain, window and request; see ``task_tags.task_key``).
         now: When it was named.
         refresh_version: The full refresh it exports, if any.
     """
@@ -255,6 +281,37 @@ def in_flight(state: State) -> tuple[int, str | None] | None:
         return None
     key = entry.get(TASK_KEY)
     return int(entry["id"]), key if isinstance(key, str) else None
+
+
+def in_flight_since(state: State) -> dt.datetime | None:
+    """When this tap named the in-flight task (created or adopted it), on its own clock."""
+    entry = _entry(state)
+    try:
+        return parse_utc(str(entry["created_at"])) if entry and entry.get("created_at") else None
+    except ValueError:
+        return None
+
+
+def note_given_up(state: State, task_id: int) -> None:
+    """Remember a task whose file proved unobtainable, so it is never adopted again.
+
+    Only the latest few are kept: the task is deleted too, and is named here only in case
+    that deletion failed.
+
+    Args:
+        state: The stream state.
+        task_id: The task given up.
+    """
+    kept = [i for i in given_up_tasks(state) if i != task_id]
+    state[GIVEN_UP_TASKS] = [*kept, task_id][-GIVEN_UP_KEPT:]
+
+
+def given_up_tasks(state: State) -> list[int]:
+    """The latest tasks given up because their file proved unobtainable, oldest first."""
+    value = state.get(GIVEN_UP_TASKS)
+    if not isinstance(value, list):
+        return []
+    return [i for i in value if isinstance(i, int) and not isinstance(i, bool)]
 
 
 def recorded_tasks(state: State) -> set[int]:
@@ -374,8 +431,68 @@ def begin_full_refresh(state: State, days: int | None, now: dt.datetime) -> Full
     return refresh
 
 
+def note_refresh_users(state: State, emitted: int) -> None:
+    """Add a delivered window's users to the count of the full refresh in progress.
+
+    Args:
+        state: The stream state.
+        emitted: The users the window emitted.
+    """
+    entry = state.get(FULL_REFRESH)
+    if isinstance(entry, dict):
+        entry[REFRESH_USERS] = refresh_users(state) + emitted
+
+
+def refresh_users(state: State) -> int:
+    """How many users the full refresh in progress has emitted so far (all its runs)."""
+    entry = state.get(FULL_REFRESH)
+    count = entry.get(REFRESH_USERS) if isinstance(entry, dict) else None
+    return count if isinstance(count, int) and not isinstance(count, bool) else 0
+
+
+def refusal(state: State, min_ratio: float) -> str | None:
+    """Why the full refresh just exported must not send ACTIVATE_VERSION, or None.
+
+    ACTIVATE_VERSION removes every user the refresh did not hold, so it is sent only for a
+    plausibly complete file: never an empty one (an empty export is no proof that the users
+    are gone), nor one holding fewer than ``min_ratio`` times the users of the last full
+    refresh delivered. The first full refresh has no yardstick: it is never refused (an
+    empty one is still not activated, see the stream).
+
+    Args:
+        state: The stream state (its refresh in progress and last delivered count).
+        min_ratio: The ``full_refresh_min_ratio`` setting.
+
+    Returns:
+        The reason, for the log, or None when the refresh may be activated.
+    """
+    users = refresh_users(state)
+    last = state.get(LAST_FULL_REFRESH_USERS)
+    if not _is_int(last) or not last:
+        return None  # no full refresh delivered yet: nothing in the target to protect
+    if users == 0:
+        return f"it holds no user at all, where the last full refresh held {last}"
+    if users < min_ratio * last:
+        return (
+            f"it holds {users} users, fewer than full_refresh_min_ratio {min_ratio:g} of the "
+            f"{last} the last full refresh held"
+        )
+    return None
+
+
+def refuse_full_refresh(state: State) -> None:
+    """Drop a refused full refresh: ``last_full_refresh`` stays, so the next sync runs one anew.
+
+    Args:
+        state: The stream state.
+    """
+    state.pop(FULL_REFRESH, None)
+
+
 def finish_full_refresh(state: State, refresh: FullRefresh) -> str:
     """Record a full refresh delivered whole: ``last_full_refresh`` becomes its start.
+
+    Its count of users becomes ``last_full_refresh_users``, the yardstick of the next one.
 
     Args:
         state: The stream state.
@@ -384,6 +501,9 @@ def finish_full_refresh(state: State, refresh: FullRefresh) -> str:
     Returns:
         The new ``last_full_refresh``.
     """
+    users = refresh_users(state)
+    if users:  # an empty one (BATCH mode sends no ACTIVATE_VERSION) is no yardstick
+        state[LAST_FULL_REFRESH_USERS] = users
     state.pop(FULL_REFRESH, None)
     last = refresh.started_at.astimezone(dt.timezone.utc).isoformat()
     state[LAST_FULL_REFRESH] = last
@@ -457,6 +577,7 @@ def _check_stream_state(stream_state: State, where: str, now: dt.datetime) -> No
     for key in (DELIVERED_BEFORE, LAST_FULL_REFRESH):
         if stream_state.get(key) is not None:
             _moment(stream_state[key], f"{where}.{key}")
+    _check_count(stream_state.get(LAST_FULL_REFRESH_USERS), f"{where}.{LAST_FULL_REFRESH_USERS}")
     refresh = stream_state.get(FULL_REFRESH)
     if refresh is not None and not (isinstance(refresh, dict) and _is_int(refresh.get("version"))):
         _invalid_state(
@@ -465,6 +586,12 @@ def _check_stream_state(stream_state: State, where: str, now: dt.datetime) -> No
         )
     if stream_state.get(IN_FLIGHT) is not None:
         _check_in_flight(stream_state[IN_FLIGHT], f"{where}.{IN_FLIGHT}")
+
+
+def _check_count(count: object, where: str) -> None:
+    """Check a count of users the state keeps (absent, or an integer of 0 or more)."""
+    if count is not None and not (_is_int(count) and int(str(count)) >= 0):
+        _invalid_state(where, f"must be a number of users (0 or more), not {_excerpt(count)}")
 
 
 def _check_in_flight(entry: object, where: str) -> None:

@@ -15,6 +15,11 @@ from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL
 from tap_spaaza_users import export_times, state
 from tap_spaaza_users.contract import PRIMARY_KEY, REPLICATION_KEY, users_json_schema, utc_text
 from tap_spaaza_users.download.background import OVERLAP_FROM_BYTES, read_while_downloading
+from tap_spaaza_users.errors import (
+    SpaazaCorruptExportError,
+    SpaazaFileUnobtainableError,
+    SpaazaFullRefreshRefusedError,
+)
 from tap_spaaza_users.export import BOUNDARY_MARGIN, UsersExport
 from tap_spaaza_users.log_fields import log_fields
 from tap_spaaza_users.records import UsersCsvReader
@@ -29,7 +34,7 @@ else:
 
 if TYPE_CHECKING:
     import io
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Generator, Iterable, Iterator
 
     from singer_sdk.helpers.types import Context
 
@@ -56,6 +61,13 @@ class UsersStream(HookedStream):
     full_refresh: state.FullRefresh | None = None
     #: The temp dir this sync spools export files in, fixed when the sync starts.
     _work_dir: str | None = None
+    #: Why this sync's full refresh was refused its ACTIVATE_VERSION, or None.
+    refused_refresh: str | None = None
+    #: The version of the first full refresh's opening ACTIVATE_VERSION, sent before its
+    #: first record (never for an empty export).
+    _opening_version: int | None = None
+    #: Users the last file read emitted (counted into a full refresh when its window closes).
+    _emitted_in_file: int = 0
     #: While a file is emitted, rows and rows/s are logged this often (checked every
     #: ``PROGRESS_CHECK_ROWS`` rows, so the clock is not read per record).
     progress_seconds: float = 30.0
@@ -86,13 +98,17 @@ class UsersStream(HookedStream):
         return self.settings.user_agent or f"{self.tap_name}/{self.plugin_version}"
 
     def plan(self, context: Context | None) -> list[Window]:
-        """This sync's export windows, oldest first, from the settings and the state."""
+        """This sync's export windows, oldest first, from the settings and the state.
+
+        A selection Spaaza cannot window (``segment_id``, ``segment_join: any``) is exported
+        whole by every task, so a backfill of it is one window: one export per sync.
+        """
         bookmark = None
         if not self.full_refresh:  # a full refresh starts over
             sdk_value = self.get_starting_replication_key_value(context)
             bookmark = state.starting_bookmark(self.stream_state, sdk_value)
         settings = self.settings
-        return plan_sync(
+        windows = plan_sync(
             start_date=settings.start_date,
             lookback_minutes=settings.lookback_minutes,
             backfill_window_days=settings.backfill_window_days,
@@ -100,6 +116,18 @@ class UsersStream(HookedStream):
             delivered_before=state.delivered_before(self.stream_state),
             now=dt.datetime.now(dt.timezone.utc),
         )
+        choice = settings.segment
+        if len(windows) > 1 and not choice.server_side_window:
+            # Each task would export the whole selection again: one export serves every window.
+            self.logger.info(
+                "backfill_window_days is set, but %s cannot be exported by window (Spaaza "
+                "takes no created_date rule with it): one export for the whole span instead "
+                "of %d, the bookmark applied by the tap",
+                choice.describe(),
+                len(windows),
+            )
+            windows = [Window(windows[0].start, windows[-1].end)]
+        return windows
 
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
@@ -118,6 +146,7 @@ class UsersStream(HookedStream):
         # in one line instead of Python quietly falling back to another directory.
         self._work_dir = tempfile.gettempdir()
         self._claim_state()
+        delivered_up_to = state.delivered_up_to(self.stream_state)  # before a refresh resets it
         self.full_refresh = self._start_full_refresh()
         windows = self.plan(context)
         settings = self.settings
@@ -144,14 +173,61 @@ class UsersStream(HookedStream):
         self._outside_warned = False
         in_flight = settings.max_tasks_in_flight
         with contextlib.closing(export):
-            ledger.sweep()
+            ledger.sweep(delivered_up_to)
             for index, window in enumerate(windows):
-                task_id = ledger.get_or_create(window, ahead=windows[index + 1 : index + in_flight])
-                yield from self._emit(export, task_id, window, seen)
+                ahead = windows[index + 1 : index + in_flight]
+                task_id = yield from self._emit_window(ledger, export, window, ahead, seen)
                 self._close_window(task_id, window)
                 ledger.delivered(task_id)
                 self.flush_state()
         self._complete_full_refresh(self.full_refresh)
+        if self.refused_refresh is not None:
+            msg = (
+                f"{self.refused_refresh}. Every user exported was loaded and the state saved; "
+                "the sync exits with status 1 so that this is noticed (see the warning above)."
+            )
+            raise SpaazaFullRefreshRefusedError(msg)
+
+    def _emit_window(
+        self,
+        ledger: TaskLedger,
+        export: UsersExport,
+        window: Window,
+        ahead: list[Window],
+        seen: IdSet,
+    ) -> Generator[dict[str, Any], None, int]:
+        """Emit the window's rows from its task's file; return the task that served it.
+
+        A task whose file proved unobtainable (gone from storage, no download URL although
+        DONE, corrupt at every download) is given up (``TaskLedger.give_up``: deleted, never
+        adopted again) and the window exported afresh, once; should the fresh task's file
+        fail too, that task is given up as well and the error ends the sync, so the next
+        run exports afresh. Rows already emitted from the first file are emitted again.
+        """
+        task_id = ledger.get_or_create(window, ahead=ahead)
+        before = seen.copy()
+        try:
+            yield from self._emit_versioned(export, task_id, window, seen)
+        except (SpaazaFileUnobtainableError, SpaazaCorruptExportError) as exc:
+            ledger.give_up(task_id, window, str(exc), afresh=True)
+            seen.restore(before)
+            task_id = ledger.get_or_create(window, ahead=ahead)
+            try:
+                yield from self._emit_versioned(export, task_id, window, seen)
+            except (SpaazaFileUnobtainableError, SpaazaCorruptExportError) as again:
+                ledger.give_up(task_id, window, str(again), afresh=False)
+                raise
+        return task_id
+
+    def _emit_versioned(
+        self, export: UsersExport, task_id: int, window: Window, seen: IdSet
+    ) -> Iterator[dict[str, Any]]:
+        """``_emit``, the first full refresh's opening ACTIVATE_VERSION before its first row."""
+        for record in self._emit(export, task_id, window, seen):
+            if self._opening_version is not None:
+                self.activate_version(self._opening_version)
+                self._opening_version = None
+            yield record
 
     def _log_plan(self, export: UsersExport, windows: list[Window]) -> None:
         """Say where the window is applied, and how many windows a backfill takes."""
@@ -163,7 +239,13 @@ class UsersStream(HookedStream):
                 windows[0].start or "the start (no bookmark or start_date yet, so none)",
             )
         if len(windows) > 1:
-            self.logger.info("Backfill in %d windows, from %s", len(windows), windows[0].describe())
+            span = Window(windows[0].start, windows[-1].end)
+            self.logger.info(
+                "Backfill in %d windows, from %s (the first window: %s)",
+                len(windows),
+                span.describe(),
+                windows[0].describe(),
+            )
 
     def _emit(
         self, export: UsersExport, task_id: int, window: Window, seen: IdSet
@@ -227,6 +309,8 @@ class UsersStream(HookedStream):
             bookmark,
             extra=log_fields(task_id, window, bookmark=bookmark),
         )
+        if self.full_refresh is not None:
+            state.note_refresh_users(stream_state, self._emitted_in_file)
 
     def _read(
         self, source: io.BufferedReader, task_id: int, selection: WindowSelection
@@ -249,6 +333,7 @@ class UsersStream(HookedStream):
             skipped = reader.skipped_rows
             self._hold_for_skipped(reader, selection)
         self._warn_outside(task_id, selection)
+        self._emitted_in_file = selection.emitted
         latest = selection.latest
         if self._unvouched_from is not None and latest and latest > self._unvouched_from:
             latest = self._unvouched_from or None
@@ -378,9 +463,10 @@ class UsersStream(HookedStream):
         """Begin (or resume) the sync's full refresh if one is due, and say so in the log.
 
         Its RECORD messages carry the refresh's version. The first full export of a stream
-        also opens with ACTIVATE_VERSION, so a target creates the table even without users;
-        a later refresh does not, because a target that honours it would drop (or mark
-        deleted) every row it holds while the refresh is still being exported. BATCH files
+        also opens with ACTIVATE_VERSION (just before its first record: never for an empty
+        export), so a target creates the versioned table at once; a later refresh does not,
+        because a target that honours it would drop (or mark deleted) every row it holds
+        while the refresh is still being exported. BATCH files
         carry no version, so in BATCH mode every user is re-exported but no ACTIVATE_VERSION
         is sent and deletions are not propagated.
         """
@@ -389,6 +475,8 @@ class UsersStream(HookedStream):
         now = dt.datetime.now(dt.timezone.utc)
         refresh = state.begin_full_refresh(self.stream_state, days, now)
         self.record_version = None
+        self.refused_refresh = None
+        self._opening_version = None
         if refresh is None:
             return None
         self.logger.info(
@@ -408,14 +496,32 @@ class UsersStream(HookedStream):
             return refresh
         self.record_version = refresh.version
         if refresh.first:
-            self.activate_version(refresh.version)
+            self._opening_version = refresh.version
         return refresh
 
     def _complete_full_refresh(self, refresh: state.FullRefresh | None) -> None:
-        """After the last record of a full refresh: ACTIVATE_VERSION, then ``last_full_refresh``."""
+        """After the last record of a full refresh: ACTIVATE_VERSION, then ``last_full_refresh``.
+
+        ACTIVATE_VERSION removes every user the refresh did not hold, so an empty or shrunken
+        refresh (see ``state.refusal``) is refused it: its records were emitted (upserts lose
+        nothing), ``last_full_refresh`` stays so the next sync runs the refresh anew, one
+        WARNING says why and how to accept a real shrink, and ``get_records`` then ends the
+        sync with an error (exit status 1, after the final STATE), so that schedulers notice.
+        """
         if refresh is None:
             return
-        if self.record_version == refresh.version:
+        activating = self.record_version == refresh.version
+        refused = state.refusal(self.stream_state, self.settings.full_refresh_min_ratio)
+        if activating and refused is not None:
+            self._refuse_full_refresh(refresh, refused)
+            return
+        if activating and not state.refresh_users(self.stream_state):
+            activating = False
+            self.logger.info(
+                "The full refresh holds no user: no ACTIVATE_VERSION is sent (an empty export "
+                "never removes users from the target)"
+            )
+        if activating:
             self.activate_version(refresh.version)
             self.logger.info(
                 "ACTIVATE_VERSION %d sent: targets that honour it remove users not re-exported",
@@ -424,3 +530,23 @@ class UsersStream(HookedStream):
         last = state.finish_full_refresh(self.stream_state, refresh)
         self.logger.info("Full refresh delivered whole; last_full_refresh is %s", last)
         self.flush_state()
+
+    def _refuse_full_refresh(self, refresh: state.FullRefresh, reason: str) -> None:
+        """Send no ACTIVATE_VERSION for a full refresh that is not plausibly complete."""
+        last = self.stream_state.get(state.LAST_FULL_REFRESH)
+        state.refuse_full_refresh(self.stream_state)
+        self.flush_state()
+        self.refused_refresh = (
+            f"The full refresh (version {refresh.version}) was refused its ACTIVATE_VERSION: "
+            f"{reason}"
+        )
+        self.logger.warning(
+            "%s. Its users were loaded (upserted), but no ACTIVATE_VERSION was sent, so the "
+            "target deletes nobody, and last_full_refresh stays %s: the next sync runs the "
+            "full refresh again. An empty or markedly smaller export is more often a "
+            "transient fault than a real loss of users. If the chain really shrank, run one "
+            "sync with full_refresh_min_ratio 0 to accept it (an empty export is never "
+            "accepted: remove the users from the target yourself)",
+            self.refused_refresh,
+            last or "unset",
+        )

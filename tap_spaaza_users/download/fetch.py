@@ -8,8 +8,10 @@ floor on progress, and the whole download by a deadline.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import TYPE_CHECKING
 from urllib.parse import SplitResult, urljoin, urlsplit
 
@@ -23,7 +25,11 @@ from tap_spaaza_users.download.storage import (
     redacting_queries,
     storage_session,
 )
-from tap_spaaza_users.errors import SpaazaCorruptExportError, SpaazaDownloadError
+from tap_spaaza_users.errors import (
+    SpaazaCorruptExportError,
+    SpaazaDownloadError,
+    SpaazaFileUnobtainableError,
+)
 from tap_spaaza_users.log_fields import log_fields
 from tap_spaaza_users.retries import backoff_delay, parse_retry_after
 
@@ -332,10 +338,35 @@ def _handle_status(response: requests.Response, attempts: _Attempts, writer: _Wr
         return _range_outcome(response, writer)
     if status == 403:  # noqa: PLR2004 - expired or rejected signature
         return "refresh"
+    if status == HTTPStatus.NOT_FOUND:  # NoSuchKey: storage expired the file
+        task = f"Export task {attempts.task_id}" if attempts.task_id is not None else "The export"
+        msg = (
+            f"{task}: storage answered HTTP 404{_s3_code(response)}: the file is gone (storage "
+            "expired it) although the task is DONE"
+        )
+        raise SpaazaFileUnobtainableError(msg)
     if status in _TRANSIENT:
         return "retry"
     why = f"storage answered HTTP {status}"
     raise attempts.fail(why)
+
+
+def _s3_code(response: requests.Response) -> str:
+    """The S3 error code of an XML error body, as `` (NoSuchKey)``, or an empty string."""
+    try:
+        found = re.search(r"<Code>([A-Za-z]{1,64})</Code>", response.text[:4096])
+    except requests.RequestException:
+        return ""
+    return f" ({found.group(1)})" if found else ""
+
+
+def _url_expired(response: requests.Response) -> bool:
+    """Whether a 403 says the signed URL expired or its signature was rejected."""
+    try:
+        text = response.text[:4096].lower()
+    except requests.RequestException:
+        return False
+    return "expired" in text or "signature" in text
 
 
 def _range_outcome(response: requests.Response, writer: _Writer) -> str:
@@ -365,11 +396,15 @@ class _Download:
         self.timeout = timeout
         self.attempts = attempts
         self.writer = writer
+        #: Storage answered 403 to a Range request: from then on the file is fetched whole.
+        self.range_refused = False
 
     def request(self, url: str) -> str:
         """GET the URL from the current offset and copy what comes: 'done', 'refresh', 'again'."""
         if self.writer.pace.past_deadline():
             raise self.past_deadline()
+        if self.range_refused and self.writer.offset:
+            self.writer.restart()  # no Range any more: a resume starts from the first byte
         try:
             response = _open(self.session, url, self.writer, self.timeout)
         except (requests.ConnectionError, requests.Timeout) as exc:
@@ -383,14 +418,8 @@ class _Download:
         with response:
             action = _handle_status(response, self.attempts, self.writer)
             if action == "refresh":
-                if self.attempts.url_refreshes >= self.attempts.max_url_refreshes:
-                    msg = "storage kept refusing the signed URL (HTTP 403)"
-                    raise self.attempts.fail(msg) from None
-                self.attempts.url_refreshes += 1
-                self.writer.logger.info(
-                    "Export download: storage refused the URL; asking for a fresh one"
-                )
-                return "refresh"
+                ranged = "Range" in response.request.headers
+                return self.refused(ranged=ranged and not _url_expired(response))
             if action == "retry":
                 why = f"storage answered HTTP {response.status_code}"
                 self.retry(why, _retry_after(response))
@@ -408,6 +437,28 @@ class _Download:
                 )
                 self.resume(why, pause=False)
             return self.copy_body(response)
+
+    def refused(self, *, ranged: bool) -> str:
+        """After a 403: 'again' without Range (once, if it was ranged), else 'refresh'.
+
+        Some storage refuses Range with 403 while a plain GET works: a ranged request
+        refused for another reason than an expired or rejected signature is asked for once
+        more from the start of the file without Range. Otherwise a fresh URL is asked for.
+        """
+        if ranged and not self.range_refused:
+            self.range_refused = True
+            self.writer.logger.warning(
+                "Export download: storage refused a Range request (HTTP 403); downloading "
+                "the file again from its start, without Range"
+            )
+            self.writer.restart()
+            return "again"
+        if self.attempts.url_refreshes >= self.attempts.max_url_refreshes:
+            msg = "storage kept refusing the signed URL (HTTP 403)"
+            raise self.attempts.fail(msg) from None
+        self.attempts.url_refreshes += 1
+        self.writer.logger.info("Export download: storage refused the URL; asking for a fresh one")
+        return "refresh"
 
     def copy_body(self, response: requests.Response) -> str:
         """Copy a 200/206 body; decide whether the file is complete."""

@@ -22,6 +22,8 @@ FAULT_KINDS: dict[str, str] = {
     "answer_lost": "api",
     "insecure_download_url": "api",
     "storage_status": "storage",
+    "range_forbidden": "storage",
+    "file_expired": "storage",
     "drop_connection": "storage",
     "short_body": "storage",
     "url_expired": "storage",
@@ -37,6 +39,8 @@ FAULT_KINDS: dict[str, str] = {
     "stray_quote": "task",
     "invalid_utf8": "task",
     "local_time": "task",
+    "short_export": "task",
+    "task_clock_lag": "task",
 }
 #: Task faults that change the export file once it is written (see ``damage_export``).
 FILE_FAULTS = ("stray_quote", "invalid_utf8", "local_time")
@@ -127,6 +131,9 @@ def _check_params(kind: str, params: dict[str, Any]) -> None:
         if name in params and float(params[name]) < 0:
             msg = f"{kind} {name} must be a non-negative number"
             raise ValueError(msg)
+    if kind == "short_export" and int(params.get("rows", 0)) < 0:
+        msg = "short_export rows must be a non-negative number"
+        raise ValueError(msg)
 
 
 class FaultStore:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from tap_spaaza_users.sandbox.bodies import file_md5
 from tap_spaaza_users.sandbox.export import CsvDialect, ExportOptions, write_export
@@ -40,6 +42,13 @@ class Timing:
     def duration(self, rows: int) -> float:
         """Return the duration of an export of ``rows`` users."""
         return self.base_seconds + self.seconds_per_1k_users * rows / 1000
+
+
+class _FileFaults(NamedTuple):
+    """The task faults that shape the export file: rows cut short, then the file damaged."""
+
+    damage: list[Fault]
+    limit: int | None
 
 
 class Engine:
@@ -78,8 +87,15 @@ class Engine:
         self.population.rendered.close()
 
     def create(self, request: TaskRequest) -> Task:
-        """Create a task in ``READY`` from a validated request."""
+        """Create a task in ``READY`` from a validated request.
+
+        A ``task_clock_lag`` fault dates it by a task clock ``seconds`` behind (a clock that
+        disagrees with the caller's; the task itself runs as usual).
+        """
         now = self.clock.now()
+        lag = self.faults.take(("task_clock_lag",))
+        if lag is not None:
+            now -= timedelta(seconds=float(lag.params.get("seconds", 4 * 3600)))
         task = Task(
             id=self.store.new_id(),
             chain=request.chain,
@@ -117,10 +133,14 @@ class Engine:
             task.log(now, "INFO", "Export of users started")
             options = self._arm_task_faults(task)
             damage = [f for kind in FILE_FAULTS if (f := self.faults.take((kind,)))]
+            short = self.faults.take(("short_export",))
             task.file = self.workdir / task.file_name
         overlay = self.population.snapshot()
+        limit = int(short.params.get("rows", 0)) if short is not None else None
         thread = threading.Thread(
-            target=self._export, args=(task, overlay, now, options, damage), daemon=True
+            target=self._export,
+            args=(task, overlay, now, options, _FileFaults(damage, limit)),
+            daemon=True,
         )
         thread.start()
 
@@ -156,14 +176,23 @@ class Engine:
         overlay: Overlay,
         now: datetime,
         options: ExportOptions,
-        damage: list[Fault] | None = None,
+        file_faults: _FileFaults | None = None,
     ) -> None:
-        """Write the export file (background thread), then set the task's deadline."""
+        """Write the export file (background thread), then set the task's deadline.
+
+        A ``short_export`` fault (``file_faults.limit``) keeps only the first ``limit`` users:
+        a file with a header and no row, or far fewer rows than the chain has (a transient
+        fault). The ``file_faults.damage`` faults then change the file as written.
+        """
+        damage, limit = file_faults or _FileFaults([], None)
         rows = 0
         try:
             if task.error_logs is None and task.file is not None:
-                rows = write_export(task.file, self._matching(task, overlay, now), options)
-                damage_export(task.file, damage or [])
+                matching = self._matching(task, overlay, now)
+                if limit is not None:
+                    matching = itertools.islice(matching, limit)
+                rows = write_export(task.file, matching, options)
+                damage_export(task.file, damage)
                 task.md5 = file_md5(task.file)
         except Exception as exc:  # noqa: BLE001 - any failure becomes an ERROR task
             LOGGER.warning("Sandbox export of task %s failed: %s", task.id, exc)

@@ -157,7 +157,10 @@ class StorageApp:
         if denied == "expired" or self.faults.take(("url_expired",), request.method, request.path):
             return xml_error(*EXPIRED)
         task = self._task(request.path)
-        if task is None or task.file is None or task.code != "DONE" or not task.file.exists():
+        expired = self.faults.take(("file_expired",), request.method, request.path)
+        if expired is not None or task is None or task.file is None or task.code != "DONE":
+            return xml_error(404, "NoSuchKey", "The specified key does not exist.")
+        if not task.file.exists():
             return xml_error(404, "NoSuchKey", "The specified key does not exist.")
         return self._file_response(request, task)
 
@@ -168,6 +171,11 @@ class StorageApp:
         if "Authorization" in request.headers:
             return xml_error(*TWO_AUTHS)
         injected = self.faults.take(("storage_status",), request.method, request.path)
+        if injected is None and "Range" in request.headers:
+            # Storage whose policy refuses ranged GETs, while a plain GET works.
+            refused = self.faults.take(("range_forbidden",), request.method, request.path)
+            if refused is not None:
+                return xml_error(403, "AccessDenied", "Access Denied")
         return None if injected is None else status_fault_response(injected)
 
     def _task(self, path: str) -> Task | None:

@@ -39,6 +39,20 @@ def assert_failed_keeping_bookmark_and_task(run: CliRun, state: dict[str, Any]) 
     assert "in_flight_task" in run.states[-1]["bookmarks"]["users"], "the task is kept"
 
 
+def assert_failed_keeping_bookmark_giving_the_task_up(run: CliRun, state: dict[str, Any]) -> None:
+    """The run failed with one ERROR line, emitted nothing, kept the bookmark, gave the task up.
+
+    A file corrupt at every download is corrupt for good: its task is given up (deleted,
+    never adopted again), so the next run exports afresh instead of failing the same way.
+    """
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    assert run.records == []
+    kept = state["bookmarks"]["users"]["replication_key_value"]
+    assert {s["bookmarks"]["users"]["replication_key_value"] for s in run.states} == {kept}
+    assert "in_flight_task" not in run.states[-1]["bookmarks"]["users"], "the task is given up"
+
+
 def storage_gets(sandbox: Sandbox) -> list[Any]:
     """The recorded requests to storage."""
     return [r for r in sandbox.requests if r.server == "storage"]
@@ -168,16 +182,19 @@ def test_corrupt_gzip_twice_is_one_error_naming_the_task(
     synced_state: dict[str, Any],
     problem: str,
 ) -> None:
-    small_sandbox.inject("bad_gzip", problem=problem, content_length="sent", times=2)
+    # Corrupt at every download: task 1002 is given up and the window exported afresh once
+    # (a task corrupt for good never wedges the next runs); 1003 is corrupt too.
+    small_sandbox.inject("bad_gzip", problem=problem, content_length="sent", times=4)
 
     run = run_tap(tmp_path, fast_config, state=synced_state)
 
-    assert_failed_keeping_bookmark_and_task(run, synced_state)
+    assert_failed_keeping_bookmark_giving_the_task_up(run, synced_state)
     error = run.error
-    assert "Export task 1002: the file is corrupt (" in error
+    assert "Export task 1003: the file is corrupt (" in error
     assert "does not match the ETag" in error
     assert "downloaded 2 times with fresh URLs" in error
-    assert url_requests(small_sandbox) == 2
+    assert url_requests(small_sandbox) == 4
+    assert run.lines_with("Giving export task 1002 up")
 
 
 def test_body_changed_in_transit_is_caught_by_its_md5_and_downloaded_again(
@@ -199,12 +216,13 @@ def test_body_changed_in_transit_twice_fails_and_keeps_the_bookmark(
     tmp_path: Path,
     synced_state: dict[str, Any],
 ) -> None:
-    small_sandbox.inject("corrupt_body", times=2)
+    small_sandbox.inject("corrupt_body", times=4)  # for good: 1002 given up, 1003 too
 
     run = run_tap(tmp_path, fast_config, state=synced_state)
 
-    assert_failed_keeping_bookmark_and_task(run, synced_state)
-    assert "Export task 1002: the file is corrupt (its MD5" in run.error
+    assert_failed_keeping_bookmark_giving_the_task_up(run, synced_state)
+    assert "Export task 1003: the file is corrupt (its MD5" in run.error
+    assert run.lines_with("Giving export task 1002 up")
 
 
 # Drip ---------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from tap_spaaza_users.contract import parse_utc
 from tap_spaaza_users.errors import SpaazaTaskTimeoutError
 from tap_spaaza_users.export import build_export_task
 from tap_spaaza_users.tap import TapSpaazaUsers
-from tap_spaaza_users.tasks import tag_of, task_key
+from tap_spaaza_users.task_tags import tag_of, task_key
 from tap_spaaza_users.windows import Window
 
 if TYPE_CHECKING:
@@ -57,7 +57,9 @@ def state_with_task(
 ) -> dict[str, Any]:
     """A state whose in-flight task is ``task_id``, named under a window's task key."""
     key = task_key(config["chain_id"], window, window_body(config, window))
-    entry = {"id": task_id, "key": key, "created_at": "2026-01-01T00:00:00Z"}
+    # Named just now: an entry past the adoption limits is not reused (test_unobtainable_files).
+    named = dt.datetime.now(dt.timezone.utc).isoformat()
+    entry = {"id": task_id, "key": key, "created_at": named}
     return {"bookmarks": {"users": {"in_flight_task": entry}}}
 
 

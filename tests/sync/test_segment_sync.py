@@ -194,3 +194,31 @@ def test_rerun_with_changed_segment_does_not_reuse_the_task_of_the_old_segment(
 
     assert second.error is None
     assert second.ids == {int(row["id"]) for row in small_sandbox.users()}
+
+
+@pytest.mark.parametrize(
+    "selection",
+    [{"segment_id": 101}, {"segment_rules": [HIGH_RFM, SUBSCRIBED], "segment_join": "any"}],
+    ids=["segment_id", "segment_join-any"],
+)
+def test_a_backfill_of_a_selection_spaaza_cannot_window_exports_it_once(
+    small_sandbox: Sandbox,
+    fast_config: dict[str, Any],
+    sync: Callable[..., Any],
+    selection: dict[str, Any],
+) -> None:
+    start = small_sandbox.clock.now() - dt.timedelta(days=400)
+    config = {
+        **fast_config,
+        **selection,
+        "start_date": start.isoformat(),
+        "backfill_window_days": 30,
+    }
+
+    output = sync(config)
+
+    assert output.error is None
+    assert len(task_bodies(small_sandbox)) == 1  # was one whole-segment export per window
+    tests = (high_rfm,) if "segment_id" in selection else (high_rfm, subscribed)
+    assert output.ids == expected_ids(small_sandbox, start, *tests)
+    assert output.bookmark == max(r["created_date"] for r in output.records)

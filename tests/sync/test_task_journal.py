@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from tap_spaaza_users.client import SpaazaClient
     from tap_spaaza_users.sandbox import Sandbox
 
-TAG = re.compile(r" \[tap-spaaza-users:[0-9a-f]{16}\]$")
+#: The tag: task key, selection key and window end (``open``: up to the export's run).
+TAG = re.compile(r" \[tap-spaaza-users:[0-9a-f]{16}:[0-9a-f]{16}:(\d{8}T\d{6}Z|open)\]$")
 HIGH_RFM = {"field_name": "overall", "field_type": "number", "operator": "is_between_number",
             "min": 4, "max": 5}  # fmt: skip
 
