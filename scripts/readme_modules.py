@@ -23,23 +23,31 @@ DATA_PATH = (
     "cli.py",
     "tap.py",
     "settings.py",
+    "token_settings.py",
     "streams.py",
     "state.py",
     "windows.py",
-    "tasks.py",
+    "tasks/",
     "export.py",
     "segments.py",
-    "client.py",
-    "retries.py",
+    "api/",
     "download/",
-    "records.py",
+    "records/",
+    "batch_files.py",
     "sdk_hooks/",
+    "logs/",
     "contract.py",
     "errors.py",
     "sandbox/",
 )
 #: The wings whose modules are listed one by one under their folder, along their own path.
-WING_PATHS = {"download": ("background.py", "fetch.py", "storage.py", "integrity.py", "spool.py")}
+WING_PATHS = {
+    "tasks": ("ledger.py", "tags.py", "clock.py"),
+    "api": ("client.py", "answers.py", "retries.py"),
+    "download": ("background.py", "fetch.py", "storage.py", "integrity.py", "spool.py"),
+    "records": ("reader.py", "lines.py", "values.py"),
+    "logs": ("fields.py", "poll_metrics.py", "export_times.py", "scrub.py"),
+}
 
 
 def _position(name: str) -> tuple[int, str]:

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
-from tap_spaaza_users import export_times, segments
-from tap_spaaza_users.client import ClientSettings, SpaazaClient
+from tap_spaaza_users import segments
+from tap_spaaza_users.api.client import ClientSettings, SpaazaClient
 from tap_spaaza_users.errors import (
     SpaazaAPIError,
     SpaazaFileUnobtainableError,
@@ -18,7 +18,8 @@ from tap_spaaza_users.errors import (
     SpaazaTaskFailedError,
     SpaazaTaskTimeoutError,
 )
-from tap_spaaza_users.log_fields import log_fields
+from tap_spaaza_users.logs import export_times
+from tap_spaaza_users.logs.fields import log_fields
 
 if TYPE_CHECKING:
     import logging

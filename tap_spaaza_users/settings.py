@@ -17,7 +17,7 @@ import requests
 from singer_sdk import typing as th
 
 from tap_spaaza_users import segments
-from tap_spaaza_users.client import DEFAULT_API_URL
+from tap_spaaza_users.api.client import DEFAULT_API_URL
 from tap_spaaza_users.contract import CLOCK_SKEW, parse_utc
 from tap_spaaza_users.download.storage import is_loopback
 from tap_spaaza_users.errors import invalid_setting

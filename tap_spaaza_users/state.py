@@ -61,7 +61,7 @@ REFRESH_USERS = "users"
 DELIVERED_TASKS = "delivered_tasks"
 #: How many delivered task ids the state keeps, for the last (open-ended) windows: the next
 #: sync deletes the tasks of every window that ended at or before the bookmark from their
-#: tags alone (``task_tags.tagged_window_end``), so no list of ids grows with a backfill.
+#: tags alone (``tasks.tags.tagged_window_end``), so no list of ids grows with a backfill.
 DELIVERED_TASKS_KEPT = 20
 #: The latest tasks given up because their file proved unobtainable (never adopted again).
 GIVEN_UP_TASKS = "given_up_tasks"
@@ -241,7 +241,7 @@ def claim(state: State, chain_id: int, selection: str) -> bool:
     return changed
 
 
-# The export task in flight (the ledger in tasks.py decides which task serves a window)
+# The export task in flight (the ledger in tasks/ledger.py decides which task serves a window)
 
 
 def record_task(
@@ -257,7 +257,7 @@ def record_task(
     Args:
         state: The stream state.
         task_id: The task id.
-        key: The task key (chain, window and request; see ``task_tags.task_key``).
+        key: The task key (chain, window and request; see ``tasks.tags.task_key``).
         now: When it was named.
         refresh_version: The full refresh it exports, if any.
     """

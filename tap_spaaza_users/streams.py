@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL
 
-from tap_spaaza_users import export_times, state
+from tap_spaaza_users import state
 from tap_spaaza_users.contract import PRIMARY_KEY, REPLICATION_KEY, users_json_schema, utc_text
 from tap_spaaza_users.download.background import OVERLAP_FROM_BYTES, read_while_downloading
 from tap_spaaza_users.errors import (
@@ -21,10 +21,11 @@ from tap_spaaza_users.errors import (
     SpaazaFullRefreshRefusedError,
 )
 from tap_spaaza_users.export import BOUNDARY_MARGIN, UsersExport
-from tap_spaaza_users.log_fields import log_fields
-from tap_spaaza_users.records import UsersCsvReader
+from tap_spaaza_users.logs import export_times
+from tap_spaaza_users.logs.fields import log_fields
+from tap_spaaza_users.records.reader import UsersCsvReader
 from tap_spaaza_users.sdk_hooks import HookedStream
-from tap_spaaza_users.tasks import TaskLedger
+from tap_spaaza_users.tasks.ledger import TaskLedger
 from tap_spaaza_users.windows import IdSet, Window, WindowSelection, plan_sync
 
 if sys.version_info >= (3, 12):
@@ -55,7 +56,7 @@ class UsersStream(HookedStream):
     primary_keys: ClassVar[list[str]] = [PRIMARY_KEY]
     replication_key = REPLICATION_KEY
     is_sorted = False
-    # records.py types every value itself; the SDK's conformance has nothing left to do.
+    # records/ types every value itself; the SDK's conformance has nothing left to do.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
     #: This sync's full refresh (``full_refresh_days``), or None for an incremental sync.
     full_refresh: state.FullRefresh | None = None

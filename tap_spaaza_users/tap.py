@@ -15,7 +15,6 @@ from singer_sdk import Tap
 from singer_sdk.helpers.capabilities import TapCapabilities
 from singer_sdk.tap_base import CliTestOptionValue
 
-from tap_spaaza_users import poll_metrics, secret_scrub
 from tap_spaaza_users.batch_files import check_storage, delete_delivered
 from tap_spaaza_users.cli import (
     CONFIG_FILE,
@@ -26,6 +25,8 @@ from tap_spaaza_users.cli import (
 )
 from tap_spaaza_users.errors import SpaazaError, invalid_setting
 from tap_spaaza_users.export import make_client
+from tap_spaaza_users.logs import poll_metrics
+from tap_spaaza_users.logs import scrub as secret_scrub
 from tap_spaaza_users.sdk_hooks import HookedTap
 from tap_spaaza_users.sdk_hooks.output import (
     OutputFailedError,
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
 
     from singer_sdk.helpers.capabilities import CapabilitiesEnum
 
-    from tap_spaaza_users.client import SpaazaClient
+    from tap_spaaza_users.api.client import SpaazaClient
 
 if sys.version_info >= (3, 12):
     from typing import override

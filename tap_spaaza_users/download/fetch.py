@@ -18,6 +18,7 @@ from urllib.parse import SplitResult, urljoin, urlsplit
 import requests
 import urllib3.exceptions
 
+from tap_spaaza_users.api.retries import backoff_delay, parse_retry_after
 from tap_spaaza_users.download.integrity import BodyCheck, md5_of_etag, new_md5
 from tap_spaaza_users.download.storage import (
     is_loopback,
@@ -30,8 +31,7 @@ from tap_spaaza_users.errors import (
     SpaazaDownloadError,
     SpaazaFileUnobtainableError,
 )
-from tap_spaaza_users.log_fields import log_fields
-from tap_spaaza_users.retries import backoff_delay, parse_retry_after
+from tap_spaaza_users.logs.fields import log_fields
 
 if TYPE_CHECKING:
     import logging

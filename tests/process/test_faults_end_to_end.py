@@ -123,7 +123,7 @@ def test_api_connection_faults_past_the_last_try_are_a_clear_error(
     assert run.returncode == 1
     assert "Traceback" not in run.stderr
     error = run.error
-    # The first call of a sync lists the tasks it could adopt (tasks.py).
+    # The first call of a sync lists the tasks it could adopt (tasks/ledger.py).
     assert "GET /tasks failed after 4 tries" in error
     assert "try again later" in error
     assert proxy.seen == [fault] * 4

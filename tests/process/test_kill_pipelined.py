@@ -45,7 +45,7 @@ from support.tap_cli import (
 )
 
 from tap_spaaza_users.contract import parse_utc
-from tap_spaaza_users.task_tags import tag_of
+from tap_spaaza_users.tasks.tags import tag_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable

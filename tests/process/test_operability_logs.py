@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from support.tap_cli import FAST_SETTINGS, run_tap
 
-from tap_spaaza_users import export_times
 from tap_spaaza_users.export import UsersExport
+from tap_spaaza_users.logs import export_times
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -16,7 +16,7 @@ import requests
 from singer_sdk.logging import ConsoleFormatter, StructuredFormatter
 from support.tap_cli import run_tap
 
-from tap_spaaza_users import secret_scrub
+from tap_spaaza_users.logs import scrub as secret_scrub
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -95,12 +95,12 @@ def test_the_walker_sees_plain_relative_lazy_and_type_checking_imports(tmp_path:
     source = tmp_path / "probe.py"
     source.write_text(
         "from typing import TYPE_CHECKING\n"
-        "import tap_spaaza_users.records\n"
+        "import tap_spaaza_users.records.reader\n"
         "from tap_spaaza_users import segments\n"
         "if TYPE_CHECKING:\n"
         "    from tap_spaaza_users.streams import UsersStream\n"
         "def later():\n"
-        "    from tap_spaaza_users.client import SpaazaClient\n",
+        "    from tap_spaaza_users.api.client import SpaazaClient\n",
         encoding="utf-8",
     )
     MODULES["probe"] = source
@@ -109,7 +109,12 @@ def test_the_walker_sees_plain_relative_lazy_and_type_checking_imports(tmp_path:
         everything = package_imports("probe", runtime_only=False)
     finally:
         del MODULES["probe"]
-    expected = {f"{PACKAGE}.records", f"{PACKAGE}.segments", f"{PACKAGE}.client", PACKAGE}
+    expected = {
+        f"{PACKAGE}.records.reader",
+        f"{PACKAGE}.segments",
+        f"{PACKAGE}.api.client",
+        PACKAGE,
+    }
     assert runtime == expected
     assert everything == {*expected, f"{PACKAGE}.streams"}
     assert find_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]

@@ -14,7 +14,7 @@ from support.spooled import Fetched, fetch_to
 
 from tap_spaaza_users.contract import USER_COLUMNS, ColumnType
 from tap_spaaza_users.errors import SpaazaDownloadError, SpaazaInvalidRowError
-from tap_spaaza_users.records import UsersCsvReader
+from tap_spaaza_users.records.reader import UsersCsvReader
 
 if TYPE_CHECKING:
     from collections.abc import Callable

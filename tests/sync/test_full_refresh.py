@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, cast
 from tap_spaaza_users.contract import parse_utc
 from tap_spaaza_users.segments import format_rule_date
 from tap_spaaza_users.state import LAST_FULL_REFRESH, is_due
-from tap_spaaza_users.task_tags import tag_of
+from tap_spaaza_users.tasks.tags import tag_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable

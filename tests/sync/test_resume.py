@@ -11,7 +11,7 @@ from tap_spaaza_users.contract import parse_utc
 from tap_spaaza_users.errors import SpaazaTaskTimeoutError
 from tap_spaaza_users.export import build_export_task
 from tap_spaaza_users.tap import TapSpaazaUsers
-from tap_spaaza_users.task_tags import tag_of, task_key
+from tap_spaaza_users.tasks.tags import tag_of, task_key
 from tap_spaaza_users.windows import Window
 
 if TYPE_CHECKING:

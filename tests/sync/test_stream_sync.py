@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from tap_spaaza_users.contract import USER_COLUMNS, ColumnType, parse_utc
 from tap_spaaza_users.errors import SpaazaInvalidRowError
-from tap_spaaza_users.records import CONVERTERS
+from tap_spaaza_users.records.reader import CONVERTERS
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
-    from tap_spaaza_users.client import SpaazaClient
+    from tap_spaaza_users.api.client import SpaazaClient
     from tap_spaaza_users.sandbox import Sandbox
 
 #: The tag: task key, selection key and window end (``open``: up to the export's run).

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tap_spaaza_users.client import ClientSettings, SpaazaClient
+from tap_spaaza_users.api.client import ClientSettings, SpaazaClient
+from tap_spaaza_users.api.retries import parse_retry_after
 from tap_spaaza_users.errors import (
     SpaazaAPIError,
     SpaazaAuthError,
@@ -21,7 +22,6 @@ from tap_spaaza_users.errors import (
     SpaazaForbiddenError,
     SpaazaNotFoundError,
 )
-from tap_spaaza_users.retries import parse_retry_after
 from tap_spaaza_users.sandbox.app import retry_after_date
 
 if TYPE_CHECKING:

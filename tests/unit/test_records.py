@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING
 import pytest
 from jsonschema import Draft7Validator, FormatChecker
 
-from tap_spaaza_users import csv_lines, records
 from tap_spaaza_users.contract import USER_COLUMNS, ColumnType, users_json_schema
 from tap_spaaza_users.errors import SpaazaInvalidRowError
-from tap_spaaza_users.records import UsersCsvReader
+from tap_spaaza_users.records import lines as csv_lines
+from tap_spaaza_users.records import reader as records
+from tap_spaaza_users.records.reader import UsersCsvReader
 from tap_spaaza_users.sandbox.export import csv_line
 
 if TYPE_CHECKING:

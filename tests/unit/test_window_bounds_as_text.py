@@ -6,7 +6,7 @@ import datetime as dt
 import itertools
 
 from tap_spaaza_users.contract import utc_text
-from tap_spaaza_users.records import to_date_time
+from tap_spaaza_users.records.reader import to_date_time
 
 UTC = dt.timezone.utc
 CELLS = [

@@ -17,10 +17,10 @@ from tap_spaaza_users.contract import (
     USER_COLUMNS,
     ColumnType,
 )
-from tap_spaaza_users.csv_lines import NUL_STAND_IN as _NUL_STAND_IN
-from tap_spaaza_users.csv_lines import ExportLines
 from tap_spaaza_users.errors import SpaazaCorruptExportError, SpaazaInvalidRowError
-from tap_spaaza_users.values import (
+from tap_spaaza_users.records.lines import NUL_STAND_IN as _NUL_STAND_IN
+from tap_spaaza_users.records.lines import ExportLines
+from tap_spaaza_users.records.values import (
     CONVERSION_ERRORS,
     CONVERTERS,
     row_typer,

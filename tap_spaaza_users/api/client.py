@@ -13,7 +13,8 @@ import backoff
 import requests
 from singer_sdk import metrics
 
-from tap_spaaza_users.api_answers import content_kind, decode_json, nothing_listens, was_refused
+from tap_spaaza_users.api.answers import content_kind, decode_json, nothing_listens, was_refused
+from tap_spaaza_users.api.retries import parse_retry_after, retry_waits
 from tap_spaaza_users.errors import (
     SpaazaAPIError,
     SpaazaAuthError,
@@ -22,7 +23,6 @@ from tap_spaaza_users.errors import (
     SpaazaNotFoundError,
     SpaazaUncertainError,
 )
-from tap_spaaza_users.retries import parse_retry_after, retry_waits
 
 if TYPE_CHECKING:
     import logging

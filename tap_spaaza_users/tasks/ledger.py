@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tap_spaaza_users import state
+from tap_spaaza_users.api.retries import backoff_delay
 from tap_spaaza_users.errors import SpaazaAPIError, SpaazaTaskTimeoutError, SpaazaUncertainError
 from tap_spaaza_users.export import TaskStatus, UsersExport, state_code
-from tap_spaaza_users.log_fields import log_fields
-from tap_spaaza_users.retries import backoff_delay
-from tap_spaaza_users.task_clock import TaskClock
-from tap_spaaza_users.task_tags import ours, tag, tag_of, tagged_window_end, task_key
+from tap_spaaza_users.logs.fields import log_fields
+from tap_spaaza_users.tasks.clock import TaskClock
+from tap_spaaza_users.tasks.tags import ours, tag, tag_of, tagged_window_end, task_key
 
 if TYPE_CHECKING:
     import logging
@@ -106,7 +106,7 @@ class TaskLedger:
         #: Unfinished tasks the sweep found old on this machine's clock, to judge again on
         #: Spaaza's once read (see ``sweep``).
         self._postponed: list[dict[str, Any]] = []
-        #: Spaaza's task clock, which every task age is measured on (``task_clock``).
+        #: Spaaza's task clock, which every task age is measured on (``tasks.clock``).
         self.clock = TaskClock(now)
         #: The tasks this run created: only these are deleted when a wait times out.
         self._created: set[int] = set()

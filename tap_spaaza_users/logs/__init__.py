@@ -1,0 +1,1 @@
+"""What the tap tells its user's log: structured fields, poll METRICs, estimates, no secrets."""
