@@ -15,6 +15,7 @@ from tap_spaaza_users import state
 from tap_spaaza_users.api.retries import backoff_delay
 from tap_spaaza_users.errors import SpaazaAPIError, SpaazaTaskTimeoutError, SpaazaUncertainError
 from tap_spaaza_users.export import TaskStatus, UsersExport, state_code
+from tap_spaaza_users.logs import export_times
 from tap_spaaza_users.logs.fields import log_fields
 from tap_spaaza_users.tasks.clock import TaskClock
 from tap_spaaza_users.tasks.tags import ours, tag, tag_of, tagged_window_end, task_key
@@ -83,9 +84,10 @@ class TaskLedger:
         """Keep the collaborators.
 
         Args:
-            export: The export (its client lists, creates, polls and deletes tasks).
+            export: The export (its client lists, creates, polls and deletes tasks); it is
+                handed the state's export durations.
             stream_state: The stream state, where the task in flight and the delivered
-                tasks are named (changed in place).
+                tasks are named, and the export durations kept (changed in place).
             horizon: How old a DONE task may be and still be adopted (``task_reuse_hours``).
             clean_up: Whether ``sweep`` deletes tasks (``delete_completed_tasks``).
             flush: Writes the state (a STATE message).
@@ -94,6 +96,8 @@ class TaskLedger:
             now: The clock task ages are measured on.
         """
         self.export = export
+        #: The export's waits tell how long exports of earlier runs took (from the state).
+        export.durations = export_times.history(stream_state)
         self.horizon = horizon
         self.clean_up = clean_up
         self.refresh_version = refresh_version
