@@ -6,9 +6,7 @@ The protocol, with a diagram of one window across two runs, is in ``docs/task-pr
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tap_spaaza_users import state
@@ -18,32 +16,14 @@ from tap_spaaza_users.export import TaskStatus, UsersExport, state_code
 from tap_spaaza_users.logs import export_times
 from tap_spaaza_users.logs.fields import log_fields
 from tap_spaaza_users.tasks.clock import TaskClock
-from tap_spaaza_users.tasks.tags import ours, tag, tag_of, tagged_window_end, task_key
+from tap_spaaza_users.tasks.listing import CLOCK_SLACK, Found, TaskList, minutes
+from tap_spaaza_users.tasks.tags import tag, task_key
 
 if TYPE_CHECKING:
     import logging
     from collections.abc import Callable, Sequence
 
     from tap_spaaza_users.windows import Window
-
-#: Tasks asked for per ``GET /tasks`` page, and pages read at most (newest first).
-PAGE_SIZE = 100
-MAX_PAGES = 5
-#: A task list read this recently is not read again before creating a task.
-RELIST_SECONDS = 1.0
-#: Tasks read after creating one, to find another run's twin created at the same moment.
-TWIN_PAGE_SIZE = 20
-#: Added to the task timeout before an unfinished task counts as abandoned: ``created_date``
-#: has whole seconds, and Spaaza's clock and this machine's may differ a little.
-CLOCK_SLACK = dt.timedelta(minutes=1)
-
-
-@dataclass(frozen=True)
-class Found:
-    """A task of the list: its id and state code."""
-
-    id: int
-    code: str
 
 
 class TaskLedger:
@@ -105,13 +85,13 @@ class TaskLedger:
         self._flush = flush
         self._sleep = sleep
         self._now = now
-        self._listed: list[dict[str, Any]] | None = None
-        self._listed_at = float("-inf")
         #: Unfinished tasks the sweep found old on this machine's clock, to judge again on
         #: Spaaza's once read (see ``sweep``).
         self._postponed: list[dict[str, Any]] = []
         #: Spaaza's task clock, which every task age is measured on (``tasks.clock``).
         self.clock = TaskClock(now)
+        #: Spaaza's task list as this sync reads it, and its judgement of each task.
+        self.listing = TaskList(export, stream_state, horizon=horizon, clock=self.clock)
         #: The tasks this run created: only these are deleted when a wait times out.
         self._created: set[int] = set()
         #: The sweep's ``delivered_up_to``.
@@ -143,9 +123,9 @@ class TaskLedger:
         keep = state.recorded_tasks(self._state)
         self._delivered_up_to = delivered_up_to
         deleted = []
-        for task in self._tasks(every_page=True):
+        for task in self.listing.tasks(every_page=True):
             task_id = task["id"]
-            reason = self._sweep_reason(task)
+            reason = self.listing.sweep_reason(task, delivered_up_to)
             if task_id in keep or reason is None:
                 continue
             status = TaskStatus.of(state_code(task))
@@ -162,7 +142,7 @@ class TaskLedger:
     def _deleted(self, deleted: list[int]) -> None:
         """Forget the tasks the clean-up deleted, and say which."""
         if deleted:
-            self._listed = [t for t in self._listed or [] if t["id"] not in deleted]
+            self.listing.forget(deleted)
             self.logger.info(
                 "Clean-up: deleted %d export tasks this tap had left: %s",
                 len(deleted),
@@ -177,8 +157,8 @@ class TaskLedger:
             task["id"]
             for task in postponed
             if task["id"] not in keep
-            and self._abandoned(task)
-            and self.export.discard(task["id"], self._sweep_reason(task) or "abandoned")
+            and self.listing.abandoned(task)
+            and self.export.discard(task["id"], self._why_swept(task))
         ]
         self._deleted(deleted)
 
@@ -204,7 +184,7 @@ class TaskLedger:
         if found is not None:
             found = Found(found.id, self.export.status(found.id) or found.code)
             self.logger.info("Export task %d, prepared ahead, is %s", found.id, found.code)
-        elif (found := self._find(key) or self._find_recent(key)) is not None:
+        elif (found := self.listing.find(key) or self.listing.find_recent(key)) is not None:
             self.logger.info(
                 "Adopting export task %d (%s) left by another run for the same window and "
                 "selection, instead of exporting again",
@@ -248,8 +228,7 @@ class TaskLedger:
         self.export.discard(task_id, reason)
         if task_id in state.recorded_tasks(self._state):
             state.forget_task(self._state)
-        if self._listed is not None:
-            self._listed = [t for t in self._listed if t["id"] != task_id]
+        self.listing.forget({task_id})
         self._ahead = {k: f for k, f in self._ahead.items() if f.id != task_id}
 
     def delivered(self, task_id: int) -> None:
@@ -287,7 +266,7 @@ class TaskLedger:
     def _in_flight_too_old(self, code: str | None) -> str | None:
         """Why the state's in-flight task is past the age limit of adoption, or None.
 
-        The same limits as for a task found in the list (``_find``), on the tap's own clock:
+        The same limits as for a task found in the list (``TaskList.find``), on the tap's own clock:
         DONE longer than ``task_reuse_hours`` (its file may be gone), or unfinished longer
         than the task timeout (abandoned).
         """
@@ -300,7 +279,7 @@ class TaskLedger:
             return f"named in flight more than {hours:g} hours ago (task_reuse_hours), too old"
         if code in (TaskStatus.READY, TaskStatus.INPROGRESS) and age > self.timeout + CLOCK_SLACK:
             return (
-                f"{code} for more than {_minutes(self.timeout)} (task_timeout_minutes), "
+                f"{code} for more than {minutes(self.timeout)} (task_timeout_minutes), "
                 "abandoned by an earlier run"
             )
         return None
@@ -316,7 +295,9 @@ class TaskLedger:
             body, key = self._tagged_body(window, now)
             if key in self._ahead:
                 continue
-            found = self._find(key) or self._find_recent(key) or self._create(body, key)
+            found = (
+                self.listing.find(key) or self.listing.find_recent(key) or self._create(body, key)
+            )
             self._ahead[key] = found
             self.logger.info(
                 "Export task %d prepares the next window %s ahead (%s)",
@@ -337,7 +318,7 @@ class TaskLedger:
         """
         created_here = task_id in self._created
         timeout = None
-        listed = next((t for t in self._listed or [] if t.get("id") == task_id), None)
+        listed = self.listing.listed(task_id)
         age = self.clock.age(listed) if listed is not None and not created_here else None
         if age is not None:
             left = self.timeout - age  # its creator gives up (and deletes it) then
@@ -349,79 +330,7 @@ class TaskLedger:
             self._flush()
             raise
 
-    # Spaaza's task list
-
-    def _tasks(self, *, fresh: bool = False, every_page: bool = False) -> list[dict[str, Any]]:
-        """The chain's tagged export tasks, newest first: listed once per sync, or ``fresh``.
-
-        ``every_page`` (the sweep) reads every page, not only the first ``MAX_PAGES``.
-        """
-        if self._listed is None or fresh or every_page:
-            chain = self.export.client.settings.chain_id
-            tagged: list[dict[str, Any]] = []
-            pages = itertools.count() if every_page else range(MAX_PAGES)
-            for page in pages:
-                batch = self.export.client.list_tasks(
-                    limit=PAGE_SIZE, offset=page * PAGE_SIZE, action="export"
-                )
-                tagged += [t for t in batch if ours(t, chain)]
-                if len(batch) < PAGE_SIZE:
-                    break
-            self._listed = tagged
-            self._listed_at = time.monotonic()
-        return self._listed
-
-    def _find(self, key: str, *, fresh: bool = False) -> Found | None:
-        """A listed task to adopt: same key, not delivered, able to serve (step 2.3), or None.
-
-        Unfinished and younger than the task timeout (an older one was abandoned), or DONE
-        and younger than the horizon; among several, a DONE one first, then the newest.
-        """
-        delivered = {*state.delivered_tasks(self._state), *state.given_up_tasks(self._state)}
-        candidates = []
-        for task in self._tasks(fresh=fresh):
-            code = (state_code(task) or "").upper()
-            if tag_of(task) != key or task["id"] in delivered:
-                continue
-            age = self._age(task)
-            if code == TaskStatus.DONE:
-                adoptable = age is not None and age <= self.horizon
-            elif code in (TaskStatus.READY, TaskStatus.INPROGRESS):
-                adoptable = not self._abandoned(task)
-                if not adoptable:
-                    self.logger.info(
-                        "Not adopting export task %d for this window: %s for more than %s "
-                        "(task_timeout_minutes), abandoned by an earlier run",
-                        task["id"],
-                        code,
-                        _minutes(self.timeout),
-                    )
-            else:
-                adoptable = False
-            if adoptable:
-                candidates.append(Found(task["id"], code))
-        candidates.sort(key=lambda found: (found.code != TaskStatus.DONE, -found.id))
-        return candidates[0] if candidates else None
-
-    def _find_recent(self, key: str, *, force: bool = False) -> Found | None:
-        """``_find`` among the newest page of the task list, read again just before creating.
-
-        Another run of the same settings started moments ago (a scheduler's overlap, a
-        retry) creates the same tasks: its newest ones are adopted instead of exporting
-        each window twice. A list read less than ``RELIST_SECONDS`` ago is not read again
-        (unless ``force``: the check after creating, ``_older_twin``, which reads only the
-        newest ``TWIN_PAGE_SIZE`` tasks, where a twin created moments ago is).
-        """
-        if not force and time.monotonic() - self._listed_at < RELIST_SECONDS:
-            return None
-        self._listed_at = time.monotonic()
-        chain = self.export.client.settings.chain_id
-        limit = TWIN_PAGE_SIZE if force else PAGE_SIZE
-        newest = self.export.client.list_tasks(limit=limit, offset=0, action="export")
-        fresh = [t for t in newest if ours(t, chain)]
-        ids = {t["id"] for t in fresh}
-        self._listed = fresh + [t for t in self._listed or [] if t["id"] not in ids]
-        return self._find(key)
+    # Two runs at once
 
     def _older_twin(self, key: str, task_id: int) -> Found | None:
         """After creating a task: another run's older task of the same key, adopted instead.
@@ -430,21 +339,9 @@ class TaskLedger:
         task. The newer one yields: it deletes the task it just created (nobody waits for
         it yet) and adopts the older one, so each window is exported once.
         """
-        self._find_recent(key, force=True)
-        serving = (TaskStatus.READY, TaskStatus.INPROGRESS, TaskStatus.DONE)
-        used = {*state.delivered_tasks(self._state), *state.given_up_tasks(self._state)}
-        twins = [
-            t
-            for t in self._listed or []
-            if tag_of(t) == key
-            and t["id"] < task_id
-            and t["id"] not in used
-            and TaskStatus.of(state_code(t)) in serving
-            and not self._abandoned(t)
-        ]
-        if not twins:
+        older = self.listing.older_twin(key, task_id)
+        if older is None:
             return None
-        older = min(twins, key=lambda t: t["id"])
         self._created.discard(task_id)
         self._drop(task_id, f"export task {older['id']} of another run exports the same window")
         self.logger.info("Adopting export task %d of another run for the same window", older["id"])
@@ -473,7 +370,7 @@ class TaskLedger:
                 self.clock.observe(self.export.last_created)
                 self._sweep_postponed()
                 return self._older_twin(key, task_id) or Found(task_id, TaskStatus.READY)
-            found = self._find(key, fresh=True)
+            found = self.listing.find(key, fresh=True)
             if found is not None:
                 self.logger.info("Export task %d was created after all; using it", found.id)
                 return found
@@ -486,59 +383,6 @@ class TaskLedger:
         )
         raise SpaazaAPIError(msg, status=last.status)
 
-    def _sweep_reason(self, task: dict[str, Any]) -> str | None:
-        """Why a listed tagged task is deleted by the sweep, or None to keep it."""
-        code = (state_code(task) or "").upper()
-        if code == TaskStatus.ERROR:
-            return "left in ERROR by an earlier run"
-        status = TaskStatus.of(code)
-        if status is None or not status.is_terminal:
-            if not self._abandoned(task):
-                return None
-            return (
-                f"{code or 'in no state'} for more than {_minutes(self.timeout)} "
-                "(task_timeout_minutes), abandoned by an earlier run"
-            )
-        delivered = self._delivered(task, code)
-        if delivered is not None:
-            return delivered
-        age = self._age(task)
-        if age is not None and age > self.horizon:
-            hours = self.horizon.total_seconds() / 3600
-            return f"finished more than {hours:g} hours ago (task_reuse_hours), too old to reuse"
-        return None
-
-    def _delivered(self, task: dict[str, Any], code: str) -> str | None:
-        """Why a finished task counts as delivered, or None.
-
-        The state names it delivered, or it is a DONE task of this selection whose window
-        ended at or before what the state says was delivered (``sweep``).
-        """
-        if task["id"] in state.delivered_tasks(self._state):
-            return "its file was delivered"
-        tagged = tagged_window_end(task)
-        up_to = self._delivered_up_to
-        if code != TaskStatus.DONE or tagged is None or up_to is None:
-            return None
-        selection, end = tagged
-        if selection == self._state.get(state.SELECTION) and end is not None and end <= up_to:
-            return "its window ended at or before the bookmark: delivered"
-        return None
-
-    def _abandoned(self, task: dict[str, Any]) -> bool:
-        """Whether an unfinished task is older than any run would have waited for it.
-
-        A task whose age the list does not tell is not abandoned: a run that adopts it
-        gives up after the task timeout and deletes it.
-        """
-        age = self._age(task)
-        return age is not None and age > self.timeout + CLOCK_SLACK
-
-    def _age(self, task: dict[str, Any]) -> dt.timedelta | None:
-        """How long ago a task was created on Spaaza's clock, or None when the list does not say."""
-        return self.clock.age(task)
-
-
-def _minutes(span: dt.timedelta) -> str:
-    """A span as whole or fractional minutes, e.g. ``180 minutes``."""
-    return f"{span.total_seconds() / 60:g} minutes"
+    def _why_swept(self, task: dict[str, Any]) -> str:
+        """Why the sweep deletes a postponed task it now found abandoned on Spaaza's clock."""
+        return self.listing.sweep_reason(task, self._delivered_up_to) or "abandoned"
