@@ -44,7 +44,17 @@ DATA_PATH = (
 WING_PATHS = {
     "tasks": ("ledger.py", "tags.py", "clock.py"),
     "api": ("client.py", "answers.py", "retries.py"),
-    "download": ("background.py", "fetch.py", "storage.py", "integrity.py", "spool.py"),
+    "download": (
+        "background.py",
+        "fetch.py",
+        "budget.py",
+        "redirects.py",
+        "statuses.py",
+        "writer.py",
+        "storage.py",
+        "integrity.py",
+        "spool.py",
+    ),
     "records": ("reader.py", "lines.py", "values.py"),
     "logs": ("fields.py", "poll_metrics.py", "export_times.py", "scrub.py"),
 }
