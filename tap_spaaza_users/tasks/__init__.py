@@ -1,1 +1,1 @@
-"""Which Spaaza export task serves each window, across runs: the ledger, its tags, its clock."""
+"""Which Spaaza export task serves each window, across runs, and the wait for it to finish."""
