@@ -26,6 +26,7 @@ DATA_PATH = (
     "token_settings.py",
     "streams.py",
     "state.py",
+    "state_check.py",
     "windows.py",
     "tasks/",
     "export.py",
