@@ -44,7 +44,7 @@ DATA_PATH = (
 #: The wings whose modules are listed one by one under their folder, along their own path.
 WING_PATHS = {
     "tasks": ("ledger.py", "tags.py", "clock.py", "polling.py"),
-    "api": ("client.py", "answers.py", "retries.py"),
+    "api": ("address.py", "client.py", "answers.py", "retries.py"),
     "download": (
         "background.py",
         "fetch.py",
