@@ -27,6 +27,7 @@ DATA_PATH = (
     "streams.py",
     "full_refresh.py",
     "state.py",
+    "state_check.py",
     "windows.py",
     "tasks/",
     "export.py",
@@ -44,9 +45,19 @@ DATA_PATH = (
 )
 #: The wings whose modules are listed one by one under their folder, along their own path.
 WING_PATHS = {
-    "tasks": ("ledger.py", "listing.py", "tags.py", "clock.py"),
-    "api": ("client.py", "answers.py", "retries.py"),
-    "download": ("background.py", "fetch.py", "storage.py", "integrity.py", "spool.py"),
+    "tasks": ("ledger.py", "listing.py", "tags.py", "clock.py", "polling.py"),
+    "api": ("address.py", "client.py", "answers.py", "retries.py"),
+    "download": (
+        "background.py",
+        "fetch.py",
+        "budget.py",
+        "redirects.py",
+        "statuses.py",
+        "writer.py",
+        "storage.py",
+        "integrity.py",
+        "spool.py",
+    ),
     "records": ("reader.py", "lines.py", "values.py"),
     "logs": ("fields.py", "poll_metrics.py", "export_times.py", "scrub.py"),
 }

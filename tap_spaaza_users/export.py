@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import time
-from dataclasses import dataclass
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from tap_spaaza_users import segments
 from tap_spaaza_users.api.client import ClientSettings, SpaazaClient
-from tap_spaaza_users.errors import (
-    SpaazaAPIError,
-    SpaazaFileUnobtainableError,
-    SpaazaNotFoundError,
-    SpaazaTaskFailedError,
-    SpaazaTaskTimeoutError,
-)
+from tap_spaaza_users.errors import SpaazaAPIError, SpaazaFileUnobtainableError, SpaazaNotFoundError
 from tap_spaaza_users.logs import export_times
 from tap_spaaza_users.logs.fields import log_fields
+from tap_spaaza_users.tasks import polling
+from tap_spaaza_users.tasks.polling import PollSettings, TaskStatus, state_code
 
 if TYPE_CHECKING:
     import logging
@@ -28,39 +22,16 @@ if TYPE_CHECKING:
     from tap_spaaza_users.settings import Settings
     from tap_spaaza_users.windows import Window
 
-
-class TaskStatus(str, enum.Enum):
-    """The documented state codes of a task; any other code is "not finished" (one warning)."""
-
-    READY = "READY"
-    INPROGRESS = "INPROGRESS"
-    DONE = "DONE"
-    ERROR = "ERROR"
-
-    def __str__(self) -> str:
-        """The code as Spaaza spells it (``DONE``), in log lines and messages."""
-        return str(self.value)
-
-    @property
-    def is_terminal(self) -> bool:
-        """Whether the task has finished: its file is ready (DONE) or never will be (ERROR)."""
-        return self in (TaskStatus.DONE, TaskStatus.ERROR)
-
-    @classmethod
-    def of(cls, code: str | None) -> TaskStatus | None:
-        """The status a state code names, or None for a missing or undocumented one."""
-        try:
-            return cls(code)
-        except ValueError:
-            return None
-
-
-#: How much the poll interval grows after each poll.
-POLL_GROWTH = 1.5
-#: Log entries fetched to explain a failed task.
-ERROR_LOG_LIMIT = 50
-#: Log lines quoted in the error message.
-ERROR_LOG_LINES = 20
+__all__ = [
+    "BOUNDARY_MARGIN",
+    "PollSettings",
+    "TaskStatus",
+    "UsersExport",
+    "build_export_task",
+    "created_rule",
+    "make_client",
+    "state_code",
+]
 
 #: ``is_after_date`` is strict on the server, and the file carries whole seconds. To keep a
 #: user created exactly at the window start, the rule asks for users created after one
@@ -69,31 +40,6 @@ ERROR_LOG_LINES = 20
 #: inclusive, but whole seconds and a stricter server must not lose a user at the seam);
 #: the stream keeps exactly ``[start, end)`` and drops ids it already emitted.
 BOUNDARY_MARGIN = dt.timedelta(seconds=1)
-
-
-@dataclass(frozen=True)
-class PollSettings:
-    """How to wait for a task."""
-
-    interval: float
-    max_interval: float
-    timeout: float
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> PollSettings:
-        """Poll interval, its cap and the task timeout from the tap's settings.
-
-        Args:
-            settings: The tap's settings.
-
-        Returns:
-            The poll settings.
-        """
-        return cls(
-            interval=settings.poll_interval_seconds,
-            max_interval=settings.poll_max_interval_seconds,
-            timeout=settings.task_timeout_minutes * 60,
-        )
 
 
 def build_export_task(  # noqa: PLR0913 - keyword-only, each a fact of the task
@@ -179,22 +125,6 @@ def _describe(window_start: dt.datetime | None, window_end: dt.datetime | None) 
     return text
 
 
-def state_code(task: Mapping[str, Any]) -> str | None:
-    """Read ``state.code`` of a task in upper case, tolerating a missing state.
-
-    The contract spells codes in upper case; one in another case (``done``) means the same.
-
-    Args:
-        task: A task object.
-
-    Returns:
-        The code (``DONE``), or None.
-    """
-    state = task.get("state")
-    code = state.get("code") if isinstance(state, dict) else None
-    return code.strip().upper() if isinstance(code, str) else None
-
-
 def make_client(settings: Settings, user_agent: str, logger: logging.Logger) -> SpaazaClient:
     """A Services API client from the tap's settings (close it when done).
 
@@ -244,12 +174,12 @@ class UsersExport:
         self.client = client
         self.poll = poll
         self.logger = logger
-        self._sleep = sleep
-        self._monotonic = monotonic
+        self.sleep = sleep
+        self.monotonic = monotonic
         #: Recent export durations by kind (the stream hands in the state's, see export_times).
         self.durations: dict[str, list[int]] = {}
         #: When (monotonic) and of which kind each task this export created was created.
-        self._created: dict[int, tuple[float, str]] = {}
+        self.created: dict[int, tuple[float, str]] = {}
 
     @classmethod
     def from_settings(
@@ -314,7 +244,7 @@ class UsersExport:
         if not isinstance(task_id, int) or isinstance(task_id, bool):
             msg = "POST /tasks answered without a task id"
             raise SpaazaAPIError(msg)
-        self._created[task_id] = (self._monotonic(), export_times.kind_of(body))
+        self.created[task_id] = (self.monotonic(), export_times.kind_of(body))
         code = state_code(task)
         self.logger.info(
             "Created export task %d (%s), state %s",
@@ -354,73 +284,7 @@ class UsersExport:
             SpaazaTaskTimeoutError: If it is still not finished after the task timeout
                 (a task created here is then deleted).
         """
-        started = self._monotonic()
-        deadline = started + (self.poll.timeout if timeout is None else timeout)
-        interval = self.poll.interval
-        last_code: str | None = None
-        last_said = started
-        polls = 0
-        warned: set[str | None] = set()
-        while True:
-            remaining = deadline - self._monotonic()
-            if remaining <= 0:
-                self._give_up(task_id, last_code, delete=created_here)
-            self._sleep(min(interval, remaining))
-            interval = min(interval * POLL_GROWTH, self.poll.max_interval)
-            task = self._poll(task_id, last_code, created_here=created_here)
-            polls += 1
-            code = state_code(task)
-            now = self._monotonic()
-            if code != last_code:
-                fields = log_fields(task_id, state=code, seconds=now - started, polls=polls)
-                self.logger.info("Export task %d is %s", task_id, code, extra=fields)
-                if code == TaskStatus.DONE and last_code is not None and task_id in self._created:
-                    created, kind = self._created[task_id]  # seen finishing: time it
-                    export_times.note(self.durations, kind, now - created)
-                last_code, last_said = code, now
-            elif now - last_said >= self.heartbeat_seconds:
-                hint, usual = export_times.hint(self.durations, task)
-                left = max(deadline - now, 0.0)
-                self.logger.info(
-                    "Export task %d is still %s after %.0fs (%d polls); %s%.0fs left before "
-                    "the %g-minute timeout",
-                    *(task_id, code, now - started, polls, hint, left, self.poll.timeout / 60),
-                    extra=log_fields(
-                        task_id, state=code, seconds=now - started, polls=polls,
-                        usual_seconds=usual, seconds_left=left,
-                    ),
-                )  # fmt: skip
-                last_said = now
-            if code == TaskStatus.DONE:
-                return task
-            if code == TaskStatus.ERROR:
-                raise self._failure(task_id)
-            if TaskStatus.of(code) is None and code not in warned:
-                warned.add(code)
-                self.logger.warning(
-                    "Export task %d reports an unknown state %r; treating it as not finished",
-                    task_id,
-                    code,
-                )
-
-    def _poll(self, task_id: int, last_code: str | None, *, created_here: bool) -> dict[str, Any]:
-        """``GET /tasks/{id}``; a task another run created that vanished is a timeout.
-
-        Raises:
-            SpaazaTaskTimeoutError: When a task this run did not create is gone.
-        """
-        try:
-            return self.client.get_task(task_id)
-        except SpaazaNotFoundError:
-            if created_here:
-                raise
-        msg = (
-            f"Export task {task_id}, left by another run, was deleted while this run waited "
-            f"for it (last state {last_code}): its run gave up on it after "
-            "task_timeout_minutes, or it was deleted by hand. The bookmark did not move; the "
-            "next run exports afresh."
-        )
-        raise SpaazaTaskTimeoutError(msg)
+        return polling.wait_until_done(self, task_id, timeout=timeout, created_here=created_here)
 
     def status(self, task_id: int) -> str | None:
         """Look up a task left by an earlier run.
@@ -490,48 +354,3 @@ class UsersExport:
                 f"answers HTTP {status}: its file cannot be obtained"
             )
         raise SpaazaFileUnobtainableError(msg)
-
-    def _failure(self, task_id: int) -> SpaazaTaskFailedError:
-        """Build the error for a task in ERROR, quoting its ERROR/WARNING log lines (or all)."""
-        task = self.client.get_task(task_id, log_limit=ERROR_LOG_LIMIT)
-        entries = [entry for entry in task.get("logs") or [] if _log_line(entry)]
-        serious = [entry for entry in entries if _level(entry) in ("ERROR", "WARNING")]
-        lines = [_log_line(entry) for entry in serious or entries][-ERROR_LOG_LINES:]
-        detail = " | ".join(lines) if lines else "Spaaza gave no log lines"
-        msg = (
-            f"Export task {task_id} ended in ERROR: {detail}. "
-            "Fix the cause above (often a segment rule), then run the sync again."
-        )
-        return SpaazaTaskFailedError(self.client.scrub(msg))
-
-    def _give_up(self, task_id: int, last_code: str | None, *, delete: bool) -> None:
-        """Delete a task that ran out of time (if this run created it), then raise."""
-        minutes = self.poll.timeout / 60
-        fate = "it is left for the run that created it (or the clean-up) to delete"
-        try:
-            if delete:
-                self.client.delete_task(task_id)
-                fate = "it was deleted"
-        except SpaazaAPIError as exc:
-            self.logger.warning("Could not delete export task %d: %s", task_id, exc)
-            fate = "deleting it failed too"
-        msg = (
-            f"Export task {task_id} did not finish within {minutes:g} minutes "
-            f"(last state {last_code}); {fate}. Raise task_timeout_minutes for large "
-            "exports, or check Spaaza's task queue."
-        )
-        raise SpaazaTaskTimeoutError(msg)
-
-
-def _level(entry: object) -> str:
-    """The upper-cased level of a task log entry, or an empty string."""
-    return str(entry.get("level") or "").upper() if isinstance(entry, dict) else ""
-
-
-def _log_line(entry: object) -> str:
-    """One task log entry as ``LEVEL message``."""
-    if isinstance(entry, dict):
-        level = entry.get("level") or ""
-        message = entry.get("message") or ""
-        return f"{level} {message}".strip()
-    return str(entry).strip()

@@ -15,6 +15,9 @@ from tap_spaaza_users.download.storage import is_loopback
 if TYPE_CHECKING:
     import requests
 
+#: The longest excerpt of an error body quoted in a message.
+_BODY_EXCERPT = 200
+
 
 def decode_json(response: requests.Response) -> Any:  # noqa: ANN401 - any JSON value
     """The one way the tap reads an API answer: its JSON value, or None if it is not JSON.
@@ -71,3 +74,38 @@ def nothing_listens(base_url: str) -> str:
         start = f"spaaza-sandbox --port {port}" if port else "spaaza-sandbox"
         advice += f". It is a local address: is spaaza-sandbox running? Start it with `{start}`"
     return advice + "."
+
+
+def describe_error_body(response: requests.Response) -> str:
+    """Quote an error body's name and description for a message, tolerating every shape.
+
+    Handles ``{"error": {"name", "description"}}`` (also inside the core-API envelope), an
+    ``errors`` list, plain text, HTML and an empty body.
+
+    Args:
+        response: The error response.
+
+    Returns:
+        ``": name: description"`` style text, or an empty string when there is nothing to say.
+    """
+    body = decode_json(response)
+    parts: list[str] = []
+    if isinstance(body, dict):
+        errors = body.get("errors")
+        candidates = [body.get("error")] + (errors if isinstance(errors, list) else [])
+        parts = [_describe_error(item) for item in candidates if item]
+    if parts:
+        return ": " + "; ".join(part for part in parts if part)
+    text = response.text.strip()
+    if not text or text.lstrip().startswith("<"):
+        return ""
+    return ": " + " ".join(text.split())[:_BODY_EXCERPT]
+
+
+def _describe_error(item: object) -> str:
+    """One error entry as ``name: description``."""
+    if isinstance(item, dict):
+        name = item.get("name") or item.get("code")
+        description = item.get("description") or item.get("message")
+        return ": ".join(str(part) for part in (name, description) if part)
+    return str(item)[:_BODY_EXCERPT]

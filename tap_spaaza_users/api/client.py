@@ -13,7 +13,13 @@ import backoff
 import requests
 from singer_sdk import metrics
 
-from tap_spaaza_users.api.answers import content_kind, decode_json, nothing_listens, was_refused
+from tap_spaaza_users.api.answers import (
+    content_kind,
+    decode_json,
+    describe_error_body,
+    nothing_listens,
+    was_refused,
+)
 from tap_spaaza_users.api.retries import parse_retry_after, retry_waits
 from tap_spaaza_users.errors import (
     SpaazaAPIError,
@@ -44,7 +50,6 @@ RETRYABLE_STATUSES = frozenset(
 #: An id in a path, replaced by ``{id}`` in the ``endpoint`` tag of request metrics.
 _PATH_ID = re.compile(r"/\d+(?=/|$)")
 
-_BODY_EXCERPT = 200
 #: Secrets shorter than this are not scrubbed from messages (they would mangle plain words).
 MIN_SCRUBBED_LENGTH = 6
 
@@ -399,38 +404,3 @@ def log_request_duration(method: str, path: str, status: int | None, seconds: fl
 def _path_of(response: requests.Response) -> str:
     """The request's path, without query string."""
     return urlsplit(response.url).path or "/"
-
-
-def describe_error_body(response: requests.Response) -> str:
-    """Quote an error body's name and description for a message, tolerating every shape.
-
-    Handles ``{"error": {"name", "description"}}`` (also inside the core-API envelope), an
-    ``errors`` list, plain text, HTML and an empty body.
-
-    Args:
-        response: The error response.
-
-    Returns:
-        ``": name: description"`` style text, or an empty string when there is nothing to say.
-    """
-    body = decode_json(response)
-    parts: list[str] = []
-    if isinstance(body, dict):
-        errors = body.get("errors")
-        candidates = [body.get("error")] + (errors if isinstance(errors, list) else [])
-        parts = [_describe_error(item) for item in candidates if item]
-    if parts:
-        return ": " + "; ".join(part for part in parts if part)
-    text = response.text.strip()
-    if not text or text.lstrip().startswith("<"):
-        return ""
-    return ": " + " ".join(text.split())[:_BODY_EXCERPT]
-
-
-def _describe_error(item: object) -> str:
-    """One error entry as ``name: description``."""
-    if isinstance(item, dict):
-        name = item.get("name") or item.get("code")
-        description = item.get("description") or item.get("message")
-        return ": ".join(str(part) for part in (name, description) if part)
-    return str(item)[:_BODY_EXCERPT]

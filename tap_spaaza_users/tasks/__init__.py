@@ -1,1 +1,1 @@
-"""Which Spaaza export task serves each window, across runs: the ledger, task list, tags, clock."""
+"""Which Spaaza export task serves each window, across runs: ledger, list, tags, clock, wait."""

@@ -18,7 +18,7 @@ import pytest
 import requests
 from support.tap_cli import run_tap
 
-from tap_spaaza_users.download import fetch as download
+from tap_spaaza_users.download import redirects
 from tap_spaaza_users.errors import SpaazaConfigError
 from tap_spaaza_users.settings import CONFIG_SCHEMA
 from tap_spaaza_users.tap import TapSpaazaUsers
@@ -263,5 +263,5 @@ class RedirectingSession(requests.Session):
 @pytest.mark.parametrize("location", ["https://[::1/x.csv", "https://example.com:99999/x"])
 def test_a_redirect_that_is_not_a_valid_url_is_refused_in_one_line(location: str) -> None:
     writer = SimpleNamespace(offset=0, etag=None)
-    with pytest.raises(download._RefusedError, match="whose host or port is not valid"):
-        download._open(RedirectingSession(location), "https://example.com/x", writer, 1)  # type: ignore[arg-type]
+    with pytest.raises(redirects.RefusedError, match="whose host or port is not valid"):
+        redirects.open_at_offset(RedirectingSession(location), "https://example.com/x", writer, 1)  # type: ignore[arg-type]

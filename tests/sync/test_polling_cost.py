@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tap_spaaza_users.export import POLL_GROWTH
+from tap_spaaza_users.tasks.polling import POLL_GROWTH
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -15,7 +15,7 @@ import pytest
 import requests
 from support.spooled import Fetched, fetch_to
 
-from tap_spaaza_users.download.fetch import _retry_after
+from tap_spaaza_users.download.statuses import retry_after
 from tap_spaaza_users.download.storage import redact_url
 from tap_spaaza_users.errors import SpaazaDownloadError
 
@@ -308,9 +308,9 @@ def test_malformed_url_fails_without_echoing_it(tmp_path: Path) -> None:
 def test_storage_retry_after_reads_seconds_and_http_dates() -> None:
     response = requests.Response()
     response.headers["Retry-After"] = "7"
-    assert _retry_after(response) == 7.0
+    assert retry_after(response) == 7.0
     later = email.utils.formatdate(time.time() + 30, usegmt=True)
     response.headers["Retry-After"] = later
-    assert 25 < (_retry_after(response) or 0) <= 30
+    assert 25 < (retry_after(response) or 0) <= 30
     response.headers["Retry-After"] = "soon"
-    assert _retry_after(response) is None
+    assert retry_after(response) is None
