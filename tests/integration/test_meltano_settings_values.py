@@ -44,8 +44,18 @@ def number_settings_from_env() -> dict[str, str]:
         if "integer" in types_of(schema):
             values[name] = str(WHOLE)
         elif "number" in types_of(schema):
-            values[name] = FRACTION
+            values[name] = fraction_within(schema)
     return values
+
+
+def fraction_within(schema: dict[str, Any]) -> str:
+    """Return FRACTION, or for a setting whose bounds exclude it a fraction three quarters in."""
+    low, high = schema.get("minimum"), schema.get("maximum")
+    if (low is None or low <= float(FRACTION)) and (high is None or float(FRACTION) <= high):
+        return FRACTION
+    assert low is not None, schema
+    assert high is not None, schema
+    return str(Decimal(str(low)) + (Decimal(str(high)) - Decimal(str(low))) * Decimal("0.75"))
 
 
 def dumped_config(meltano: Meltano, *args: str, env: dict[str, str]) -> dict[str, Any]:
