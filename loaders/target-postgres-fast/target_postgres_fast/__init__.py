@@ -19,6 +19,7 @@ reorganised:
 from __future__ import annotations
 
 import copy
+import functools
 import operator
 from typing import TYPE_CHECKING, Any
 
@@ -37,12 +38,14 @@ from singer_sdk.mapper import SameRecordTransform
 from target_postgres.sinks import PostgresSink
 from target_postgres.target import TargetPostgres
 
+from target_postgres_fast.drain import BackgroundDrain
 from target_postgres_fast.reader import BlockMsgSpecReader
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
     from singer_sdk.helpers.conform import DatetimeErrorTreatmentEnum
+    from singer_sdk.sinks import Sink
 
 #: The SDK's parser of each date-like format.
 PARSERS: dict[str, Callable[[str], Any]] = {
@@ -254,8 +257,44 @@ class FastTargetPostgres(TargetPostgres):
                 sink.stream_name,
                 sink.current_size,
             )
-            self.drain_one(sink)
+            self.background_drain.start(sink)
         self._handle_max_record_age()
+
+    @functools.cached_property
+    def background_drain(self) -> BackgroundDrain:
+        """The batch loading while the next one is read (at most one)."""
+        return BackgroundDrain()
+
+    def drain_one(self, sink: Sink) -> None:
+        """Drain as the SDK does, once the batch loading in the background is done."""
+        self.background_drain.finish()
+        super().drain_one(sink)
+
+    def drain_all(self, *, is_endofpipe: bool = False) -> None:
+        """Drain all as the SDK does, once the batch loading in the background is done."""
+        self.background_drain.finish()
+        super().drain_all(is_endofpipe=is_endofpipe)
+
+    def _process_schema_message(self, message_dict: dict[str, Any]) -> None:
+        self.background_drain.finish()
+        super()._process_schema_message(message_dict)
+
+    def _process_state_message(self, message_dict: dict[str, Any]) -> None:
+        self.background_drain.finish()
+        super()._process_state_message(message_dict)
+
+    def _process_activate_version_message(self, message_dict: dict[str, Any]) -> None:
+        self.background_drain.finish()
+        super()._process_activate_version_message(message_dict)
+
+    def _process_batch_message(self, message_dict: dict[str, Any]) -> None:
+        self.background_drain.finish()
+        super()._process_batch_message(message_dict)
+
+    def process_endofpipe(self) -> None:
+        """Finish the batch loading in the background, then end as the SDK does."""
+        self.background_drain.finish()
+        super().process_endofpipe()
 
 
 def main() -> None:
