@@ -2,18 +2,23 @@
 
 The target is unchanged in what it writes: the same tables, columns and types, the same
 COPY into a temporary table and merge per batch, the same ``_sdc_*`` metadata and the same
-ACTIVATE_VERSION handling. Its input is read with the SDK's msgspec reader (the SDK's own
-alternative to ``json``, several times faster per line), and two of its steps are only
-reorganised:
+ACTIVATE_VERSION handling. Its input is read with the SDK's msgspec decoder, a block of
+lines per call (``reader``), and its steps are only reorganised:
 
 - Before loading, the SDK parses every date and date-time value of a record. To find them
   it asks, for every field of every record, whether the field's schema is date-like (about
   50 questions per users record). Here the date-like fields are found once per schema and
   only those are parsed, with the same parsers and the same treatment of a bad value.
+- A RECORD goes through the SDK's steps in the SDK's order, without the layers around them
+  (stream lookups, a loop over one stream map) when no mapping is configured.
 - With ``use_copy``, the target builds one dict per record (reading the
   ``sanitize_null_text_characters`` setting through two properties for every value), then a
-  list from that dict. Here each row is built once, in column order, with the setting read
-  once per batch. Without ``use_copy`` the target's own INSERT path runs.
+  list from that dict. Here each row is taken once, in column order, by one ``itemgetter``
+  call, with the setting read once per batch; a Boolean value that its processor would
+  return unchanged is left as it is; psycopg sends the rows from its own writer thread.
+  Without ``use_copy`` the target's own INSERT path runs.
+- A full batch loads in a thread while the next one is read (``drain``); everything else
+  waits for it, so a STATE message still follows the rows it covers.
 """
 
 from __future__ import annotations
