@@ -149,3 +149,34 @@ def test_the_wrapper_loads_the_same_rows_as_the_plain_target(
     assert "Sent twice, the last one wins" in {row["loyalty_status_name"] for row in by_id.values()}
     assert any(row["created_date"] is None for row in by_id.values())
     assert all(row["_sdc_table_version"] is not None for row in by_id.values())
+
+
+def test_a_bad_line_fails_the_wrapper_as_the_plain_target_after_the_same_rows(
+    sandbox: Sandbox, tmp_path: Path, server: tuple[str, dict[str, Any], list[str]]
+) -> None:
+    """A blank line after two full batches fails both targets with the SDK's error.
+
+    The wrapper decodes blocks of lines at once and loads full batches in a thread: it must
+    still stop at the first bad line, after loading exactly the rows the plain target loads.
+    """
+    dsn, settings, schemas = server
+    messages = tap_messages(sandbox, tmp_path)
+    first = next(i for i, message in enumerate(messages) if message["type"] == "RECORD")
+    good = "".join(json.dumps(message) + "\n" for message in messages[: first + 150])
+    lines = good + "\n" + "".join(json.dumps(message) + "\n" for message in messages[first + 150 :])
+    plain, fast = (f"fast_{uuid.uuid4().hex[:10]}" for _ in range(2))
+    schemas += [plain, fast]
+
+    failures = []
+    for executable, schema in (("target-postgres", plain), ("target-postgres-fast", fast)):
+        with pytest.raises(subprocess.CalledProcessError) as failure:
+            load(executable, settings, schema, lines, tmp_path)
+        assert "Unable to parse line as JSON" in failure.value.stderr, failure.value.stderr[-2000:]
+        failures.append(failure.value)
+
+    assert failures[1].stdout == failures[0].stdout
+    plain_types, plain_rows = table(dsn, plain)
+    fast_types, fast_rows = table(dsn, fast)
+    assert fast_types == plain_types
+    assert len(fast_rows) == 140
+    assert fast_rows == plain_rows

@@ -2,25 +2,34 @@
 
 The target is unchanged in what it writes: the same tables, columns and types, the same
 COPY into a temporary table and merge per batch, the same ``_sdc_*`` metadata and the same
-ACTIVATE_VERSION handling. Its input is read with the SDK's msgspec reader (the SDK's own
-alternative to ``json``, several times faster per line), and two of its steps are only
-reorganised:
+ACTIVATE_VERSION handling. Its input is read with the SDK's msgspec decoder, a block of
+lines per call (``reader``), and its steps are only reorganised:
 
 - Before loading, the SDK parses every date and date-time value of a record. To find them
   it asks, for every field of every record, whether the field's schema is date-like (about
   50 questions per users record). Here the date-like fields are found once per schema and
   only those are parsed, with the same parsers and the same treatment of a bad value.
+- A RECORD goes through the SDK's steps in the SDK's order, without the layers around them
+  (stream lookups, a loop over one stream map) when no mapping is configured.
 - With ``use_copy``, the target builds one dict per record (reading the
   ``sanitize_null_text_characters`` setting through two properties for every value), then a
-  list from that dict. Here each row is built once, in column order, with the setting read
-  once per batch. Without ``use_copy`` the target's own INSERT path runs.
+  list from that dict. Here each row is taken once, in column order, by one ``itemgetter``
+  call, with the setting read once per batch; a Boolean value that its processor would
+  return unchanged is left as it is; psycopg sends the rows from its own writer thread.
+  Without ``use_copy`` the target's own INSERT path runs.
+- A full batch loads in a thread while the next one is read (``drain``); everything else
+  waits for it, so a STATE message still follows the rows it covers.
 """
 
 from __future__ import annotations
 
+import copy
+import functools
+import operator
 from typing import TYPE_CHECKING, Any
 
-from singer_sdk.contrib.msgspec import MsgSpecReader
+import sqlalchemy
+from psycopg.copy import QueuedLibpqWriter
 from singer_sdk.helpers._compat import (
     date_fromisoformat,
     datetime_fromisoformat,
@@ -30,14 +39,18 @@ from singer_sdk.helpers._typing import (
     get_datelike_property_type,
     handle_invalid_timestamp_in_record,
 )
+from singer_sdk.mapper import SameRecordTransform
 from target_postgres.sinks import PostgresSink
 from target_postgres.target import TargetPostgres
+
+from target_postgres_fast.drain import BackgroundDrain
+from target_postgres_fast.reader import BlockMsgSpecReader
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
-    import sqlalchemy
     from singer_sdk.helpers.conform import DatetimeErrorTreatmentEnum
+    from singer_sdk.sinks import Sink
 
 #: The SDK's parser of each date-like format.
 PARSERS: dict[str, Callable[[str], Any]] = {
@@ -67,6 +80,28 @@ class DatelikeFields:
     def fits(self, properties: dict[str, Any]) -> bool:
         """Whether this was built from these properties, as they are now."""
         return properties is self.properties and len(properties) == self.size
+
+
+class RowBuilder:
+    """A record's values in column order, a missing field as None (as ``dict.get``)."""
+
+    def __init__(self, names: list[str]) -> None:
+        """Build the getter of these columns once.
+
+        Args:
+            names: The columns, in order.
+        """
+        self.names = names
+        self.getter = operator.itemgetter(*names) if len(names) > 1 else None
+
+    def __call__(self, record: dict[str, Any]) -> list[Any]:
+        """The record's row: one C call when every field is present (the usual case)."""
+        if self.getter is not None:
+            try:
+                return list(self.getter(record))
+            except KeyError:
+                pass
+        return [record.get(name) for name in self.names]
 
 
 class FastPostgresSink(PostgresSink):
@@ -146,29 +181,33 @@ class FastPostgresSink(PostgresSink):
         columns = self.column_representation(schema)
         names = [column.name for column in columns]
         sanitize = bool(self.connector.sanitize_null_text_characters)
+        row_of = RowBuilder(names)
         rows: Iterable[list[Any]]
         if self.append_only is False:
             unique: dict[tuple[Any, ...], list[Any]] = {}
             for record in records:
-                unique[tuple(record[key] for key in primary_keys)] = [
-                    record.get(name) for name in names
-                ]
+                unique[tuple(record[key] for key in primary_keys)] = row_of(record)
             rows = unique.values()
         else:
-            rows = [[record.get(name) for name in names] for record in records]
+            rows = [row_of(record) for record in records]
         processors = [
-            (index, processor)
+            (index, processor, isinstance(column.type, sqlalchemy.Boolean))
             for index, column in enumerate(columns)
             if (processor := column.type.bind_processor(connection.dialect)) is not None
         ]
         statement = self.generate_copy_statement(table.name, columns)
         self.logger.info("Inserting with SQL: %s", statement)
-        with connection.connection.cursor().copy(statement) as copy:
+        cursor = connection.connection.cursor()
+        # The rows go to the server from a thread of psycopg's, while this one formats more.
+        with cursor.copy(statement, writer=QueuedLibpqWriter(cursor)) as copy:
             for row in rows:
                 if sanitize:
                     row[:] = [self.sanitize_null_text_characters(value) for value in row]
-                for index, processor in processors:
-                    row[index] = processor(row[index])
+                for index, processor, boolean in processors:
+                    value = row[index]
+                    # A Boolean's processor returns None, True and False as they are.
+                    if not boolean or not (value is None or value is True or value is False):
+                        row[index] = processor(value)
                 copy.write_row(row)
         return True
 
@@ -181,7 +220,86 @@ class FastTargetPostgres(TargetPostgres):
     """
 
     default_sink_class = FastPostgresSink
-    message_reader_class = MsgSpecReader
+    message_reader_class = BlockMsgSpecReader
+
+    def _process_record_message(self, message_dict: dict[str, Any]) -> None:
+        """Process a RECORD message as the SDK does, with fewer layers per record.
+
+        Only for a stream whose one stream map passes records through (no mapping
+        configured) into a FastPostgresSink; anything else takes the SDK's own path. The
+        steps and their order are the SDK's: copy the record, flatten it if configured,
+        add the ``_sdc_*`` metadata, parse its date-like values, check its key
+        properties, stage it, drain the sink when full and check the records' age.
+        """
+        stream_name = message_dict.get("stream")
+        maps = self.mapper.stream_maps.get(stream_name) if "record" in message_dict else None
+        sink = self._sinks_active.get(stream_name) if maps else None
+        if (
+            maps is None
+            or len(maps) != 1
+            or type(maps[0]) is not SameRecordTransform
+            or maps[0].stream_alias != stream_name
+            or not isinstance(sink, FastPostgresSink)
+        ):
+            super()._process_record_message(message_dict)
+            return
+        record = maps[0].transform(copy.copy(message_dict["record"]))
+        context = sink._get_context(record)  # noqa: SLF001 - the SDK's own step
+        if sink.include_sdc_metadata_properties:
+            sink._add_sdc_metadata_to_record(record, message_dict, context)  # noqa: SLF001
+        else:
+            sink._remove_sdc_metadata_from_record(record)  # noqa: SLF001
+        sink._validate_and_parse(record)  # noqa: SLF001
+        record = sink.preprocess_record(record, context)
+        sink._singer_validate_message(record)  # noqa: SLF001
+        sink.tally_record_read()
+        sink.process_record(record, context)
+        sink.record_counter_metric.increment()
+        sink._after_process_record(context)  # noqa: SLF001
+        if sink.is_full:
+            self.logger.info(
+                "Target sink for '%s' is full. Current size is '%s'. Draining...",
+                sink.stream_name,
+                sink.current_size,
+            )
+            self.background_drain.start(sink)
+        self._handle_max_record_age()
+
+    @functools.cached_property
+    def background_drain(self) -> BackgroundDrain:
+        """The batch loading while the next one is read (at most one)."""
+        return BackgroundDrain()
+
+    def drain_one(self, sink: Sink) -> None:
+        """Drain as the SDK does, once the batch loading in the background is done."""
+        self.background_drain.finish()
+        super().drain_one(sink)
+
+    def drain_all(self, *, is_endofpipe: bool = False) -> None:
+        """Drain all as the SDK does, once the batch loading in the background is done."""
+        self.background_drain.finish()
+        super().drain_all(is_endofpipe=is_endofpipe)
+
+    def _process_schema_message(self, message_dict: dict[str, Any]) -> None:
+        self.background_drain.finish()
+        super()._process_schema_message(message_dict)
+
+    def _process_state_message(self, message_dict: dict[str, Any]) -> None:
+        self.background_drain.finish()
+        super()._process_state_message(message_dict)
+
+    def _process_activate_version_message(self, message_dict: dict[str, Any]) -> None:
+        self.background_drain.finish()
+        super()._process_activate_version_message(message_dict)
+
+    def _process_batch_message(self, message_dict: dict[str, Any]) -> None:
+        self.background_drain.finish()
+        super()._process_batch_message(message_dict)
+
+    def process_endofpipe(self) -> None:
+        """Finish the batch loading in the background, then end as the SDK does."""
+        self.background_drain.finish()
+        super().process_endofpipe()
 
 
 def main() -> None:

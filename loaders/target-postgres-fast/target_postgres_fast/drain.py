@@ -1,0 +1,62 @@
+"""A full sink's batch loaded in a thread while the next batch is read.
+
+When a sink fills up, the SDK loads its batch (COPY into a temporary table, merge, drop)
+before it reads the next line: meanwhile the tap blocks on a full pipe, and most of that time
+is the server's. Here the batch is handed to one worker thread and reading goes on. At most
+one batch loads at a time, and every other step that touches the database or the state
+(SCHEMA, STATE, ACTIVATE_VERSION, BATCH, any other drain, the end of the input) first waits
+for it: a STATE message is still emitted only once every record before it is loaded, and a
+batch that fails raises its own error there, before any later state.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from singer_sdk.sinks import Sink
+
+
+class BackgroundDrain:
+    """At most one batch loading in a worker thread."""
+
+    def __init__(self) -> None:
+        """No batch loading yet; the thread starts with the first one."""
+        self._executor: ThreadPoolExecutor | None = None
+        self._loading: tuple[Future[None], Sink, int] | None = None
+
+    def start(self, sink: Sink) -> None:
+        """Hand the sink's batch to the worker, as the SDK's ``drain_one`` would load it.
+
+        The sink is left as after the SDK's drain (an empty batch, a zero count), so it
+        takes records again at once; its written count is tallied when the batch is done.
+        """
+        self.finish()
+        if sink.current_size == 0:
+            return
+        context = sink.start_drain()
+        records = sink._batch_records_read  # noqa: SLF001 - what mark_drained tallies
+        sink._batch_records_read = 0  # noqa: SLF001 - the next batch counts from zero
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drain")
+        future = self._executor.submit(_process_batch, sink, context)
+        self._loading = (future, sink, records)
+
+    def finish(self) -> None:
+        """Wait for the batch being loaded, if any; raise its error if it failed."""
+        if self._loading is None:
+            return
+        future, sink, records = self._loading
+        self._loading = None
+        future.result()
+        staged = sink._batch_records_read  # noqa: SLF001 - records of the next batch
+        sink._batch_records_read = records  # noqa: SLF001
+        sink.mark_drained()
+        sink._batch_records_read = staged  # noqa: SLF001
+
+
+def _process_batch(sink: Sink, context: dict) -> None:  # type: ignore[type-arg]
+    """Load one batch, timed as the SDK times it."""
+    with sink.batch_processing_timer:
+        sink.process_batch(context)
