@@ -30,7 +30,7 @@ TYPING_ONLY = frozenset({"_typeshed"})
 CLASSIFIERS = {
     "Typing :: Typed",
     "Intended Audience :: Developers",
-    "Operating System :: OS Independent",
+    "Operating System :: POSIX",
 }
 COMMAND_TIMEOUT = 60
 INSTALL_TIMEOUT = 600
