@@ -63,6 +63,8 @@ class RenderedLines:
         self._file: IO[bytes] | None = None
         self._chunks: dict[int, tuple[int, int]] = {}  # chunk -> (offset, size) in the file
         self._lock = threading.Lock()
+        #: Closed with its sandbox: an export still running then stores nothing more.
+        self._closed = False
 
     def lines(self, first: int, last: int) -> Iterator[tuple[int, str]]:
         """Yield ``(id, line)`` of base users ``first..last`` in id order."""
@@ -90,6 +92,7 @@ class RenderedLines:
                 self._file.close()
             self._file = None
             self._chunks.clear()
+            self._closed = True
 
     def _render(self, first: int, last: int) -> list[str]:
         """Generate and render base users ``first..last``."""
@@ -111,7 +114,7 @@ class RenderedLines:
         """Keep a chunk's lines (any storage error only means they are rendered again)."""
         data = marshal.dumps(lines)
         with self._lock:
-            if chunk in self._chunks:
+            if chunk in self._chunks or self._closed:
                 return
             try:
                 if self._file is None:

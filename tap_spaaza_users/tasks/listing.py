@@ -115,7 +115,9 @@ class TaskList:
         """A listed task to adopt: same key, not delivered, able to serve (step 2.3), or None.
 
         Unfinished and younger than the task timeout (an older one was abandoned), or DONE
-        and younger than the horizon; among several, a DONE one first, then the newest.
+        and younger than the horizon; among several, a DONE one first, then the oldest: the
+        one that two runs' twins settle on (``older_twin``), so an adopted task is never the
+        twin its creator deletes.
         """
         delivered = {*state.delivered_tasks(self._state), *state.given_up_tasks(self._state)}
         candidates = []
@@ -140,7 +142,7 @@ class TaskList:
                 adoptable = False
             if adoptable:
                 candidates.append(Found(task["id"], code))
-        candidates.sort(key=lambda found: (found.code != TaskStatus.DONE, -found.id))
+        candidates.sort(key=lambda found: (found.code != TaskStatus.DONE, found.id))
         return candidates[0] if candidates else None
 
     def find_recent(self, key: str, *, force: bool = False) -> Found | None:
