@@ -127,4 +127,6 @@ def test_stop_signals_end_a_tap_whose_reader_stopped_reading_20_of_20(
             for process in processes:
                 if process.poll() is None:
                     process.kill()
-                process.communicate()  # closes the pipe of a tap that ended early too
+                process.wait()
+                if process.stdout is not None:
+                    process.stdout.close()  # the pipe of a tap that ended early too
