@@ -143,7 +143,9 @@ class Result:
 
 
 def role_of(cmdline: str) -> str:
-    """tap, target or meltano: which part of `meltano run` a process is."""
+    """tap, target, meltano or server: which part of `meltano run` a process is."""
+    if cmdline.startswith("postgres:"):
+        return "server"
     program = cmdline.split(" ", 2)[:2]
     if any("/loaders/" in part for part in program):
         return "target"
@@ -157,19 +159,25 @@ class TreeRss:
     """Samples a process tree: peak RSS of the matching processes, CPU seconds of each.
 
     The peak is of the processes whose command line contains ``pattern``; a process's CPU
-    seconds are its last sample before it ended.
+    seconds are its last sample before it ended. With ``database``, the PostgreSQL server's
+    backends connected to it (their process title names it) are sampled too: the server's
+    share of the load (COPY into the temporary table, merge), missing only each backend's
+    last 50 ms.
     """
 
     pid: int
     pattern: str
+    database: str | None = None
     peak: int = 0
     _cpu: dict[int, tuple[str, float]] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
 
     @property
     def cpu(self) -> dict[str, float]:
-        """CPU seconds per part (tap, meltano, target)."""
+        """CPU seconds per part (tap, meltano, target, and server with a database)."""
         parts: dict[str, float] = {"tap": 0.0, "meltano": 0.0, "target": 0.0}
+        if self.database is not None:
+            parts["server"] = 0.0
         for part, seconds in self._cpu.values():
             parts[part] += seconds
         return parts
@@ -197,9 +205,21 @@ class TreeRss:
                 return
             total = sum(rss_of(child, self.pattern) for child in children)
             self.peak = max(self.peak, total)
-            for process in [root, *children]:
+            for process in [root, *children, *self._backends()]:
                 self._note_cpu(process)
             time.sleep(0.05)
+
+    def _backends(self) -> list[psutil.Process]:
+        """The server's backends connected to ``database`` (none without one)."""
+        if self.database is None:
+            return []
+        title = f" {self.database} "
+        backends = []
+        for process in psutil.process_iter(["cmdline"]):
+            cmdline = process.info["cmdline"] or []
+            if cmdline and cmdline[0].startswith("postgres:") and title in " ".join(cmdline):
+                backends.append(process)
+        return backends
 
     def _note_cpu(self, process: psutil.Process) -> None:
         try:
@@ -235,12 +255,17 @@ def table_sql(table: str) -> str:
 
 
 def postgres_floor(dsn: str, csv_path: Path) -> Result:
-    """``COPY users FROM STDIN (FORMAT csv, HEADER)`` into a typed table, as psql's copy."""
+    """``COPY users FROM STDIN (FORMAT csv, HEADER)`` into a typed table, as psql's copy.
+
+    The server backend's CPU seconds during the COPY are counted (as ``server``).
+    """
     schema = f"floor_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(dsn, autocommit=True) as connection:
         connection.execute(f"CREATE SCHEMA {schema}")
         try:
             connection.execute(table_sql(f"{schema}.users"))
+            backend = psutil.Process(connection.info.backend_pid)
+            cpu_before = backend.cpu_times()
             started = time.perf_counter()
             with (
                 connection.cursor() as cursor,
@@ -249,7 +274,10 @@ def postgres_floor(dsn: str, csv_path: Path) -> Result:
             ):
                 while chunk := source.read(1 << 20):
                     copy.write(chunk)
-            return Result(time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            cpu_after = backend.cpu_times()
+            server = cpu_after.user + cpu_after.system - cpu_before.user - cpu_before.system
+            return Result(seconds, cpu={"server": server})
         finally:
             connection.execute(f"DROP SCHEMA {schema} CASCADE")
 
@@ -326,7 +354,10 @@ def meltano_run(
     cleanup: Callable[[], None],
     project: Path = PROJECT,
 ) -> Result:
-    """`meltano run EXTRACTOR LOADER` from a fresh state; seconds after DONE, target's peak RSS."""
+    """`meltano run EXTRACTOR LOADER` from a fresh state; seconds after DONE, target's peak RSS.
+
+    Into PostgreSQL, the CPU seconds of the server's backends on its database are counted.
+    """
     cleanup()
     run_env = env
     done_at: list[float] = []
@@ -340,7 +371,8 @@ def meltano_run(
     )
     tail: list[str] = []
     started = time.time()
-    with TreeRss(process.pid, loader) as rss:
+    database = env.get("TARGET_POSTGRES_DATABASE") if loader == "target-postgres" else None
+    with TreeRss(process.pid, loader, database) as rss:
         assert process.stderr is not None  # noqa: S101
         for line in process.stderr:
             tail = [*tail[-30:], line]
@@ -459,7 +491,9 @@ def report(users: int, repeat: int, results: dict[str, Result], load: tuple[str,
     for name, result in results.items():
         warehouse = name.split()[0].rstrip(",")
         if "floor" in name:
-            print(f"{name:<{width}} {result.seconds:8.2f} s")
+            server = result.cpu.get("server")
+            cpu = f"  server CPU {server:.1f} s" if server is not None else ""
+            print(f"{name:<{width}} {result.seconds:8.2f} s{cpu}")
             continue
         ratio = result.seconds / floors[warehouse].seconds
         print(
