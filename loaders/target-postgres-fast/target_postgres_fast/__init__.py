@@ -10,7 +10,10 @@ lines per call (``reader``), and its steps are only reorganised:
   50 questions per users record). Here the date-like fields are found once per schema and
   only those are parsed, with the same parsers and the same treatment of a bad value.
 - A RECORD goes through the SDK's steps in the SDK's order, without the layers around them
-  (stream lookups, a loop over one stream map) when no mapping is configured.
+  (stream lookups, a loop over one stream map) when no mapping is configured; a run of
+  consecutive RECORD messages of such a stream, decoded in one block, is staged with every
+  lookup and test made once for the run (``runs``). A stream map, flattening, record
+  validation or a sink that overrides a step takes the SDK's path.
 - With ``use_copy``, the target builds one dict per record (reading the
   ``sanitize_null_text_characters`` setting through two properties for every value), then a
   list from that dict. Here each row is taken once, in column order, by one ``itemgetter``
@@ -45,6 +48,7 @@ from target_postgres.target import TargetPostgres
 
 from target_postgres_fast.drain import BackgroundDrain
 from target_postgres_fast.reader import BlockMsgSpecReader
+from target_postgres_fast.runs import RunStager, passes_through, plain_steps
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
@@ -108,6 +112,25 @@ class FastPostgresSink(PostgresSink):
     """PostgresSink with its per-record, per-field lookups hoisted out of the loops."""
 
     _datelike: DatelikeFields | None = None
+    _stager: RunStager | None = None
+
+    def datelike_fields(self) -> DatelikeFields:
+        """The schema's date-like fields, found once per schema."""
+        properties = self.schema["properties"]
+        datelike = self._datelike
+        if datelike is None or not datelike.fits(properties):
+            datelike = self._datelike = DatelikeFields(properties)
+        return datelike
+
+    def stager(self, drain: Callable[[Sink], None]) -> RunStager:
+        """What stages runs of RECORD messages into this sink, built once per schema."""
+        datelike = self.datelike_fields()
+        stager = self._stager
+        if stager is None or stager.datelike_source is not datelike:
+            fields = [(name, kind, PARSERS[kind]) for name, kind in datelike.fields]
+            stager = self._stager = RunStager(self, fields, drain)
+            stager.datelike_source = datelike
+        return stager
 
     def _parse_timestamps_in_record(
         self,
@@ -125,9 +148,10 @@ class FastPostgresSink(PostgresSink):
             treatment: What to do with a value that does not parse (MAX, NULL or ERROR).
         """
         properties = schema["properties"]
-        datelike = self._datelike
-        if datelike is None or not datelike.fits(properties):
-            datelike = self._datelike = DatelikeFields(properties)
+        if properties is self.schema["properties"]:
+            datelike = self.datelike_fields()
+        else:
+            datelike = DatelikeFields(properties)
         if not properties.keys() >= record.keys():
             self._warn_missing_fields(record, schema)
         for key, kind in datelike.fields:
@@ -257,13 +281,35 @@ class FastTargetPostgres(TargetPostgres):
         sink.record_counter_metric.increment()
         sink._after_process_record(context)  # noqa: SLF001
         if sink.is_full:
-            self.logger.info(
-                "Target sink for '%s' is full. Current size is '%s'. Draining...",
-                sink.stream_name,
-                sink.current_size,
-            )
-            self.background_drain.start(sink)
+            self._drain_full(sink)
         self._handle_max_record_age()
+
+    def stage_run(self, messages: list[dict[str, Any]], start: int) -> int:
+        """Stage the run of RECORD messages from ``messages[start]`` on (``runs``).
+
+        Returns:
+            How many messages were staged: 0 where the stream needs the SDK's path.
+        """
+        stream_name = messages[start].get("stream")
+        sink = self._sinks_active.get(stream_name)  # type: ignore[arg-type]
+        if (
+            not isinstance(sink, FastPostgresSink)
+            or not passes_through(self.mapper.stream_maps.get(stream_name), stream_name)
+            or not plain_steps(sink)
+        ):
+            return 0
+        staged = sink.stager(self._drain_full).stage(messages, start, stream_name)
+        self._handle_max_record_age()
+        return staged
+
+    def _drain_full(self, sink: Sink) -> None:
+        """Load a full sink's batch in the background, logged as the SDK logs its drain."""
+        self.logger.info(
+            "Target sink for '%s' is full. Current size is '%s'. Draining...",
+            sink.stream_name,
+            sink.current_size,
+        )
+        self.background_drain.start(sink)
 
     @functools.cached_property
     def background_drain(self) -> BackgroundDrain:

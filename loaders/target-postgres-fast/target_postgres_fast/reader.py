@@ -9,6 +9,11 @@ then handed to the same callbacks, one at a time, in order.
 A block that does not decode into exactly one message per line (a malformed or blank line)
 goes through the SDK's per-line path, which processes the lines before the first bad one and
 then raises the SDK's own error for it.
+
+A target with a ``stage_run(messages, start)`` method (the one whose ``RECORD`` callback is
+bound to it) is handed each RECORD of a decoded block with the rest of the block: it stages
+as many consecutive messages from there as it can and says how many (0: the message takes
+the callback).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import msgspec
 from singer_sdk.contrib.msgspec import MsgSpecReader, decoder
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
 #: The most bytes taken from stdin at once (what is already there, up to this).
 BLOCK_BYTES = 1 << 20
@@ -44,6 +49,10 @@ class BlockMsgSpecReader(MsgSpecReader):
         if file_input is not None:
             return super().process_lines(file_input, callbacks)
         stats: Counter[str] = Counter()
+        target = getattr(callbacks.get("RECORD"), "__self__", None)
+        self._stage_run: Callable[[list[dict[str, Any]], int], int] | None = getattr(
+            target, "stage_run", None
+        )
         source = sys.stdin.buffer
         pending = b""
         while block := source.read1(BLOCK_BYTES):
@@ -76,7 +85,29 @@ class BlockMsgSpecReader(MsgSpecReader):
             messages = None
         if messages is None or len(messages) != lines:
             text = io.TextIOWrapper(io.BytesIO(block), encoding="utf-8")
-            messages = (self.deserialize_json(line) for line in text)
+            self._process_messages((self.deserialize_json(line) for line in text), callbacks, stats)
+            return
+        stage_run = self._stage_run
+        if stage_run is None:
+            self._process_messages(messages, callbacks, stats)
+            return
+        index, end = 0, len(messages)
+        while index < end:
+            message = messages[index]
+            if message.get("type") == "RECORD" and (staged := stage_run(messages, index)):
+                stats["RECORD"] += staged
+                index += staged
+                continue
+            self._process_messages((message,), callbacks, stats)
+            index += 1
+
+    def _process_messages(
+        self,
+        messages: Iterable[dict[str, Any]],
+        callbacks: dict[str, Callable[[dict[str, Any]], None]],
+        stats: Counter[str],
+    ) -> None:
+        """Process messages one at a time, as the SDK's reader does."""
         for message in messages:
             self.assert_line_requires(message, requires={"type"})
             message_type = message["type"]

@@ -1,0 +1,178 @@
+"""A run of RECORD messages of one stream, staged with the SDK's steps hoisted out of the loop.
+
+For each RECORD the SDK looks up the stream's maps and sink, copies the record, asks the
+sink for its context, adds the ``_sdc_*`` metadata, parses the date-like values, checks the
+key properties, tallies the record, stages it, increments a metric, logs a debug line and
+checks whether the sink is full and whether any record is too old. When the stream has one
+stream map that passes records through (no mapping, no flattening) into a sink that
+overrides none of those steps and validates nothing, every lookup and test is the same for
+all the records of a block: here they are made once per run of consecutive RECORD messages
+of that stream, and each record gets only the steps that change it, in the SDK's order:
+
+- the metadata, as the SDK adds it (``_sdc_received_at`` and ``_sdc_sequence`` read the
+  clock for every record, ``_sdc_batched_at`` is the batch's start);
+- the date-like values, parsed with the SDK's parsers and its treatment of a bad value;
+- the key properties' check, the tally and the staging; the metric is incremented and the
+  records' age checked once per run; a full sink is drained at once, as the SDK does.
+
+The record is not copied: the message it came in is decoded for this run and used by
+nothing else.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from singer_sdk.helpers._typing import handle_invalid_timestamp_in_record
+from singer_sdk.mapper import SameRecordTransform
+from singer_sdk.sinks import BatchSink, Sink
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+#: The sink steps a run does itself: a sink class that overrides one takes the SDK's path.
+STEPS = ("_get_context", "preprocess_record", "process_record", "_after_process_record")
+BASES: dict[str, Any] = {
+    "_get_context": BatchSink._get_context,  # noqa: SLF001
+    "preprocess_record": Sink.preprocess_record,
+    "process_record": BatchSink.process_record,
+    "_after_process_record": Sink._after_process_record,  # noqa: SLF001
+}
+
+
+def passes_through(maps: list[Any] | None, stream_name: str) -> bool:
+    """Whether the stream's maps are one map that hands each record on unchanged."""
+    if maps is None or len(maps) != 1:
+        return False
+    stream_map = maps[0]
+    return (
+        type(stream_map) is SameRecordTransform
+        and stream_map.stream_alias == stream_name
+        and not (stream_map.flattening_options and stream_map.flattening_enabled)
+    )
+
+
+def plain_steps(sink: Sink) -> bool:
+    """Whether the sink validates nothing and overrides none of the steps a run does."""
+    kind = type(sink)
+    return sink._validator is None and all(  # noqa: SLF001 - the SDK's own validator
+        getattr(kind, step) is BASES[step] for step in STEPS
+    )
+
+
+class RunStager:
+    """Stages runs of RECORD messages of one stream into one sink (see the module)."""
+
+    def __init__(
+        self,
+        sink: Sink,
+        datelike: list[tuple[str, str, Callable[[str], Any]]],
+        drain: Callable[[Sink], None],
+    ) -> None:
+        """Prepare for the sink's current schema.
+
+        Args:
+            sink: The stream's sink.
+            datelike: The schema's date-like fields: (name, kind, the SDK's parser).
+            drain: What to do with a full sink (the target's background drain).
+        """
+        self.sink = sink
+        self.datelike = datelike
+        #: What ``datelike`` was made from (the sink rebuilds this when that changes).
+        self.datelike_source: object = None
+        self.drain = drain
+        self.keys = tuple(sink.key_properties)
+        self.sdc = sink.include_sdc_metadata_properties
+        self.debug = sink.logger.isEnabledFor(logging.DEBUG)
+        self.treatment = sink.datetime_error_treatment
+        self.properties = sink.schema["properties"]
+        self.strict = not sink.schema.get("additionalProperties", False)
+
+    def stage(self, messages: list[dict[str, Any]], start: int, stream_name: str) -> int:
+        """Stage the RECORD messages of the stream from ``messages[start]`` on.
+
+        Returns:
+            How many messages were staged (the run stops at the first other message).
+        """
+        sink = self.sink
+        keys = self.keys
+        sdc = self.sdc
+        parse = self._parse
+        now = dt.datetime.now
+        utc = dt.timezone.utc
+        context: dict[str, Any] | None = None
+        batched: str | None = None
+        records: list[dict[str, Any]] = []
+        staged = 0
+        end = len(messages)
+        index = start
+        while index < end:
+            message = messages[index]
+            if (
+                message.get("type") != "RECORD"
+                or message.get("stream") != stream_name
+                or "record" not in message
+            ):
+                break
+            record = message["record"]
+            if context is None:
+                # The SDK's context, the same for every record of a batch.
+                context = sink._get_context(record)  # noqa: SLF001
+                batched_at = context.get("batch_start_time")
+                batched = batched_at.isoformat() if batched_at else None
+                records = context.setdefault("records", [])
+            if sdc:
+                record["_sdc_extracted_at"] = message.get("time_extracted")
+                record["_sdc_received_at"] = now(tz=utc).isoformat()
+                record["_sdc_batched_at"] = batched or now(tz=utc).isoformat()
+                record["_sdc_deleted_at"] = record.get("_sdc_deleted_at")
+                record["_sdc_sequence"] = round(time.time() * 1000)
+                record["_sdc_table_version"] = message.get("version")
+                record["_sdc_sync_started_at"] = sink.sync_started_at
+            else:
+                sink._remove_sdc_metadata_from_record(record)  # noqa: SLF001
+            parse(record)
+            for key in keys:
+                if key not in record:
+                    sink._singer_validate_message(record)  # noqa: SLF001 - raises the SDK's error
+            sink._total_records_read += 1  # noqa: SLF001 - tally_record_read, inlined
+            sink._batch_records_read += 1  # noqa: SLF001
+            records.append(record)
+            if self.debug:
+                sink.logger.debug("Processed record: %s", context)
+            staged += 1
+            index += 1
+            if sink.is_full:
+                sink.record_counter_metric.increment(staged)
+                staged = 0
+                self.drain(sink)
+                context = None
+        if staged:
+            sink.record_counter_metric.increment(staged)
+        return index - start
+
+    def _parse(self, record: dict[str, Any]) -> None:
+        """Parse the record's date-like values as the SDK does (see the module)."""
+        if self.strict and not self.properties.keys() >= record.keys():
+            self._warn_missing_fields(record)
+        for key, kind, parser in self.datelike:
+            value = record.get(key)
+            if value is None:
+                continue
+            try:
+                record[key] = parser(value)
+            except ValueError as ex:
+                record[key] = handle_invalid_timestamp_in_record(
+                    record, [key], value, kind, ex, self.treatment, self.sink.logger
+                )
+
+    def _warn_missing_fields(self, record: dict[str, Any]) -> None:
+        """Warn once per field about a record's non-null values the schema does not have."""
+        warned = self.sink._warned_missing_fields  # noqa: SLF001 - the SDK's own set
+        for key, value in record.items():
+            if key not in self.properties and value is not None and key not in warned:
+                self.sink.logger.warning("No schema for record field '%s'", key)
+                warned.add(key)
