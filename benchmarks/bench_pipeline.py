@@ -492,8 +492,8 @@ def report(users: int, repeat: int, results: dict[str, Result], load: tuple[str,
         warehouse = name.split()[0].rstrip(",")
         if "floor" in name:
             server = result.cpu.get("server")
-            cpu = f"  server CPU {server:.1f} s" if server is not None else ""
-            print(f"{name:<{width}} {result.seconds:8.2f} s{cpu}")
+            floor_cpu = f"  server CPU {server:.1f} s" if server is not None else ""
+            print(f"{name:<{width}} {result.seconds:8.2f} s{floor_cpu}")
             continue
         ratio = result.seconds / floors[warehouse].seconds
         print(
