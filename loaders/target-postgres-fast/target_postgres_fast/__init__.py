@@ -235,6 +235,46 @@ class FastPostgresSink(PostgresSink):
                 copy.write_row(row)
         return True
 
+    def upsert(
+        self,
+        from_table: sqlalchemy.Table,
+        to_table: sqlalchemy.Table,
+        schema: dict[str, Any],
+        join_keys: Sequence[str],
+        connection: sqlalchemy.engine.Connection,
+    ) -> int | None:
+        """Merge the batch as the target does, updating the rows that exist before inserting.
+
+        The target inserts the batch's rows whose keys are not in the table, then updates
+        every row of the table whose key is in the batch: the rows it has just inserted
+        too, each written a second time with the values it already holds. Here the same
+        UPDATE runs first, on the rows that were there before, then the same INSERT of the
+        rows whose keys are not in the table. The table ends the same: a row whose key is
+        in the batch holds the batch's values either way, and no other row is touched.
+        Without key properties, the target's own append.
+
+        Returns:
+            None, as the target does.
+        """
+        if self.append_only is True:
+            return super().upsert(from_table, to_table, schema, join_keys, connection)
+        join_condition = sqlalchemy.and_(
+            *(from_table.columns[key] == to_table.columns[key] for key in join_keys)
+        )
+        update_columns = {
+            to_table.columns[name]: from_table.columns[name] for name in self.schema["properties"]
+        }
+        connection.execute(sqlalchemy.update(to_table).where(join_condition).values(update_columns))
+        new_rows = (
+            sqlalchemy.select(from_table.columns)  # type: ignore[call-overload]
+            .select_from(from_table.outerjoin(to_table, join_condition))
+            .where(sqlalchemy.and_(*(to_table.columns[key].is_(None) for key in join_keys)))
+        )
+        connection.execute(
+            sqlalchemy.insert(to_table).from_select(names=from_table.columns, select=new_rows)
+        )
+        return None
+
 
 class FastTargetPostgres(TargetPostgres):
     """target-postgres reading with msgspec, its streams loading through FastPostgresSink.

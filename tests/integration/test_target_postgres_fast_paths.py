@@ -1,0 +1,193 @@
+"""The target-postgres wrapper's fast paths: taken only where they load what the plain target loads.
+
+The wrapper stages a run of RECORD messages with the SDK's steps made once per run, and merges
+a batch by updating the rows already there before inserting the new ones. Each test loads the
+same messages into the plain meltanolabs-target-postgres and into the wrapper (each into a
+schema of its own) and compares every row, and checks which path the wrapper took: the run
+staging when nothing in the config can change a record on its way, the SDK's own path when a
+stream map or record validation is configured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+import pytest
+
+from .conftest import PROJECT_ROOT, require
+from .test_target_postgres_fast import MOMENTS, tap_messages
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from tap_spaaza_users.sandbox import Sandbox
+
+BIN = PROJECT_ROOT / ".meltano" / "loaders" / "target-postgres" / "venv" / "bin"
+PREFIX = "TAP_SPAAZA_USERS_TEST_POSTGRES_"
+#: Runs a target of the loader's venv, counting the records its run staging took (stderr).
+COUNTING = """
+import atexit, sys
+from target_postgres_fast import runs, FastTargetPostgres
+from target_postgres.target import TargetPostgres
+staged = [0]
+stage = runs.RunStager.stage
+def counted(self, *args):
+    count = stage(self, *args)
+    staged[0] += count
+    return count
+runs.RunStager.stage = counted
+atexit.register(lambda: print(f"RUN-STAGED {staged[0]}", file=sys.stderr))
+target = FastTargetPostgres if sys.argv.pop(1) == "fast" else TargetPostgres
+target.cli()
+"""
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[str, dict[str, Any], list[str]]]:
+    """The test server's DSN, its connection settings, and the schemas to drop afterwards."""
+    require(
+        bool(os.environ.get(PREFIX + "HOST")),
+        f"PostgreSQL is not configured ({PREFIX}*)",
+        "run `make test` as root, or `source scripts/start-postgres.sh` (as root) first",
+    )
+    require(
+        (BIN / "target-postgres-fast").exists(),
+        "the target-postgres loader is not installed",
+        "run `make setup`",
+    )
+    settings: dict[str, Any] = {
+        name: os.environ.get(PREFIX + name.upper(), "")
+        for name in ("host", "port", "user", "password", "database")
+    }
+    settings["port"] = int(settings["port"])
+    dsn = " ".join(f"{key if key != 'database' else 'dbname'}={settings[key]}" for key in settings)
+    schemas: list[str] = []
+    yield dsn, settings, schemas
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        for schema in schemas:
+            connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def load(which: str, settings: dict[str, Any], lines: str, tmp: Path) -> int:
+    """Run the plain target or the wrapper over the messages; the records its runs staged."""
+    config = tmp / f"{which}-{uuid.uuid4().hex[:6]}.json"
+    config.write_text(json.dumps(settings), encoding="utf-8")
+    result = subprocess.run(
+        [str(BIN / "python"), "-c", COUNTING, which, "--config", str(config)],
+        input=lines,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return int(result.stderr.rsplit("RUN-STAGED ", 1)[1].split()[0])
+
+
+def rows(dsn: str, schema: str) -> tuple[dict[str, str], list[tuple[Any, ...]]]:
+    """The users table's column types and its rows (by id), without the load moments."""
+    with psycopg.connect(dsn) as connection:
+        types: dict[str, str] = dict(
+            connection.execute(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = %s AND table_name = 'users'",
+                (schema,),
+            ).fetchall()
+        )
+        columns = ", ".join(f'"{name}"' for name in sorted(types) if name not in MOMENTS)
+        found = connection.execute(
+            f'SELECT {columns} FROM "{schema}".users ORDER BY id'  # noqa: S608 - our own names
+        ).fetchall()
+    return types, found
+
+
+def lines_of(messages: list[dict[str, Any]]) -> str:
+    """The messages as Singer lines."""
+    return "".join(json.dumps(message) + "\n" for message in messages)
+
+
+def changed(messages: list[dict[str, Any]], every: int, name: str) -> list[dict[str, Any]]:
+    """A copy of the messages in which every ``every``-th record has a new ``name``."""
+    copies: list[dict[str, Any]] = json.loads(json.dumps(messages))
+    records = [message for message in copies if message["type"] == "RECORD"]
+    for index, message in enumerate(records[::every]):
+        message["record"][name] = f"changed {index}"
+    return copies
+
+
+def test_rows_updated_in_later_batches_and_loads_match_the_plain_target(
+    sandbox: Sandbox, tmp_path: Path, server: tuple[str, dict[str, Any], list[str]]
+) -> None:
+    """Users sent again in a later batch, and a second load over the first, are merged alike."""
+    dsn, settings, schemas = server
+    messages = tap_messages(sandbox, tmp_path)
+    records = [message for message in messages if message["type"] == "RECORD"]
+    # 40 users sent again, changed, after 3 batches of 70: updates of rows loaded before.
+    again = json.loads(json.dumps(records[:40]))
+    for message in again:
+        message["record"]["loyalty_status_name"] = "sent again"
+    first = [*messages, *again, {"type": "STATE", "value": {"done": 1}}]
+    second = changed(first, 3, "first_name")
+    plain, fast = (f"paths_{uuid.uuid4().hex[:10]}" for _ in range(2))
+    schemas += [plain, fast]
+    base = settings | {"use_copy": True, "validate_records": False, "batch_size_rows": 70}
+    base |= {"add_record_metadata": True}
+
+    for which, schema in (("plain", plain), ("fast", fast)):
+        for batch in (first, second):
+            load(which, base | {"default_target_schema": schema}, lines_of(batch), tmp_path)
+
+    plain_types, plain_rows = rows(dsn, plain)
+    fast_types, fast_rows = rows(dsn, fast)
+    assert fast_types == plain_types
+    assert len(fast_rows) == len(sandbox.users())
+    assert fast_rows == plain_rows
+    names = sorted(name for name in fast_types if name not in MOMENTS)
+    loaded = [dict(zip(names, row, strict=True)) for row in fast_rows]
+    assert sum(row["loyalty_status_name"] == "sent again" for row in loaded) == 40
+    assert sum(str(row["first_name"]).startswith("changed ") for row in loaded) > len(records) / 4
+
+
+@pytest.mark.parametrize(
+    ("extra", "fast_path"),
+    [
+        ({}, True),
+        ({"validate_records": True}, False),
+        ({"stream_maps": {"users": {"first_name": "str(first_name).upper()"}}}, False),
+        ({"flattening_enabled": True, "flattening_max_depth": 1}, False),
+    ],
+    ids=["defaults", "validation", "stream-map", "flattening"],
+)
+def test_the_run_staging_is_taken_only_where_nothing_changes_a_record(
+    sandbox: Sandbox,
+    tmp_path: Path,
+    server: tuple[str, dict[str, Any], list[str]],
+    extra: dict[str, Any],
+    fast_path: bool,  # noqa: FBT001
+) -> None:
+    dsn, settings, schemas = server
+    lines = lines_of(tap_messages(sandbox, tmp_path))
+    plain, fast = (f"paths_{uuid.uuid4().hex[:10]}" for _ in range(2))
+    schemas += [plain, fast]
+    base = settings | {"use_copy": True, "validate_records": False, "batch_size_rows": 70}
+    base |= {"add_record_metadata": True} | extra
+
+    assert load("plain", base | {"default_target_schema": plain}, lines, tmp_path) == 0
+    staged = load("fast", base | {"default_target_schema": fast}, lines, tmp_path)
+
+    assert staged == (len(sandbox.users()) if fast_path else 0)
+    plain_types, plain_rows = rows(dsn, plain)
+    fast_types, fast_rows = rows(dsn, fast)
+    assert fast_types == plain_types
+    assert len(fast_rows) == len(sandbox.users())
+    assert fast_rows == plain_rows
+    if "stream_maps" in extra:
+        names = sorted(name for name in fast_types if name not in MOMENTS)
+        first_names = [row[names.index("first_name")] for row in fast_rows]
+        assert all(name == str(name).upper() for name in first_names)
