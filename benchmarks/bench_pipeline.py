@@ -105,6 +105,12 @@ CONFIGURATIONS: list[Configuration] = [
         plain=True,
     ),
     Configuration(
+        "postgres, plain target, BATCH (tap-spaaza-users--batch)",
+        "tap-spaaza-users--batch",
+        "target-postgres",
+        plain=True,
+    ),
+    Configuration(
         "postgres, shipped RECORD (default)", "tap-spaaza-users", "target-postgres", role="default"
     ),
     Configuration(

@@ -17,11 +17,14 @@ lines per call (``reader``), and its steps are only reorganised:
 - With ``use_copy``, the target builds one dict per record (reading the
   ``sanitize_null_text_characters`` setting through two properties for every value), then a
   list from that dict. Here each row is taken once, in column order, by one ``itemgetter``
-  call, with the setting read once per batch; a Boolean value that its processor would
-  return unchanged is left as it is; psycopg sends the rows from its own writer thread.
+  call, with the setting read once per batch; a Boolean column whose values its processor
+  would return unchanged (None, True, False) is left as it is; psycopg sends the rows from
+  its own writer thread.
   Without ``use_copy`` the target's own INSERT path runs.
 - A full batch loads in a thread while the next one is read (``drain``); everything else
   waits for it, so a STATE message still follows the rows it covers.
+- The merge of a batch runs the target's UPDATE before its INSERT of the new rows, so a row
+  inserted by the batch is not written a second time (``FastPostgresSink.upsert``).
 """
 
 from __future__ import annotations
@@ -56,6 +59,8 @@ if TYPE_CHECKING:
     from singer_sdk.helpers.conform import DatetimeErrorTreatmentEnum
     from singer_sdk.sinks import Sink
 
+#: The types of the values a Boolean column's processor returns unchanged.
+BOOLEAN_TYPES = {bool, type(None)}
 #: The SDK's parser of each date-like format.
 PARSERS: dict[str, Callable[[str], Any]] = {
     "date-time": datetime_fromisoformat,
@@ -214,11 +219,21 @@ class FastPostgresSink(PostgresSink):
             rows = unique.values()
         else:
             rows = [row_of(record) for record in records]
-        processors = [
-            (index, processor, isinstance(column.type, sqlalchemy.Boolean))
-            for index, column in enumerate(columns)
-            if (processor := column.type.bind_processor(connection.dialect)) is not None
-        ]
+        rows = list(rows)
+        processors = []
+        for index, column in enumerate(columns):
+            processor = column.type.bind_processor(connection.dialect)
+            if processor is None:
+                continue
+            # A Boolean's processor returns None, True and False as they are: a column of
+            # only those (its values' types found by C loops, not one test per value) is not
+            # passed to it.
+            if (
+                isinstance(column.type, sqlalchemy.Boolean)
+                and set(map(type, map(operator.itemgetter(index), rows))) <= BOOLEAN_TYPES
+            ):
+                continue
+            processors.append((index, processor))
         statement = self.generate_copy_statement(table.name, columns)
         self.logger.info("Inserting with SQL: %s", statement)
         cursor = connection.connection.cursor()
@@ -227,11 +242,8 @@ class FastPostgresSink(PostgresSink):
             for row in rows:
                 if sanitize:
                     row[:] = [self.sanitize_null_text_characters(value) for value in row]
-                for index, processor, boolean in processors:
-                    value = row[index]
-                    # A Boolean's processor returns None, True and False as they are.
-                    if not boolean or not (value is None or value is True or value is False):
-                        row[index] = processor(value)
+                for index, processor in processors:
+                    row[index] = processor(row[index])
                 copy.write_row(row)
         return True
 
