@@ -191,3 +191,69 @@ def test_the_run_staging_is_taken_only_where_nothing_changes_a_record(
         names = sorted(name for name in fast_types if name not in MOMENTS)
         first_names = [row[names.index("first_name")] for row in fast_rows]
         assert all(name == str(name).upper() for name in first_names)
+
+
+#: Dates and date-times written many ways; prints how many the run staging keeps as text and
+#: every one whose text differs from the bytes psycopg's COPY writes for its parsed value.
+TEXTS = """
+import datetime as dt, random, sys
+from psycopg.adapt import Transformer
+from psycopg._copy_base import format_row_text
+from singer_sdk.helpers._compat import date_fromisoformat, datetime_fromisoformat
+from target_postgres_fast.runs import CANONICAL
+random.seed(23)
+tx = Transformer()
+def copy_bytes(value):
+    out = bytearray()
+    format_row_text([value], tx, out)
+    return bytes(out)
+values = []
+for _ in range(20000):
+    moment = dt.datetime(random.randint(1, 9999), random.randint(1, 12), random.randint(1, 28),
+        random.randint(0, 23), random.randint(0, 59), random.randint(0, 59),
+        random.choice([0, 1, 999999, random.randint(0, 999999)]))
+    zone = random.choice([None, dt.timezone.utc, dt.timezone(dt.timedelta(hours=5, minutes=30)),
+        dt.timezone(-dt.timedelta(hours=random.randint(0, 23), minutes=random.randint(0, 59)))])
+    moment = moment.replace(tzinfo=zone)
+    iso = moment.isoformat()
+    values += [iso, iso.replace("+00:00", "Z"), iso.replace("+00:00", "-00:00"),
+        moment.isoformat(timespec="milliseconds"), moment.isoformat(sep=" "),
+        moment.isoformat(timespec="microseconds"), moment.isoformat(timespec="seconds"),
+        moment.date().isoformat()]
+values += ["2024-02-29T24:00:00+00:00", "2024-13-01T00:00:00", "2024-01-01t00:00:00",
+    "\\u0662024-01-01", "2024-W01-1", "20240101", "2024-01-01T00:00:00+24:00", "0000-01-01"]
+kept = wrong = 0
+for kind, parse in (("date-time", datetime_fromisoformat), ("date", date_fromisoformat)):
+    for value in values:
+        try:
+            parsed = parse(value)
+        except ValueError:
+            continue
+        text = CANONICAL[kind](value)
+        if text is None:
+            continue
+        kept += 1
+        if copy_bytes(text) != copy_bytes(parsed):
+            wrong += 1
+            print("WRONG", kind, repr(value), copy_bytes(text), copy_bytes(parsed))
+print("KEPT", kept, "WRONG", wrong)
+"""
+
+
+def test_dates_kept_as_text_reach_copy_as_the_bytes_of_their_parsed_values() -> None:
+    """A value staged as text sends COPY the bytes psycopg writes for its parsed value."""
+    require(
+        (BIN / "target-postgres-fast").exists(),
+        "the target-postgres loader is not installed",
+        "run `make setup`",
+    )
+    result = subprocess.run(
+        [str(BIN / "python"), "-c", TEXTS],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    assert "WRONG 0" in result.stdout, result.stdout[-3000:]
+    kept = int(result.stdout.split("KEPT ")[1].split()[0])
+    assert kept > 50_000, result.stdout[-3000:]

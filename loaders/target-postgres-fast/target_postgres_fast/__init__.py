@@ -51,7 +51,7 @@ from target_postgres.target import TargetPostgres
 
 from target_postgres_fast.drain import BackgroundDrain
 from target_postgres_fast.reader import BlockMsgSpecReader
-from target_postgres_fast.runs import RunStager, passes_through, plain_steps
+from target_postgres_fast.runs import CANONICAL, RunStager, passes_through, plain_steps
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
@@ -132,10 +132,26 @@ class FastPostgresSink(PostgresSink):
         datelike = self.datelike_fields()
         stager = self._stager
         if stager is None or stager.datelike_source is not datelike:
-            fields = [(name, kind, PARSERS[kind]) for name, kind in datelike.fields]
+            fields = [
+                (name, kind, PARSERS[kind], self._canonical_text(name, kind))
+                for name, kind in datelike.fields
+            ]
             stager = self._stager = RunStager(self, fields, drain)
             stager.datelike_source = datelike
         return stager
+
+    def _canonical_text(self, name: str, kind: str) -> Callable[[str], str | None] | None:
+        """The test of a value of this field staged as its COPY text (``runs``), or None.
+
+        Only with ``use_copy``, for a field that is not a key property and whose column's
+        type has no bind processor (the text then reaches COPY as the parsed value would).
+        """
+        if not self.config.get("use_copy") or name in self.key_properties:
+            return None
+        sql_type = self.connector.to_sql_type(self.schema["properties"][name])
+        if sql_type.bind_processor(self.connector._dialect) is not None:  # noqa: SLF001
+            return None
+        return CANONICAL.get(kind)
 
     def _parse_timestamps_in_record(
         self,
