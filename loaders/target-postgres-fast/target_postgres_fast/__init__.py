@@ -112,6 +112,15 @@ class RowBuilder:
                 pass
         return [record.get(name) for name in self.names]
 
+    def rows(self, records: list[dict[str, Any]]) -> list[list[Any]]:
+        """The records' rows: C loops when every record has every field (the usual case)."""
+        if self.getter is not None:
+            try:
+                return list(map(list, map(self.getter, records)))
+            except KeyError:
+                pass
+        return [self(record) for record in records]
+
 
 class FastPostgresSink(PostgresSink):
     """PostgresSink with its per-record, per-field lookups hoisted out of the loops."""
@@ -226,16 +235,13 @@ class FastPostgresSink(PostgresSink):
         columns = self.column_representation(schema)
         names = [column.name for column in columns]
         sanitize = bool(self.connector.sanitize_null_text_characters)
-        row_of = RowBuilder(names)
-        rows: Iterable[list[Any]]
+        batch = records if isinstance(records, list) else list(records)
         if self.append_only is False:
-            unique: dict[tuple[Any, ...], list[Any]] = {}
-            for record in records:
-                unique[tuple(record[key] for key in primary_keys)] = row_of(record)
-            rows = unique.values()
-        else:
-            rows = [row_of(record) for record in records]
-        rows = list(rows)
+            # The last record of each key, in the order of each key's first record: the
+            # target's dict of key tuples, built by C loops (one key is compared as itself).
+            key_of = operator.itemgetter(*primary_keys)
+            batch = list(dict(zip(map(key_of, batch), batch, strict=True)).values())
+        rows = RowBuilder(names).rows(batch)
         processors = []
         for index, column in enumerate(columns):
             processor = column.type.bind_processor(connection.dialect)
