@@ -111,6 +111,13 @@ CONFIGURATIONS: list[Configuration] = [
         plain=True,
     ),
     Configuration(
+        "postgres, plain target, BATCH without gzip",
+        "tap-spaaza-users--batch",
+        "target-postgres",
+        {"TAP_SPAAZA_USERS__BATCH_BATCH_CONFIG_ENCODING_COMPRESSION": "none"},
+        plain=True,
+    ),
+    Configuration(
         "postgres, shipped RECORD (default)", "tap-spaaza-users", "target-postgres", role="default"
     ),
     Configuration(

@@ -84,7 +84,10 @@ def test_pipeline_benchmark_prints_each_load_against_its_floor() -> None:
     loads = ["duckdb, before", "duckdb, shipped RECORD", "duckdb, shipped BATCH"]
     if with_postgres:
         loads += ["postgres, before", "postgres, shipped RECORD", "postgres, shipped BATCH"]
-        assert re.search(r"^postgres floor \(COPY of the CSV\) +\d+\.\d\d s$", out, line), out
+        floor = r"^postgres floor \(COPY of the CSV\) +\d+\.\d\d s  server CPU \d+\.\d s$"
+        assert re.search(floor, out, line), out
+        cpu = r"^CPU postgres, shipped RECORD .*, target \d+\.\d s, server \d+\.\d s$"
+        assert re.search(cpu, out, line), out
     assert re.search(r"^duckdb floor \(read_csv via COPY\) +\d+\.\d\d s$", out, line), out
     for load in loads:
         pattern = rf"^{re.escape(load)}.* \d+\.\d\d s after DONE  ratio to floor +\d+\.\d"
