@@ -143,7 +143,7 @@ class WindowEmitter:
         end, hold = utc_text(window.end), self._unvouched_from
         held = hold is not None and (end is None or end > hold)
         bookmark = state.close_window(
-            stream_state, window, REPLICATION_KEY, advance_watermark=not held
+            stream_state, window.end, REPLICATION_KEY, advance_watermark=not held
         )
         if bookmark != before:
             self.logger.info("Bookmark %s advances to %s", REPLICATION_KEY, bookmark)
@@ -151,7 +151,7 @@ class WindowEmitter:
             "Window %s delivered; bookmark %s",
             window.describe(),
             bookmark,
-            extra=log_fields(task_id, window, bookmark=bookmark),
+            extra=log_fields(task_id, (window.start, window.end), bookmark=bookmark),
         )
 
     def _file(self, task_id: int, window: Window, seen: IdSet) -> Iterator[dict[str, Any]]:
@@ -227,7 +227,7 @@ class WindowEmitter:
             skipped,
             extra=log_fields(
                 task_id,
-                selection.window,
+                (selection.window.start, selection.window.end),
                 rows=selection.emitted,
                 seconds=seconds,
                 rows_per_second=selection.emitted / seconds,

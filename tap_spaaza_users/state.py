@@ -23,13 +23,10 @@ import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tap_spaaza_users.contract import parse_utc
 from tap_spaaza_users.errors import SpaazaStateError
-
-if TYPE_CHECKING:
-    from tap_spaaza_users.windows import Window
 
 State = dict[str, Any]
 
@@ -123,7 +120,11 @@ def note_progress(state: State, latest: str, replication_key: str) -> None:
 
 
 def close_window(
-    state: State, window: Window, replication_key: str, *, advance_watermark: bool = True
+    state: State,
+    window_end: dt.datetime | None,
+    replication_key: str,
+    *,
+    advance_watermark: bool = True,
 ) -> str | None:
     """Promote the window's progress marker to the bookmark and advance the watermark.
 
@@ -133,7 +134,7 @@ def close_window(
 
     Args:
         state: The stream state.
-        window: The window whose records were all emitted.
+        window_end: The end of the window whose records were all emitted (None: open).
         replication_key: The stream's replication key.
         advance_watermark: False when a user of the window was dropped (an invalid row):
             the watermark then stays, so the next sync exports the window again.
@@ -149,8 +150,8 @@ def close_window(
         state[BOOKMARK] = new_value
     if state.get(BOOKMARK) is not None:
         state.setdefault(REPLICATION_KEY, replication_key)  # a state that lacked the key
-    if window.end is not None and advance_watermark:
-        state[DELIVERED_BEFORE] = window.end.astimezone(dt.timezone.utc).isoformat()
+    if window_end is not None and advance_watermark:
+        state[DELIVERED_BEFORE] = window_end.astimezone(dt.timezone.utc).isoformat()
     value = state.get(BOOKMARK)
     return str(value) if value is not None else None
 

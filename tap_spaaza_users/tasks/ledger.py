@@ -240,8 +240,8 @@ class TaskLedger:
 
     def _tagged_body(self, window: Window, now: dt.datetime) -> tuple[dict[str, Any], str]:
         """The ``POST /tasks`` body of a window, its ``desc`` tagged, and its task key."""
-        body = self.export.task_body(window, now)
-        key = task_key(self.export.client.settings.chain_id, window, body)
+        body = self.export.task_body(window.start, window.end, now)
+        key = task_key(self.export.client.settings.chain_id, window.key(), body)
         selection = self._state.get(state.SELECTION)
         selection = selection if isinstance(selection, str) else None
         body["desc"] = tag(str(body["desc"]), key, selection, window.end)
@@ -304,7 +304,7 @@ class TaskLedger:
                 found.id,
                 window.describe(),
                 found.code,
-                extra=log_fields(found.id, window, state=found.code),
+                extra=log_fields(found.id, (window.start, window.end), state=found.code),
             )
 
     def _wait(self, task_id: int) -> None:
