@@ -26,8 +26,7 @@ DATA_PATH = (
     "token_settings.py",
     "streams.py",
     "full_refresh.py",
-    "state.py",
-    "state_check.py",
+    "state/",
     "windows.py",
     "tasks/",
     "export.py",
@@ -45,6 +44,7 @@ DATA_PATH = (
 )
 #: The wings whose modules are listed one by one under their folder, along their own path.
 WING_PATHS = {
+    "state": ("keys.py", "check.py", "bookmark.py", "tasks.py", "refresh.py"),
     "tasks": ("ledger.py", "listing.py", "tags.py", "clock.py", "polling.py"),
     "api": ("address.py", "client.py", "answers.py", "retries.py"),
     "download": (

@@ -41,7 +41,7 @@ from tap_spaaza_users.settings import (
     numbers_from_text,
     unknown_settings,
 )
-from tap_spaaza_users.state_check import check_state
+from tap_spaaza_users.state.check import check_state
 from tap_spaaza_users.streams import UsersStream
 from tap_spaaza_users.token_settings import TOKEN_PARTS, stripped_token
 

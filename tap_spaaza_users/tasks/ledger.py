@@ -9,12 +9,13 @@ import datetime as dt
 import time
 from typing import TYPE_CHECKING, Any
 
-from tap_spaaza_users import state
 from tap_spaaza_users.api.retries import backoff_delay
 from tap_spaaza_users.errors import SpaazaAPIError, SpaazaTaskTimeoutError, SpaazaUncertainError
 from tap_spaaza_users.export import TaskStatus, UsersExport, state_code
 from tap_spaaza_users.logs import export_times
 from tap_spaaza_users.logs.fields import log_fields
+from tap_spaaza_users.state import tasks as task_state
+from tap_spaaza_users.state.keys import SELECTION, State
 from tap_spaaza_users.tasks.clock import TaskClock
 from tap_spaaza_users.tasks.listing import CLOCK_SLACK, Found, TaskList, minutes
 from tap_spaaza_users.tasks.tags import tag, task_key
@@ -52,7 +53,7 @@ class TaskLedger:
     def __init__(  # noqa: PLR0913 - keyword-only, each a collaborator or a setting
         self,
         export: UsersExport,
-        stream_state: state.State,
+        stream_state: State,
         *,
         horizon: dt.timedelta,
         clean_up: bool,
@@ -120,7 +121,7 @@ class TaskLedger:
         """
         if not self.clean_up:
             return []
-        keep = state.recorded_tasks(self._state)
+        keep = task_state.recorded_tasks(self._state)
         self._delivered_up_to = delivered_up_to
         deleted = []
         for task in self.listing.tasks(every_page=True):
@@ -152,7 +153,7 @@ class TaskLedger:
     def _sweep_postponed(self) -> None:
         """Delete the unfinished tasks the sweep left to judge on Spaaza's clock, if abandoned."""
         postponed, self._postponed = self._postponed, []
-        keep = state.recorded_tasks(self._state)
+        keep = task_state.recorded_tasks(self._state)
         deleted = [
             task["id"]
             for task in postponed
@@ -193,7 +194,9 @@ class TaskLedger:
             )
         else:
             found = self._create(body, key)
-        state.record_task(self._state, found.id, key, now, refresh_version=self.refresh_version)
+        task_state.record_task(
+            self._state, found.id, key, now, refresh_version=self.refresh_version
+        )
         self._flush()
         self._prepare_ahead(ahead)
         if found.code != TaskStatus.DONE:
@@ -219,22 +222,22 @@ class TaskLedger:
             window.describe(),
             "now" if afresh else "by the next run",
         )
-        state.note_given_up(self._state, task_id)
+        task_state.note_given_up(self._state, task_id)
         self._drop(task_id, "its file cannot be obtained")
         self._flush()
 
     def _drop(self, task_id: int, reason: str) -> None:
         """Delete a task this sync will not use, and forget it (in flight, listed, ahead)."""
         self.export.discard(task_id, reason)
-        if task_id in state.recorded_tasks(self._state):
-            state.forget_task(self._state)
+        if task_id in task_state.recorded_tasks(self._state):
+            task_state.forget_task(self._state)
         self.listing.forget({task_id})
         self._ahead = {k: f for k, f in self._ahead.items() if f.id != task_id}
 
     def delivered(self, task_id: int) -> None:
         """Step 4: the task delivered (never adopted again), not in flight; the caller flushes."""
-        state.note_delivered(self._state, task_id)
-        state.forget_task(self._state)
+        task_state.note_delivered(self._state, task_id)
+        task_state.forget_task(self._state)
 
     # The steps of get_or_create
 
@@ -242,7 +245,7 @@ class TaskLedger:
         """The ``POST /tasks`` body of a window, its ``desc`` tagged, and its task key."""
         body = self.export.task_body(window.start, window.end, now)
         key = task_key(self.export.client.settings.chain_id, window.key(), body)
-        selection = self._state.get(state.SELECTION)
+        selection = self._state.get(SELECTION)
         selection = selection if isinstance(selection, str) else None
         body["desc"] = tag(str(body["desc"]), key, selection, window.end)
         return body, key
@@ -253,14 +256,14 @@ class TaskLedger:
         A task in flight under another key (another window or selection) is left by an
         earlier run: it is deleted and forgotten.
         """
-        entry = state.in_flight(self._state)
+        entry = task_state.in_flight(self._state)
         if entry is None:
             return None
         task_id, recorded = entry
         if recorded == key:
             return task_id
         self.export.discard(task_id, "left by an earlier run for another window or segment")
-        state.forget_task(self._state)
+        task_state.forget_task(self._state)
         return None
 
     def _in_flight_too_old(self, code: str | None) -> str | None:
@@ -270,7 +273,7 @@ class TaskLedger:
         DONE longer than ``task_reuse_hours`` (its file may be gone), or unfinished longer
         than the task timeout (abandoned).
         """
-        since = state.in_flight_since(self._state)
+        since = task_state.in_flight_since(self._state)
         if since is None or code is None:
             return None
         age = self._now() - since
@@ -326,7 +329,7 @@ class TaskLedger:
         try:
             self.export.wait(task_id, timeout=timeout, created_here=created_here)
         except SpaazaTaskTimeoutError:
-            state.forget_task(self._state)
+            task_state.forget_task(self._state)
             self._flush()
             raise
 

@@ -8,8 +8,9 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tap_spaaza_users import state
 from tap_spaaza_users.export import TaskStatus, state_code
+from tap_spaaza_users.state.keys import SELECTION, State
+from tap_spaaza_users.state.tasks import delivered_tasks, given_up_tasks
 from tap_spaaza_users.tasks.tags import ours, tag_of, tagged_window_end
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ class TaskList:
     def __init__(
         self,
         export: UsersExport,
-        stream_state: state.State,
+        stream_state: State,
         *,
         horizon: dt.timedelta,
         clock: TaskClock,
@@ -119,7 +120,7 @@ class TaskList:
         one that two runs' twins settle on (``older_twin``), so an adopted task is never the
         twin its creator deletes.
         """
-        delivered = {*state.delivered_tasks(self._state), *state.given_up_tasks(self._state)}
+        delivered = {*delivered_tasks(self._state), *given_up_tasks(self._state)}
         candidates = []
         for task in self.tasks(fresh=fresh):
             code = (state_code(task) or "").upper()
@@ -169,7 +170,7 @@ class TaskList:
         """Another run's older task of the same key, able to serve, in the newest tasks, or None."""
         self.find_recent(key, force=True)
         serving = (TaskStatus.READY, TaskStatus.INPROGRESS, TaskStatus.DONE)
-        used = {*state.delivered_tasks(self._state), *state.given_up_tasks(self._state)}
+        used = {*delivered_tasks(self._state), *given_up_tasks(self._state)}
         twins = [
             t
             for t in self._listed or []
@@ -209,13 +210,13 @@ class TaskList:
         The state names it delivered, or it is a DONE task of this selection whose window
         ended at or before ``up_to``, what the state says was delivered (the sweep's).
         """
-        if task["id"] in state.delivered_tasks(self._state):
+        if task["id"] in delivered_tasks(self._state):
             return "its file was delivered"
         tagged = tagged_window_end(task)
         if code != TaskStatus.DONE or tagged is None or up_to is None:
             return None
         selection, end = tagged
-        if selection == self._state.get(state.SELECTION) and end is not None and end <= up_to:
+        if selection == self._state.get(SELECTION) and end is not None and end <= up_to:
             return "its window ended at or before the bookmark: delivered"
         return None
 

@@ -54,8 +54,8 @@ def tag(desc: str, key: str, selection: str | None = None, end: dt.datetime | No
     """A readable task description with the machine-readable tag at its end.
 
     The tag holds the task key, and, when the selection is known, the selection's key
-    (``state.selection_key``) and the window's end: the sweep deletes a delivered task of
-    the selection from them alone, without a list of ids in the state.
+    (``state.bookmark.selection_key``) and the window's end: the sweep deletes a delivered
+    task of the selection from them alone, without a list of ids in the state.
     """
     if selection is None:
         return f"{desc} [{TAG_NAME}:{key}]"
