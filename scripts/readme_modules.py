@@ -22,8 +22,7 @@ def _summary(path: Path) -> str:
 DATA_PATH = (
     "cli.py",
     "tap.py",
-    "settings.py",
-    "token_settings.py",
+    "settings/",
     "streams.py",
     "full_refresh.py",
     "state/",
@@ -44,6 +43,7 @@ DATA_PATH = (
 )
 #: The wings whose modules are listed one by one under their folder, along their own path.
 WING_PATHS = {
+    "settings": ("schema.py", "required.py", "checks.py", "typed.py"),
     "state": ("keys.py", "check.py", "bookmark.py", "tasks.py", "refresh.py"),
     "tasks": ("ledger.py", "listing.py", "tags.py", "clock.py", "polling.py"),
     "api": ("address.py", "client.py", "answers.py", "retries.py"),

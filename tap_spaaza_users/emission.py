@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
     from tap_spaaza_users.export import UsersExport
-    from tap_spaaza_users.settings import Settings
+    from tap_spaaza_users.settings.typed import Settings
     from tap_spaaza_users.tasks.ledger import TaskLedger
     from tap_spaaza_users.windows import IdSet, Window
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import logging
     from collections.abc import Callable, Mapping, Sequence
 
-    from tap_spaaza_users.settings import Settings
+    from tap_spaaza_users.settings.typed import Settings
 
 __all__ = [
     "BOUNDARY_MARGIN",

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import logging
     from collections.abc import Generator
 
-    from tap_spaaza_users.settings import Settings
+    from tap_spaaza_users.settings.typed import Settings
 
 Record = TypeVar("Record")
 Result = TypeVar("Result")

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from singer_sdk.helpers.types import Context
 
-    from tap_spaaza_users.settings import HasSettings, Settings
+    from tap_spaaza_users.settings.typed import HasSettings, Settings
     from tap_spaaza_users.state.refresh import FullRefresh
 
 
