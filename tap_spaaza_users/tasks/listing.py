@@ -47,7 +47,8 @@ class TaskList:
     before a task is created. It judges each listed task for the ledger (``tasks.TaskLedger``):
     whether it may serve a window's key (``find``), whether another run's twin was created at
     the same moment (``older_twin``), and why the sweep deletes it (``sweep_reason``). Ages are
-    read on Spaaza's clock (``tasks.clock``).
+    read on Spaaza's clock (``tasks.clock``). It also holds the task the state names in flight
+    to the same age limits (``too_old_in_flight``).
     """
 
     def __init__(
@@ -218,6 +219,23 @@ class TaskList:
         selection, end = tagged
         if selection == self._state.get(SELECTION) and end is not None and end <= up_to:
             return "its window ended at or before the bookmark: delivered"
+        return None
+
+    def too_old_in_flight(self, code: str, age: dt.timedelta) -> str | None:
+        """Why the task the state names in flight, ``age`` ago, is too old to adopt, or None.
+
+        The same limits as for a task found in the list (``find``), on the tap's own clock
+        (since the state named it): DONE longer than ``task_reuse_hours`` (its file may be
+        gone), or unfinished longer than the task timeout (abandoned).
+        """
+        if code == TaskStatus.DONE and age > self.horizon:
+            hours = self.horizon.total_seconds() / 3600
+            return f"named in flight more than {hours:g} hours ago (task_reuse_hours), too old"
+        if code in (TaskStatus.READY, TaskStatus.INPROGRESS) and age > self.timeout + CLOCK_SLACK:
+            return (
+                f"{code} for more than {minutes(self.timeout)} (task_timeout_minutes), "
+                "abandoned by an earlier run"
+            )
         return None
 
     def abandoned(self, task: dict[str, Any]) -> bool:
