@@ -58,7 +58,7 @@ WING_PATHS = {
         "integrity.py",
         "spool.py",
     ),
-    "records": ("reader.py", "lines.py", "values.py"),
+    "records": ("reader.py", "source.py", "lines.py", "values.py"),
     "logs": ("fields.py", "poll_metrics.py", "export_times.py", "scrub.py"),
 }
 
