@@ -46,7 +46,7 @@ WING_PATHS = {
     "settings": ("schema.py", "required.py", "checks.py", "typed.py"),
     "state": ("keys.py", "check.py", "bookmark.py", "tasks.py", "refresh.py"),
     "tasks": ("ledger.py", "sweep.py", "listing.py", "tags.py", "clock.py", "polling.py"),
-    "api": ("address.py", "client.py", "answers.py", "retries.py"),
+    "api": ("address.py", "client.py", "request_metrics.py", "answers.py", "retries.py"),
     "download": (
         "background.py",
         "fetch.py",
