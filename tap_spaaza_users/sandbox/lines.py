@@ -13,6 +13,7 @@ import tempfile
 import threading
 from typing import IO, TYPE_CHECKING
 
+from tap_spaaza_users.sandbox.base_lines import BaseLines
 from tap_spaaza_users.sandbox.generator import COLUMNS
 
 if TYPE_CHECKING:
@@ -59,6 +60,7 @@ class RenderedLines:
     def __init__(self, generator: UserGenerator, directory: Path | None = None) -> None:
         """Render the users of ``generator``; keep the file in ``directory`` (default: temp)."""
         self._generator = generator
+        self._base_lines: BaseLines | None = None  # made on the first render
         self._directory = directory
         self._file: IO[bytes] | None = None
         self._chunks: dict[int, tuple[int, int]] = {}  # chunk -> (offset, size) in the file
@@ -96,8 +98,9 @@ class RenderedLines:
 
     def _render(self, first: int, last: int) -> list[str]:
         """Generate and render base users ``first..last``."""
-        row = self._generator.row
-        return render_lines(row(user_id) for user_id in range(first, last + 1))
+        if self._base_lines is None:
+            self._base_lines = BaseLines(self._generator)
+        return self._base_lines.render(first, last)
 
     def _load(self, chunk: int) -> list[str] | None:
         """Return a stored chunk's lines, or None if it is not stored."""
