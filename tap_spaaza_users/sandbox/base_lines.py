@@ -143,14 +143,14 @@ def _tables() -> _Tables:
 #: points -> the tier name, level, points, points to the next tier and balance cells
 _POINT_CELLS: dict[int, str] = {}
 _TIER_POINTS = [needed for _, _, needed in TIERS]
+_TIER_CELLS = [f"{quoted(name)},{level}," for name, level, _ in TIERS]
 
 
 def _point_cells(points: int) -> str:
     """Return (and keep) the loyalty cells of ``points``."""
     reached = bisect_right(_TIER_POINTS, points)
-    name, level, _ = TIERS[reached - 1]
     missing = TIERS[reached][2] - points if reached < len(TIERS) else 0
-    cells = f"{quoted(name)},{level},{points},{missing},{points // 100}.{points % 100:02d},"
+    cells = f"{_TIER_CELLS[reached - 1]}{points},{missing},{points // 100}.{points % 100:02d},"
     _POINT_CELLS[points] = cells
     return cells
 
