@@ -1,10 +1,12 @@
 """Base users' CSV lines, drawn and formatted in one pass: what ``lines`` stores and reuses.
 
-``UserGenerator.row`` defines each user. ``BaseLines`` writes the very line ``csv.writer``
-writes for that row, about twice as fast: one Mersenne Twister reseeded per user (the state
-``random.Random(key)`` starts from), each draw inlined as ``random``'s rejection loop over
-``getrandbits`` and mapped straight to its CSV cell, every fixed cell formatted and quoted once
-per process, and one join per line. Tests compare both for many seeds, epochs and ids.
+``UserGenerator.row`` defines each user. ``BaseLines`` writes the UTF-8 bytes of the very line
+``csv.writer`` writes for that row, about twice as fast: one Mersenne Twister reseeded per user
+(the state ``random.Random(key)`` starts from), each draw inlined as ``random``'s rejection loop
+over ``getrandbits`` and mapped straight to its encoded CSV cell, every fixed cell formatted,
+quoted and encoded once per process, and one join per line. The line goes to the export file
+and to the store as it is, with nothing to encode. Tests compare both for many seeds, epochs
+and ids.
 """
 
 from __future__ import annotations
@@ -42,9 +44,9 @@ _YEARS, _MONTHS, _MONTH_DAYS = 59, 12, 28
 _SCORES, _PURCHASES = 5, 201
 _PHONES, _POSTAL_CODES, _HOUSES, _REFERRAL_BITS = 100_000_000, 9000, 400, 24
 _EUROS, _CENTS, _SPENT, _EXTRA_POINTS, _JOIN_DAYS = 246, 100, 901, 301, 31
-_TRUE, _FALSE = "true,", "false,"
+_TRUE, _FALSE = b"true,", b"false,"
 #: A draw's table: the cell of each value below ``n``, then None up to ``2 ** n.bit_length()``.
-Drawn = tuple[str | None, ...]
+Drawn = tuple[bytes | None, ...]
 
 
 class _Line:
@@ -67,12 +69,12 @@ def quoted(value: str) -> str:
 
 
 def drawn(cells: Iterable[str], end: str = ",") -> Drawn:
-    """Return each cell followed by ``end``, indexed by a draw of ``n.bit_length()`` bits.
+    """Return each cell followed by ``end`` in UTF-8, indexed by a draw of ``n.bit_length()`` bits.
 
     ``random`` draws an index below ``n`` as ``getrandbits(n.bit_length())``, again while it is
     ``n`` or more: such a draw maps to None.
     """
-    values = tuple(cell + end for cell in cells)
+    values = tuple((cell + end).encode() for cell in cells)
     return values + (None,) * ((1 << len(values).bit_length()) - len(values))
 
 
@@ -97,14 +99,14 @@ class _Tables(NamedTuple):
     euros: Drawn
     cents: Drawn
     spent: Drawn
-    countries: tuple[str, ...]
-    places: tuple[str, ...]
+    countries: tuple[bytes, ...]
+    places: tuple[bytes, ...]
     dutch: tuple[bool, ...]
-    numbers: tuple[str, ...]
-    scores: tuple[str, ...]
-    member: tuple[str, ...]
-    minutes: tuple[str, ...]
-    seconds: tuple[str, ...]
+    numbers: tuple[bytes, ...]
+    scores: tuple[bytes, ...]
+    member: tuple[bytes, ...]
+    minutes: tuple[bytes, ...]
+    seconds: tuple[bytes, ...]
 
 
 @cache
@@ -124,34 +126,34 @@ def _tables() -> _Tables:
         euros=drawn((f"{euros}." for euros in range(5, 5 + _EUROS)), ""),
         cents=drawn(f"{cents:02d}" for cents in range(_CENTS)),
         spent=drawn(str(spent) for spent in range(_SPENT)),
-        countries=tuple(f"{quoted(c)},{quoted(lang)}," for c, lang, _, _ in TOWNS),
-        places=tuple(f"{quoted(town)},{quoted(region)}," for _, _, town, region in TOWNS),
+        countries=tuple(f"{quoted(c)},{quoted(lang)},".encode() for c, lang, _, _ in TOWNS),
+        places=tuple(f"{quoted(town)},{quoted(region)},".encode() for _, _, town, region in TOWNS),
         dutch=tuple(country == "NL" for country, _, _, _ in TOWNS),
-        numbers=tuple(f"{n}," for n in range(_PURCHASES)),
+        numbers=tuple(f"{n},".encode() for n in range(_PURCHASES)),
         scores=tuple(
-            f"{r},{f},{m},{round((r + f + m) / 3)},"
+            f"{r},{f},{m},{round((r + f + m) / 3)},".encode()
             for r in range(1, _SCORES + 1)
             for f in range(1, _SCORES + 1)
             for m in range(1, _SCORES + 1)
         ),
-        member=tuple("M" + "0" * max(0, 8 - width) for width in range(30)),
-        minutes=tuple(f"{minute // 60:02d}:{minute % 60:02d}:" for minute in range(1440)),
-        seconds=tuple(f"{second:02d}," for second in range(60)),
+        member=tuple(("M" + "0" * max(0, 8 - width)).encode() for width in range(30)),
+        minutes=tuple(f"{minute // 60:02d}:{minute % 60:02d}:".encode() for minute in range(1440)),
+        seconds=tuple(f"{second:02d},".encode() for second in range(60)),
     )
 
 
 #: points -> the tier name, level, points, points to the next tier and balance cells
-_POINT_CELLS: dict[int, str] = {}
+_POINT_CELLS: dict[int, bytes] = {}
 _TIER_POINTS = [needed for _, _, needed in TIERS]
 _TIER_CELLS = [f"{quoted(name)},{level}," for name, level, _ in TIERS]
 
 
-def _point_cells(points: int) -> str:
+def _point_cells(points: int) -> bytes:
     """Return (and keep) the loyalty cells of ``points``."""
     reached = bisect_right(_TIER_POINTS, points)
     missing = TIERS[reached][2] - points if reached < len(TIERS) else 0
-    cells = f"{_TIER_CELLS[reached - 1]}{points},{missing},{points // 100}.{points % 100:02d},"
-    _POINT_CELLS[points] = cells
+    text = f"{_TIER_CELLS[reached - 1]}{points},{missing},{points // 100}.{points % 100:02d},"
+    cells = _POINT_CELLS[points] = text.encode()
     return cells
 
 
@@ -167,7 +169,7 @@ class BaseLines:
         #: every time in ``render`` counts seconds from the start of this table's first day
         self._base = first_day * _DAY
         self._days = tuple(
-            time.strftime("%Y-%m-%d ", time.gmtime(day * _DAY))
+            time.strftime("%Y-%m-%d ", time.gmtime(day * _DAY)).encode()
             for day in range(first_day, last_day + 1)
         )
         #: (draws below, their bits) of the spread of a user created ``index`` days before epoch
@@ -176,8 +178,8 @@ class BaseLines:
             for age in range(SPAN_SECONDS // _DAY + 1)
         )
 
-    def render(self, first: int, last: int) -> list[str]:  # noqa: C901, PLR0912, PLR0915
-        """Return the lines of base users ``first..last``, each ending in a line feed.
+    def render(self, first: int, last: int) -> list[bytes]:  # noqa: C901, PLR0912, PLR0915
+        """Return the UTF-8 lines of base users ``first..last``, each ending in a line feed.
 
         Each draw takes the user's random numbers where ``UserGenerator.row`` takes them.
         """
@@ -216,7 +218,7 @@ class BaseLines:
         reseed = super(random.Random, rnd).seed  # what random.Random(key) does to its state
         bits, chance = rnd.getrandbits, rnd.random
         true, false = _TRUE, _FALSE
-        out: list[str] = []
+        out: list[bytes] = []
         append = out.append
         for user_id in range(first, last + 1):
             reseed(key + user_id)
@@ -252,11 +254,11 @@ class BaseLines:
             reached = created + draw * half_day
             opted_in = chance() < 0.8  # noqa: PLR2004 - the generator's odds
             offered = chance() < 0.9  # noqa: PLR2004
-            ident = str(user_id)
+            ident = b"%d" % user_id
             if chance() < 0.95:  # noqa: PLR2004
                 member_prefix, member_id = member[len(ident)], ident
             else:
-                member_prefix, member_id = "", ""
+                member_prefix, member_id = b"", b""
             gender = genders[bits(gender_bits)]
             while gender is None:
                 gender = genders[bits(gender_bits)]
@@ -273,9 +275,9 @@ class BaseLines:
                 phone = bits(phone_bits)
                 while phone >= phones:
                     phone = bits(phone_bits)
-                phone_cell = "+31 6 %08d," % phone  # noqa: UP031
+                phone_cell = b"+31 6 %08d," % phone
             else:
-                phone_cell = ","
+                phone_cell = b","
             draw = bits(spread_bits)
             while draw >= spread:
                 draw = bits(spread_bits)
@@ -293,14 +295,14 @@ class BaseLines:
                 code = bits(code_bits)
                 while code >= codes:
                     code = bits(code_bits)
-                postal = "%04d AB," % (1000 + code)  # noqa: UP031
+                postal = b"%04d AB," % (1000 + code)
             else:
-                postal = "75001,"
+                postal = b"75001,"
             store = stores[bits(store_bits)]
             while store is None:
                 store = stores[bits(store_bits)]
             employee = true if chance() < 0.03 else false  # noqa: PLR2004
-            referral = "REF-%X," % bits(referral_bits) if chance() < 0.5 else ","  # noqa: PLR2004, UP031
+            referral = b"REF-%X," % bits(referral_bits) if chance() < 0.5 else b","  # noqa: PLR2004
             euro = euros[bits(euro_bits)]
             while euro is None:
                 euro = euros[bits(euro_bits)]
@@ -312,7 +314,7 @@ class BaseLines:
                 while spent is None:
                     spent = spent_cells[bits(spent_bits)]
             else:
-                spent = ","
+                spent = b","
             flag_a = true if chance() < 0.6 else false  # noqa: PLR2004
             flag_b = true if chance() < 0.7 else false  # noqa: PLR2004
             extra = bits(extra_bits)
@@ -328,15 +330,15 @@ class BaseLines:
                     seconds[created % minute],
                 )
             else:
-                opted, join_day, join_minute, join_second = false, "", "", ","
+                opted, join_day, join_minute, join_second = false, b"", b"", b","
             reached_day = reached // one_day
             reached_minute, reached_second = (
                 minutes[reached // minute % minutes_a_day],
                 seconds[reached % minute],
             )
             # fmt: off
-            append("".join((
-                ident, ",", member_prefix, member_id, ",user", ident, "@example.com,",
+            append(b"".join((
+                ident, b",", member_prefix, member_id, b",user", ident, b"@example.com,",
                 first_name, last_name, gender, year, month, month_day, countries[town], phone_cell,
                 days[created // one_day], minutes[created // minute % minutes_a_day],
                 seconds[created % minute],
@@ -347,12 +349,12 @@ class BaseLines:
                 numbers[purchases], flag_a, flag_b, point_cells.get(points) or point_cell(points),
                 days[reached_day], reached_minute, reached_second,
                 days[reached_day + one_year], reached_minute, reached_second,
-                str(points + extra), ",", opted, join_day, join_minute, join_second,
+                b"%d," % (points + extra), opted, join_day, join_minute, join_second,
                 true if chance() < 0.3 else false,  # noqa: PLR2004
                 true if offered else false,
                 true if offered and chance() < 0.6 else false,  # noqa: PLR2004
                 true if chance() < 0.2 else false,  # noqa: PLR2004
-                "true\n" if chance() < 0.4 else "false\n",  # noqa: PLR2004
+                b"true\n" if chance() < 0.4 else b"false\n",  # noqa: PLR2004
             )))
             # fmt: on
         return out

@@ -1,8 +1,9 @@
 """The fast line renderer writes, for every base user, the line csv.writer writes for its row.
 
-``UserGenerator.row`` is the definition of a user (each value drawn the way ``random`` draws
-it); ``BaseLines`` draws and formats the same user in one pass. The two must agree byte for
-byte, whatever the seed, the epoch, the population's size and the user's id.
+It writes the line in UTF-8, the bytes the export file holds. ``UserGenerator.row`` is the
+definition of a user (each value drawn the way ``random`` draws it); ``BaseLines`` draws and
+formats the same user in one pass. The two must agree byte for byte, whatever the seed, the
+epoch, the population's size and the user's id.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from tap_spaaza_users.sandbox.lines import render_lines
 EPOCH = 1_780_000_000
 
 
-def _by_rows(generator: UserGenerator, first: int, last: int) -> list[str]:
-    return render_lines(generator.row(user_id) for user_id in range(first, last + 1))
+def _by_rows(generator: UserGenerator, first: int, last: int) -> list[bytes]:
+    rows = (generator.row(user_id) for user_id in range(first, last + 1))
+    return [line.encode() for line in render_lines(rows)]
 
 
 @pytest.mark.parametrize(
@@ -48,7 +50,7 @@ def test_users_created_in_the_last_day_and_ids_of_nine_digits_too() -> None:
     lines = BaseLines(generator)
     for first, last in ((99_999_900, 100_000_050), (1, 40), (49_999_990, 50_000_010)):
         assert lines.render(first, last) == _by_rows(generator, first, last), (first, last)
-    assert any(",M100000001," in line for line in lines.render(100_000_001, 100_000_001))
+    assert any(b",M100000001," in line for line in lines.render(100_000_001, 100_000_001))
 
 
 def test_a_quoted_cell_is_what_csv_writer_writes_and_drawn_tables_reject_like_random() -> None:
@@ -56,11 +58,11 @@ def test_a_quoted_cell_is_what_csv_writer_writes_and_drawn_tables_reject_like_ra
     assert quoted("Straat 1\nGebouw B") == '"Straat 1\nGebouw B"'
     assert quoted("Smith, Jr.") == '"Smith, Jr."'
     assert quoted(" Lotte ") == " Lotte "
-    table = drawn(["a", "b", "c", "d"])  # random draws below 4 with 3 bits, as randrange does
-    assert table == ("a,", "b,", "c,", "d,", None, None, None, None)
+    table = drawn(["a", "b", "c", "ü"])  # random draws below 4 with 3 bits, as randrange does
+    assert table == (b"a,", b"b,", b"c,", "ü,".encode(), None, None, None, None)
     rnd, copy = random.Random(9), random.Random(9)  # noqa: S311 - reproducible draws
     for _ in range(200):
         value = table[rnd.getrandbits(3)]
         while value is None:
             value = table[rnd.getrandbits(3)]
-        assert value == "abcd"[copy.randrange(4)] + ","
+        assert value == ("abcü"[copy.randrange(4)] + ",").encode()
