@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import sys
 import tempfile
 import time
@@ -21,8 +22,10 @@ from tap_spaaza_users.sandbox.population import Population
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-#: A later export of the default dialect must be at least this many times faster than
-#: generating and rendering every user cell by cell (what every export did before).
+#: The first and every later export of the default dialect should each be at least this many
+#: times faster than generating and rendering every user cell by cell (what every export did
+#: before). A later export under it fails the benchmark; the first export is reported against
+#: it (seeding one Mersenne Twister per user, which byte-identical users need, bounds it).
 TARGET_SPEED_UP = 5.0
 EPOCH = 1_780_000_000
 
@@ -67,16 +70,35 @@ def main() -> int:
         figures.append(("later export", later[len(later) // 2]))
         figures.append(("later, other dialect", timed(lambda: export(CsvDialect(crlf=True)))))
         figures.append(("cell by cell", timed(cell_by_cell)))
+        figures.append(("seeding alone", timed(lambda: _seed_each_user(args.seed, args.users))))
     for label, (rows, cpu, wall) in figures:
         rate = rows / cpu if cpu else float("inf")
         print(f"{label:<22} {rows:>9,} rows {cpu:7.2f} CPU s {wall:7.2f} s {rate:>12,.0f} rows/s")
-    reference = figures[-1][1][1]
-    first, later_cpu = figures[0][1][1], figures[1][1][1]
-    ratio = reference / later_cpu if later_cpu else float("inf")
-    print(f"speed-up first export vs cell by cell: {reference / first:.1f}x")
-    print(f"speed-up later export vs cell by cell: {ratio:.1f}x (target >= {TARGET_SPEED_UP})")
+    reference = figures[3][1][1]
+    first_x, later_x, ceiling = (_speed_up(reference, figures[i][1][1]) for i in (0, 1, 4))
+    missed = "" if first_x >= TARGET_SPEED_UP else ", not met"
+    print(
+        f"speed-up first export vs cell by cell: {first_x:.1f}x "
+        f"(target >= {TARGET_SPEED_UP}{missed}; seeding alone allows at most {ceiling:.1f}x)"
+    )
+    print(f"speed-up later export vs cell by cell: {later_x:.1f}x (target >= {TARGET_SPEED_UP})")
     print(f"load average at end {_load()}")
-    return 0 if ratio >= TARGET_SPEED_UP else 1
+    return 0 if later_x >= TARGET_SPEED_UP else 1
+
+
+def _seed_each_user(seed: int, users: int) -> int:
+    """Seed each user's Mersenne Twister and take its first draw, as every export must."""
+    rnd = random.Random()  # noqa: S311 - the generator's synthetic data
+    reseed, bits = super(random.Random, rnd).seed, rnd.getrandbits
+    for user_id in range(1, users + 1):
+        reseed(seed * 1_000_003 + user_id)
+        bits(1)
+    return users
+
+
+def _speed_up(reference: float, cpu: float) -> float:
+    """Return how many times fewer CPU seconds ``cpu`` took than ``reference``."""
+    return reference / cpu if cpu else float("inf")
 
 
 def _load() -> str:
