@@ -22,12 +22,10 @@ def _summary(path: Path) -> str:
 DATA_PATH = (
     "cli.py",
     "tap.py",
-    "settings.py",
-    "token_settings.py",
+    "settings/",
     "streams.py",
     "full_refresh.py",
-    "state.py",
-    "state_check.py",
+    "state/",
     "windows.py",
     "tasks/",
     "export.py",
@@ -45,8 +43,10 @@ DATA_PATH = (
 )
 #: The wings whose modules are listed one by one under their folder, along their own path.
 WING_PATHS = {
-    "tasks": ("ledger.py", "listing.py", "tags.py", "clock.py", "polling.py"),
-    "api": ("address.py", "client.py", "answers.py", "retries.py"),
+    "settings": ("schema.py", "required.py", "checks.py", "typed.py"),
+    "state": ("keys.py", "check.py", "bookmark.py", "tasks.py", "refresh.py"),
+    "tasks": ("ledger.py", "sweep.py", "listing.py", "tags.py", "clock.py", "polling.py"),
+    "api": ("address.py", "client.py", "request_metrics.py", "answers.py", "retries.py"),
     "download": (
         "background.py",
         "fetch.py",
@@ -58,7 +58,7 @@ WING_PATHS = {
         "integrity.py",
         "spool.py",
     ),
-    "records": ("reader.py", "lines.py", "values.py"),
+    "records": ("reader.py", "source.py", "lines.py", "values.py"),
     "logs": ("fields.py", "poll_metrics.py", "export_times.py", "scrub.py"),
 }
 

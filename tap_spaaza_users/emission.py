@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL
 
-from tap_spaaza_users import state
 from tap_spaaza_users.contract import REPLICATION_KEY, utc_text
 from tap_spaaza_users.download import background
 from tap_spaaza_users.errors import SpaazaCorruptExportError, SpaazaFileUnobtainableError
 from tap_spaaza_users.export import BOUNDARY_MARGIN
 from tap_spaaza_users.logs.fields import log_fields
 from tap_spaaza_users.records.reader import UsersCsvReader
+from tap_spaaza_users.state import bookmark
+from tap_spaaza_users.state.keys import BOOKMARK
 from tap_spaaza_users.windows import WindowSelection
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
     from tap_spaaza_users.export import UsersExport
-    from tap_spaaza_users.settings import Settings
+    from tap_spaaza_users.settings.typed import Settings
     from tap_spaaza_users.tasks.ledger import TaskLedger
     from tap_spaaza_users.windows import IdSet, Window
 
@@ -139,19 +140,19 @@ class WindowEmitter:
     def close(self, task_id: int, window: Window) -> None:
         """Promote the window's progress to the bookmark (the caller writes the state)."""
         stream_state = self._stream.stream_state
-        before = stream_state.get(state.BOOKMARK)
+        before = stream_state.get(BOOKMARK)
         end, hold = utc_text(window.end), self._unvouched_from
         held = hold is not None and (end is None or end > hold)
-        bookmark = state.close_window(
-            stream_state, window, REPLICATION_KEY, advance_watermark=not held
+        promoted = bookmark.close_window(
+            stream_state, window.end, REPLICATION_KEY, advance_watermark=not held
         )
-        if bookmark != before:
-            self.logger.info("Bookmark %s advances to %s", REPLICATION_KEY, bookmark)
+        if promoted != before:
+            self.logger.info("Bookmark %s advances to %s", REPLICATION_KEY, promoted)
         self.logger.info(
             "Window %s delivered; bookmark %s",
             window.describe(),
-            bookmark,
-            extra=log_fields(task_id, window, bookmark=bookmark),
+            promoted,
+            extra=log_fields(task_id, (window.start, window.end), bookmark=promoted),
         )
 
     def _file(self, task_id: int, window: Window, seen: IdSet) -> Iterator[dict[str, Any]]:
@@ -209,7 +210,7 @@ class WindowEmitter:
             latest = self._unvouched_from or None
         if latest and self._stream.replication_method == REPLICATION_INCREMENTAL:
             latest = self._capped_progress(latest, task_id)
-            state.note_progress(self._stream.stream_state, latest, REPLICATION_KEY)
+            bookmark.note_progress(self._stream.stream_state, latest, REPLICATION_KEY)
         seconds = max(time.monotonic() - started, 1e-6)
         self.logger.info(
             "Emitted %d users from task %d in %.1fs (%.0f rows/s), %d of them repeated in the "
@@ -227,7 +228,7 @@ class WindowEmitter:
             skipped,
             extra=log_fields(
                 task_id,
-                selection.window,
+                (selection.window.start, selection.window.end),
                 rows=selection.emitted,
                 seconds=seconds,
                 rows_per_second=selection.emitted / seconds,

@@ -19,8 +19,7 @@ if TYPE_CHECKING:
     import logging
     from collections.abc import Callable, Mapping, Sequence
 
-    from tap_spaaza_users.settings import Settings
-    from tap_spaaza_users.windows import Window
+    from tap_spaaza_users.settings.typed import Settings
 
 __all__ = [
     "BOUNDARY_MARGIN",
@@ -211,12 +210,14 @@ class UsersExport:
     #: While a task runs, a heartbeat is logged this often (at the next poll).
     heartbeat_seconds: float = 30.0
 
-    def task_body(self, window: Window, now: dt.datetime) -> dict[str, Any]:
-        """The ``POST /tasks`` body exporting a window of the chosen users, to run now."""
+    def task_body(
+        self, start: dt.datetime | None, end: dt.datetime | None, now: dt.datetime
+    ) -> dict[str, Any]:
+        """The ``POST /tasks`` body exporting a window (``[start, end)``) of the chosen users."""
         return build_export_task(
             chain_id=self.client.settings.chain_id,
-            window_start=window.start,
-            window_end=window.end,
+            window_start=start,
+            window_end=end,
             segment=self.segment,
             now=now,
             origin=self.origin,

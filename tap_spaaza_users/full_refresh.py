@@ -5,14 +5,23 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
-from tap_spaaza_users import state
 from tap_spaaza_users.errors import SpaazaFullRefreshRefusedError
+from tap_spaaza_users.state.keys import LAST_FULL_REFRESH
+from tap_spaaza_users.state.refresh import (
+    FullRefresh,
+    begin_full_refresh,
+    finish_full_refresh,
+    note_refresh_users,
+    refresh_users,
+    refusal,
+    refuse_full_refresh,
+)
 
 if TYPE_CHECKING:
     import logging
     from collections.abc import Generator
 
-    from tap_spaaza_users.settings import Settings
+    from tap_spaaza_users.settings.typed import Settings
 
 Record = TypeVar("Record")
 Result = TypeVar("Result")
@@ -50,33 +59,33 @@ class RefreshingStream(Protocol):
 class FullRefreshRun:
     """This sync's full refresh, if one is due: the SDK messages around it.
 
-    The state's side is in ``state.py``. Its RECORD messages carry the refresh's version. The
-    first full export of a stream also opens with ACTIVATE_VERSION (just before its first
-    record: never for an empty export), so a target creates the versioned table at once; a
-    later refresh does not, because a target that honours it would drop (or mark deleted)
-    every row it holds while the refresh is still being exported. BATCH files carry no
-    version, so in BATCH mode every user is re-exported but no ACTIVATE_VERSION is sent and
-    deletions are not propagated.
+    The state's side is in ``state/refresh.py``. Its RECORD messages carry the refresh's
+    version. The first full export of a stream also opens with ACTIVATE_VERSION (just before
+    its first record: never for an empty export), so a target creates the versioned table at
+    once; a later refresh does not, because a target that honours it would drop (or mark
+    deleted) every row it holds while the refresh is still being exported. BATCH files carry
+    no version, so in BATCH mode every user is re-exported but no ACTIVATE_VERSION is sent
+    and deletions are not propagated.
     """
 
     def __init__(self, stream: RefreshingStream) -> None:
         """Keep the stream the refresh's messages are written to."""
         self._stream = stream
         #: This sync's full refresh (``full_refresh_days``), or None for an incremental sync.
-        self.refresh: state.FullRefresh | None = None
+        self.refresh: FullRefresh | None = None
         #: Why this sync's full refresh was refused its ACTIVATE_VERSION, or None.
         self.refused: str | None = None
         #: The version of the first full refresh's opening ACTIVATE_VERSION, sent before its
         #: first record (never for an empty export).
         self._opening_version: int | None = None
 
-    def start(self) -> state.FullRefresh | None:
+    def start(self) -> FullRefresh | None:
         """Begin (or resume) the sync's full refresh if one is due, and say so in the log."""
         stream = self._stream
         days = stream.settings.full_refresh_days
-        last = stream.stream_state.get(state.LAST_FULL_REFRESH)
+        last = stream.stream_state.get(LAST_FULL_REFRESH)
         now = dt.datetime.now(dt.timezone.utc)
-        refresh = self.refresh = state.begin_full_refresh(stream.stream_state, days, now)
+        refresh = self.refresh = begin_full_refresh(stream.stream_state, days, now)
         stream.record_version = None
         self.refused = None
         self._opening_version = None
@@ -119,16 +128,16 @@ class FullRefreshRun:
     def count(self, users: int) -> None:
         """Count a closed window's users into the full refresh, if this sync runs one."""
         if self.refresh is not None:
-            state.note_refresh_users(self._stream.stream_state, users)
+            note_refresh_users(self._stream.stream_state, users)
 
     def complete(self) -> None:
         """After the last record of a full refresh: ACTIVATE_VERSION, then ``last_full_refresh``.
 
         ACTIVATE_VERSION removes every user the refresh did not hold, so an empty or shrunken
-        refresh (see ``state.refusal``) is refused it: its records were emitted (upserts lose
-        nothing), ``last_full_refresh`` stays so the next sync runs the refresh anew, one
-        WARNING says why and how to accept a real shrink, and the sync then ends with an
-        error (exit status 1, after the final STATE), so that schedulers notice.
+        refresh (see ``state.refresh.refusal``) is refused it: its records were emitted
+        (upserts lose nothing), ``last_full_refresh`` stays so the next sync runs the refresh
+        anew, one WARNING says why and how to accept a real shrink, and the sync then ends
+        with an error (exit status 1, after the final STATE), so that schedulers notice.
 
         Raises:
             SpaazaFullRefreshRefusedError: When the refresh was refused its ACTIVATE_VERSION.
@@ -137,7 +146,7 @@ class FullRefreshRun:
         if refresh is None:
             return
         activating = stream.record_version == refresh.version
-        refused = state.refusal(stream.stream_state, stream.settings.full_refresh_min_ratio)
+        refused = refusal(stream.stream_state, stream.settings.full_refresh_min_ratio)
         if activating and refused is not None:
             self._refuse(refresh, refused)
             msg = (
@@ -145,7 +154,7 @@ class FullRefreshRun:
                 "the sync exits with status 1 so that this is noticed (see the warning above)."
             )
             raise SpaazaFullRefreshRefusedError(msg)
-        if activating and not state.refresh_users(stream.stream_state):
+        if activating and not refresh_users(stream.stream_state):
             activating = False
             stream.logger.info(
                 "The full refresh holds no user: no ACTIVATE_VERSION is sent (an empty export "
@@ -157,15 +166,15 @@ class FullRefreshRun:
                 "ACTIVATE_VERSION %d sent: targets that honour it remove users not re-exported",
                 refresh.version,
             )
-        last = state.finish_full_refresh(stream.stream_state, refresh)
+        last = finish_full_refresh(stream.stream_state, refresh)
         stream.logger.info("Full refresh delivered whole; last_full_refresh is %s", last)
         stream.flush_state()
 
-    def _refuse(self, refresh: state.FullRefresh, reason: str) -> None:
+    def _refuse(self, refresh: FullRefresh, reason: str) -> None:
         """Send no ACTIVATE_VERSION for a full refresh that is not plausibly complete."""
         stream = self._stream
-        last = stream.stream_state.get(state.LAST_FULL_REFRESH)
-        state.refuse_full_refresh(stream.stream_state)
+        last = stream.stream_state.get(LAST_FULL_REFRESH)
+        refuse_full_refresh(stream.stream_state)
         stream.flush_state()
         self.refused = (
             f"The full refresh (version {refresh.version}) was refused its ACTIVATE_VERSION: "

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
-from tap_spaaza_users import state
 from tap_spaaza_users.contract import PRIMARY_KEY, REPLICATION_KEY, users_json_schema
 from tap_spaaza_users.emission import OVERLAP_FROM_BYTES, WindowEmitter
 from tap_spaaza_users.export import UsersExport
 from tap_spaaza_users.full_refresh import FullRefreshRun
 from tap_spaaza_users.sdk_hooks import HookedStream
+from tap_spaaza_users.state import bookmark
 from tap_spaaza_users.tasks.ledger import TaskLedger
 from tap_spaaza_users.windows import IdSet, Window, plan_sync
 
@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 
     from singer_sdk.helpers.types import Context
 
-    from tap_spaaza_users.settings import HasSettings, Settings
+    from tap_spaaza_users.settings.typed import HasSettings, Settings
+    from tap_spaaza_users.state.refresh import FullRefresh
 
 
 class UsersStream(HookedStream):
@@ -49,7 +50,7 @@ class UsersStream(HookedStream):
     # records/ types every value itself; the SDK's conformance has nothing left to do.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
     #: This sync's full refresh (``full_refresh_days``), or None for an incremental sync.
-    full_refresh: state.FullRefresh | None = None
+    full_refresh: FullRefresh | None = None
     #: While a file is emitted, rows and rows/s are logged this often (``emission``).
     progress_seconds: float = 30.0
     #: Files at least this large are parsed while they download (``emission``).
@@ -76,17 +77,17 @@ class UsersStream(HookedStream):
         A selection Spaaza cannot window (``segment_id``, ``segment_join: any``) is exported
         whole by every task, so a backfill of it is one window: one export per sync.
         """
-        bookmark = None
+        last = None
         if not self.full_refresh:  # a full refresh starts over
             sdk_value = self.get_starting_replication_key_value(context)
-            bookmark = state.starting_bookmark(self.stream_state, sdk_value)
+            last = bookmark.starting_bookmark(self.stream_state, sdk_value)
         settings = self.settings
         windows = plan_sync(
             start_date=settings.start_date,
             lookback_minutes=settings.lookback_minutes,
             backfill_window_days=settings.backfill_window_days,
-            bookmark=bookmark,
-            delivered_before=state.delivered_before(self.stream_state),
+            bookmark=last,
+            delivered_before=bookmark.delivered_before(self.stream_state),
             now=dt.datetime.now(dt.timezone.utc),
         )
         choice = settings.segment
@@ -119,7 +120,7 @@ class UsersStream(HookedStream):
         # in one line instead of Python quietly falling back to another directory.
         work_dir = tempfile.gettempdir()
         self._claim_state()
-        delivered_up_to = state.delivered_up_to(self.stream_state)  # before a refresh resets it
+        delivered_up_to = bookmark.delivered_up_to(self.stream_state)  # before a refresh resets it
         refresh = FullRefreshRun(self)
         self.full_refresh = refresh.start()
         windows = self.plan(context)
@@ -182,8 +183,8 @@ class UsersStream(HookedStream):
             SpaazaStateError: When the state belongs to another chain.
         """
         choice = self.settings.segment
-        selection = state.selection_key(choice.segment_id, list(choice.rules), choice.join)
-        if state.claim(self.stream_state, self.settings.chain_id, selection):
+        selection = bookmark.selection_key(choice.segment_id, list(choice.rules), choice.join)
+        if bookmark.claim(self.stream_state, self.settings.chain_id, selection):
             self.logger.warning(
                 "The segment settings (segment_id, segment_rules, segment_join) changed since "
                 "the state was written: %s is exported from start_date, because the old "

@@ -34,16 +34,12 @@ from tap_spaaza_users.sdk_hooks.output import (
     stdout_is_closed,
 )
 from tap_spaaza_users.sdk_hooks.writer import BufferedRecordWriter
-from tap_spaaza_users.settings import (
-    CONFIG_SCHEMA,
-    Settings,
-    check_settings,
-    numbers_from_text,
-    unknown_settings,
-)
-from tap_spaaza_users.state_check import check_state
+from tap_spaaza_users.settings.checks import check_settings, numbers_from_text, unknown_settings
+from tap_spaaza_users.settings.required import TOKEN_PARTS, stripped_token
+from tap_spaaza_users.settings.schema import CONFIG_SCHEMA
+from tap_spaaza_users.settings.typed import Settings
+from tap_spaaza_users.state.check import check_state
 from tap_spaaza_users.streams import UsersStream
-from tap_spaaza_users.token_settings import TOKEN_PARTS, stripped_token
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping

@@ -53,7 +53,7 @@ class Window:
         return utc_text(self.start), utc_text(self.end)
 
     def key(self) -> dict[str, str | None]:
-        """The window as kept in the state, to recognise it on the next run."""
+        """The window as its task key holds it (``tasks.tags.task_key``), for the next run."""
         return {"window_start": utc_text(self.start), "window_end": utc_text(self.end)}
 
     def describe(self) -> str:

@@ -1,1 +1,1 @@
-"""How the tap talks to the Spaaza Services API: its address, the client, answers, retry waits."""
+"""How the tap talks to the Spaaza Services API: address, client, answers, retry waits, metrics."""

@@ -11,7 +11,6 @@ from urllib.parse import urlsplit
 
 import backoff
 import requests
-from singer_sdk import metrics
 
 from tap_spaaza_users.api.answers import (
     content_kind,
@@ -20,6 +19,7 @@ from tap_spaaza_users.api.answers import (
     nothing_listens,
     was_refused,
 )
+from tap_spaaza_users.api.request_metrics import log_request_duration
 from tap_spaaza_users.api.retries import parse_retry_after, retry_waits
 from tap_spaaza_users.errors import (
     SpaazaAPIError,
@@ -46,9 +46,6 @@ RETRYABLE_STATUSES = frozenset(
         HTTPStatus.GATEWAY_TIMEOUT,
     }
 )
-
-#: An id in a path, replaced by ``{id}`` in the ``endpoint`` tag of request metrics.
-_PATH_ID = re.compile(r"/\d+(?=/|$)")
 
 #: Secrets shorter than this are not scrubbed from messages (they would mangle plain words).
 MIN_SCRUBBED_LENGTH = 6
@@ -96,7 +93,7 @@ class SpaazaClient:
     """A small client for the Tasks API; one ``requests`` session that carries the token.
 
     The session is used for the Services API host only: the export file is fetched by
-    ``download.py`` with its own credential-free session.
+    ``download/fetch.py`` with its own credential-free session.
     """
 
     def __init__(self, settings: ClientSettings, logger: logging.Logger) -> None:
@@ -384,21 +381,6 @@ class SpaazaClient:
             )
             raise SpaazaAPIError(msg, status=response.status_code)
         return answer
-
-
-def log_request_duration(method: str, path: str, status: int | None, seconds: float) -> None:
-    """Log one API call as a Singer ``http_request_duration`` METRIC, as SDK REST streams do.
-
-    Tagged with the endpoint as a template (``/tasks/{id}``), the method, the HTTP status
-    (none for a connection error or timeout) and ``succeeded``/``failed``.
-    """
-    tags: dict[str, Any] = {metrics.Tag.ENDPOINT: _PATH_ID.sub("/{id}", path), "method": method}
-    if status is not None:
-        tags[metrics.Tag.HTTP_STATUS_CODE] = status
-    failed = status is None or status >= HTTPStatus.BAD_REQUEST
-    tags[metrics.Tag.STATUS] = metrics.Status.FAILED if failed else metrics.Status.SUCCEEDED
-    point = metrics.Point("timer", metrics.Metric.HTTP_REQUEST_DURATION, seconds, tags)
-    metrics.log(metrics.get_metrics_logger(), point)
 
 
 def _path_of(response: requests.Response) -> str:

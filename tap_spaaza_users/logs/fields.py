@@ -12,18 +12,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from tap_spaaza_users.windows import Window
+    import datetime as dt
 
 
 def log_fields(
-    task_id: int | None = None, window: Window | None = None, **values: object
+    task_id: int | None = None,
+    window: tuple[dt.datetime | None, dt.datetime | None] | None = None,
+    **values: object,
 ) -> dict[str, object]:
     """The ``extra`` of a log call: the task, its window and other values.
 
     Args:
         task_id: The export task the line is about, if any.
-        window: The window the line is about, if any: ``window_start`` and ``window_end``
-            (ISO 8601; null for an open side).
+        window: The start and end of the window the line is about, if any: ``window_start``
+            and ``window_end`` (ISO 8601; null for an open side).
         **values: Further fields (numbers, text); a float is rounded to 3 decimals.
 
     Returns:
@@ -33,8 +35,9 @@ def log_fields(
     if task_id is not None:
         fields["task_id"] = task_id
     if window is not None:
-        fields["window_start"] = window.start.isoformat() if window.start else None
-        fields["window_end"] = window.end.isoformat() if window.end else None
+        start, end = window
+        fields["window_start"] = start.isoformat() if start else None
+        fields["window_end"] = end.isoformat() if end else None
     for name, value in values.items():
         if value is not None:
             fields[name] = round(value, 3) if isinstance(value, float) else value

@@ -1,1 +1,1 @@
-"""The export file's rows as typed records: lines split, values typed, the reader."""
+"""The export file's rows as typed records: bytes opened, lines split, values typed, the reader."""

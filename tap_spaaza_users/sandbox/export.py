@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import csv
 import gzip
-import io
 import random
 import sys
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tap_spaaza_users.contract import USER_COLUMNS, ColumnType, parse_utc
 from tap_spaaza_users.sandbox.generator import COLUMNS, TIERS
@@ -132,8 +131,8 @@ def write_export(path: Path, rows: Iterable[ExportRow], options: ExportOptions) 
     A rendered line goes into the file as it is when the dialect writes it unchanged (the
     default dialect, columns in contract order); any other row is rendered cell by cell.
     """
-    raw = gzip.open(path, "wb") if options.gzip else path.open("wb")  # noqa: SIM115
-    with raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as text:
+    with gzip.open(path, "wb") if options.gzip else path.open("wb") as raw:
+        text = _Text(raw)
         if options.dialect.bom:
             text.write("\ufeff")
         terminator = "\r\n" if options.dialect.crlf else "\n"
@@ -144,30 +143,63 @@ def write_export(path: Path, rows: Iterable[ExportRow], options: ExportOptions) 
         malformed = frozenset(options.malformed_rows)
         count = 0
         repeated: list[dict[str, str]] = []
-        pending: list[str] = []  # rendered lines, written in blocks
+        pending: list[bytes] = []  # rendered lines, written in blocks after any text before them
         for count, row in enumerate(rows, start=1):
-            if as_is and isinstance(row, str) and count not in malformed:
+            if as_is and isinstance(row, bytes) and count not in malformed:
+                if text.pending:
+                    text.flush()
                 pending.append(row)
                 if len(pending) >= _BLOCK_LINES:
-                    text.write("".join(pending))
+                    raw.write(b"".join(pending))
                     pending.clear()
             else:
-                text.write("".join(pending))
-                pending.clear()
+                if pending:
+                    raw.write(b"".join(pending))
+                    pending.clear()
                 cells = options.dialect.render(as_values(row), header)
                 if count in malformed:
                     cells = _malform(cells, header, options)
                 _write_row(text, writer, cells, terminator)
             if count <= options.duplicates:
                 repeated.append(as_values(row))
-        text.write("".join(pending))
+        text.flush()
+        raw.write(b"".join(pending))
         for values in repeated:
             newer = newer_copy(values, options.newer_by_seconds)
             _write_row(text, writer, options.dialect.render(newer, header), terminator)
+        text.flush()
     return count + len(repeated)
 
 
-def _write_row(text: io.TextIOWrapper, writer: Any, cells: list[str], terminator: str) -> None:  # noqa: ANN401
+class _Bytes(Protocol):
+    """Where the export's bytes go (the file, or its gzip stream)."""
+
+    def write(self, data: bytes, /) -> object:
+        """Write ``data``."""
+
+
+class _Text:
+    """The export file's text (header, rows rendered cell by cell), encoded to UTF-8 in blocks."""
+
+    def __init__(self, raw: _Bytes) -> None:
+        """Write into ``raw``."""
+        self._raw = raw
+        #: text not yet in the file: it goes before any rendered line written after it
+        self.pending: list[str] = []
+
+    def write(self, text: str) -> None:
+        """Take ``text`` (``csv.writer`` calls this once per row)."""
+        self.pending.append(text)
+        if len(self.pending) >= _BLOCK_LINES:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the pending text into the file."""
+        self._raw.write("".join(self.pending).encode("utf-8"))
+        self.pending.clear()
+
+
+def _write_row(text: _Text, writer: Any, cells: list[str], terminator: str) -> None:  # noqa: ANN401
     """Write one row (by hand when it holds a NUL that this Python's csv writer refuses)."""
     if CSV_REFUSES_NUL and any("\0" in cell for cell in cells):
         text.write(csv_line(cells, terminator))

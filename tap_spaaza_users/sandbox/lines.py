@@ -1,7 +1,8 @@
 """Each base user's CSV line, rendered once per sandbox and reused by every later export.
 
-An export of the default dialect copies these lines as they are; a segment, another dialect
-or a fault reads a line back into its values. The lines live in an anonymous temporary file
+The lines are kept in UTF-8, as the export file holds them: an export of the default dialect
+copies them as they are; a segment, another dialect or a fault reads a line back into its
+values. The lines live in an anonymous temporary file
 (in chunks of consecutive ids), so the sandbox's memory does not grow with its population.
 """
 
@@ -13,6 +14,7 @@ import tempfile
 import threading
 from typing import IO, TYPE_CHECKING
 
+from tap_spaaza_users.sandbox.base_lines import BaseLines
 from tap_spaaza_users.sandbox.generator import COLUMNS
 
 if TYPE_CHECKING:
@@ -22,18 +24,19 @@ if TYPE_CHECKING:
     from tap_spaaza_users.sandbox.generator import UserGenerator
 
 #: One user on the way to the export file: a base user's line as the default dialect writes it
-#: (LF-terminated, columns in contract order), or the values of a changed or added user.
-ExportRow = str | dict[str, str]
+#: (UTF-8, LF-terminated, columns in contract order), or the values of a changed or added user.
+ExportRow = bytes | dict[str, str]
 
 #: Consecutive base users rendered and stored together.
 CHUNK_USERS = 4096
 
 
-def as_values(row: ExportRow) -> dict[str, str]:
-    """Return a row's values by column (reading a rendered line back)."""
+def as_values(row: ExportRow | str) -> dict[str, str]:
+    """Return a row's values by column (reading a rendered line, encoded or not, back)."""
     if isinstance(row, dict):
         return row
-    return dict(zip(COLUMNS, next(csv.reader([row])), strict=True))
+    line = row.decode() if isinstance(row, bytes) else row
+    return dict(zip(COLUMNS, next(csv.reader([line])), strict=True))
 
 
 def render_lines(rows: Iterator[list[str]]) -> list[str]:
@@ -59,6 +62,7 @@ class RenderedLines:
     def __init__(self, generator: UserGenerator, directory: Path | None = None) -> None:
         """Render the users of ``generator``; keep the file in ``directory`` (default: temp)."""
         self._generator = generator
+        self._base_lines: BaseLines | None = None  # made on the first render
         self._directory = directory
         self._file: IO[bytes] | None = None
         self._chunks: dict[int, tuple[int, int]] = {}  # chunk -> (offset, size) in the file
@@ -68,6 +72,11 @@ class RenderedLines:
 
     def lines(self, first: int, last: int) -> Iterator[tuple[int, str]]:
         """Yield ``(id, line)`` of base users ``first..last`` in id order."""
+        for user_id, line in self.encoded(first, last):
+            yield user_id, line.decode()
+
+    def encoded(self, first: int, last: int) -> Iterator[tuple[int, bytes]]:
+        """Yield ``(id, UTF-8 line)`` of base users ``first..last`` in id order."""
         user_id = first
         while user_id <= last:
             chunk = (user_id - 1) // CHUNK_USERS
@@ -94,12 +103,13 @@ class RenderedLines:
             self._chunks.clear()
             self._closed = True
 
-    def _render(self, first: int, last: int) -> list[str]:
+    def _render(self, first: int, last: int) -> list[bytes]:
         """Generate and render base users ``first..last``."""
-        row = self._generator.row
-        return render_lines(row(user_id) for user_id in range(first, last + 1))
+        if self._base_lines is None:
+            self._base_lines = BaseLines(self._generator)
+        return self._base_lines.render(first, last)
 
-    def _load(self, chunk: int) -> list[str] | None:
+    def _load(self, chunk: int) -> list[bytes] | None:
         """Return a stored chunk's lines, or None if it is not stored."""
         with self._lock:
             place = self._chunks.get(chunk)
@@ -107,10 +117,10 @@ class RenderedLines:
                 return None
             self._file.seek(place[0])
             data = self._file.read(place[1])
-        lines: list[str] = marshal.loads(data)  # noqa: S302 - written by this process
+        lines: list[bytes] = marshal.loads(data)  # noqa: S302 - written by this process
         return lines
 
-    def _store(self, chunk: int, lines: list[str]) -> None:
+    def _store(self, chunk: int, lines: list[bytes]) -> None:
         """Keep a chunk's lines (any storage error only means they are rendered again)."""
         data = marshal.dumps(lines)
         with self._lock:

@@ -144,8 +144,8 @@ class Population:
     ) -> Iterator[ExportRow]:
         """Yield every current user visible at ``now``, in the export's order.
 
-        A base user without changes comes as its rendered line (``lines.as_values`` reads it
-        back), any other user as its values.
+        A base user without changes comes as its rendered line, in UTF-8 (``lines.as_values``
+        reads it back), any other user as its values.
 
         Args:
             overlay: The (snapshot of the) added/updated/deleted users.
@@ -156,7 +156,7 @@ class Population:
         stamp = now.timestamp()
         first, last = self._base_ids(*created_between)
         deleted, updated = overlay.deleted, overlay.updated
-        for user_id, line in self.rendered.lines(first, last):
+        for user_id, line in self.rendered.encoded(first, last):
             if user_id not in deleted:
                 yield self._row(user_id, overlay, None) if user_id in updated else line
         for user_id in sorted(overlay.updated):

@@ -1,1 +1,1 @@
-"""Which Spaaza export task serves each window, across runs: ledger, list, tags, clock, wait."""
+"""Which export task serves each window, across runs: ledger, sweep, list, tags, clock, wait."""

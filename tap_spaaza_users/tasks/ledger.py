@@ -9,14 +9,16 @@ import datetime as dt
 import time
 from typing import TYPE_CHECKING, Any
 
-from tap_spaaza_users import state
 from tap_spaaza_users.api.retries import backoff_delay
 from tap_spaaza_users.errors import SpaazaAPIError, SpaazaTaskTimeoutError, SpaazaUncertainError
 from tap_spaaza_users.export import TaskStatus, UsersExport, state_code
 from tap_spaaza_users.logs import export_times
 from tap_spaaza_users.logs.fields import log_fields
+from tap_spaaza_users.state import tasks as task_state
+from tap_spaaza_users.state.keys import SELECTION, State
 from tap_spaaza_users.tasks.clock import TaskClock
-from tap_spaaza_users.tasks.listing import CLOCK_SLACK, Found, TaskList, minutes
+from tap_spaaza_users.tasks.listing import Found, TaskList
+from tap_spaaza_users.tasks.sweep import TaskSweep
 from tap_spaaza_users.tasks.tags import tag, task_key
 
 if TYPE_CHECKING:
@@ -32,9 +34,7 @@ class TaskLedger:
     The protocol, in order:
 
     1. ``sweep()`` (with ``delete_completed_tasks``): delete the tap's tagged tasks that can no
-       longer serve: in ERROR, delivered by a recorded sync, DONE and created more than
-       ``task_reuse_hours`` ago, or unfinished longer than the task timeout (abandoned). The task
-       the state names in flight is kept; an untagged task is never touched.
+       longer serve (``tasks.sweep`` says which); the task the state names in flight is kept.
     2. ``get_or_create(window, ahead=...)``: the window's task, in DONE. Its key (chain,
        window, request) is computed once. The task is, in order of preference: the task the
        state names in flight under that key (unless gone or failed; one under another key is
@@ -52,7 +52,7 @@ class TaskLedger:
     def __init__(  # noqa: PLR0913 - keyword-only, each a collaborator or a setting
         self,
         export: UsersExport,
-        stream_state: state.State,
+        stream_state: State,
         *,
         horizon: dt.timedelta,
         clean_up: bool,
@@ -79,23 +79,21 @@ class TaskLedger:
         #: The export's waits tell how long exports of earlier runs took (from the state).
         export.durations = export_times.history(stream_state)
         self.horizon = horizon
-        self.clean_up = clean_up
         self.refresh_version = refresh_version
         self._state = stream_state
         self._flush = flush
         self._sleep = sleep
         self._now = now
-        #: Unfinished tasks the sweep found old on this machine's clock, to judge again on
-        #: Spaaza's once read (see ``sweep``).
-        self._postponed: list[dict[str, Any]] = []
         #: Spaaza's task clock, which every task age is measured on (``tasks.clock``).
         self.clock = TaskClock(now)
         #: Spaaza's task list as this sync reads it, and its judgement of each task.
         self.listing = TaskList(export, stream_state, horizon=horizon, clock=self.clock)
+        #: Step 1, the clean-up (``tasks.sweep``).
+        self._sweep = TaskSweep(
+            export, stream_state, listing=self.listing, clock=self.clock, clean_up=clean_up
+        )
         #: The tasks this run created: only these are deleted when a wait times out.
         self._created: set[int] = set()
-        #: The sweep's ``delivered_up_to``.
-        self._delivered_up_to: dt.datetime | None = None
         #: Tasks this sync created (or adopted) ahead for later windows, by task key.
         self._ahead: dict[str, Found] = {}
 
@@ -112,55 +110,8 @@ class TaskLedger:
     # The surface: sweep, get_or_create, delivered
 
     def sweep(self, delivered_up_to: dt.datetime | None = None) -> list[int]:
-        """Step 1: delete the tap's tasks that can no longer serve; returns their ids.
-
-        Among them every DONE task of this selection whose window ended at or before
-        ``delivered_up_to`` (the input state's bookmark or backfill watermark: delivered),
-        found from its tag; every page of the task list is read.
-        """
-        if not self.clean_up:
-            return []
-        keep = state.recorded_tasks(self._state)
-        self._delivered_up_to = delivered_up_to
-        deleted = []
-        for task in self.listing.tasks(every_page=True):
-            task_id = task["id"]
-            reason = self.listing.sweep_reason(task, delivered_up_to)
-            if task_id in keep or reason is None:
-                continue
-            status = TaskStatus.of(state_code(task))
-            if self.clock.offset is None and (status is None or not status.is_terminal):
-                # Abandoned by our clock only: judged again once this run has read Spaaza's
-                # (its first created task), so a clock hours behind deletes no fresh task.
-                self._postponed.append(task)
-                continue
-            if self.export.discard(task_id, reason):
-                deleted.append(task_id)
-        self._deleted(deleted)
-        return deleted
-
-    def _deleted(self, deleted: list[int]) -> None:
-        """Forget the tasks the clean-up deleted, and say which."""
-        if deleted:
-            self.listing.forget(deleted)
-            self.logger.info(
-                "Clean-up: deleted %d export tasks this tap had left: %s",
-                len(deleted),
-                ", ".join(str(i) for i in deleted),
-            )
-
-    def _sweep_postponed(self) -> None:
-        """Delete the unfinished tasks the sweep left to judge on Spaaza's clock, if abandoned."""
-        postponed, self._postponed = self._postponed, []
-        keep = state.recorded_tasks(self._state)
-        deleted = [
-            task["id"]
-            for task in postponed
-            if task["id"] not in keep
-            and self.listing.abandoned(task)
-            and self.export.discard(task["id"], self._why_swept(task))
-        ]
-        self._deleted(deleted)
+        """Step 1: delete the tap's tasks that can no longer serve (``tasks.sweep``); their ids."""
+        return self._sweep.run(delivered_up_to)
 
     def get_or_create(self, window: Window, *, ahead: Sequence[Window] = ()) -> int:
         """Step 2: the window's task id in DONE (``ahead``: the next windows, prepared now)."""
@@ -193,7 +144,9 @@ class TaskLedger:
             )
         else:
             found = self._create(body, key)
-        state.record_task(self._state, found.id, key, now, refresh_version=self.refresh_version)
+        task_state.record_task(
+            self._state, found.id, key, now, refresh_version=self.refresh_version
+        )
         self._flush()
         self._prepare_ahead(ahead)
         if found.code != TaskStatus.DONE:
@@ -219,30 +172,30 @@ class TaskLedger:
             window.describe(),
             "now" if afresh else "by the next run",
         )
-        state.note_given_up(self._state, task_id)
+        task_state.note_given_up(self._state, task_id)
         self._drop(task_id, "its file cannot be obtained")
         self._flush()
 
     def _drop(self, task_id: int, reason: str) -> None:
         """Delete a task this sync will not use, and forget it (in flight, listed, ahead)."""
         self.export.discard(task_id, reason)
-        if task_id in state.recorded_tasks(self._state):
-            state.forget_task(self._state)
+        if task_id in task_state.recorded_tasks(self._state):
+            task_state.forget_task(self._state)
         self.listing.forget({task_id})
         self._ahead = {k: f for k, f in self._ahead.items() if f.id != task_id}
 
     def delivered(self, task_id: int) -> None:
         """Step 4: the task delivered (never adopted again), not in flight; the caller flushes."""
-        state.note_delivered(self._state, task_id)
-        state.forget_task(self._state)
+        task_state.note_delivered(self._state, task_id)
+        task_state.forget_task(self._state)
 
     # The steps of get_or_create
 
     def _tagged_body(self, window: Window, now: dt.datetime) -> tuple[dict[str, Any], str]:
         """The ``POST /tasks`` body of a window, its ``desc`` tagged, and its task key."""
-        body = self.export.task_body(window, now)
-        key = task_key(self.export.client.settings.chain_id, window, body)
-        selection = self._state.get(state.SELECTION)
+        body = self.export.task_body(window.start, window.end, now)
+        key = task_key(self.export.client.settings.chain_id, window.key(), body)
+        selection = self._state.get(SELECTION)
         selection = selection if isinstance(selection, str) else None
         body["desc"] = tag(str(body["desc"]), key, selection, window.end)
         return body, key
@@ -253,36 +206,25 @@ class TaskLedger:
         A task in flight under another key (another window or selection) is left by an
         earlier run: it is deleted and forgotten.
         """
-        entry = state.in_flight(self._state)
+        entry = task_state.in_flight(self._state)
         if entry is None:
             return None
         task_id, recorded = entry
         if recorded == key:
             return task_id
         self.export.discard(task_id, "left by an earlier run for another window or segment")
-        state.forget_task(self._state)
+        task_state.forget_task(self._state)
         return None
 
     def _in_flight_too_old(self, code: str | None) -> str | None:
-        """Why the state's in-flight task is past the age limit of adoption, or None.
+        """Why the state's in-flight task is past the age limits of adoption, or None.
 
-        The same limits as for a task found in the list (``TaskList.find``), on the tap's own clock:
-        DONE longer than ``task_reuse_hours`` (its file may be gone), or unfinished longer
-        than the task timeout (abandoned).
+        The limits are the list's (``TaskList.too_old_in_flight``), on the tap's own clock.
         """
-        since = state.in_flight_since(self._state)
+        since = task_state.in_flight_since(self._state)
         if since is None or code is None:
             return None
-        age = self._now() - since
-        if code == TaskStatus.DONE and age > self.horizon:
-            hours = self.horizon.total_seconds() / 3600
-            return f"named in flight more than {hours:g} hours ago (task_reuse_hours), too old"
-        if code in (TaskStatus.READY, TaskStatus.INPROGRESS) and age > self.timeout + CLOCK_SLACK:
-            return (
-                f"{code} for more than {minutes(self.timeout)} (task_timeout_minutes), "
-                "abandoned by an earlier run"
-            )
-        return None
+        return self.listing.too_old_in_flight(code, self._now() - since)
 
     def _prepare_ahead(self, windows: Sequence[Window]) -> None:
         """Create (or adopt) the tasks of the next backfill windows, without waiting for them.
@@ -304,7 +246,7 @@ class TaskLedger:
                 found.id,
                 window.describe(),
                 found.code,
-                extra=log_fields(found.id, window, state=found.code),
+                extra=log_fields(found.id, (window.start, window.end), state=found.code),
             )
 
     def _wait(self, task_id: int) -> None:
@@ -326,7 +268,7 @@ class TaskLedger:
         try:
             self.export.wait(task_id, timeout=timeout, created_here=created_here)
         except SpaazaTaskTimeoutError:
-            state.forget_task(self._state)
+            task_state.forget_task(self._state)
             self._flush()
             raise
 
@@ -368,7 +310,7 @@ class TaskLedger:
             else:
                 self._created.add(task_id)
                 self.clock.observe(self.export.last_created)
-                self._sweep_postponed()
+                self._sweep.judge_postponed()
                 return self._older_twin(key, task_id) or Found(task_id, TaskStatus.READY)
             found = self.listing.find(key, fresh=True)
             if found is not None:
@@ -382,7 +324,3 @@ class TaskLedger:
             "created (the task list shows none); try again later, or raise max_retries."
         )
         raise SpaazaAPIError(msg, status=last.status)
-
-    def _why_swept(self, task: dict[str, Any]) -> str:
-        """Why the sweep deletes a postponed task it now found abandoned on Spaaza's clock."""
-        return self.listing.sweep_reason(task, self._delivered_up_to) or "abandoned"

@@ -8,8 +8,9 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tap_spaaza_users import state
 from tap_spaaza_users.export import TaskStatus, state_code
+from tap_spaaza_users.state.keys import SELECTION, State
+from tap_spaaza_users.state.tasks import delivered_tasks, given_up_tasks
 from tap_spaaza_users.tasks.tags import ours, tag_of, tagged_window_end
 
 if TYPE_CHECKING:
@@ -46,13 +47,14 @@ class TaskList:
     before a task is created. It judges each listed task for the ledger (``tasks.TaskLedger``):
     whether it may serve a window's key (``find``), whether another run's twin was created at
     the same moment (``older_twin``), and why the sweep deletes it (``sweep_reason``). Ages are
-    read on Spaaza's clock (``tasks.clock``).
+    read on Spaaza's clock (``tasks.clock``). It also holds the task the state names in flight
+    to the same age limits (``too_old_in_flight``).
     """
 
     def __init__(
         self,
         export: UsersExport,
-        stream_state: state.State,
+        stream_state: State,
         *,
         horizon: dt.timedelta,
         clock: TaskClock,
@@ -119,7 +121,7 @@ class TaskList:
         one that two runs' twins settle on (``older_twin``), so an adopted task is never the
         twin its creator deletes.
         """
-        delivered = {*state.delivered_tasks(self._state), *state.given_up_tasks(self._state)}
+        delivered = {*delivered_tasks(self._state), *given_up_tasks(self._state)}
         candidates = []
         for task in self.tasks(fresh=fresh):
             code = (state_code(task) or "").upper()
@@ -169,7 +171,7 @@ class TaskList:
         """Another run's older task of the same key, able to serve, in the newest tasks, or None."""
         self.find_recent(key, force=True)
         serving = (TaskStatus.READY, TaskStatus.INPROGRESS, TaskStatus.DONE)
-        used = {*state.delivered_tasks(self._state), *state.given_up_tasks(self._state)}
+        used = {*delivered_tasks(self._state), *given_up_tasks(self._state)}
         twins = [
             t
             for t in self._listed or []
@@ -209,14 +211,31 @@ class TaskList:
         The state names it delivered, or it is a DONE task of this selection whose window
         ended at or before ``up_to``, what the state says was delivered (the sweep's).
         """
-        if task["id"] in state.delivered_tasks(self._state):
+        if task["id"] in delivered_tasks(self._state):
             return "its file was delivered"
         tagged = tagged_window_end(task)
         if code != TaskStatus.DONE or tagged is None or up_to is None:
             return None
         selection, end = tagged
-        if selection == self._state.get(state.SELECTION) and end is not None and end <= up_to:
+        if selection == self._state.get(SELECTION) and end is not None and end <= up_to:
             return "its window ended at or before the bookmark: delivered"
+        return None
+
+    def too_old_in_flight(self, code: str, age: dt.timedelta) -> str | None:
+        """Why the task the state names in flight, ``age`` ago, is too old to adopt, or None.
+
+        The same limits as for a task found in the list (``find``), on the tap's own clock
+        (since the state named it): DONE longer than ``task_reuse_hours`` (its file may be
+        gone), or unfinished longer than the task timeout (abandoned).
+        """
+        if code == TaskStatus.DONE and age > self.horizon:
+            hours = self.horizon.total_seconds() / 3600
+            return f"named in flight more than {hours:g} hours ago (task_reuse_hours), too old"
+        if code in (TaskStatus.READY, TaskStatus.INPROGRESS) and age > self.timeout + CLOCK_SLACK:
+            return (
+                f"{code} for more than {minutes(self.timeout)} (task_timeout_minutes), "
+                "abandoned by an earlier run"
+            )
         return None
 
     def abandoned(self, task: dict[str, Any]) -> bool:

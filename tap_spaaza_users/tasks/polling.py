@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from tap_spaaza_users.api.client import SpaazaClient
-    from tap_spaaza_users.settings import Settings
+    from tap_spaaza_users.settings.typed import Settings
 
 
 class TaskStatus(str, enum.Enum):

@@ -15,7 +15,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tap_spaaza_users.windows import Window
+    from collections.abc import Mapping
 
 #: The name in the tag: only tasks carrying it are ever adopted or deleted by the sweep.
 TAG_NAME = "tap-spaaza-users"
@@ -26,7 +26,7 @@ _TAG = re.compile(
 _TAG_END = "%Y%m%dT%H%M%SZ"
 
 
-def task_key(chain_id: int, window: Window, body: dict[str, Any]) -> str:
+def task_key(chain_id: int, window: Mapping[str, str | None], body: dict[str, Any]) -> str:
     """The task's identity: what it asks for (chain, window, request), whenever it is sent.
 
     The same key tags the task's ``desc`` and names it in the state's in-flight entry. The
@@ -36,7 +36,7 @@ def task_key(chain_id: int, window: Window, body: dict[str, Any]) -> str:
 
     Args:
         chain_id: The chain.
-        window: The window the task exports.
+        window: The window the task exports, as its key gives it (``Window.key``).
         body: The ``POST /tasks`` body.
 
     Returns:
@@ -45,7 +45,7 @@ def task_key(chain_id: int, window: Window, body: dict[str, Any]) -> str:
     trigger = {name: value for name, value in body.get("trigger", {}).items() if name != "once"}
     request = json.dumps({"target": body.get("target"), "trigger": trigger}, sort_keys=True)
     request_key = hashlib.sha256(request.encode()).hexdigest()[:16]
-    asked = {"chain": chain_id, **window.key(), "request": request_key}
+    asked = {"chain": chain_id, **window, "request": request_key}
     text = json.dumps(asked, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -54,8 +54,8 @@ def tag(desc: str, key: str, selection: str | None = None, end: dt.datetime | No
     """A readable task description with the machine-readable tag at its end.
 
     The tag holds the task key, and, when the selection is known, the selection's key
-    (``state.selection_key``) and the window's end: the sweep deletes a delivered task of
-    the selection from them alone, without a list of ids in the state.
+    (``state.bookmark.selection_key``) and the window's end: the sweep deletes a delivered
+    task of the selection from them alone, without a list of ids in the state.
     """
     if selection is None:
         return f"{desc} [{TAG_NAME}:{key}]"

@@ -20,7 +20,7 @@ from support.tap_cli import run_tap
 
 from tap_spaaza_users.download import redirects
 from tap_spaaza_users.errors import SpaazaConfigError
-from tap_spaaza_users.settings import CONFIG_SCHEMA
+from tap_spaaza_users.settings.schema import CONFIG_SCHEMA
 from tap_spaaza_users.tap import TapSpaazaUsers
 
 if TYPE_CHECKING:

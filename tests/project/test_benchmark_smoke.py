@@ -121,6 +121,26 @@ def test_export_benchmark_prints_each_export_and_the_speed_up() -> None:
 
 
 @pytest.mark.slow
+def test_export_benchmark_times_the_export_at_a_git_ref_and_gates_on_it() -> None:
+    # Against the checkout itself the first export is about 1x as fast: under the 5x target.
+    script = SCRIPT.parent / "bench_export.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--users", "2000", "--against", "HEAD"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    assert result.returncode == 1, result.stdout + result.stderr[-2000:]
+    against = (
+        r"^first export at HEAD: \d+\.\d\d CPU s; this first export is \d+\.\dx faster "
+        r"\(target >= 5\.0\) not met$"
+    )
+    assert re.search(against, result.stdout, re.MULTILINE), result.stdout
+
+
+@pytest.mark.slow
 def test_duckdb_loaders_benchmark_prints_each_loader_against_read_csv() -> None:
     loader_python = SCRIPT.parent.parent / ".meltano" / "loaders" / "target-duckdb" / "venv"
     if not loader_python.exists():

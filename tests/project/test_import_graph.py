@@ -11,6 +11,11 @@ PACKAGE = "tap_spaaza_users"
 ROOT = Path(tap_spaaza_users.__file__).parent
 CONTRACT = f"{PACKAGE}.contract"
 SANDBOX = f"{PACKAGE}.sandbox"
+WINDOWS = f"{PACKAGE}.windows"
+#: The modules a ``Window`` travels through in one sync, besides windows itself: the stream
+#: plans the windows, the ledger finds each one's task, the emitter emits and closes it. The
+#: layers below take plain values (a window's start and end, its key).
+WINDOW_MODULES = {f"{PACKAGE}.streams", f"{PACKAGE}.tasks.ledger", f"{PACKAGE}.emission"}
 
 
 def module_name(path: Path) -> str:
@@ -44,23 +49,51 @@ def _import_nodes(node: ast.AST, *, runtime_only: bool) -> list[ast.Import | ast
     return found
 
 
+def _from_module(name: str, node: ast.ImportFrom) -> str:
+    """The absolute name of the module a ``from ... import`` in module ``name`` reads from."""
+    base = node.module or ""
+    if node.level:
+        is_package = MODULES[name].name == "__init__.py"
+        anchor = name.split(".")[: len(name.split(".")) - node.level + is_package]
+        base = ".".join([*anchor, base] if base else anchor)
+    return base
+
+
 def package_imports(name: str, *, runtime_only: bool) -> set[str]:
     """The package's modules (or packages) that module ``name`` imports."""
     tree = ast.parse(MODULES[name].read_text(encoding="utf-8"))
-    is_package = MODULES[name].name == "__init__.py"
     targets: set[str] = set()
     for node in _import_nodes(tree, runtime_only=runtime_only):
         if isinstance(node, ast.Import):
             targets.update(alias.name for alias in node.names)
             continue
-        base = node.module or ""
-        if node.level:
-            anchor = name.split(".")[: len(name.split(".")) - node.level + is_package]
-            base = ".".join([*anchor, base] if base else anchor)
+        base = _from_module(name, node)
         targets.add(base)
         # ``from package import module`` imports the module itself.
         targets.update(f"{base}.{alias.name}" for alias in node.names)
     return {target for target in targets if target in MODULES and target != name}
+
+
+def imports_window(name: str) -> bool:
+    """Whether module ``name`` imports ``Window`` from windows (``TYPE_CHECKING`` included).
+
+    ``from ... windows import Window`` counts, and so does the windows module imported whole
+    (``from tap_spaaza_users import windows``) when the module then names ``windows.Window``.
+    """
+    tree = ast.parse(MODULES[name].read_text(encoding="utf-8"))
+    whole = False
+    for node in _import_nodes(tree, runtime_only=False):
+        if isinstance(node, ast.Import):
+            whole |= any(alias.name == WINDOWS for alias in node.names)
+            continue
+        base = _from_module(name, node)
+        names = {alias.name for alias in node.names}
+        if base == WINDOWS and "Window" in names:
+            return True
+        whole |= base == PACKAGE and "windows" in names
+    return whole and any(
+        isinstance(node, ast.Attribute) and node.attr == "Window" for node in ast.walk(tree)
+    )
 
 
 def runtime_graph() -> dict[str, set[str]]:
@@ -159,3 +192,34 @@ def test_no_import_cycle_in_the_sandbox_not_even_for_type_checking() -> None:
     graph = {name: package_imports(name, runtime_only=False) & sandbox for name in sandbox}
     assert graph[f"{SANDBOX}.core"], "the walker must see the sandbox's imports"
     assert find_cycles(graph) == []
+
+
+def test_the_window_finder_sees_type_checking_relative_and_whole_module_imports(
+    tmp_path: Path,
+) -> None:
+    probes = {
+        "typed": "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    from tap_spaaza_users.windows import IdSet, Window\n",
+        "relative": "from .windows import Window\n",
+        "whole": "from tap_spaaza_users import windows\nspan = windows.Window(None)\n",
+        "plain": "import tap_spaaza_users.windows\nspan = tap_spaaza_users.windows.Window(None)\n",
+        "ids_only": "from tap_spaaza_users.windows import IdSet\n",
+        "module_only": "from tap_spaaza_users import windows\nids = windows.IdSet()\n",
+    }
+    for probe, source in probes.items():
+        (tmp_path / f"{probe}.py").write_text(source, encoding="utf-8")
+        MODULES[f"{PACKAGE}.{probe}"] = tmp_path / f"{probe}.py"
+    try:
+        found = {probe for probe in probes if imports_window(f"{PACKAGE}.{probe}")}
+    finally:
+        for probe in probes:
+            del MODULES[f"{PACKAGE}.{probe}"]
+    assert found == {"typed", "relative", "whole", "plain"}
+
+
+def test_a_window_visits_at_most_four_modules_in_one_sync() -> None:
+    # Following a window from the stream through one sync: streams, tasks/ledger, emission
+    # and windows itself; every other module takes plain values, so this cannot drift back.
+    importers = {name for name in MODULES if name != WINDOWS and imports_window(name)}
+    assert importers == WINDOW_MODULES
+    assert len({*importers, WINDOWS}) <= 4  # the issue's bound

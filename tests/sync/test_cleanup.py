@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from support.tap_cli import assert_left_are_delivered, delivered_tasks
 
-from tap_spaaza_users import state
+from tap_spaaza_users.state import tasks as state
 
 if TYPE_CHECKING:
     from collections.abc import Callable

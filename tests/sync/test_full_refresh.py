@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from tap_spaaza_users.contract import parse_utc
 from tap_spaaza_users.segments import format_rule_date
-from tap_spaaza_users.state import LAST_FULL_REFRESH, is_due
+from tap_spaaza_users.state.keys import LAST_FULL_REFRESH
+from tap_spaaza_users.state.refresh import is_due
 from tap_spaaza_users.tasks.tags import tag_of
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ import pytest
 from test_full_refresh import DAYS, activations, made_due, record_versions, users_state
 
 from tap_spaaza_users.errors import SpaazaFullRefreshRefusedError
-from tap_spaaza_users.state import LAST_FULL_REFRESH, LAST_FULL_REFRESH_USERS
+from tap_spaaza_users.state.keys import LAST_FULL_REFRESH, LAST_FULL_REFRESH_USERS
 
 if TYPE_CHECKING:
     from collections.abc import Callable

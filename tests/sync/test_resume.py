@@ -56,7 +56,7 @@ def state_with_task(
     config: dict[str, Any], task_id: int, window: Window = ALL_HISTORY
 ) -> dict[str, Any]:
     """A state whose in-flight task is ``task_id``, named under a window's task key."""
-    key = task_key(config["chain_id"], window, window_body(config, window))
+    key = task_key(config["chain_id"], window.key(), window_body(config, window))
     # Named just now: an entry past the adoption limits is not reused (test_unobtainable_files).
     named = dt.datetime.now(dt.timezone.utc).isoformat()
     entry = {"id": task_id, "key": key, "created_at": named}

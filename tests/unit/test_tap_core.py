@@ -15,7 +15,7 @@ import pytest
 from tap_spaaza_users.download.storage import is_loopback
 from tap_spaaza_users.errors import SpaazaConfigError
 from tap_spaaza_users.export import PollSettings
-from tap_spaaza_users.settings import CONFIG_SCHEMA
+from tap_spaaza_users.settings.schema import CONFIG_SCHEMA
 from tap_spaaza_users.streams import UsersStream
 from tap_spaaza_users.tap import TapSpaazaUsers
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from tap_spaaza_users.contract import CLOCK_SKEW, parse_utc
 from tap_spaaza_users.errors import SpaazaStateError
-from tap_spaaza_users.state import (
+from tap_spaaza_users.state.keys import (
     BOOKMARK,
     DELIVERED_BEFORE,
     FULL_REFRESH,
