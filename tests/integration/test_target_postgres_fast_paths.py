@@ -10,6 +10,7 @@ stream map or record validation is configured.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
@@ -20,7 +21,7 @@ import psycopg
 import pytest
 
 from .conftest import PROJECT_ROOT, require
-from .test_target_postgres_fast import MOMENTS, tap_messages
+from .test_target_postgres_fast import MOMENTS, edge_cases, tap_messages
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -30,10 +31,11 @@ if TYPE_CHECKING:
 
 BIN = PROJECT_ROOT / ".meltano" / "loaders" / "target-postgres" / "venv" / "bin"
 PREFIX = "TAP_SPAAZA_USERS_TEST_POSTGRES_"
-#: Runs a target of the loader's venv, counting the records its run staging took (stderr).
+#: Runs a target of the loader's venv, counting the records its run staging took and the
+#: records it read from BATCH files in blocks (stderr); blocks of 4 kB, so files span several.
 COUNTING = """
 import atexit, sys
-from target_postgres_fast import runs, FastTargetPostgres
+from target_postgres_fast import batchfiles, runs, sink, FastTargetPostgres
 from target_postgres.target import TargetPostgres
 staged = [0]
 stage = runs.RunStager.stage
@@ -42,7 +44,15 @@ def counted(self, *args):
     staged[0] += count
     return count
 runs.RunStager.stage = counted
-atexit.register(lambda: print(f"RUN-STAGED {staged[0]}", file=sys.stderr))
+read = [0]
+read_records = sink.read_records
+def counted_read(*args, **kwargs):
+    records = read_records(*args, **kwargs)
+    read[0] += len(records)
+    return records
+sink.read_records = counted_read
+batchfiles.BLOCK_BYTES = 4096
+atexit.register(lambda: print(f"RUN-STAGED {staged[0]} BLOCK-READ {read[0]}", file=sys.stderr))
 target = FastTargetPostgres if sys.argv.pop(1) == "fast" else TargetPostgres
 target.cli()
 """
@@ -74,8 +84,11 @@ def server() -> Iterator[tuple[str, dict[str, Any], list[str]]]:
             connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
-def load(which: str, settings: dict[str, Any], lines: str, tmp: Path) -> int:
-    """Run the plain target or the wrapper over the messages; the records its runs staged."""
+def load(which: str, settings: dict[str, Any], lines: str, tmp: Path, counter: str = "RUN") -> int:
+    """Run the plain target or the wrapper over the messages; the records its runs staged.
+
+    With ``counter="BLOCK"``: the records it read from BATCH files in blocks.
+    """
     config = tmp / f"{which}-{uuid.uuid4().hex[:6]}.json"
     config.write_text(json.dumps(settings), encoding="utf-8")
     result = subprocess.run(
@@ -87,7 +100,7 @@ def load(which: str, settings: dict[str, Any], lines: str, tmp: Path) -> int:
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    return int(result.stderr.rsplit("RUN-STAGED ", 1)[1].split()[0])
+    return int(result.stderr.rsplit(f"{counter}-", 1)[1].split()[1])
 
 
 def rows(dsn: str, schema: str) -> tuple[dict[str, str], list[tuple[Any, ...]]]:
@@ -191,6 +204,116 @@ def test_the_run_staging_is_taken_only_where_nothing_changes_a_record(
         names = sorted(name for name in fast_types if name not in MOMENTS)
         first_names = [row[names.index("first_name")] for row in fast_rows]
         assert all(name == str(name).upper() for name in first_names)
+
+
+def batch_messages(messages: list[dict[str, Any]], tmp: Path) -> list[dict[str, Any]]:
+    """The sync's SCHEMA messages, then its records in BATCH files, then 40 users again.
+
+    The records (with a user sent twice and one missing fields) go into a gzip file and an
+    uncompressed one; the 40 users sent again, changed, into a third file, as gzip.
+    """
+    records = [message["record"] for message in edge_cases(messages) if message["type"] == "RECORD"]
+    again = json.loads(json.dumps(records[50:90]))
+    for record in again:
+        record["loyalty_status_name"] = "sent again"
+    batches: list[dict[str, Any]] = []
+    for index, (part, compression) in enumerate(
+        ((records[:150], "gzip"), (records[150:], "none"), (again, "gzip"))
+    ):
+        text = "".join(json.dumps(record) + "\n" for record in part).encode()
+        path = tmp / f"users-{uuid.uuid4().hex[:6]}-{index}.jsonl"
+        path.write_bytes(gzip.compress(text) if compression == "gzip" else text)
+        batches.append(
+            {
+                "type": "BATCH",
+                "stream": "users",
+                "encoding": {"format": "jsonl", "compression": compression},
+                "manifest": [path.as_uri()],
+            }
+        )
+    schemas = [message for message in messages if message["type"] == "SCHEMA"]
+    return [*schemas, *batches, {"type": "STATE", "value": {"done": 1}}]
+
+
+@pytest.mark.parametrize(
+    ("extra", "fast_path"),
+    [
+        ({}, True),
+        ({"validate_records": True}, False),
+        ({"stream_maps": {"users": {"first_name": "str(first_name).upper()"}}}, False),
+        ({"flattening_enabled": True, "flattening_max_depth": 1}, False),
+    ],
+    ids=["defaults", "validation", "stream-map", "flattening"],
+)
+def test_batch_files_are_read_in_blocks_only_where_nothing_changes_a_record(
+    sandbox: Sandbox,
+    tmp_path: Path,
+    server: tuple[str, dict[str, Any], list[str]],
+    extra: dict[str, Any],
+    fast_path: bool,  # noqa: FBT001
+) -> None:
+    """BATCH files (gzip and not) load the plain target's rows, merged alike, either path."""
+    dsn, settings, schemas = server
+    lines = lines_of(batch_messages(tap_messages(sandbox, tmp_path), tmp_path))
+    plain, fast = (f"paths_{uuid.uuid4().hex[:10]}" for _ in range(2))
+    schemas += [plain, fast]
+    base = settings | {"use_copy": True, "validate_records": False, "batch_size_rows": 70}
+    base |= {"add_record_metadata": True} | extra
+
+    assert load("plain", base | {"default_target_schema": plain}, lines, tmp_path, "BLOCK") == 0
+    read = load("fast", base | {"default_target_schema": fast}, lines, tmp_path, "BLOCK")
+
+    assert read == (len(sandbox.users()) + 1 + 40 if fast_path else 0)
+    plain_types, plain_rows = rows(dsn, plain)
+    fast_types, fast_rows = rows(dsn, fast)
+    assert fast_types == plain_types
+    assert fast_types["average_basket_value"] == "numeric", fast_types
+    assert len(fast_rows) == len(sandbox.users())
+    assert fast_rows == plain_rows
+    names = sorted(name for name in fast_types if name not in MOMENTS)
+    loaded = [dict(zip(names, row, strict=True)) for row in fast_rows]
+    assert sum(row["loyalty_status_name"] == "sent again" for row in loaded) == 40
+    assert any(row["created_date"] is None for row in loaded)
+    # The SDK loads BATCH files without the _sdc_* metadata, and so does the wrapper.
+    assert all(row["_sdc_extracted_at"] is None for row in loaded)
+
+
+def test_a_bad_line_in_a_batch_file_fails_the_wrapper_as_the_plain_target(
+    sandbox: Sandbox, tmp_path: Path, server: tuple[str, dict[str, Any], list[str]]
+) -> None:
+    """A blank line in the second BATCH file fails both targets with the SDK's JSON error."""
+    dsn, settings, schemas = server
+    messages = batch_messages(tap_messages(sandbox, tmp_path), tmp_path)
+    second = next(
+        message for message in messages if message.get("encoding", {}).get("compression") == "none"
+    )
+    path = tmp_path / second["manifest"][0].rsplit("/", 1)[1]
+    text = path.read_bytes().split(b"\n")
+    path.write_bytes(b"\n".join([*text[:20], b"", *text[20:]]))
+    plain, fast = (f"paths_{uuid.uuid4().hex[:10]}" for _ in range(2))
+    schemas += [plain, fast]
+    base = settings | {"use_copy": True, "validate_records": False, "batch_size_rows": 70}
+
+    for which, schema in (("plain", plain), ("fast", fast)):
+        config = tmp_path / f"{which}-bad.json"
+        config.write_text(json.dumps(base | {"default_target_schema": schema}), encoding="utf-8")
+        result = subprocess.run(
+            [str(BIN / "python"), "-c", COUNTING, which, "--config", str(config)],
+            input=lines_of(messages),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert result.returncode != 0
+        assert "JSONDecodeError: Expecting value" in result.stderr, result.stderr[-2000:]
+        assert '"done"' not in result.stdout
+
+    plain_types, plain_rows = rows(dsn, plain)
+    fast_types, fast_rows = rows(dsn, fast)
+    assert fast_types == plain_types
+    assert len(fast_rows) == 149  # the first file's 150 records, one user sent twice
+    assert fast_rows == plain_rows
 
 
 #: Dates and date-times written many ways; prints how many the run staging keeps as text and

@@ -31,18 +31,17 @@ from __future__ import annotations
 
 import copy
 import functools
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchFileFormat
 from singer_sdk.mapper import SameRecordTransform
+from singer_sdk.sinks import Sink
 from target_postgres.target import TargetPostgres
 
 from target_postgres_fast.drain import BackgroundDrain
 from target_postgres_fast.reader import BlockMsgSpecReader
 from target_postgres_fast.runs import passes_through, plain_steps
 from target_postgres_fast.sink import FastPostgresSink
-
-if TYPE_CHECKING:
-    from singer_sdk.sinks import Sink
 
 __all__ = ["FastPostgresSink", "FastTargetPostgres", "main"]
 
@@ -150,8 +149,29 @@ class FastTargetPostgres(TargetPostgres):
         super()._process_activate_version_message(message_dict)
 
     def _process_batch_message(self, message_dict: dict[str, Any]) -> None:
-        self.background_drain.finish()
-        super()._process_batch_message(message_dict)
+        """Load a BATCH message's files as the SDK does, JSONL files read in blocks.
+
+        Only for JSONL files of a stream whose run staging would be taken (one map passing
+        records through, no validation, no flattening) into a FastPostgresSink that reads
+        files as the SDK does; anything else waits for the batch loading in the background,
+        then takes the SDK's own path. Each file's records load in the background while the
+        next file is read.
+        """
+        stream_name = message_dict["stream"]
+        encoding = BaseBatchFileEncoding.from_dict(message_dict["encoding"])
+        sink = self._sinks_active.get(stream_name)
+        if (
+            encoding.format != BatchFileFormat.JSONL
+            or not isinstance(sink, FastPostgresSink)
+            or type(sink).process_batch_files is not Sink.process_batch_files
+            or not passes_through(self.mapper.stream_maps.get(stream_name), stream_name)
+            or not plain_steps(sink)
+        ):
+            self.background_drain.finish()
+            super()._process_batch_message(message_dict)
+            return
+        sink.load_jsonl_files(encoding, message_dict["manifest"], self.background_drain.load)
+        self._handle_max_record_age()
 
     def process_endofpipe(self) -> None:
         """Finish the batch loading in the background, then end as the SDK does."""

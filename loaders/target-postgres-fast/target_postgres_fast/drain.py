@@ -7,14 +7,19 @@ one batch loads at a time, and every other step that touches the database or the
 (SCHEMA, STATE, ACTIVATE_VERSION, BATCH, any other drain, the end of the input) first waits
 for it: a STATE message is still emitted only once every record before it is loaded, and a
 batch that fails raises its own error there, before any later state.
+
+The records of a BATCH file are loaded the same way (``load``), while the next file is read.
 """
 
 from __future__ import annotations
 
+import functools
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from singer_sdk.sinks import Sink
 
 
@@ -24,7 +29,7 @@ class BackgroundDrain:
     def __init__(self) -> None:
         """No batch loading yet; the thread starts with the first one."""
         self._executor: ThreadPoolExecutor | None = None
-        self._loading: tuple[Future[None], Sink, int] | None = None
+        self._loading: tuple[Future[None], Sink, int | None] | None = None
 
     def start(self, sink: Sink) -> None:
         """Hand the sink's batch to the worker, as the SDK's ``drain_one`` would load it.
@@ -38,9 +43,27 @@ class BackgroundDrain:
         context = sink.start_drain()
         records = sink._batch_records_read  # noqa: SLF001 - what mark_drained tallies
         sink._batch_records_read = 0  # noqa: SLF001 - the next batch counts from zero
+        self._submit(functools.partial(_process_batch, sink, context), sink, records)
+
+    def load(self, sink: Sink, context: dict[str, Any]) -> None:
+        """Hand the records of a BATCH file to the worker, as the SDK's ``process_batch_files``.
+
+        The SDK loads them with the sink's ``process_batch``, outside its drain: no timer, no
+        count of records written, nothing to reset.
+        """
+        self.finish()
+        self._submit(functools.partial(sink.process_batch, context), sink, None)
+
+    def _submit(
+        self,
+        task: Callable[[], None],
+        sink: Sink,
+        records: int | None,
+    ) -> None:
+        """Start loading a batch in the worker (the thread starts with the first one)."""
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drain")
-        future = self._executor.submit(_process_batch, sink, context)
+        future = self._executor.submit(task)
         self._loading = (future, sink, records)
 
     def finish(self) -> None:
@@ -50,6 +73,8 @@ class BackgroundDrain:
         future, sink, records = self._loading
         self._loading = None
         future.result()
+        if records is None:
+            return
         staged = sink._batch_records_read  # noqa: SLF001 - records of the next batch
         sink._batch_records_read = records  # noqa: SLF001
         sink.mark_drained()

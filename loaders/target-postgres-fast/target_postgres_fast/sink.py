@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy
 from psycopg.copy import QueuedLibpqWriter
+from singer_sdk.helpers._batch import StorageTarget
 from singer_sdk.helpers._compat import (
     date_fromisoformat,
     datetime_fromisoformat,
@@ -21,11 +22,13 @@ from singer_sdk.helpers._typing import (
 )
 from target_postgres.sinks import PostgresSink
 
+from target_postgres_fast.batchfiles import read_records
 from target_postgres_fast.runs import CANONICAL, RunStager
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
+    from singer_sdk.helpers._batch import BaseBatchFileEncoding
     from singer_sdk.helpers.conform import DatetimeErrorTreatmentEnum
     from singer_sdk.sinks import Sink
 
@@ -118,6 +121,26 @@ class FastPostgresSink(PostgresSink):
             stager = self._stager = RunStager(self, fields, drain)
             stager.datelike_source = datelike
         return stager
+
+    def load_jsonl_files(
+        self,
+        encoding: BaseBatchFileEncoding,
+        files: Sequence[str],
+        load: Callable[[Sink, dict[str, Any]], None],
+    ) -> None:
+        """Load JSONL BATCH files as the SDK's ``process_batch_files``, read by ``batchfiles``.
+
+        Each file's records are counted, then handed to ``load`` (the target's background
+        loading, which runs the sink's ``process_batch`` on them, as the SDK does).
+        """
+        storage = self.batch_config.storage if self.batch_config else None
+        for path in files:
+            head, tail = StorageTarget.split_url(path)
+            file_storage = storage or StorageTarget.from_url(head)
+            with file_storage.open(tail, mode="rb") as file:
+                records = read_records(file, gzip=encoding.compression == "gzip")
+            self.record_counter_metric.increment(len(records))
+            load(self, {"records": records})
 
     def _canonical_text(self, name: str, kind: str) -> Callable[[str], str | None] | None:
         """The test of a value of this field staged as its COPY text (``runs``), or None.
