@@ -3,7 +3,8 @@
 The SDK reads a BATCH file line by line (through ``GzipFile``'s line iterator when it is
 compressed) and decodes each line with ``json.loads`` (numbers with a fraction as
 ``Decimal``): one Python call per record and per line. Here the file is decompressed a block
-at a time, the block is cut at its last newline and every whole line of it is decoded by one
+at a time by ISA-L's gzip reader (``isal``: the same bytes as ``gzip``'s, at about a third of
+its CPU), the block is cut at its last newline and every whole line of it is decoded by one
 ``decode_lines`` call with the SDK's msgspec decoder, which gives the same values
 (``Decimal`` for a number with a fraction, the same integers however large, the last of two
 equal keys).
@@ -16,10 +17,10 @@ two values on one line, anything msgspec rejects) is decoded line by line with t
 from __future__ import annotations
 
 import io
-from gzip import open as gzip_open
 from typing import IO, Any
 
 import msgspec
+from isal import igzip
 from singer_sdk.contrib.msgspec import decoder
 from singer_sdk.singerlib.json import deserialize_json
 
@@ -30,7 +31,7 @@ BLOCK_BYTES = 1 << 22
 def read_records(file: IO[bytes], *, gzip: bool) -> list[dict[str, Any]]:
     """Every record of an open JSONL BATCH file, as the SDK reads them."""
     if gzip:
-        with gzip_open(file) as source:
+        with igzip.open(file) as source:
             return read_blocks(source)
     return read_blocks(file)
 

@@ -5,6 +5,7 @@ See the package's docstring for what changes and why the rows stay the same.
 
 from __future__ import annotations
 
+import itertools
 import operator
 from typing import TYPE_CHECKING, Any
 
@@ -86,13 +87,46 @@ class RowBuilder:
         return [record.get(name) for name in self.names]
 
     def rows(self, records: list[dict[str, Any]]) -> list[list[Any]]:
-        """The records' rows: C loops when every record has every field (the usual case)."""
+        """The records' rows: C loops when every record has every field (the usual case).
+
+        Also C loops when the fields missing from the first record are missing from every
+        record and the others are in every record (records of BATCH files: the schema has
+        ``_sdc_*`` columns that no such record has): see ``padded_rows``.
+        """
         if self.getter is not None:
             try:
                 return list(map(list, map(self.getter, records)))
             except KeyError:
-                pass
+                padded = self.padded_rows(records)
+                if padded is not None:
+                    return padded
         return [self(record) for record in records]
+
+    def padded_rows(self, records: list[dict[str, Any]]) -> list[list[Any]] | None:
+        """The rows, if every record lacks the same fields (None where they differ).
+
+        Each record's present fields are taken by one getter, the tuple is extended by one
+        None per missing field, and one more getter puts the values in column order.
+        """
+        present = [name for name in self.names if name in records[0]]
+        missing = [name for name in self.names if name not in records[0]]
+        if len(present) < 2 or any(  # noqa: PLR2004 - a getter of one name returns no tuple
+            any(map(operator.contains, records, itertools.repeat(name))) for name in missing
+        ):
+            return None
+        padding = (None,) * len(missing)
+        try:
+            values = map(
+                operator.add, map(operator.itemgetter(*present), records), itertools.repeat(padding)
+            )
+            if self.names[len(present) :] == missing:
+                # The missing columns are the last ones (the _sdc_* columns): in order already.
+                return list(map(list, values))
+            position = {name: index for index, name in enumerate([*present, *missing])}
+            order = operator.itemgetter(*(position[name] for name in self.names))
+            return list(map(list, map(order, values)))
+        except KeyError:
+            return None
 
 
 class FastPostgresSink(PostgresSink):
