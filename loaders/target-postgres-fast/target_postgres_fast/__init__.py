@@ -25,6 +25,10 @@ lines per call (``reader``), and its steps are only reorganised:
   waits for it, so a STATE message still follows the rows it covers.
 - The merge of a batch runs the target's UPDATE before its INSERT of the new rows, so a row
   inserted by the batch is not written a second time (``FastPostgresSink.upsert``).
+- A JSONL BATCH file is read as the SDK reads it (its records as they are: no metadata, no
+  date parsing, no validation), decompressed and decoded a block at a time
+  (``batchfiles``); its records load in the background while the next file is read. A
+  stream that would not take the run staging, or another format, takes the SDK's path.
 """
 
 from __future__ import annotations
