@@ -5,7 +5,8 @@ a batch by updating the rows already there before inserting the new ones. Each t
 same messages into the plain meltanolabs-target-postgres and into the wrapper (each into a
 schema of its own) and compares every row, and checks which path the wrapper took: the run
 staging when nothing in the config can change a record on its way, the SDK's own path when a
-stream map or record validation is configured.
+stream map or record validation is configured. The same for BATCH files: read in blocks, or
+by the SDK's own path.
 """
 
 from __future__ import annotations
