@@ -16,7 +16,7 @@ export TAP_SPAAZA_USERS_TEST_MELTANO := $(MELTANO)
 
 help:
 	@echo "make demo   sync the local Spaaza sandbox into DuckDB twice and print a summary"
-	@echo "make test   everything CI runs: ruff, ruff format --check, mypy, pytest (about 15 min)"
+	@echo "make test   everything CI runs: ruff, ruff format --check, mypy, pytest (about 11 min)"
 	@echo "make test-fast  the same without Meltano, PostgreSQL, DuckDB and slow tests"
 	@echo "make clean  remove the virtual environments, Meltano's plugins and the demo output"
 
