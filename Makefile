@@ -16,7 +16,7 @@ export TAP_SPAAZA_USERS_TEST_MELTANO := $(MELTANO)
 
 help:
 	@echo "make demo   sync the local Spaaza sandbox into DuckDB twice and print a summary"
-	@echo "make test   everything CI runs: ruff, ruff format --check, mypy, pytest (about 15 min)"
+	@echo "make test   everything CI runs: ruff, ruff format --check, mypy, pytest (about 11 min)"
 	@echo "make test-fast  the same without Meltano, PostgreSQL, DuckDB and slow tests"
 	@echo "make clean  remove the virtual environments, Meltano's plugins and the demo output"
 
@@ -61,11 +61,19 @@ typecheck: $(VENV)/.installed
 
 # PostgreSQL for the integration tests: .ci/run starts it; as root, so does `make test`, which
 # then stops the server again if it started it (scripts/with-postgres.sh).
+# Test files run in PYTEST_WORKERS processes (pytest-xdist), two by default for CI's two CPUs:
+# much of the suite waits on Meltano, the tap, the targets and the sandbox, so two at once take
+# far less time. Each file runs whole, in order, in one worker, as it would alone (module-level
+# sandboxes and fixtures stay as they are); every test keeps its resources to itself (temp
+# dirs, Meltano system dirs, PostgreSQL schemas, DuckDB files, sandboxes on ephemeral ports),
+# so two files may overlap. `make pytest PYTEST_WORKERS=0` runs them in this one process.
+PYTEST_WORKERS ?= 2
+PYTEST_ARGS := -n $(PYTEST_WORKERS) --dist loadfile
 pytest: setup
 	@if [ -z "$$TAP_SPAAZA_USERS_TEST_POSTGRES_HOST" ] && [ "$$(id -u)" = 0 ]; then \
-		bash scripts/with-postgres.sh $(VENV)/bin/pytest; \
+		bash scripts/with-postgres.sh $(VENV)/bin/pytest $(PYTEST_ARGS); \
 	else \
-		$(VENV)/bin/pytest; \
+		$(VENV)/bin/pytest $(PYTEST_ARGS); \
 	fi
 
 test: lint typecheck pytest
@@ -74,7 +82,7 @@ test: lint typecheck pytest
 # meltano CLI, PostgreSQL or DuckDB), no slow benchmark or 100k-user tests.
 FAST_TESTS := --ignore=tests/integration -m "not slow"
 test-fast: lint typecheck
-	$(VENV)/bin/pytest $(FAST_TESTS)
+	$(VENV)/bin/pytest $(PYTEST_ARGS) $(FAST_TESTS)
 
 clean:
 	rm -rf $(VENV) $(MELTANO_VENV) .meltano output .demo

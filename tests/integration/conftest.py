@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -92,7 +93,11 @@ class Meltano:
 
 @pytest.fixture(scope="session")
 def meltano_installed() -> Path:
-    """Return the meltano executable, with the project's plugins installed once."""
+    """Return the meltano executable, with the project's plugins installed once.
+
+    Under pytest-xdist every worker has this session fixture: a lock on the project's
+    meltano.yml lets one worker install while the others wait, then find the plugins there.
+    """
     executable = meltano_executable()
     require(executable.exists(), f"meltano not found at {executable}", "run `make test`")
     plugins = PROJECT_ROOT / ".meltano"
@@ -102,14 +107,16 @@ def meltano_installed() -> Path:
         plugins / "loaders" / "target-duckdb" / "venv",
         plugins / "loaders" / "target-postgres" / "venv",
     ]
-    if not all(path.exists() for path in needed):
-        subprocess.run(
-            [str(executable), "install"],
-            cwd=PROJECT_ROOT,
-            check=True,
-            timeout=MELTANO_TIMEOUT_SECONDS,
-            env=clean_env(),
-        )
+    with (PROJECT_ROOT / "meltano.yml").open("rb") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not all(path.exists() for path in needed):
+            subprocess.run(
+                [str(executable), "install"],
+                cwd=PROJECT_ROOT,
+                check=True,
+                timeout=MELTANO_TIMEOUT_SECONDS,
+                env=clean_env(),
+            )
     return executable
 
 
