@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+import psycopg
 import pytest
 
 from tap_spaaza_users.sandbox import Sandbox
@@ -20,6 +21,10 @@ if TYPE_CHECKING:
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MELTANO_TIMEOUT_SECONDS = 300
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+#: The installed target-postgres loader's virtual environment (the wrapper and the plain target).
+TARGET_POSTGRES_BIN = PROJECT_ROOT / ".meltano" / "loaders" / "target-postgres" / "venv" / "bin"
+#: The test PostgreSQL server's connection settings, from the environment.
+POSTGRES_PREFIX = "TAP_SPAAZA_USERS_TEST_POSTGRES_"
 
 
 def require(condition: bool, reason: str, fix: str) -> None:  # noqa: FBT001
@@ -186,3 +191,29 @@ def tricky_user(sandbox: Sandbox) -> tuple[int, dict[str, str]]:
     }
     sandbox.update_user(user_id, **values)
     return user_id, values
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[str, dict[str, Any], list[str]]]:
+    """The test server's DSN, target settings, and the schemas to drop afterwards."""
+    require(
+        bool(os.environ.get(POSTGRES_PREFIX + "HOST")),
+        f"PostgreSQL is not configured ({POSTGRES_PREFIX}*)",
+        "run `make test` as root, or `source scripts/start-postgres.sh` (as root) first",
+    )
+    require(
+        (TARGET_POSTGRES_BIN / "target-postgres-fast").exists(),
+        "the target-postgres loader is not installed",
+        "run `make setup`",
+    )
+    settings: dict[str, Any] = {
+        name: os.environ.get(POSTGRES_PREFIX + name.upper(), "")
+        for name in ("host", "port", "user", "password", "database")
+    }
+    settings["port"] = int(settings["port"])
+    dsn = " ".join(f"{key if key != 'database' else 'dbname'}={settings[key]}" for key in settings)
+    schemas: list[str] = []
+    yield dsn, settings, schemas
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        for schema in schemas:
+            connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

@@ -10,7 +10,6 @@ records when a row was received or loaded.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import uuid
@@ -19,44 +18,16 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 import pytest
 
-from .conftest import PROJECT_ROOT, require, tricky_user
+from .conftest import TARGET_POSTGRES_BIN as BIN
+from .conftest import tricky_user
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
 
     from tap_spaaza_users.sandbox import Sandbox
 
-BIN = PROJECT_ROOT / ".meltano" / "loaders" / "target-postgres" / "venv" / "bin"
-PREFIX = "TAP_SPAAZA_USERS_TEST_POSTGRES_"
 #: Metadata that says when a row was received or loaded: differs between any two loads.
 MOMENTS = ("_sdc_received_at", "_sdc_batched_at", "_sdc_sequence", "_sdc_sync_started_at")
-
-
-@pytest.fixture
-def server() -> Iterator[tuple[str, dict[str, Any], list[str]]]:
-    """The test server's DSN, target settings, and the schemas to drop afterwards."""
-    require(
-        bool(os.environ.get(PREFIX + "HOST")),
-        f"PostgreSQL is not configured ({PREFIX}*)",
-        "run `make test` as root, or `source scripts/start-postgres.sh` (as root) first",
-    )
-    require(
-        (BIN / "target-postgres-fast").exists(),
-        "the target-postgres loader is not installed",
-        "run `make setup`",
-    )
-    settings: dict[str, Any] = {
-        name: os.environ.get(PREFIX + name.upper(), "")
-        for name in ("host", "port", "user", "password", "database")
-    }
-    settings["port"] = int(settings["port"])
-    dsn = " ".join(f"{key if key != 'database' else 'dbname'}={settings[key]}" for key in settings)
-    schemas: list[str] = []
-    yield dsn, settings, schemas
-    with psycopg.connect(dsn, autocommit=True) as connection:
-        for schema in schemas:
-            connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def tap_messages(sandbox: Sandbox, tmp_path: Path) -> list[dict[str, Any]]:

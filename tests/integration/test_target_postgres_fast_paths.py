@@ -13,25 +13,21 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import subprocess
 import uuid
 from typing import TYPE_CHECKING, Any
 
-import psycopg
 import pytest
 
-from .conftest import PROJECT_ROOT, require
-from .test_target_postgres_fast import MOMENTS, edge_cases, tap_messages
+from .conftest import TARGET_POSTGRES_BIN as BIN
+from .conftest import require
+from .test_target_postgres_fast import MOMENTS, edge_cases, table, tap_messages
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
 
     from tap_spaaza_users.sandbox import Sandbox
 
-BIN = PROJECT_ROOT / ".meltano" / "loaders" / "target-postgres" / "venv" / "bin"
-PREFIX = "TAP_SPAAZA_USERS_TEST_POSTGRES_"
 #: Runs a target of the loader's venv, counting the records its run staging took and the
 #: records it read from BATCH files in blocks (stderr); blocks of 4 kB, so files span several.
 COUNTING = """
@@ -59,32 +55,6 @@ target.cli()
 """
 
 
-@pytest.fixture
-def server() -> Iterator[tuple[str, dict[str, Any], list[str]]]:
-    """The test server's DSN, its connection settings, and the schemas to drop afterwards."""
-    require(
-        bool(os.environ.get(PREFIX + "HOST")),
-        f"PostgreSQL is not configured ({PREFIX}*)",
-        "run `make test` as root, or `source scripts/start-postgres.sh` (as root) first",
-    )
-    require(
-        (BIN / "target-postgres-fast").exists(),
-        "the target-postgres loader is not installed",
-        "run `make setup`",
-    )
-    settings: dict[str, Any] = {
-        name: os.environ.get(PREFIX + name.upper(), "")
-        for name in ("host", "port", "user", "password", "database")
-    }
-    settings["port"] = int(settings["port"])
-    dsn = " ".join(f"{key if key != 'database' else 'dbname'}={settings[key]}" for key in settings)
-    schemas: list[str] = []
-    yield dsn, settings, schemas
-    with psycopg.connect(dsn, autocommit=True) as connection:
-        for schema in schemas:
-            connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-
-
 def load(which: str, settings: dict[str, Any], lines: str, tmp: Path, counter: str = "RUN") -> int:
     """Run the plain target or the wrapper over the messages; the records its runs staged.
 
@@ -102,23 +72,6 @@ def load(which: str, settings: dict[str, Any], lines: str, tmp: Path, counter: s
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return int(result.stderr.rsplit(f"{counter}-", 1)[1].split()[1])
-
-
-def rows(dsn: str, schema: str) -> tuple[dict[str, str], list[tuple[Any, ...]]]:
-    """The users table's column types and its rows (by id), without the load moments."""
-    with psycopg.connect(dsn) as connection:
-        types: dict[str, str] = dict(
-            connection.execute(
-                "SELECT column_name, data_type FROM information_schema.columns "
-                "WHERE table_schema = %s AND table_name = 'users'",
-                (schema,),
-            ).fetchall()
-        )
-        columns = ", ".join(f'"{name}"' for name in sorted(types) if name not in MOMENTS)
-        found = connection.execute(
-            f'SELECT {columns} FROM "{schema}".users ORDER BY id'  # noqa: S608 - our own names
-        ).fetchall()
-    return types, found
 
 
 def lines_of(messages: list[dict[str, Any]]) -> str:
@@ -157,8 +110,8 @@ def test_rows_updated_in_later_batches_and_loads_match_the_plain_target(
         for batch in (first, second):
             load(which, base | {"default_target_schema": schema}, lines_of(batch), tmp_path)
 
-    plain_types, plain_rows = rows(dsn, plain)
-    fast_types, fast_rows = rows(dsn, fast)
+    plain_types, plain_rows = table(dsn, plain)
+    fast_types, fast_rows = table(dsn, fast)
     assert fast_types == plain_types
     assert len(fast_rows) == len(sandbox.users())
     assert fast_rows == plain_rows
@@ -196,8 +149,8 @@ def test_the_run_staging_is_taken_only_where_nothing_changes_a_record(
     staged = load("fast", base | {"default_target_schema": fast}, lines, tmp_path)
 
     assert staged == (len(sandbox.users()) if fast_path else 0)
-    plain_types, plain_rows = rows(dsn, plain)
-    fast_types, fast_rows = rows(dsn, fast)
+    plain_types, plain_rows = table(dsn, plain)
+    fast_types, fast_rows = table(dsn, fast)
     assert fast_types == plain_types
     assert len(fast_rows) == len(sandbox.users())
     assert fast_rows == plain_rows
@@ -265,8 +218,8 @@ def test_batch_files_are_read_in_blocks_only_where_nothing_changes_a_record(
     read = load("fast", base | {"default_target_schema": fast}, lines, tmp_path, "BLOCK")
 
     assert read == (len(sandbox.users()) + 1 + 40 if fast_path else 0)
-    plain_types, plain_rows = rows(dsn, plain)
-    fast_types, fast_rows = rows(dsn, fast)
+    plain_types, plain_rows = table(dsn, plain)
+    fast_types, fast_rows = table(dsn, fast)
     assert fast_types == plain_types
     assert fast_types["average_basket_value"] == "numeric", fast_types
     assert len(fast_rows) == len(sandbox.users())
@@ -310,8 +263,8 @@ def test_a_bad_line_in_a_batch_file_fails_the_wrapper_as_the_plain_target(
         assert "JSONDecodeError: Expecting value" in result.stderr, result.stderr[-2000:]
         assert '"done"' not in result.stdout
 
-    plain_types, plain_rows = rows(dsn, plain)
-    fast_types, fast_rows = rows(dsn, fast)
+    plain_types, plain_rows = table(dsn, plain)
+    fast_types, fast_rows = table(dsn, fast)
     assert fast_types == plain_types
     assert len(fast_rows) == 149  # the first file's 150 records, one user sent twice
     assert fast_rows == plain_rows
