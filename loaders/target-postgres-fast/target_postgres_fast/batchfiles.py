@@ -24,6 +24,8 @@ from isal import igzip
 from singer_sdk.contrib.msgspec import decoder
 from singer_sdk.singerlib.json import deserialize_json
 
+from target_postgres_fast.reader import whole_line_blocks
+
 #: The most decompressed bytes decoded at once (plus the rest of a line cut at the end).
 BLOCK_BYTES = 1 << 22
 
@@ -39,16 +41,8 @@ def read_records(file: IO[bytes], *, gzip: bool) -> list[dict[str, Any]]:
 def read_blocks(source: IO[bytes]) -> list[dict[str, Any]]:
     """Every record of the (decompressed) lines, decoded a block at a time."""
     records: list[dict[str, Any]] = []
-    pending = b""
-    while block := source.read(BLOCK_BYTES):
-        if pending:
-            block = pending + block
-        end = block.rfind(b"\n") + 1
-        pending = block[end:]
-        if end:
-            records += decode_block(block[:end])
-    if pending:
-        records += decode_block(pending)
+    for block in whole_line_blocks(source.read, BLOCK_BYTES):
+        records += decode_block(block)
     return records
 
 

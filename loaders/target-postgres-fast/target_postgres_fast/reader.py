@@ -27,7 +27,7 @@ import msgspec
 from singer_sdk.contrib.msgspec import MsgSpecReader, decoder
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Iterator
 
 #: The most bytes taken from stdin at once (what is already there, up to this).
 BLOCK_BYTES = 1 << 20
@@ -53,17 +53,8 @@ class BlockMsgSpecReader(MsgSpecReader):
         self._stage_run: Callable[[list[dict[str, Any]], int], int] | None = getattr(
             target, "stage_run", None
         )
-        source = sys.stdin.buffer
-        pending = b""
-        while block := source.read1(BLOCK_BYTES):
-            if pending:
-                block = pending + block
-            end = block.rfind(b"\n") + 1
-            pending = block[end:]
-            if end:
-                self._process_block(block[:end], callbacks, stats)
-        if pending:
-            self._process_block(pending, callbacks, stats)
+        for block in whole_line_blocks(sys.stdin.buffer.read1, BLOCK_BYTES):
+            self._process_block(block, callbacks, stats)
         return stats
 
     def _process_block(
@@ -116,3 +107,17 @@ class BlockMsgSpecReader(MsgSpecReader):
             else:
                 self._process_unknown_message(message)
             stats[message_type] += 1
+
+
+def whole_line_blocks(read: Callable[[int], bytes], size: int) -> Iterator[bytes]:
+    """Blocks of whole lines from ``read`` (``size`` bytes a call); the last may lack a newline."""
+    pending = b""
+    while block := read(size):
+        if pending:
+            block = pending + block
+        end = block.rfind(b"\n") + 1
+        pending = block[end:]
+        if end:
+            yield block[:end]
+    if pending:
+        yield pending
