@@ -24,6 +24,7 @@ from singer_sdk.helpers._typing import (
 from target_postgres.sinks import PostgresSink
 
 from target_postgres_fast.batchfiles import read_records
+from target_postgres_fast.direct import keys_absent, same_columns
 from target_postgres_fast.runs import CANONICAL, RunStager
 
 if TYPE_CHECKING:
@@ -235,6 +236,60 @@ class FastPostgresSink(PostgresSink):
                 self.logger.warning("No schema for record field '%s'", key)
                 self._warned_missing_fields.add(key)
 
+    def process_batch(self, context: dict[str, Any]) -> None:
+        """Load a batch as the target does, straight into its table where that is the same.
+
+        With ``use_copy``, a batch that the target's merge would insert whole (``direct``)
+        is copied into the table itself, in the same transaction, without the temporary
+        table; any other batch with the target's steps (as its ``process_batch``, in the
+        same transaction as the test), and every batch without ``use_copy`` by the target.
+        """
+        if not self.config["use_copy"]:
+            super().process_batch(context)
+            return
+        records = context["records"]
+        with self.connector._connect() as connection, connection.begin():  # noqa: SLF001
+            table = self.connector.prepare_table(
+                full_table_name=self.full_table_name,
+                schema=self.schema,
+                primary_keys=self.key_properties,
+                as_temp_table=False,
+                connection=connection,
+            )
+            if same_columns(table, self.schema) and (
+                self.append_only is True
+                or keys_absent(table, self.key_properties, records, connection)
+            ):
+                self.bulk_insert_records(
+                    table=table,
+                    schema=self.schema,
+                    primary_keys=self.key_properties,
+                    records=records,
+                    connection=connection,
+                )
+                return
+            temp_table = self.connector.copy_table_structure(
+                full_table_name=self.temp_table_name,
+                from_table=table,
+                as_temp_table=True,
+                connection=connection,
+            )
+            self.bulk_insert_records(
+                table=temp_table,
+                schema=self.schema,
+                primary_keys=self.key_properties,
+                records=records,
+                connection=connection,
+            )
+            self.upsert(
+                from_table=temp_table,
+                to_table=table,
+                schema=self.schema,
+                join_keys=self.key_properties,
+                connection=connection,
+            )
+            self.connector.drop_table(table=temp_table, connection=connection)
+
     def bulk_insert_records(  # type: ignore[override]
         self,
         table: sqlalchemy.Table,
@@ -284,6 +339,10 @@ class FastPostgresSink(PostgresSink):
                 continue
             processors.append((index, processor))
         statement = self.generate_copy_statement(table.name, columns)
+        if table.schema is not None:
+            # The table itself (``direct``), not the temporary table: named with its schema.
+            qualified = connection.dialect.identifier_preparer.format_table(table)
+            statement = statement.replace(f'"{table.name}"', qualified, 1)
         self.logger.info("Inserting with SQL: %s", statement)
         cursor = connection.connection.cursor()
         # The rows go to the server from a thread of psycopg's, while this one formats more.
