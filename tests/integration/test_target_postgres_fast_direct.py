@@ -153,3 +153,29 @@ def test_a_table_with_a_column_the_schema_lacks_is_merged_as_the_plain_target(
     assert fast_types == plain_types
     assert len(fast_rows) == len(sandbox.users())
     assert fast_rows == plain_rows
+
+
+def test_rows_sanitized_or_processed_reach_copy_as_the_plain_target_sends_them(
+    sandbox: Sandbox, tmp_path: Path, server: tuple[str, dict[str, Any], list[str]]
+) -> None:
+    """NULs sanitized, numbers and a Boolean given as 1 processed, as by the plain target."""
+    dsn, settings, schemas = server
+    messages = tap_messages(sandbox, tmp_path)
+    records = [message["record"] for message in messages if message["type"] == "RECORD"]
+    records[3]["first_name"] = "nul\u0000inside"
+    records[4]["is_employee"] = 1  # not a bool: the Boolean column's processor runs
+    base = settings | {"use_copy": True, "validate_records": False, "batch_size_rows": 70}
+    base |= {"add_record_metadata": True}
+    for extra in ({"sanitize_null_text_characters": True}, {}):
+        plain, fast = (f"direct_{uuid.uuid4().hex[:10]}" for _ in range(2))
+        schemas += [plain, fast]
+        if not extra:  # PostgreSQL refuses a NUL: only with sanitizing
+            records[3]["first_name"] = "no nul inside"
+        lines = lines_of(messages)
+        for which, schema in (("plain", plain), ("fast", fast)):
+            load(which, base | extra | {"default_target_schema": schema}, lines, tmp_path)
+        plain_types, plain_rows = table(dsn, plain)
+        fast_types, fast_rows = table(dsn, fast)
+        assert fast_types == plain_types
+        assert fast_rows == plain_rows
+        assert len(fast_rows) == len(sandbox.users())

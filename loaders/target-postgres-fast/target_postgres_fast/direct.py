@@ -46,6 +46,16 @@ def key_type(column: sqlalchemy.Column[Any]) -> type | None:
     return python_type if python_type in {int, str} else None
 
 
+def int_array(values: list[int | None]) -> list[int | None] | str:
+    """Integers as PostgreSQL's array text (``{1,2,3}``, what psycopg sends for the list).
+
+    ``str`` of an int is its decimal text; a list with None is left to psycopg.
+    """
+    if None in values:
+        return values
+    return "{" + ",".join(map(str, values)) + "}"
+
+
 def keys_absent(
     table: sqlalchemy.Table,
     keys: Sequence[str],
@@ -55,7 +65,7 @@ def keys_absent(
     """Whether no row of the table has the key of any of the records (see the module)."""
     dialect = connection.dialect
     quote = dialect.identifier_preparer.quote
-    arrays: list[list[Any]] = []
+    arrays: list[list[Any] | str] = []
     casts: list[str] = []
     for key in keys:
         column = table.columns[key]
@@ -66,7 +76,7 @@ def keys_absent(
             return False
         if python_type is None or not set(map(type, values)) <= {python_type, type(None)}:
             return False
-        arrays.append(values)
+        arrays.append(int_array(values) if python_type is int else values)
         casts.append(f"CAST(%s AS {column.type.compile(dialect=dialect)}[])")
     names = [f"k{index}" for index in range(len(keys))]
     on = " AND ".join(f"t.{quote(key)} = b.{name}" for key, name in zip(keys, names, strict=True))

@@ -5,7 +5,6 @@ See the package's docstring for what changes and why the rows stay the same.
 
 from __future__ import annotations
 
-import itertools
 import operator
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +24,7 @@ from target_postgres.sinks import PostgresSink
 
 from target_postgres_fast.batchfiles import read_records
 from target_postgres_fast.direct import keys_absent, same_columns
+from target_postgres_fast.rows import RowBuilder, processed, write_rows
 from target_postgres_fast.runs import CANONICAL, RunStager
 
 if TYPE_CHECKING:
@@ -64,70 +64,6 @@ class DatelikeFields:
     def fits(self, properties: dict[str, Any]) -> bool:
         """Whether this was built from these properties, as they are now."""
         return properties is self.properties and len(properties) == self.size
-
-
-class RowBuilder:
-    """A record's values in column order, a missing field as None (as ``dict.get``)."""
-
-    def __init__(self, names: list[str]) -> None:
-        """Build the getter of these columns once.
-
-        Args:
-            names: The columns, in order.
-        """
-        self.names = names
-        self.getter = operator.itemgetter(*names) if len(names) > 1 else None
-
-    def __call__(self, record: dict[str, Any]) -> list[Any]:
-        """The record's row: one C call when every field is present (the usual case)."""
-        if self.getter is not None:
-            try:
-                return list(self.getter(record))
-            except KeyError:
-                pass
-        return [record.get(name) for name in self.names]
-
-    def rows(self, records: list[dict[str, Any]]) -> list[list[Any]]:
-        """The records' rows: C loops when every record has every field (the usual case).
-
-        Also C loops when the fields missing from the first record are missing from every
-        record and the others are in every record (records of BATCH files: the schema has
-        ``_sdc_*`` columns that no such record has): see ``padded_rows``.
-        """
-        if self.getter is not None:
-            try:
-                return list(map(list, map(self.getter, records)))
-            except KeyError:
-                padded = self.padded_rows(records)
-                if padded is not None:
-                    return padded
-        return [self(record) for record in records]
-
-    def padded_rows(self, records: list[dict[str, Any]]) -> list[list[Any]] | None:
-        """The rows, if every record lacks the same fields (None where they differ).
-
-        Each record's present fields are taken by one getter, the tuple is extended by one
-        None per missing field, and one more getter puts the values in column order.
-        """
-        present = [name for name in self.names if name in records[0]]
-        missing = [name for name in self.names if name not in records[0]]
-        if len(present) < 2 or any(  # noqa: PLR2004 - a getter of one name returns no tuple
-            any(map(operator.contains, records, itertools.repeat(name))) for name in missing
-        ):
-            return None
-        padding = (None,) * len(missing)
-        try:
-            values = map(
-                operator.add, map(operator.itemgetter(*present), records), itertools.repeat(padding)
-            )
-            if self.names[len(present) :] == missing:
-                # The missing columns are the last ones (the _sdc_* columns): in order already.
-                return list(map(list, values))
-            position = {name: index for index, name in enumerate([*present, *missing])}
-            order = operator.itemgetter(*(position[name] for name in self.names))
-            return list(map(list, map(order, values)))
-        except KeyError:
-            return None
 
 
 class FastPostgresSink(PostgresSink):
@@ -338,22 +274,38 @@ class FastPostgresSink(PostgresSink):
             ):
                 continue
             processors.append((index, processor))
-        statement = self.generate_copy_statement(table.name, columns)
-        if table.schema is not None:
-            # The table itself (``direct``), not the temporary table: named with its schema.
-            qualified = connection.dialect.identifier_preparer.format_table(table)
-            statement = statement.replace(f'"{table.name}"', qualified, 1)
+        # Without sanitizing, the rows are processed and formatted by C loops (``rows``),
+        # their processed columns last.
+        order = list(range(len(columns)))
+        if not sanitize:
+            order, rows = processed(rows, processors)
+        statement = self.copy_statement(table, [columns[index] for index in order], connection)
         self.logger.info("Inserting with SQL: %s", statement)
         cursor = connection.connection.cursor()
         # The rows go to the server from a thread of psycopg's, while this one formats more.
         with cursor.copy(statement, writer=QueuedLibpqWriter(cursor)) as copy:
-            for row in rows:
-                if sanitize:
-                    row[:] = [self.sanitize_null_text_characters(value) for value in row]
+            if not sanitize:
+                write_rows(copy, rows)
+                return True
+            for values in rows:
+                row = [self.sanitize_null_text_characters(value) for value in values]
                 for index, processor in processors:
                     row[index] = processor(row[index])
                 copy.write_row(row)
         return True
+
+    def copy_statement(
+        self,
+        table: sqlalchemy.Table,
+        columns: list[sqlalchemy.Column[Any]],
+        connection: sqlalchemy.engine.Connection,
+    ) -> str:
+        """The target's COPY statement; into the table itself (``direct``), with its schema."""
+        statement = self.generate_copy_statement(table.name, columns)
+        if table.schema is None:  # the temporary table, as the target names it
+            return statement
+        qualified = connection.dialect.identifier_preparer.format_table(table)
+        return statement.replace(f'"{table.name}"', qualified, 1)
 
     def upsert(
         self,
