@@ -60,6 +60,30 @@ class RowBuilder:
                     return padded
         return [self(record) for record in records]
 
+    def processed_rows(
+        self,
+        records: list[dict[str, Any]],
+        processors: list[tuple[int, Callable[[Any], Any]]],
+    ) -> tuple[list[int], list[Sequence[Any]]]:
+        """The records' rows processed (``processed``), and the order of their columns.
+
+        Straight from the records by C loops where every record has every unprocessed
+        field: one getter of those per record, the processed columns appended.
+        """
+        done = dict(processors)
+        kept = [index for index in range(len(self.names)) if index not in done]
+        if done and len(kept) > 1:
+            columns = (
+                map(processor, map(dict.get, records, repeat(self.names[index])))
+                for index, processor in done.items()
+            )
+            head = map(operator.itemgetter(*(self.names[index] for index in kept)), records)
+            try:
+                return [*kept, *done], list(map(operator.add, head, zip(*columns, strict=True)))
+            except KeyError:
+                pass
+        return processed(self.rows(records), processors)
+
     def padded_rows(self, records: list[dict[str, Any]]) -> list[Sequence[Any]] | None:
         """The rows, if every record lacks the same fields (None where they differ).
 

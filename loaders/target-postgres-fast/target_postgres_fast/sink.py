@@ -6,6 +6,7 @@ See the package's docstring for what changes and why the rows stay the same.
 from __future__ import annotations
 
 import operator
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy
@@ -24,7 +25,7 @@ from target_postgres.sinks import PostgresSink
 
 from target_postgres_fast.batchfiles import read_records
 from target_postgres_fast.direct import keys_absent, same_columns
-from target_postgres_fast.rows import RowBuilder, processed, write_rows
+from target_postgres_fast.rows import RowBuilder, write_rows
 from target_postgres_fast.runs import CANONICAL, RunStager
 
 if TYPE_CHECKING:
@@ -259,7 +260,6 @@ class FastPostgresSink(PostgresSink):
             # target's dict of key tuples, built by C loops (one key is compared as itself).
             key_of = operator.itemgetter(*primary_keys)
             batch = list(dict(zip(map(key_of, batch), batch, strict=True)).values())
-        rows = RowBuilder(names).rows(batch)
         processors = []
         for index, column in enumerate(columns):
             processor = column.type.bind_processor(connection.dialect)
@@ -270,15 +270,18 @@ class FastPostgresSink(PostgresSink):
             # passed to it.
             if (
                 isinstance(column.type, sqlalchemy.Boolean)
-                and set(map(type, map(operator.itemgetter(index), rows))) <= BOOLEAN_TYPES
+                and set(map(type, map(dict.get, batch, repeat(column.name)))) <= BOOLEAN_TYPES
             ):
                 continue
             processors.append((index, processor))
         # Without sanitizing, the rows are processed and formatted by C loops (``rows``),
         # their processed columns last.
+        builder = RowBuilder(names)
         order = list(range(len(columns)))
-        if not sanitize:
-            order, rows = processed(rows, processors)
+        if sanitize:
+            rows = builder.rows(batch)
+        else:
+            order, rows = builder.processed_rows(batch, processors)
         statement = self.copy_statement(table, [columns[index] for index in order], connection)
         self.logger.info("Inserting with SQL: %s", statement)
         cursor = connection.connection.cursor()
