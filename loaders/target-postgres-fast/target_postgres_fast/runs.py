@@ -40,8 +40,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import operator
 import re
 import time
+from itertools import compress, count, repeat
 from typing import TYPE_CHECKING, Any
 
 from singer_sdk.helpers._typing import handle_invalid_timestamp_in_record
@@ -133,6 +135,18 @@ def plain_steps(sink: Sink) -> bool:
     )
 
 
+def run_length(messages: list[dict[str, Any]], stream_name: str) -> int:
+    """How many of the messages, from the first, are RECORD messages of the stream (C loops)."""
+    records = map(operator.eq, map(dict.get, messages, repeat("type")), repeat("RECORD"))
+    streams = map(operator.eq, map(dict.get, messages, repeat("stream")), repeat(stream_name))
+    runs = map(
+        operator.and_,
+        map(operator.and_, records, streams),
+        map(operator.contains, messages, repeat("record")),
+    )
+    return next(compress(count(), map(operator.not_, runs)), len(messages))
+
+
 class RunStager:
     """Stages runs of RECORD messages of one stream into one sink (see the module)."""
 
@@ -179,16 +193,7 @@ class RunStager:
             How many messages were staged (the run stops at the first other message).
         """
         sink = self.sink
-        end = start
-        while end < len(messages):
-            message = messages[end]
-            if (
-                message.get("type") != "RECORD"
-                or message.get("stream") != stream_name
-                or "record" not in message
-            ):
-                break
-            end += 1
+        end = start + run_length(messages[start:], stream_name)
         index = start
         while index < end:
             stop = min(end, index + max(sink.max_size - sink.current_size, 1))
