@@ -6,8 +6,14 @@ MELTANO_VENV := .venv-meltano
 MELTANO := $(CURDIR)/$(MELTANO_VENV)/bin/meltano
 # The s3 extra: Meltano's state in object storage (docs/object-storage.md).
 MELTANO_SPEC := meltano[s3]>=4.4,<5
-# Named after what it installed, so a checkout set up before the extra installs it.
-MELTANO_STAMP := $(MELTANO_VENV)/.installed-s3
+# Named after what it installed, so a checkout set up before the extra (or the bytecode)
+# installs it.
+MELTANO_STAMP := $(MELTANO_VENV)/.installed-s3-bytecode
+# Modules compiled to bytecode once, at setup: uv (Meltano's installer) writes none, nor does
+# pip where PYTHONDONTWRITEBYTECODE is set, and then no run writes any either: every `meltano
+# run` would compile Meltano's, the tap's and the target's modules again (about 1 CPU s for
+# the target alone at each start).
+COMPILE := -m compileall -q -j 0
 
 export MELTANO_SEND_ANONYMOUS_USAGE_STATS := false
 export TAP_SPAAZA_USERS_TEST_MELTANO := $(MELTANO)
@@ -32,6 +38,7 @@ $(MELTANO_STAMP):
 	test -x $(MELTANO_VENV)/bin/python || $(PYTHON) -m venv $(MELTANO_VENV)
 	$(MELTANO_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(MELTANO_VENV)/bin/python -m pip install --quiet "$(MELTANO_SPEC)"
+	$(MELTANO_VENV)/bin/python $(COMPILE) $(MELTANO_VENV)/lib > /dev/null
 	touch $@
 
 # Every plugin declared in meltano.yml, each in its own virtual environment under .meltano/;
@@ -40,6 +47,8 @@ $(MELTANO_STAMP):
 LOADER_SOURCES := $(shell find loaders -type f \( -name '*.py' -o -name '*.toml' \) -not -path '*/build/*')
 .meltano/.installed: meltano.yml pyproject.toml $(LOADER_SOURCES) $(MELTANO_STAMP)
 	$(MELTANO) install $(if $(filter loaders/%,$?),--clean)
+	for venv in .meltano/*/*/venv; do $$venv/bin/python $(COMPILE) $$venv/lib > /dev/null; done
+	$(MELTANO_VENV)/bin/python $(COMPILE) tap_spaaza_users > /dev/null
 	touch $@
 
 # Meltano linked into the project's environment: after `source .venv/bin/activate`, the tap,

@@ -118,6 +118,27 @@ CONFIGURATIONS: list[Configuration] = [
         plain=True,
     ),
     Configuration(
+        "postgres, plain target, BATCH without gzip, files of 25,000 users",
+        "tap-spaaza-users--batch",
+        "target-postgres",
+        {
+            "TAP_SPAAZA_USERS__BATCH_BATCH_CONFIG_ENCODING_COMPRESSION": "none",
+            "TAP_SPAAZA_USERS__BATCH_BATCH_CONFIG_BATCH_SIZE": "25000",
+        },
+        plain=True,
+    ),
+    Configuration(
+        "postgres, plain target, BATCH without gzip, without record metadata",
+        "tap-spaaza-users--batch",
+        "target-postgres",
+        {
+            "TAP_SPAAZA_USERS__BATCH_BATCH_CONFIG_ENCODING_COMPRESSION": "none",
+            "TARGET_POSTGRES_ADD_RECORD_METADATA": "false",
+            "TARGET_POSTGRES_ACTIVATE_VERSION": "false",
+        },
+        plain=True,
+    ),
+    Configuration(
         "postgres, shipped RECORD (default)", "tap-spaaza-users", "target-postgres", role="default"
     ),
     Configuration(

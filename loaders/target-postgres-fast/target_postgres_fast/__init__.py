@@ -1,9 +1,9 @@
 """meltanolabs-target-postgres 0.8.1, with the work it repeats per record done once.
 
 The target is unchanged in what it writes: the same tables, columns and types, the same
-COPY into a temporary table and merge per batch, the same ``_sdc_*`` metadata and the same
-ACTIVATE_VERSION handling. Its input is read with the SDK's msgspec decoder, a block of
-lines per call (``reader``), and its steps are only reorganised:
+rows after each batch, the same ``_sdc_*`` metadata and the same ACTIVATE_VERSION
+handling. Its input is read with the SDK's msgspec decoder, a block of lines per call
+(``reader``), and its steps are only reorganised:
 
 - Before loading, the SDK parses every date and date-time value of a record. To find them
   it asks, for every field of every record, whether the field's schema is date-like (about
@@ -21,6 +21,15 @@ lines per call (``reader``), and its steps are only reorganised:
   would return unchanged (None, True, False) is left as it is; psycopg sends the rows from
   its own writer thread.
   Without ``use_copy`` the target's own INSERT path runs.
+- With the record metadata on, a run is staged a field at a time by C loops (``columns``),
+  with the values the per-record steps give, where no record of it could be treated
+  differently.
+- A batch whose keys are all new to its table (or of a stream without keys), into a table
+  with exactly the schema's columns, is copied into the table itself: the merge would
+  insert every row of the temporary table and update none (``direct``). COPY rows are
+  taken, processed and formatted by C loops a block at a time (``rows``).
+- A pipe on standard input is asked to hold 1 MB (Linux), so Meltano, which relays one line
+  per write, waits on the target less often (``reader``).
 - A full batch loads in a thread while the next one is read (``drain``); everything else
   waits for it, so a STATE message still follows the rows it covers.
 - The merge of a batch runs the target's UPDATE before its INSERT of the new rows, so a row

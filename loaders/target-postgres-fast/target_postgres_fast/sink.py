@@ -5,8 +5,8 @@ See the package's docstring for what changes and why the rows stay the same.
 
 from __future__ import annotations
 
-import itertools
 import operator
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy
@@ -24,6 +24,8 @@ from singer_sdk.helpers._typing import (
 from target_postgres.sinks import PostgresSink
 
 from target_postgres_fast.batchfiles import read_records
+from target_postgres_fast.direct import keys_absent, same_columns
+from target_postgres_fast.rows import RowBuilder, write_rows
 from target_postgres_fast.runs import CANONICAL, RunStager
 
 if TYPE_CHECKING:
@@ -63,70 +65,6 @@ class DatelikeFields:
     def fits(self, properties: dict[str, Any]) -> bool:
         """Whether this was built from these properties, as they are now."""
         return properties is self.properties and len(properties) == self.size
-
-
-class RowBuilder:
-    """A record's values in column order, a missing field as None (as ``dict.get``)."""
-
-    def __init__(self, names: list[str]) -> None:
-        """Build the getter of these columns once.
-
-        Args:
-            names: The columns, in order.
-        """
-        self.names = names
-        self.getter = operator.itemgetter(*names) if len(names) > 1 else None
-
-    def __call__(self, record: dict[str, Any]) -> list[Any]:
-        """The record's row: one C call when every field is present (the usual case)."""
-        if self.getter is not None:
-            try:
-                return list(self.getter(record))
-            except KeyError:
-                pass
-        return [record.get(name) for name in self.names]
-
-    def rows(self, records: list[dict[str, Any]]) -> list[list[Any]]:
-        """The records' rows: C loops when every record has every field (the usual case).
-
-        Also C loops when the fields missing from the first record are missing from every
-        record and the others are in every record (records of BATCH files: the schema has
-        ``_sdc_*`` columns that no such record has): see ``padded_rows``.
-        """
-        if self.getter is not None:
-            try:
-                return list(map(list, map(self.getter, records)))
-            except KeyError:
-                padded = self.padded_rows(records)
-                if padded is not None:
-                    return padded
-        return [self(record) for record in records]
-
-    def padded_rows(self, records: list[dict[str, Any]]) -> list[list[Any]] | None:
-        """The rows, if every record lacks the same fields (None where they differ).
-
-        Each record's present fields are taken by one getter, the tuple is extended by one
-        None per missing field, and one more getter puts the values in column order.
-        """
-        present = [name for name in self.names if name in records[0]]
-        missing = [name for name in self.names if name not in records[0]]
-        if len(present) < 2 or any(  # noqa: PLR2004 - a getter of one name returns no tuple
-            any(map(operator.contains, records, itertools.repeat(name))) for name in missing
-        ):
-            return None
-        padding = (None,) * len(missing)
-        try:
-            values = map(
-                operator.add, map(operator.itemgetter(*present), records), itertools.repeat(padding)
-            )
-            if self.names[len(present) :] == missing:
-                # The missing columns are the last ones (the _sdc_* columns): in order already.
-                return list(map(list, values))
-            position = {name: index for index, name in enumerate([*present, *missing])}
-            order = operator.itemgetter(*(position[name] for name in self.names))
-            return list(map(list, map(order, values)))
-        except KeyError:
-            return None
 
 
 class FastPostgresSink(PostgresSink):
@@ -235,6 +173,60 @@ class FastPostgresSink(PostgresSink):
                 self.logger.warning("No schema for record field '%s'", key)
                 self._warned_missing_fields.add(key)
 
+    def process_batch(self, context: dict[str, Any]) -> None:
+        """Load a batch as the target does, straight into its table where that is the same.
+
+        With ``use_copy``, a batch that the target's merge would insert whole (``direct``)
+        is copied into the table itself, in the same transaction, without the temporary
+        table; any other batch with the target's steps (as its ``process_batch``, in the
+        same transaction as the test), and every batch without ``use_copy`` by the target.
+        """
+        if not self.config["use_copy"]:
+            super().process_batch(context)
+            return
+        records = context["records"]
+        with self.connector._connect() as connection, connection.begin():  # noqa: SLF001
+            table = self.connector.prepare_table(
+                full_table_name=self.full_table_name,
+                schema=self.schema,
+                primary_keys=self.key_properties,
+                as_temp_table=False,
+                connection=connection,
+            )
+            if same_columns(table, self.schema) and (
+                self.append_only is True
+                or keys_absent(table, self.key_properties, records, connection)
+            ):
+                self.bulk_insert_records(
+                    table=table,
+                    schema=self.schema,
+                    primary_keys=self.key_properties,
+                    records=records,
+                    connection=connection,
+                )
+                return
+            temp_table = self.connector.copy_table_structure(
+                full_table_name=self.temp_table_name,
+                from_table=table,
+                as_temp_table=True,
+                connection=connection,
+            )
+            self.bulk_insert_records(
+                table=temp_table,
+                schema=self.schema,
+                primary_keys=self.key_properties,
+                records=records,
+                connection=connection,
+            )
+            self.upsert(
+                from_table=temp_table,
+                to_table=table,
+                schema=self.schema,
+                join_keys=self.key_properties,
+                connection=connection,
+            )
+            self.connector.drop_table(table=temp_table, connection=connection)
+
     def bulk_insert_records(  # type: ignore[override]
         self,
         table: sqlalchemy.Table,
@@ -268,7 +260,6 @@ class FastPostgresSink(PostgresSink):
             # target's dict of key tuples, built by C loops (one key is compared as itself).
             key_of = operator.itemgetter(*primary_keys)
             batch = list(dict(zip(map(key_of, batch), batch, strict=True)).values())
-        rows = RowBuilder(names).rows(batch)
         processors = []
         for index, column in enumerate(columns):
             processor = column.type.bind_processor(connection.dialect)
@@ -279,22 +270,45 @@ class FastPostgresSink(PostgresSink):
             # passed to it.
             if (
                 isinstance(column.type, sqlalchemy.Boolean)
-                and set(map(type, map(operator.itemgetter(index), rows))) <= BOOLEAN_TYPES
+                and set(map(type, map(dict.get, batch, repeat(column.name)))) <= BOOLEAN_TYPES
             ):
                 continue
             processors.append((index, processor))
-        statement = self.generate_copy_statement(table.name, columns)
+        # Without sanitizing, the rows are processed and formatted by C loops (``rows``),
+        # their processed columns last.
+        builder = RowBuilder(names)
+        order = list(range(len(columns)))
+        if sanitize:
+            rows = builder.rows(batch)
+        else:
+            order, rows = builder.processed_rows(batch, processors)
+        statement = self.copy_statement(table, [columns[index] for index in order], connection)
         self.logger.info("Inserting with SQL: %s", statement)
         cursor = connection.connection.cursor()
         # The rows go to the server from a thread of psycopg's, while this one formats more.
         with cursor.copy(statement, writer=QueuedLibpqWriter(cursor)) as copy:
-            for row in rows:
-                if sanitize:
-                    row[:] = [self.sanitize_null_text_characters(value) for value in row]
+            if not sanitize:
+                write_rows(copy, rows)
+                return True
+            for values in rows:
+                row = [self.sanitize_null_text_characters(value) for value in values]
                 for index, processor in processors:
                     row[index] = processor(row[index])
                 copy.write_row(row)
         return True
+
+    def copy_statement(
+        self,
+        table: sqlalchemy.Table,
+        columns: list[sqlalchemy.Column[Any]],
+        connection: sqlalchemy.engine.Connection,
+    ) -> str:
+        """The target's COPY statement; into the table itself (``direct``), with its schema."""
+        statement = self.generate_copy_statement(table.name, columns)
+        if table.schema is None:  # the temporary table, as the target names it
+            return statement
+        qualified = connection.dialect.identifier_preparer.format_table(table)
+        return statement.replace(f'"{table.name}"', qualified, 1)
 
     def upsert(
         self,
