@@ -209,8 +209,9 @@ class BaseLines:
         referral_bits, max_points, rate, log_ = _REFERRAL_BITS, _MAX_POINTS, _POINTS_RATE, log
         generator = self._generator
         count1, span, one_day = generator.count + 1, SPAN_SECONDS, _DAY
-        half_day, third_day, one_year, minute = _DAY // 2, _DAY // 3, 365, 60
+        one_year, minute = 365, 60
         minutes_a_day = _DAY // minute
+        half_day, third_day = minutes_a_day // 2, minutes_a_day // 3  # in minutes
         epoch = generator.epoch - self._base
         offset = epoch - span
         key = generator.seed * 1_000_003
@@ -232,6 +233,11 @@ class BaseLines:
             town = bits(town_bits)
             while town >= towns:
                 town = bits(town_bits)
+            # the user's other times lie whole minutes after created: one seconds cell for all
+            created_minute = created // minute
+            second = seconds[created % minute]
+            created_day = created_minute // minutes_a_day
+            created_clock = minutes[created_minute % minutes_a_day]
             spread, spread_bits = spreads[(epoch - created) // one_day]
             recency = bits(score_bits)
             while recency >= scores:
@@ -251,7 +257,7 @@ class BaseLines:
             draw = bits(spread_bits)
             while draw >= spread:
                 draw = bits(spread_bits)
-            reached = created + draw * half_day
+            reached = created_minute + draw * half_day
             opted_in = chance() < 0.8  # noqa: PLR2004 - the generator's odds
             offered = chance() < 0.9  # noqa: PLR2004
             ident = b"%d" % user_id
@@ -281,7 +287,7 @@ class BaseLines:
             draw = bits(spread_bits)
             while draw >= spread:
                 draw = bits(spread_bits)
-            modified = created + draw * third_day
+            modified = created_minute + draw * third_day
             street = streets[bits(street_bits)]
             while street is None:
                 street = streets[bits(street_bits)]
@@ -324,37 +330,30 @@ class BaseLines:
                 joined = bits(join_bits)
                 while joined >= joins:
                     joined = bits(join_bits)
-                opted, join_day = true, days[created // one_day + joined]
-                join_minute, join_second = (
-                    minutes[created // minute % minutes_a_day],
-                    seconds[created % minute],
-                )
+                opted, join_day = true, days[created_day + joined]
+                join_minute, join_second = created_clock, second
             else:
                 opted, join_day, join_minute, join_second = false, b"", b"", b","
-            reached_day = reached // one_day
-            reached_minute, reached_second = (
-                minutes[reached // minute % minutes_a_day],
-                seconds[reached % minute],
-            )
+            reached_day = reached // minutes_a_day
+            reached_minute = minutes[reached % minutes_a_day]
+            modified_day = modified // minutes_a_day
             # fmt: off
-            append(b"".join((
+            append(b"".join([
                 ident, b",", member_prefix, member_id, b",user", ident, b"@example.com,",
                 first_name, last_name, gender, year, month, month_day, countries[town], phone_cell,
-                days[created // one_day], minutes[created // minute % minutes_a_day],
-                seconds[created % minute],
-                days[modified // one_day], minutes[modified // minute % minutes_a_day],
-                seconds[modified % minute],
+                days[created_day], created_clock, second,
+                days[modified_day], minutes[modified % minutes_a_day], second,
                 street, house, extension, places[town], postal, store, employee, referral,
                 rfm[recency * 25 + frequency * 5 + monetary], euro, cent, spent,
                 numbers[purchases], flag_a, flag_b, point_cells.get(points) or point_cell(points),
-                days[reached_day], reached_minute, reached_second,
-                days[reached_day + one_year], reached_minute, reached_second,
+                days[reached_day], reached_minute, second,
+                days[reached_day + one_year], reached_minute, second,
                 b"%d," % (points + extra), opted, join_day, join_minute, join_second,
                 true if chance() < 0.3 else false,  # noqa: PLR2004
                 true if offered else false,
                 true if offered and chance() < 0.6 else false,  # noqa: PLR2004
                 true if chance() < 0.2 else false,  # noqa: PLR2004
                 b"true\n" if chance() < 0.4 else b"false\n",  # noqa: PLR2004
-            )))
+            ]))
             # fmt: on
         return out
