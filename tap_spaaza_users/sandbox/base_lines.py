@@ -16,7 +16,7 @@ import random
 import time
 from bisect import bisect_right
 from functools import cache
-from math import log
+from math import floor, log
 from typing import TYPE_CHECKING, NamedTuple
 
 from tap_spaaza_users.sandbox.generator import (
@@ -76,6 +76,12 @@ def drawn(cells: Iterable[str], end: str = ",") -> Drawn:
     """
     values = tuple((cell + end).encode() for cell in cells)
     return values + (None,) * ((1 << len(values).bit_length()) - len(values))
+
+
+def _score_places(weight: int) -> tuple[int | None, ...]:
+    """Return a score's ``weight`` times each value, indexed by a draw as ``drawn`` does."""
+    places = tuple(score * weight for score in range(_SCORES))
+    return places + (None,) * ((1 << _SCORES.bit_length()) - _SCORES)
 
 
 def bits_of(table: Drawn) -> int:
@@ -200,13 +206,14 @@ class BaseLines:
         house_bits, euro_bits, cent_bits = bits_of(houses), bits_of(euros), bits_of(cents)
         spent_bits = bits_of(spent_cells)
         towns, town_bits = len(TOWNS), len(TOWNS).bit_length()
-        scores, score_bits = _SCORES, _SCORES.bit_length()
+        score_bits = _SCORES.bit_length()
         purchases_n, purchases_bits = _PURCHASES, _PURCHASES.bit_length()
         phones, phone_bits = _PHONES, _PHONES.bit_length()
         codes, code_bits = _POSTAL_CODES, _POSTAL_CODES.bit_length()
         extras, extra_bits = _EXTRA_POINTS, _EXTRA_POINTS.bit_length()
         joins, join_bits = _JOIN_DAYS, _JOIN_DAYS.bit_length()
         referral_bits, max_points, rate, log_ = _REFERRAL_BITS, _MAX_POINTS, _POINTS_RATE, log
+        floor_ = floor
         generator = self._generator
         count1, span, one_day = generator.count + 1, SPAN_SECONDS, _DAY
         one_year, minute = 365, 60
@@ -219,7 +226,15 @@ class BaseLines:
         reseed = super(random.Random, rnd).seed  # what random.Random(key) does to its state
         bits, chance = rnd.getrandbits, rnd.random
         true, false = _TRUE, _FALSE
+        true_true, true_false, false_true, false_false = (
+            true + true,
+            true + false,
+            false + true,
+            false + false,
+        )
         out: list[bytes] = []
+        # each score drawn as its place in the rfm cells (recency * 25 + frequency * 5 + monetary)
+        recencies, frequencies, monetaries = (_score_places(weight) for weight in (25, 5, 1))
         append = out.append
         for user_id in range(first, last + 1):
             reseed(key + user_id)
@@ -239,19 +254,19 @@ class BaseLines:
             created_day = created_minute // minutes_a_day
             created_clock = minutes[created_minute % minutes_a_day]
             spread, spread_bits = spreads[(epoch - created) // one_day]
-            recency = bits(score_bits)
-            while recency >= scores:
-                recency = bits(score_bits)
-            frequency = bits(score_bits)
-            while frequency >= scores:
-                frequency = bits(score_bits)
-            monetary = bits(score_bits)
-            while monetary >= scores:
-                monetary = bits(score_bits)
+            recency = recencies[bits(score_bits)]
+            while recency is None:
+                recency = recencies[bits(score_bits)]
+            frequency = frequencies[bits(score_bits)]
+            while frequency is None:
+                frequency = frequencies[bits(score_bits)]
+            monetary = monetaries[bits(score_bits)]
+            while monetary is None:
+                monetary = monetaries[bits(score_bits)]
             purchases = bits(purchases_bits)
             while purchases >= purchases_n:
                 purchases = bits(purchases_bits)
-            points = int(-log_(1.0 - chance()) / rate)
+            points = floor_(-log_(1.0 - chance()) / rate)  # int() of a positive float
             if points > max_points:  # noqa: PLR1730 - min() is a call per user
                 points = max_points
             draw = bits(spread_bits)
@@ -321,8 +336,11 @@ class BaseLines:
                     spent = spent_cells[bits(spent_bits)]
             else:
                 spent = b","
-            flag_a = true if chance() < 0.6 else false  # noqa: PLR2004
-            flag_b = true if chance() < 0.7 else false  # noqa: PLR2004
+            # two flags in one cell: the first chance() is the first flag's
+            if chance() < 0.6:  # noqa: PLR2004
+                flags = true_true if chance() < 0.7 else true_false  # noqa: PLR2004
+            else:
+                flags = false_true if chance() < 0.7 else false_false  # noqa: PLR2004
             extra = bits(extra_bits)
             while extra >= extras:
                 extra = bits(extra_bits)
@@ -337,15 +355,17 @@ class BaseLines:
             reached_day = reached // minutes_a_day
             reached_minute = minutes[reached % minutes_a_day]
             modified_day = modified // minutes_a_day
+            # two joins of at most 30 cells: CPython builds a longer display as a growing list
             # fmt: off
-            append(b"".join([
+            append(b"".join((
                 ident, b",", member_prefix, member_id, b",user", ident, b"@example.com,",
                 first_name, last_name, gender, year, month, month_day, countries[town], phone_cell,
                 days[created_day], created_clock, second,
                 days[modified_day], minutes[modified % minutes_a_day], second,
-                street, house, extension, places[town], postal, store, employee, referral,
-                rfm[recency * 25 + frequency * 5 + monetary], euro, cent, spent,
-                numbers[purchases], flag_a, flag_b, point_cells.get(points) or point_cell(points),
+                street, b"".join((
+                house, extension, places[town], postal, store, employee, referral,
+                rfm[recency + frequency + monetary], euro, cent, spent,
+                numbers[purchases], flags, point_cells.get(points) or point_cell(points),
                 days[reached_day], reached_minute, second,
                 days[reached_day + one_year], reached_minute, second,
                 b"%d," % (points + extra), opted, join_day, join_minute, join_second,
@@ -354,6 +374,6 @@ class BaseLines:
                 true if offered and chance() < 0.6 else false,  # noqa: PLR2004
                 true if chance() < 0.2 else false,  # noqa: PLR2004
                 b"true\n" if chance() < 0.4 else b"false\n",  # noqa: PLR2004
-            ]))
+            )))))
             # fmt: on
         return out
