@@ -12,8 +12,9 @@ import random
 
 import pytest
 
-from tap_spaaza_users.sandbox.base_lines import BaseLines, drawn, quoted
+from tap_spaaza_users.sandbox.base_lines import BaseLines
 from tap_spaaza_users.sandbox.generator import UserGenerator
+from tap_spaaza_users.sandbox.line_cells import drawn, quoted
 from tap_spaaza_users.sandbox.lines import render_lines
 
 EPOCH = 1_780_000_000
@@ -51,6 +52,22 @@ def test_users_created_in_the_last_day_and_ids_of_nine_digits_too() -> None:
     for first, last in ((99_999_900, 100_000_050), (1, 40), (49_999_990, 50_000_010)):
         assert lines.render(first, last) == _by_rows(generator, first, last), (first, last)
     assert any(b",M100000001," in line for line in lines.render(100_000_001, 100_000_001))
+
+
+@pytest.mark.parametrize(
+    ("user_id", "cell"),
+    [
+        (5132, b",REF-644,"),  # a referral code below 4096: no high hex digits
+        (20, b",+31 6 00789705,"),  # a phone number with leading zeros
+    ],
+)
+def test_short_referral_codes_and_phone_numbers_with_leading_zeros(
+    user_id: int, cell: bytes
+) -> None:
+    generator = UserGenerator(1, 6000, EPOCH)
+    line = BaseLines(generator).render(user_id, user_id)
+    assert line == _by_rows(generator, user_id, user_id)
+    assert cell in line[0]
 
 
 def test_a_quoted_cell_is_what_csv_writer_writes_and_drawn_tables_reject_like_random() -> None:
