@@ -175,16 +175,17 @@ def _whole_blocks(
     items: Iterable[ExportRow | LineBlock], options: ExportOptions
 ) -> Iterator[ExportRow | LineBlock]:
     """Yield the items, a block split into its lines where a malformed or repeated row falls."""
-    touched = sorted({*options.malformed_rows, *range(1, options.duplicates + 1)})
+    malformed = sorted(options.malformed_rows)
     count = 0
     for item in items:
         if not isinstance(item, LineBlock):
             count += 1
             yield item
             continue
-        after = bisect.bisect_left(touched, count + 1)
+        first = count + 1
         count += len(item.lengths)
-        if after == len(touched) or touched[after] > count:
+        after = bisect.bisect_left(malformed, first)
+        if first > options.duplicates and (after == len(malformed) or malformed[after] > count):
             yield item
         else:
             yield from (line for _, line in item.lines())

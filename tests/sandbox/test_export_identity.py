@@ -224,6 +224,7 @@ def test_a_block_at_a_time_writes_the_same_file_as_a_row_at_a_time(tmp_path: Pat
         for options in (
             ExportOptions(dialect=CsvDialect(), seed=4),
             faulty,
+            ExportOptions(dialect=CsvDialect(), seed=4, duplicates=3),
             ExportOptions(dialect=CsvDialect(crlf=True), seed=4),
         ):
             by_rows, by_blocks = tmp_path / "rows.csv", tmp_path / "blocks.csv"
