@@ -4,7 +4,7 @@
 ``csv.writer`` writes for that row, about twice as fast: one Mersenne Twister reseeded per user
 (the state ``random.Random(key)`` starts from), each draw inlined as ``random``'s rejection loop
 over ``getrandbits`` and mapped straight to its encoded CSV cell, every fixed cell formatted,
-quoted and encoded once per process (``line_cells``), and one join per line. The line goes to
+quoted and encoded once per process (``line_cells``), and the line joined from its cells. It goes to
 the export file and to the store as it is, with nothing to encode. Tests compare both for many
 seeds, epochs and ids.
 """
