@@ -32,21 +32,11 @@ from tap_spaaza_users.sandbox.line_cells import (
     TRUE,
     bits_of,
     cells,
-    point_cells,
     score_places,
 )
 
 if TYPE_CHECKING:
     from tap_spaaza_users.sandbox.generator import UserGenerator
-
-#: points -> the loyalty cells (see ``line_cells.point_cells``), kept as users need them
-_POINT_CELLS: dict[int, bytes] = {}
-
-
-def _point_cells(points: int) -> bytes:
-    """Return (and keep) the loyalty cells of ``points``."""
-    cells = _POINT_CELLS[points] = point_cells(points)
-    return cells
 
 
 class BaseLines:
@@ -84,7 +74,7 @@ class BaseLines:
         euros, cents, spent_cells, numbers = t.euros, t.cents, t.spent, t.numbers
         rfm, member, minutes, seconds = t.scores, t.member, t.minutes, t.seconds
         dutch, days, spreads = t.dutch, self._days, self._spreads
-        point_cells, point_cell = _POINT_CELLS, _point_cells
+        point_cells = t.points
         first_bits, last_bits = bits_of(first_names), bits_of(last_names)
         gender_bits, street_bits = bits_of(genders), bits_of(streets)
         extension_bits, store_bits = bits_of(extensions), bits_of(stores)
@@ -251,7 +241,7 @@ class BaseLines:
                 street, b"".join((
                 house, extension, places[town], postal, store, employee, referral,
                 rfm[recency + frequency + monetary], euro, cent, spent,
-                numbers[purchases], flags, point_cells.get(points) or point_cell(points),
+                numbers[purchases], flags, point_cells[points],
                 days[reached_day], reached_minute, second,
                 days[reached_day + one_year], reached_minute, second,
                 b"%d," % (points + extra), opted, join_day, join_minute, join_second,

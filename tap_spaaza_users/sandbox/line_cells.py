@@ -9,7 +9,6 @@ than formatting its cells per user.
 from __future__ import annotations
 
 import csv
-from bisect import bisect_right
 from functools import cache
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -104,6 +103,7 @@ class Cells(NamedTuple):
     member: tuple[bytes, ...]
     minutes: tuple[bytes, ...]
     seconds: tuple[bytes, ...]
+    points: tuple[bytes, ...]
 
 
 @cache
@@ -136,16 +136,23 @@ def cells() -> Cells:
         member=tuple(("M" + "0" * max(0, 8 - width)).encode() for width in range(30)),
         minutes=tuple(f"{minute // 60:02d}:{minute % 60:02d}:".encode() for minute in range(1440)),
         seconds=tuple(f"{second:02d},".encode() for second in range(60)),
+        points=_point_cells(),
     )
 
 
-_TIER_POINTS = [needed for _, _, needed in TIERS]
-_TIER_CELLS = [f"{quoted(name)},{level}," for name, level, _ in TIERS]
+def _point_cells() -> tuple[bytes, ...]:
+    """Return the tier name, level, points, points to the next tier and balance cells.
 
-
-def point_cells(points: int) -> bytes:
-    """Return the tier name, level, points, points to the next tier and balance cells."""
-    reached = bisect_right(_TIER_POINTS, points)
-    missing = TIERS[reached][2] - points if reached < len(TIERS) else 0
-    text = f"{_TIER_CELLS[reached - 1]}{points},{missing},{points // 100}.{points % 100:02d},"
-    return text.encode()
+    Indexed by the points (0 to ``MAX_POINTS``) and built in that order: the many users with
+    few points read theirs from the few cache lines of the first cells.
+    """
+    cells: list[bytes] = []
+    for tier, (name, level, needed) in enumerate(TIERS):
+        head = f"{quoted(name)},{level},".encode()
+        top = tier + 1 == len(TIERS)
+        below = MAX_POINTS + 1 if top else TIERS[tier + 1][2]
+        cells.extend(
+            b"%s%d,%d,%d.%02d," % (head, points, 0 if top else below - points, *divmod(points, 100))
+            for points in range(needed, below)
+        )
+    return tuple(cells)
