@@ -225,11 +225,20 @@ def test_a_block_at_a_time_writes_the_same_file_as_a_row_at_a_time(tmp_path: Pat
             ExportOptions(dialect=CsvDialect(), seed=4),
             faulty,
             ExportOptions(dialect=CsvDialect(), seed=4, duplicates=3),
+            ExportOptions(dialect=CsvDialect(bom=True), seed=4, gzip=True),
             ExportOptions(dialect=CsvDialect(crlf=True), seed=4),
         ):
             by_rows, by_blocks = tmp_path / "rows.csv", tmp_path / "blocks.csv"
             rows = write_export(by_rows, population.rows(overlay, NOW), options)
             written = write_export(by_blocks, population.blocks(overlay, NOW), options)
-            assert (written, by_blocks.read_bytes()) == (rows, by_rows.read_bytes()), options
+            content = _content(by_blocks)
+            assert (written, content) == (rows, _content(by_rows)), options
+            assert content.startswith(b"\xef\xbb\xbfid,") == options.dialect.bom
     finally:
         population.rendered.close()
+
+
+def _content(path: Path) -> bytes:
+    """Return a file's bytes, decompressed if gzipped (the gzip header names the file)."""
+    data = path.read_bytes()
+    return gzip.decompress(data) if data.startswith(b"\x1f\x8b") else data
