@@ -4,157 +4,39 @@
 ``csv.writer`` writes for that row, about twice as fast: one Mersenne Twister reseeded per user
 (the state ``random.Random(key)`` starts from), each draw inlined as ``random``'s rejection loop
 over ``getrandbits`` and mapped straight to its encoded CSV cell, every fixed cell formatted,
-quoted and encoded once per process, and one join per line. The line goes to the export file
-and to the store as it is, with nothing to encode. Tests compare both for many seeds, epochs
-and ids.
+quoted and encoded once per process (``line_cells``), and the line joined from its cells. It goes to
+the export file and to the store as it is, with nothing to encode. Tests compare both for many
+seeds, epochs and ids.
 """
 
 from __future__ import annotations
 
-import csv
 import random
 import time
-from bisect import bisect_right
-from functools import cache
-from math import log
-from typing import TYPE_CHECKING, NamedTuple
+from math import floor, log
+from typing import TYPE_CHECKING
 
-from tap_spaaza_users.sandbox.generator import (
-    EXTENSIONS,
-    FIRST_NAMES,
-    GENDERS,
-    LAST_NAMES,
-    SPAN_SECONDS,
-    STORES,
-    STREETS,
-    TIERS,
-    TOWNS,
+from tap_spaaza_users.sandbox.generator import SPAN_SECONDS, TOWNS
+from tap_spaaza_users.sandbox.line_cells import (
+    DAY,
+    EXTRA_POINTS,
+    FALSE,
+    JOIN_DAYS,
+    MAX_POINTS,
+    PHONES,
+    POINTS_RATE,
+    POSTAL_CODES,
+    PURCHASES,
+    REFERRAL_BITS,
+    SCORES,
+    TRUE,
+    bits_of,
+    cells,
+    score_places,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
-
     from tap_spaaza_users.sandbox.generator import UserGenerator
-
-#: The generator's constants (see ``UserGenerator.row``): how many values each draw picks from.
-_DAY = 86400
-_POINTS_RATE = 1 / 1200
-_MAX_POINTS = 20_000
-_YEARS, _MONTHS, _MONTH_DAYS = 59, 12, 28
-_SCORES, _PURCHASES = 5, 201
-_PHONES, _POSTAL_CODES, _HOUSES, _REFERRAL_BITS = 100_000_000, 9000, 400, 24
-_EUROS, _CENTS, _SPENT, _EXTRA_POINTS, _JOIN_DAYS = 246, 100, 901, 301, 31
-_TRUE, _FALSE = b"true,", b"false,"
-#: A draw's table: the cell of each value below ``n``, then None up to ``2 ** n.bit_length()``.
-Drawn = tuple[bytes | None, ...]
-
-
-class _Line:
-    """Keeps the line ``csv.writer`` writes."""
-
-    def __init__(self) -> None:
-        """Start empty."""
-        self.text = ""
-
-    def write(self, text: str) -> None:
-        """Keep ``text``."""
-        self.text = text
-
-
-def quoted(value: str) -> str:
-    """Return ``value`` as ``csv.writer`` writes it inside a row (quoted where it must be)."""
-    line = _Line()
-    csv.writer(line, lineterminator="\n").writerow([value, ""])
-    return line.text[: -len(",\n")]
-
-
-def drawn(cells: Iterable[str], end: str = ",") -> Drawn:
-    """Return each cell followed by ``end`` in UTF-8, indexed by a draw of ``n.bit_length()`` bits.
-
-    ``random`` draws an index below ``n`` as ``getrandbits(n.bit_length())``, again while it is
-    ``n`` or more: such a draw maps to None.
-    """
-    values = tuple((cell + end).encode() for cell in cells)
-    return values + (None,) * ((1 << len(values).bit_length()) - len(values))
-
-
-def bits_of(table: Drawn) -> int:
-    """Return how many random bits one draw from a ``drawn`` table takes."""
-    return len(table).bit_length() - 1
-
-
-class _Tables(NamedTuple):
-    """The cells that depend only on the generator's lists."""
-
-    first_names: Drawn
-    last_names: Drawn
-    genders: Drawn
-    streets: Drawn
-    extensions: Drawn
-    stores: Drawn
-    years: Drawn
-    months: Drawn
-    month_days: Drawn
-    houses: Drawn
-    euros: Drawn
-    cents: Drawn
-    spent: Drawn
-    countries: tuple[bytes, ...]
-    places: tuple[bytes, ...]
-    dutch: tuple[bool, ...]
-    numbers: tuple[bytes, ...]
-    scores: tuple[bytes, ...]
-    member: tuple[bytes, ...]
-    minutes: tuple[bytes, ...]
-    seconds: tuple[bytes, ...]
-
-
-@cache
-def _tables() -> _Tables:
-    """Return the fixed cells (built once per process, in a few milliseconds)."""
-    return _Tables(
-        first_names=drawn(map(quoted, FIRST_NAMES)),
-        last_names=drawn(map(quoted, LAST_NAMES)),
-        genders=drawn(map(quoted, GENDERS)),
-        streets=drawn(map(quoted, STREETS)),
-        extensions=drawn(map(quoted, EXTENSIONS)),
-        stores=drawn(map(quoted, STORES)),
-        years=drawn((f"{1950 + year}-" for year in range(_YEARS)), ""),
-        months=drawn((f"{month:02d}-" for month in range(1, _MONTHS + 1)), ""),
-        month_days=drawn(f"{day:02d}" for day in range(1, _MONTH_DAYS + 1)),
-        houses=drawn(str(house) for house in range(1, _HOUSES + 1)),
-        euros=drawn((f"{euros}." for euros in range(5, 5 + _EUROS)), ""),
-        cents=drawn(f"{cents:02d}" for cents in range(_CENTS)),
-        spent=drawn(str(spent) for spent in range(_SPENT)),
-        countries=tuple(f"{quoted(c)},{quoted(lang)},".encode() for c, lang, _, _ in TOWNS),
-        places=tuple(f"{quoted(town)},{quoted(region)},".encode() for _, _, town, region in TOWNS),
-        dutch=tuple(country == "NL" for country, _, _, _ in TOWNS),
-        numbers=tuple(f"{n},".encode() for n in range(_PURCHASES)),
-        scores=tuple(
-            f"{r},{f},{m},{round((r + f + m) / 3)},".encode()
-            for r in range(1, _SCORES + 1)
-            for f in range(1, _SCORES + 1)
-            for m in range(1, _SCORES + 1)
-        ),
-        member=tuple(("M" + "0" * max(0, 8 - width)).encode() for width in range(30)),
-        minutes=tuple(f"{minute // 60:02d}:{minute % 60:02d}:".encode() for minute in range(1440)),
-        seconds=tuple(f"{second:02d},".encode() for second in range(60)),
-    )
-
-
-#: points -> the tier name, level, points, points to the next tier and balance cells
-_POINT_CELLS: dict[int, bytes] = {}
-_TIER_POINTS = [needed for _, _, needed in TIERS]
-_TIER_CELLS = [f"{quoted(name)},{level}," for name, level, _ in TIERS]
-
-
-def _point_cells(points: int) -> bytes:
-    """Return (and keep) the loyalty cells of ``points``."""
-    reached = bisect_right(_TIER_POINTS, points)
-    missing = TIERS[reached][2] - points if reached < len(TIERS) else 0
-    text = f"{_TIER_CELLS[reached - 1]}{points},{missing},{points // 100}.{points % 100:02d},"
-    cells = _POINT_CELLS[points] = text.encode()
-    return cells
 
 
 class BaseLines:
@@ -164,18 +46,18 @@ class BaseLines:
         """Prepare the dates the generator's users can hold."""
         self._generator = generator
         epoch = generator.epoch
-        first_day = (epoch - SPAN_SECONDS) // _DAY - 1
-        last_day = (epoch + 367 * _DAY) // _DAY + 1
+        first_day = (epoch - SPAN_SECONDS) // DAY - 1
+        last_day = (epoch + 367 * DAY) // DAY + 1
         #: every time in ``render`` counts seconds from the start of this table's first day
-        self._base = first_day * _DAY
+        self._base = first_day * DAY
         self._days = tuple(
-            time.strftime("%Y-%m-%d ", time.gmtime(day * _DAY)).encode()
+            time.strftime("%Y-%m-%d ", time.gmtime(day * DAY)).encode()
             for day in range(first_day, last_day + 1)
         )
         #: (draws below, their bits) of the spread of a user created ``index`` days before epoch
         self._spreads = tuple(
             (max(1, age) + 1, (max(1, age) + 1).bit_length())
-            for age in range(SPAN_SECONDS // _DAY + 1)
+            for age in range(SPAN_SECONDS // DAY + 1)
         )
 
     def render(self, first: int, last: int) -> list[bytes]:  # noqa: C901, PLR0912, PLR0915
@@ -183,7 +65,7 @@ class BaseLines:
 
         Each draw takes the user's random numbers where ``UserGenerator.row`` takes them.
         """
-        t = _tables()
+        t = cells()
         first_names, last_names, genders, streets = (
             t.first_names, t.last_names, t.genders, t.streets
         )  # fmt: skip
@@ -192,7 +74,7 @@ class BaseLines:
         euros, cents, spent_cells, numbers = t.euros, t.cents, t.spent, t.numbers
         rfm, member, minutes, seconds = t.scores, t.member, t.minutes, t.seconds
         dutch, days, spreads = t.dutch, self._days, self._spreads
-        point_cells, point_cell = _POINT_CELLS, _point_cells
+        point_cells = t.points
         first_bits, last_bits = bits_of(first_names), bits_of(last_names)
         gender_bits, street_bits = bits_of(genders), bits_of(streets)
         extension_bits, store_bits = bits_of(extensions), bits_of(stores)
@@ -200,25 +82,35 @@ class BaseLines:
         house_bits, euro_bits, cent_bits = bits_of(houses), bits_of(euros), bits_of(cents)
         spent_bits = bits_of(spent_cells)
         towns, town_bits = len(TOWNS), len(TOWNS).bit_length()
-        scores, score_bits = _SCORES, _SCORES.bit_length()
-        purchases_n, purchases_bits = _PURCHASES, _PURCHASES.bit_length()
-        phones, phone_bits = _PHONES, _PHONES.bit_length()
-        codes, code_bits = _POSTAL_CODES, _POSTAL_CODES.bit_length()
-        extras, extra_bits = _EXTRA_POINTS, _EXTRA_POINTS.bit_length()
-        joins, join_bits = _JOIN_DAYS, _JOIN_DAYS.bit_length()
-        referral_bits, max_points, rate, log_ = _REFERRAL_BITS, _MAX_POINTS, _POINTS_RATE, log
+        score_bits = SCORES.bit_length()
+        purchases_n, purchases_bits = PURCHASES, PURCHASES.bit_length()
+        phones, phone_bits = PHONES, PHONES.bit_length()
+        codes, code_bits = POSTAL_CODES, POSTAL_CODES.bit_length()
+        extras, extra_bits = EXTRA_POINTS, EXTRA_POINTS.bit_length()
+        joins, join_bits = JOIN_DAYS, JOIN_DAYS.bit_length()
+        referral_bits, max_points, rate, log_ = REFERRAL_BITS, MAX_POINTS, POINTS_RATE, log
+        floor_ = floor
         generator = self._generator
-        count1, span, one_day = generator.count + 1, SPAN_SECONDS, _DAY
-        half_day, third_day, one_year, minute = _DAY // 2, _DAY // 3, 365, 60
-        minutes_a_day = _DAY // minute
+        count1, span, one_day = generator.count + 1, SPAN_SECONDS, DAY
+        one_year, minute = 365, 60
+        minutes_a_day = DAY // minute
+        half_day, third_day = minutes_a_day // 2, minutes_a_day // 3  # in minutes
         epoch = generator.epoch - self._base
         offset = epoch - span
         key = generator.seed * 1_000_003
         rnd = random.Random()  # noqa: S311 - synthetic data
         reseed = super(random.Random, rnd).seed  # what random.Random(key) does to its state
         bits, chance = rnd.getrandbits, rnd.random
-        true, false = _TRUE, _FALSE
+        true, false = TRUE, FALSE
+        true_true, true_false, false_true, false_false = (
+            true + true,
+            true + false,
+            false + true,
+            false + false,
+        )
         out: list[bytes] = []
+        # each score drawn as its place in the rfm cells (recency * 25 + frequency * 5 + monetary)
+        recencies, frequencies, monetaries = (score_places(weight) for weight in (25, 5, 1))
         append = out.append
         for user_id in range(first, last + 1):
             reseed(key + user_id)
@@ -232,26 +124,31 @@ class BaseLines:
             town = bits(town_bits)
             while town >= towns:
                 town = bits(town_bits)
+            # the user's other times lie whole minutes after created: one seconds cell for all
+            created_minute = created // minute
+            second = seconds[created % minute]
+            created_day = created_minute // minutes_a_day
+            created_clock = minutes[created_minute % minutes_a_day]
             spread, spread_bits = spreads[(epoch - created) // one_day]
-            recency = bits(score_bits)
-            while recency >= scores:
-                recency = bits(score_bits)
-            frequency = bits(score_bits)
-            while frequency >= scores:
-                frequency = bits(score_bits)
-            monetary = bits(score_bits)
-            while monetary >= scores:
-                monetary = bits(score_bits)
+            recency = recencies[bits(score_bits)]
+            while recency is None:
+                recency = recencies[bits(score_bits)]
+            frequency = frequencies[bits(score_bits)]
+            while frequency is None:
+                frequency = frequencies[bits(score_bits)]
+            monetary = monetaries[bits(score_bits)]
+            while monetary is None:
+                monetary = monetaries[bits(score_bits)]
             purchases = bits(purchases_bits)
             while purchases >= purchases_n:
                 purchases = bits(purchases_bits)
-            points = int(-log_(1.0 - chance()) / rate)
+            points = floor_(-log_(1.0 - chance()) / rate)  # int() of a positive float
             if points > max_points:  # noqa: PLR1730 - min() is a call per user
                 points = max_points
             draw = bits(spread_bits)
             while draw >= spread:
                 draw = bits(spread_bits)
-            reached = created + draw * half_day
+            reached = created_minute + draw * half_day
             opted_in = chance() < 0.8  # noqa: PLR2004 - the generator's odds
             offered = chance() < 0.9  # noqa: PLR2004
             ident = b"%d" % user_id
@@ -281,7 +178,7 @@ class BaseLines:
             draw = bits(spread_bits)
             while draw >= spread:
                 draw = bits(spread_bits)
-            modified = created + draw * third_day
+            modified = created_minute + draw * third_day
             street = streets[bits(street_bits)]
             while street is None:
                 street = streets[bits(street_bits)]
@@ -315,8 +212,11 @@ class BaseLines:
                     spent = spent_cells[bits(spent_bits)]
             else:
                 spent = b","
-            flag_a = true if chance() < 0.6 else false  # noqa: PLR2004
-            flag_b = true if chance() < 0.7 else false  # noqa: PLR2004
+            # two flags in one cell: the first chance() is the first flag's
+            if chance() < 0.6:  # noqa: PLR2004
+                flags = true_true if chance() < 0.7 else true_false  # noqa: PLR2004
+            else:
+                flags = false_true if chance() < 0.7 else false_false  # noqa: PLR2004
             extra = bits(extra_bits)
             while extra >= extras:
                 extra = bits(extra_bits)
@@ -324,37 +224,32 @@ class BaseLines:
                 joined = bits(join_bits)
                 while joined >= joins:
                     joined = bits(join_bits)
-                opted, join_day = true, days[created // one_day + joined]
-                join_minute, join_second = (
-                    minutes[created // minute % minutes_a_day],
-                    seconds[created % minute],
-                )
+                opted, join_day = true, days[created_day + joined]
+                join_minute, join_second = created_clock, second
             else:
                 opted, join_day, join_minute, join_second = false, b"", b"", b","
-            reached_day = reached // one_day
-            reached_minute, reached_second = (
-                minutes[reached // minute % minutes_a_day],
-                seconds[reached % minute],
-            )
+            reached_day = reached // minutes_a_day
+            reached_minute = minutes[reached % minutes_a_day]
+            modified_day = modified // minutes_a_day
+            # two joins of at most 30 cells: CPython builds a longer display as a growing list
             # fmt: off
             append(b"".join((
                 ident, b",", member_prefix, member_id, b",user", ident, b"@example.com,",
                 first_name, last_name, gender, year, month, month_day, countries[town], phone_cell,
-                days[created // one_day], minutes[created // minute % minutes_a_day],
-                seconds[created % minute],
-                days[modified // one_day], minutes[modified // minute % minutes_a_day],
-                seconds[modified % minute],
-                street, house, extension, places[town], postal, store, employee, referral,
-                rfm[recency * 25 + frequency * 5 + monetary], euro, cent, spent,
-                numbers[purchases], flag_a, flag_b, point_cells.get(points) or point_cell(points),
-                days[reached_day], reached_minute, reached_second,
-                days[reached_day + one_year], reached_minute, reached_second,
+                days[created_day], created_clock, second,
+                days[modified_day], minutes[modified % minutes_a_day], second,
+                street, b"".join((
+                house, extension, places[town], postal, store, employee, referral,
+                rfm[recency + frequency + monetary], euro, cent, spent,
+                numbers[purchases], flags, point_cells[points],
+                days[reached_day], reached_minute, second,
+                days[reached_day + one_year], reached_minute, second,
                 b"%d," % (points + extra), opted, join_day, join_minute, join_second,
                 true if chance() < 0.3 else false,  # noqa: PLR2004
                 true if offered else false,
                 true if offered and chance() < 0.6 else false,  # noqa: PLR2004
                 true if chance() < 0.2 else false,  # noqa: PLR2004
                 b"true\n" if chance() < 0.4 else b"false\n",  # noqa: PLR2004
-            )))
+            )))))
             # fmt: on
         return out

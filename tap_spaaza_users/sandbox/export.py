@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import csv
 import gzip
 import random
@@ -12,10 +13,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from tap_spaaza_users.contract import USER_COLUMNS, ColumnType, parse_utc
 from tap_spaaza_users.sandbox.generator import COLUMNS, TIERS
-from tap_spaaza_users.sandbox.lines import as_values
+from tap_spaaza_users.sandbox.lines import LineBlock, as_values
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
     from pathlib import Path
 
     from tap_spaaza_users.sandbox.lines import ExportRow
@@ -125,11 +126,12 @@ class ExportOptions:
     newer_by_seconds: float = 3600.0
 
 
-def write_export(path: Path, rows: Iterable[ExportRow], options: ExportOptions) -> int:
+def write_export(path: Path, rows: Iterable[ExportRow | LineBlock], options: ExportOptions) -> int:
     """Stream ``rows`` into the export file at ``path``; return how many rows were written.
 
     A rendered line goes into the file as it is when the dialect writes it unchanged (the
-    default dialect, columns in contract order); any other row is rendered cell by cell.
+    default dialect, columns in contract order), and so does a whole block of them that no
+    fault touches; any other row is rendered cell by cell.
     """
     with gzip.open(path, "wb") if options.gzip else path.open("wb") as raw:
         text = _Text(raw)
@@ -143,19 +145,17 @@ def write_export(path: Path, rows: Iterable[ExportRow], options: ExportOptions) 
         malformed = frozenset(options.malformed_rows)
         count = 0
         repeated: list[dict[str, str]] = []
-        pending: list[bytes] = []  # rendered lines, written in blocks after any text before them
-        for count, row in enumerate(rows, start=1):
+        rendered = _Rendered(raw, text)
+        for row in _whole_blocks(rows, options) if as_is else _lines(rows):
+            if isinstance(row, LineBlock):
+                rendered.write_block(row.data)
+                count += len(row.lengths)
+                continue
+            count += 1
             if as_is and isinstance(row, bytes) and count not in malformed:
-                if text.pending:
-                    text.flush()
-                pending.append(row)
-                if len(pending) >= _BLOCK_LINES:
-                    raw.write(b"".join(pending))
-                    pending.clear()
+                rendered.write(row)
             else:
-                if pending:
-                    raw.write(b"".join(pending))
-                    pending.clear()
+                rendered.flush()
                 cells = options.dialect.render(as_values(row), header)
                 if count in malformed:
                     cells = _malform(cells, header, options)
@@ -163,12 +163,41 @@ def write_export(path: Path, rows: Iterable[ExportRow], options: ExportOptions) 
             if count <= options.duplicates:
                 repeated.append(as_values(row))
         text.flush()
-        raw.write(b"".join(pending))
+        rendered.flush()
         for values in repeated:
             newer = newer_copy(values, options.newer_by_seconds)
             _write_row(text, writer, options.dialect.render(newer, header), terminator)
         text.flush()
     return count + len(repeated)
+
+
+def _whole_blocks(
+    items: Iterable[ExportRow | LineBlock], options: ExportOptions
+) -> Iterator[ExportRow | LineBlock]:
+    """Yield the items, a block split into its lines where a malformed or repeated row falls."""
+    malformed = sorted(options.malformed_rows)
+    count = 0
+    for item in items:
+        if not isinstance(item, LineBlock):
+            count += 1
+            yield item
+            continue
+        first = count + 1
+        count += len(item.lengths)
+        after = bisect.bisect_left(malformed, first)
+        if first > options.duplicates and (after == len(malformed) or malformed[after] > count):
+            yield item
+        else:
+            yield from (line for _, line in item.lines())
+
+
+def _lines(items: Iterable[ExportRow | LineBlock]) -> Iterator[ExportRow]:
+    """Yield the items, each block as its lines."""
+    for item in items:
+        if isinstance(item, LineBlock):
+            yield from (line for _, line in item.lines())
+        else:
+            yield item
 
 
 class _Bytes(Protocol):
@@ -197,6 +226,36 @@ class _Text:
         """Write the pending text into the file."""
         self._raw.write("".join(self.pending).encode("utf-8"))
         self.pending.clear()
+
+
+class _Rendered:
+    """Rendered lines on their way to the file, written in blocks after any text before them."""
+
+    def __init__(self, raw: _Bytes, text: _Text) -> None:
+        """Write into ``raw``, after what ``text`` holds."""
+        self._raw, self._text = raw, text
+        self._pending: list[bytes] = []
+
+    def write(self, line: bytes) -> None:
+        """Take one rendered line."""
+        if self._text.pending:
+            self._text.flush()
+        self._pending.append(line)
+        if len(self._pending) >= _BLOCK_LINES:
+            self.flush()
+
+    def write_block(self, data: bytes) -> None:
+        """Write rendered lines already joined (after everything taken before them)."""
+        if self._text.pending:
+            self._text.flush()
+        self.flush()
+        self._raw.write(data)
+
+    def flush(self) -> None:
+        """Write the lines taken into the file."""
+        if self._pending:
+            self._raw.write(b"".join(self._pending))
+            self._pending.clear()
 
 
 def _write_row(text: _Text, writer: Any, cells: list[str], terminator: str) -> None:  # noqa: ANN401

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from tap_spaaza_users.sandbox.clock import SandboxClock
     from tap_spaaza_users.sandbox.faults import Fault, FaultStore
-    from tap_spaaza_users.sandbox.lines import ExportRow
+    from tap_spaaza_users.sandbox.lines import ExportRow, LineBlock
     from tap_spaaza_users.sandbox.population import Overlay, Population
     from tap_spaaza_users.sandbox.validation import TaskRequest
 
@@ -188,7 +188,7 @@ class Engine:
         rows = 0
         try:
             if task.error_logs is None and task.file is not None:
-                matching = self._matching(task, overlay, now)
+                matching = self._matching(task, overlay, now, blocks=limit is None)
                 if limit is not None:
                     matching = itertools.islice(matching, limit)
                 rows = write_export(task.file, matching, options)
@@ -203,13 +203,25 @@ class Engine:
             duration = max(self.timing.duration(rows), task.stuck_seconds)
             task.deadline = started + duration
 
-    def _matching(self, task: Task, overlay: Overlay, now: datetime) -> Iterator[ExportRow]:
-        """Yield the snapshot's users in the task's segment; stop if the task is deleted."""
+    def _matching(
+        self, task: Task, overlay: Overlay, now: datetime, *, blocks: bool
+    ) -> Iterator[ExportRow | LineBlock]:
+        """Yield the snapshot's users in the task's segment; stop if the task is deleted.
+
+        Without a segment, and with ``blocks``, unchanged base users come a block at a time.
+        """
         bounds = created_bounds(task.segment, now)
+        segment = task.segment
+        if segment is None and blocks:
+            for item in self.population.blocks(overlay, now, bounds):
+                if task.cancelled:
+                    return
+                yield item
+            return
         for row in self.population.rows(overlay, now, bounds):
             if task.cancelled:
                 return
-            if task.segment is None or task.segment.matches(as_values(row), now):
+            if segment is None or segment.matches(as_values(row), now):
                 yield row
 
     def _finish(self, task: Task) -> None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from tap_spaaza_users.contract import USER_COLUMNS
 from tap_spaaza_users.sandbox.clock import format_datetime
 from tap_spaaza_users.sandbox.generator import COLUMNS, UserGenerator
-from tap_spaaza_users.sandbox.lines import RenderedLines
+from tap_spaaza_users.sandbox.lines import LineBlock, RenderedLines
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -153,12 +153,32 @@ class Population:
             created_between: A hint: base users created outside these bounds may be skipped
                 (updated users are always yielded; callers still filter every row).
         """
+        for item in self.blocks(overlay, now, created_between):
+            if isinstance(item, LineBlock):
+                for _, line in item.lines():
+                    yield line
+            else:
+                yield item
+
+    def blocks(
+        self,
+        overlay: Overlay,
+        now: datetime,
+        created_between: tuple[datetime | None, datetime | None] = (None, None),
+    ) -> Iterator[LineBlock | ExportRow]:
+        """Yield what ``rows`` yields, consecutive base users without changes as one block."""
         stamp = now.timestamp()
         first, last = self._base_ids(*created_between)
         deleted, updated = overlay.deleted, overlay.updated
-        for user_id, line in self.rendered.encoded(first, last):
-            if user_id not in deleted:
-                yield self._row(user_id, overlay, None) if user_id in updated else line
+        changed = sorted(deleted | updated.keys())
+        for block in self.rendered.blocks(first, last):
+            after = bisect.bisect_left(changed, block.first)
+            if after == len(changed) or changed[after] > block.last:
+                yield block
+                continue
+            for user_id, line in block.lines():
+                if user_id not in deleted:
+                    yield self._row(user_id, overlay, None) if user_id in updated else line
         for user_id in sorted(overlay.updated):
             outside = not first <= user_id <= last and user_id <= self.base_count
             if outside and user_id not in overlay.deleted:

@@ -9,11 +9,13 @@ epoch, the population's size and the user's id.
 from __future__ import annotations
 
 import random
+from bisect import bisect_right
 
 import pytest
 
-from tap_spaaza_users.sandbox.base_lines import BaseLines, drawn, quoted
-from tap_spaaza_users.sandbox.generator import UserGenerator
+from tap_spaaza_users.sandbox.base_lines import BaseLines
+from tap_spaaza_users.sandbox.generator import TIERS, UserGenerator
+from tap_spaaza_users.sandbox.line_cells import MAX_POINTS, cells, drawn, quoted
 from tap_spaaza_users.sandbox.lines import render_lines
 
 EPOCH = 1_780_000_000
@@ -51,6 +53,36 @@ def test_users_created_in_the_last_day_and_ids_of_nine_digits_too() -> None:
     for first, last in ((99_999_900, 100_000_050), (1, 40), (49_999_990, 50_000_010)):
         assert lines.render(first, last) == _by_rows(generator, first, last), (first, last)
     assert any(b",M100000001," in line for line in lines.render(100_000_001, 100_000_001))
+
+
+@pytest.mark.parametrize(
+    ("user_id", "cell"),
+    [
+        (5132, b",REF-644,"),  # a referral code below 4096: no high hex digits
+        (20, b",+31 6 00789705,"),  # a phone number with leading zeros
+    ],
+)
+def test_short_referral_codes_and_phone_numbers_with_leading_zeros(
+    user_id: int, cell: bytes
+) -> None:
+    generator = UserGenerator(1, 6000, EPOCH)
+    line = BaseLines(generator).render(user_id, user_id)
+    assert line == _by_rows(generator, user_id, user_id)
+    assert cell in line[0]
+
+
+def test_loyalty_cells_at_every_tier_boundary_and_at_the_points_cap() -> None:
+    # As UserGenerator.row writes them: the tier reached, its level, the points, the points
+    # missing to the next tier (0 in the top tier) and the balance in euros.
+    needed = [points for _, _, points in TIERS]
+    table = cells().points
+    assert len(table) == MAX_POINTS + 1
+    for points in {0, 1, 99, 100, 499, 500, 1999, 2000, 4999, 5000, 12345, MAX_POINTS}:
+        name, level, _ = TIERS[bisect_right(needed, points) - 1]
+        above = [goal for goal in needed if goal > points]
+        row = [name, str(level), str(points), str(above[0] - points if above else 0)]
+        row += [f"{points // 100}.{points % 100:02d}", ""]
+        assert table[points] == render_lines(iter([row]))[0][:-1].encode(), points
 
 
 def test_a_quoted_cell_is_what_csv_writer_writes_and_drawn_tables_reject_like_random() -> None:

@@ -16,8 +16,16 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from sandbox_client import ApiClient, segment_of
 
+from tap_spaaza_users.sandbox.export import CsvDialect, ExportOptions, write_export
 from tap_spaaza_users.sandbox.generator import COLUMNS, UserGenerator
-from tap_spaaza_users.sandbox.lines import CHUNK_USERS, RenderedLines, as_values, render_lines
+from tap_spaaza_users.sandbox.lines import (
+    CHUNK_USERS,
+    LineBlock,
+    RenderedLines,
+    as_values,
+    render_lines,
+)
+from tap_spaaza_users.sandbox.population import Population
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -198,3 +206,39 @@ def test_a_rendered_line_reads_back_into_the_users_values() -> None:
     assert any('"' in cell for row in values for cell in row)  # doubled quotes
     for row, line in zip(values, render_lines(iter(values)), strict=True):
         assert as_values(line) == dict(zip(COLUMNS, row, strict=True))
+
+
+def test_a_block_at_a_time_writes_the_same_file_as_a_row_at_a_time(tmp_path: Path) -> None:
+    # Three chunks: users changed in the second; faults in the first and the third.
+    population = Population(seed=4, count=CHUNK_USERS * 2 + 500, epoch=1_780_000_000)
+    population.update(CHUNK_USERS + 7, {"first_name": "Changed"})
+    population.delete(CHUNK_USERS + 9)
+    population.add(2, NOW - timedelta(days=1), NOW, 0)
+    overlay = population.snapshot()
+    faulty = ExportOptions(
+        dialect=CsvDialect(), seed=4, malformed_rows=(3, CHUNK_USERS * 2 + 20), duplicates=2
+    )
+    try:
+        blocks = [item for item in population.blocks(overlay, NOW) if isinstance(item, LineBlock)]
+        assert [block.first for block in blocks] == [1, CHUNK_USERS * 2 + 1]
+        for options in (
+            ExportOptions(dialect=CsvDialect(), seed=4),
+            faulty,
+            ExportOptions(dialect=CsvDialect(), seed=4, duplicates=3),
+            ExportOptions(dialect=CsvDialect(bom=True), seed=4, gzip=True),
+            ExportOptions(dialect=CsvDialect(crlf=True), seed=4),
+        ):
+            by_rows, by_blocks = tmp_path / "rows.csv", tmp_path / "blocks.csv"
+            rows = write_export(by_rows, population.rows(overlay, NOW), options)
+            written = write_export(by_blocks, population.blocks(overlay, NOW), options)
+            content = _content(by_blocks)
+            assert (written, content) == (rows, _content(by_rows)), options
+            assert content.startswith(b"\xef\xbb\xbfid,") == options.dialect.bom
+    finally:
+        population.rendered.close()
+
+
+def _content(path: Path) -> bytes:
+    """Return a file's bytes, decompressed if gzipped (the gzip header names the file)."""
+    data = path.read_bytes()
+    return gzip.decompress(data) if data.startswith(b"\x1f\x8b") else data
