@@ -225,6 +225,11 @@ def report(users: int, repeat: int, results: dict[str, Run]) -> None:
     print(f"peak RSS per-record tap: {rss_mb:.0f} MB (target <= {RSS_TARGET_MB}) {verdict}")
 
 
+def load_text(load: tuple[float, float, float]) -> str:
+    """A load average as the report prints it."""
+    return " ".join(f"{value:.1f}" for value in load)
+
+
 def main() -> int:
     """Parse the options, measure, and print."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -235,8 +240,11 @@ def main() -> int:
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
+        load_before = os.getloadavg()
         results = measure(args.users, args.repeat, Path(tmp))
         report(args.users, args.repeat, results)
+        print(f"load average (1, 5, 15 min): {load_text(load_before)} at the start,"
+              f" {load_text(os.getloadavg())} at the end")  # fmt: skip
         if args.compare_sizes:
             small = measure(100_000, args.repeat, Path(tmp))
             print("\npeak RSS by population (per-record / BATCH):")

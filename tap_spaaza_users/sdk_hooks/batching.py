@@ -24,6 +24,7 @@ from upath import UPath
 
 from tap_spaaza_users.batch_files import announced
 from tap_spaaza_users.errors import SpaazaConfigError, SpaazaLocalIOError
+from tap_spaaza_users.sdk_hooks.output import enlarge_pipe
 from tap_spaaza_users.sdk_hooks.shaping import RecordShaper, plain_alias
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ class _OpenFile:
         self._deflate = None
         if self.process is not None and self.process.stdin is not None:
             self.out = self.process.stdin  # type: ignore[assignment]
+            enlarge_pipe(self.out.fileno())
         elif compress:
             self._deflate = isal_zlib.compressobj(GZIP_LEVEL, isal_zlib.DEFLATED, GZIP_WBITS)
         self.records: list[dict[str, Any]] = []

@@ -5,6 +5,11 @@ room for: what the pipe's size and unread bytes leave, or ``PIPE_BUF`` once ``po
 there is room. Such a write is never cut and never blocks, so the tap can always give up on
 a reader that stopped reading, between two whole lines. Anything else (a file, a terminal)
 is written as it comes.
+
+A large sync asks Linux for a larger pipe (``enlarge_pipe``): with the default 64 kB, a tap
+whose reader is slower than it wakes up and writes for every few dozen kB the reader takes
+(300,000 users into a reader that takes 256 kB every 5 ms: 6.9-7.7 CPU s against 5.5-6.0 to
+a file, 6.0-6.6 with a 1 MB pipe; under Meltano, eight times fewer writes and polls).
 """
 
 from __future__ import annotations
@@ -27,6 +32,11 @@ PIPE_CHUNK = select.PIPE_BUF
 
 #: Linux's ``F_GETPIPE_SZ`` (the fcntl module names it from Python 3.10 on Linux only).
 F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
+#: Linux's ``F_SETPIPE_SZ``; None elsewhere (no pipe is then enlarged).
+F_SETPIPE_SZ: int | None = getattr(fcntl, "F_SETPIPE_SZ", None)
+#: The pipe size a large sync asks for: Linux lets any process have pipes this large
+#: (``/proc/sys/fs/pipe-max-size``, 1 MB by default).
+LARGE_PIPE_BYTES = 1 << 20
 PAGE = resource.getpagesize()
 
 #: How often, in milliseconds, a wait for a reader with no room looks whether to give up.
@@ -133,6 +143,22 @@ def room_in_pipe(fd: int) -> int | None:
     except OSError:
         return None
     return max(size - unread - 3 * PAGE, 0)
+
+
+def enlarge_pipe(fd: int, size: int = LARGE_PIPE_BYTES) -> int | None:
+    """Ask for a pipe of ``size`` bytes, never a smaller one than it is; its size, or None.
+
+    The pipe is the same for its reader; data in it stays. A refusal (a system whose limit is
+    lower, a user over its pipe quota, not a pipe, not Linux) leaves it as it was.
+    """
+    try:
+        current: int = fcntl.fcntl(fd, F_GETPIPE_SZ)
+        if F_SETPIPE_SZ is None or current >= size:
+            return current
+        enlarged: int = fcntl.fcntl(fd, F_SETPIPE_SZ, size)
+    except OSError:
+        return None
+    return enlarged
 
 
 def wait_for_room(poller: select.poll) -> bool:

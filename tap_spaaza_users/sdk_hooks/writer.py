@@ -34,6 +34,7 @@ from tap_spaaza_users.sdk_hooks.output import (
     OutputFailedError,
     OutputStalledError,
     chunk_end,
+    enlarge_pipe,
     failure,
     pipe_fd,
     room_in_pipe,
@@ -52,6 +53,11 @@ if TYPE_CHECKING:
 
 #: RECORD messages are written once this many bytes of them are waiting.
 BLOCK_BYTES = 1 << 16
+
+#: Once this much has gone into a pipe, the sync is a large one: the pipe is enlarged
+#: (``output.enlarge_pipe``). A small sync keeps the pipe its reader made, and with it how far
+#: the tap can get ahead of that reader.
+ENLARGE_PIPE_AFTER_BYTES = 16 << 20
 
 #: After a stop signal, how long the output may take nothing before the tap gives up on it.
 STALL_SECONDS = 2.0
@@ -85,6 +91,8 @@ class BufferedRecordWriter(MsgSpecWriter):
         self.urgent = False
         #: The output was given up (or failed): nothing more is written.
         self.abandoned = False
+        #: Bytes written into a pipe so far, until it is enlarged (then None).
+        self.into_pipe: int | None = 0
 
     def on_stop_signal(self, signum: int, stop: Callable[[], None]) -> None:
         """Run ``stop`` now, or once the block being written is out; never wait here.
@@ -164,6 +172,11 @@ class BufferedRecordWriter(MsgSpecWriter):
             else:
                 out.flush()  # anything written past this writer goes first
                 self._write_pipe(fd)
+                if self.into_pipe is not None:
+                    self.into_pipe += len(self.pending)
+                    if self.into_pipe >= ENLARGE_PIPE_AFTER_BYTES:
+                        enlarge_pipe(fd)
+                        self.into_pipe = None
         except OSError as exc:
             raise failure(exc) from None
 

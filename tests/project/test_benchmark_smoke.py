@@ -31,6 +31,9 @@ def test_benchmark_prints_rates_ratios_rss_and_api_calls() -> None:
         assert re.search(rf"^{mode} +20,000 rows .* rows/s .*\d+ API calls", out, line), out
     assert re.search(r"^floor +20,000 rows .* rows/s", out, line), out
     assert re.search(r"^peak RSS per-record tap: \d+ MB", out, line), out
+    load = r"\d+\.\d \d+\.\d \d+\.\d"
+    assert re.search(rf"^load average \(1, 5, 15 min\): {load} at the start, {load} at the end$",
+                     out, line), out  # fmt: skip
 
 
 @pytest.mark.slow

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
+import os
 import signal
 import sys
+import threading
 from typing import TYPE_CHECKING
 
 import pytest
 from singer_sdk.singerlib.messages import RecordMessage, StateMessage
 
+from tap_spaaza_users.sdk_hooks import output, writer
 from tap_spaaza_users.sdk_hooks.writer import BLOCK_BYTES, BufferedRecordWriter
 from tap_spaaza_users.tap import TapSpaazaUsers
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
     from tap_spaaza_users.sandbox import Sandbox
 
@@ -130,3 +135,77 @@ def test_a_sigterm_mid_block_writes_the_state_after_the_whole_block(
     assert messages[-1]["type"] == "STATE"
     assert {m["type"] for m in messages[:-1]} == {"RECORD"}
     assert len(messages) - 1 >= BLOCK_BYTES // 600  # the whole block came out first
+
+
+linux_only = pytest.mark.skipif(
+    output.F_SETPIPE_SZ is None, reason="pipe sizes are set through Linux's F_SETPIPE_SZ"
+)
+
+
+@linux_only
+def test_a_pipe_is_enlarged_never_shrunk_and_anything_else_is_left_alone(tmp_path: Path) -> None:
+    read_end, write_end = os.pipe()
+    try:
+        assert output.enlarge_pipe(write_end, 4 * output.PAGE) == 16 * output.PAGE  # 64 kB
+        assert output.enlarge_pipe(write_end) == output.LARGE_PIPE_BYTES
+        assert output.enlarge_pipe(read_end, 16 * output.PAGE) == output.LARGE_PIPE_BYTES
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    with (tmp_path / "file").open("wb") as file:
+        assert output.enlarge_pipe(file.fileno()) is None
+
+
+class PipeOut:
+    """A standard output that is the write end of a real pipe, drained by a thread."""
+
+    def __init__(self) -> None:
+        """Open the pipe and start draining it."""
+        self.read_end, write_end = os.pipe()
+        self.buffer = io.FileIO(write_end, "wb")
+        self.data = bytearray()
+        self.thread = threading.Thread(target=self._drain)
+        self.thread.start()
+
+    def _drain(self) -> None:
+        while chunk := os.read(self.read_end, 1 << 16):
+            self.data += chunk
+
+    def flush(self) -> None:
+        """Nothing to flush above the raw layer."""
+
+    def pipe_size(self) -> int:
+        """The pipe's size now."""
+        return int(fcntl.fcntl(self.read_end, output.F_GETPIPE_SZ))
+
+    def close(self) -> None:
+        """Close the write end, and the read end once all was read."""
+        self.buffer.close()
+        self.thread.join()
+        os.close(self.read_end)
+
+
+@linux_only
+def test_a_pipe_is_enlarged_once_a_large_sync_has_gone_through_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(writer, "ENLARGE_PIPE_AFTER_BYTES", 8 * BLOCK_BYTES)
+    out = PipeOut()
+    monkeypatch.setattr(sys, "stdout", out)
+    record = {"id": 1, "text": "x" * 1000}
+    sizes = []
+    try:
+        tap_writer = BufferedRecordWriter()
+        for _ in range(16 * BLOCK_BYTES // 1000):
+            tap_writer.write_message(RecordMessage(stream="users", record=record))
+            sizes.append(out.pipe_size())
+        tap_writer.write_message(StateMessage(value={"bookmarks": {}}))
+    finally:
+        out.close()
+
+    small = 16 * output.PAGE
+    assert sizes[: 7 * BLOCK_BYTES // 1000] == [small] * (7 * BLOCK_BYTES // 1000)
+    assert sizes[-1] == output.LARGE_PIPE_BYTES
+    messages = [json.loads(line) for line in out.data.decode().splitlines()]
+    assert len(messages) == len(sizes) + 1  # every line whole, in order, none lost
+    assert messages[-1]["type"] == "STATE"
