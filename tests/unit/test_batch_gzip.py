@@ -1,4 +1,8 @@
-"""BATCH gzip: ISA-L in a process of its own for a local file, in the thread elsewhere."""
+"""BATCH files: who compresses them and who writes them.
+
+gzip is ISA-L in a process of its own for a local file, in the writing thread elsewhere; a local
+file is written by the reading thread, anything else by a writing thread.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +20,8 @@ if TYPE_CHECKING:
 RECORDS = [{"id": n, "first_name": f"Zoë {n}", "spend": "12.50"} for n in range(ENCODE_RECORDS * 3)]
 
 
-def write(path: UPath) -> _OpenFile:
-    file = _OpenFile(path, path.name, compress=True)
+def write(path: UPath, *, compress: bool = True) -> _OpenFile:
+    file = _OpenFile(path, path.name, compress=compress)
     for record in RECORDS:
         file.records.append(record)
         if len(file.records) >= ENCODE_RECORDS:
@@ -31,6 +35,7 @@ def test_a_local_file_is_gzipped_by_a_process_of_its_own(tmp_path: Path) -> None
 
     assert file.process is not None
     assert file.process.returncode == 0
+    assert file._thread is None  # the pipe into ISA-L is written by the reading thread
     lines = gzip.decompress((tmp_path / "users.jsonl.gz").read_bytes()).splitlines()
     assert [json.loads(line) for line in lines] == RECORDS
 
@@ -40,6 +45,26 @@ def test_a_file_without_a_descriptor_is_gzipped_in_the_thread() -> None:
     file = write(path)
 
     assert file.process is None
+    assert file._thread is not None
     lines = gzip.decompress(path.read_bytes()).splitlines()
+    assert [json.loads(line) for line in lines] == RECORDS
+    path.unlink()
+
+
+def test_an_uncompressed_local_file_is_written_by_the_reading_thread(tmp_path: Path) -> None:
+    file = write(UPath(tmp_path / "users.jsonl"), compress=False)
+
+    assert file._thread is None
+    lines = (tmp_path / "users.jsonl").read_bytes().splitlines()
+    assert [json.loads(line) for line in lines] == RECORDS
+
+
+def test_an_uncompressed_file_without_a_descriptor_is_written_by_a_thread() -> None:
+    path = UPath("memory://batch-plain-test/users.jsonl")
+    file = write(path, compress=False)
+
+    assert file._thread is not None
+    assert not file._thread.is_alive()
+    lines = path.read_bytes().splitlines()
     assert [json.loads(line) for line in lines] == RECORDS
     path.unlink()
