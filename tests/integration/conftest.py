@@ -6,6 +6,7 @@ import fcntl
 import json
 import os
 import subprocess
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -217,3 +218,25 @@ def server() -> Iterator[tuple[str, dict[str, Any], list[str]]]:
     with psycopg.connect(dsn, autocommit=True) as connection:
         for schema in schemas:
             connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def run_target_script(
+    script: str, which: str, settings: dict[str, Any], lines: str, tmp: Path
+) -> str:
+    """Run ``script`` (the plain target or the wrapper, by ``which``) over Singer ``lines``.
+
+    Returns its standard error, where the scripts print what they counted; fails the test
+    with the end of that error when the target fails.
+    """
+    config = tmp / f"{which}-{uuid.uuid4().hex[:6]}.json"
+    config.write_text(json.dumps(settings), encoding="utf-8")
+    result = subprocess.run(
+        [str(TARGET_POSTGRES_BIN / "python"), "-c", script, which, "--config", str(config)],
+        input=lines,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stderr

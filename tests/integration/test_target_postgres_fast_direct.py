@@ -10,13 +10,12 @@ in and the batches it merged.
 from __future__ import annotations
 
 import json
-import subprocess
 import uuid
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from .conftest import TARGET_POSTGRES_BIN as BIN
+from .conftest import run_target_script
 from .test_target_postgres_fast import table, tap_messages
 from .test_target_postgres_fast_paths import lines_of
 
@@ -46,18 +45,8 @@ target.cli()
 
 def load(which: str, settings: dict[str, Any], lines: str, tmp: Path) -> tuple[int, int]:
     """Run the plain target or the wrapper; the batches copied straight in, and merged."""
-    config = tmp / f"{which}-{uuid.uuid4().hex[:6]}.json"
-    config.write_text(json.dumps(settings), encoding="utf-8")
-    result = subprocess.run(
-        [str(BIN / "python"), "-c", COUNTING, which, "--config", str(config)],
-        input=lines,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    counts = result.stderr.rsplit("DIRECT ", 1)[1].split()
+    stderr = run_target_script(COUNTING, which, settings, lines, tmp)
+    counts = stderr.rsplit("DIRECT ", 1)[1].split()
     return int(counts[0]), int(counts[2])
 
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .conftest import TARGET_POSTGRES_BIN as BIN
-from .conftest import require
+from .conftest import require, run_target_script
 from .test_target_postgres_fast import MOMENTS, edge_cases, table, tap_messages
 
 if TYPE_CHECKING:
@@ -60,18 +60,8 @@ def load(which: str, settings: dict[str, Any], lines: str, tmp: Path, counter: s
 
     With ``counter="BLOCK"``: the records it read from BATCH files in blocks.
     """
-    config = tmp / f"{which}-{uuid.uuid4().hex[:6]}.json"
-    config.write_text(json.dumps(settings), encoding="utf-8")
-    result = subprocess.run(
-        [str(BIN / "python"), "-c", COUNTING, which, "--config", str(config)],
-        input=lines,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return int(result.stderr.rsplit(f"{counter}-", 1)[1].split()[1])
+    stderr = run_target_script(COUNTING, which, settings, lines, tmp)
+    return int(stderr.rsplit(f"{counter}-", 1)[1].split()[1])
 
 
 def lines_of(messages: list[dict[str, Any]]) -> str:
