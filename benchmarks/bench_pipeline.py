@@ -396,7 +396,17 @@ def meltano_run(
     run_env = env
     done_at: list[float] = []
     process = subprocess.Popen(
-        [str(MELTANO), "--log-format=uncolored", "run", "--no-state-update", extractor, loader],
+        # --no-install: `make setup` installed the plugins; a copy of meltano.yml (the plain
+        # project) has no pyproject.toml, and an install from it would empty the tap's venv.
+        [
+            str(MELTANO),
+            "--log-format=uncolored",
+            "run",
+            "--no-install",
+            "--no-state-update",
+            extractor,
+            loader,
+        ],
         cwd=project,
         env=run_env,
         stdout=subprocess.DEVNULL,
