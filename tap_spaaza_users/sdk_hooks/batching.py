@@ -130,8 +130,12 @@ def _has_descriptor(raw: BinaryIO) -> bool:
 
 
 def _gzip_process(raw: BinaryIO) -> subprocess.Popen[bytes] | None:
-    """ISA-L's gzip in a process of its own writing into ``raw``, if ``raw`` is a local file."""
-    if not _has_descriptor(raw):
+    """ISA-L's gzip in a process of its own writing into ``raw``, if ``raw`` is a local file.
+
+    None (ISA-L in the writing thread instead) where ``raw`` has no descriptor, or where the
+    interpreter does not know its own path (an embedding may leave ``sys.executable`` empty).
+    """
+    if not _has_descriptor(raw) or not sys.executable:
         return None
     command = [sys.executable, "-m", "isal.igzip", f"-{GZIP_LEVEL}", "-c"]
     return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=raw)  # noqa: S603

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import sys
 from typing import TYPE_CHECKING
 
 from upath import UPath
@@ -16,6 +17,8 @@ from tap_spaaza_users.sdk_hooks.batching import ENCODE_RECORDS, _OpenFile
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    import pytest
 
 RECORDS = [{"id": n, "first_name": f"Zoë {n}", "spend": "12.50"} for n in range(ENCODE_RECORDS * 3)]
 
@@ -49,6 +52,18 @@ def test_a_file_without_a_descriptor_is_gzipped_in_the_thread() -> None:
     lines = gzip.decompress(path.read_bytes()).splitlines()
     assert [json.loads(line) for line in lines] == RECORDS
     path.unlink()
+
+
+def test_without_an_interpreter_path_a_local_file_is_gzipped_in_the_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "executable", "")  # as an embedding may leave it
+    file = write(UPath(tmp_path / "users.jsonl.gz"))
+
+    assert file.process is None
+    assert file._thread is not None
+    lines = gzip.decompress((tmp_path / "users.jsonl.gz").read_bytes()).splitlines()
+    assert [json.loads(line) for line in lines] == RECORDS
 
 
 def test_an_uncompressed_local_file_is_written_by_the_reading_thread(tmp_path: Path) -> None:
