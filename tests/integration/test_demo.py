@@ -15,6 +15,7 @@ import sys
 from typing import TYPE_CHECKING
 
 import duckdb
+from support.ports import free_port
 
 from tap_spaaza_users.sandbox import Sandbox
 
@@ -28,13 +29,6 @@ if TYPE_CHECKING:
 #: A bookmark of the dev environment's sandbox pipeline, which the demo must leave alone.
 DEV_STATE_ID = "dev:tap-spaaza-users--sandbox-to-target-duckdb"
 DEV_STATE = {"singer_state": {"bookmarks": {"users": {"replication_key_value": "2020-01-01"}}}}
-
-
-def free_port() -> int:
-    """Return a TCP port on the loopback interface that nothing listens on now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def demo_env(meltano: Meltano, tmp_path: Path, port: int) -> dict[str, str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import pytest
 import requests
 import yaml
 from support.docs_pages import command_lines, doc_block, doc_markers, untested_blocks
+from support.ports import free_port
 
 from tap_spaaza_users.sandbox import Sandbox
 
@@ -37,13 +37,6 @@ BIN = PROJECT_ROOT / ".venv" / "bin"
 def test_every_block_of_the_page_is_tested() -> None:
     assert untested_blocks(PAGE) == 0
     assert doc_markers(PAGE) == ["object-storage-yml", "object-storage-run", "object-storage-moto"]
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture

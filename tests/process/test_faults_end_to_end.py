@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-import socket
 from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 from support.flaky_proxy import FlakyProxy
+from support.ports import refusing_port
 from support.tap_cli import CliRun, run_tap
 
 if TYPE_CHECKING:
@@ -188,11 +188,8 @@ def test_400_on_task_creation_is_not_retried_and_quotes_spaazas_error(
 def test_api_connection_refused_is_retried_then_a_clear_error(
     fast_config: dict[str, Any], tmp_path: Path
 ) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
-
-    run = run_tap(tmp_path, {**fast_config, "api_url": f"http://127.0.0.1:{closed_port}"})
+    with refusing_port() as closed_port:
+        run = run_tap(tmp_path, {**fast_config, "api_url": f"http://127.0.0.1:{closed_port}"})
 
     assert run.returncode == 1
     assert "Traceback" not in run.stderr

@@ -1,1 +1,1 @@
-"""Helpers the tests share: running the tap, reading its output, a flaky proxy, spooled fetches."""
+"""Helpers the tests share: running the tap, its output, a flaky proxy, spooled fetches, ports."""

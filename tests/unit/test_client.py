@@ -5,13 +5,13 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import socket
 import subprocess
 import sys
 import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from support.ports import refusing_port
 
 from tap_spaaza_users.api.client import ClientSettings, SpaazaClient
 from tap_spaaza_users.api.retries import parse_retry_after
@@ -144,10 +144,8 @@ def test_server_errors_give_up_after_max_retries_with_a_clear_error(
 
 
 def test_connection_refused_is_retried_then_reported(small_sandbox: Sandbox) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     with (
+        refusing_port() as port,
         contextlib.closing(make_client(small_sandbox, api_url=f"http://127.0.0.1:{port}")) as api,
         pytest.raises(
             SpaazaAPIError,

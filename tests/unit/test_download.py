@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email.utils
 import logging
-import socket
 import threading
 import time
 import traceback
@@ -13,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
+from support.ports import refusing_port
 from support.spooled import Fetched, fetch_to
 
 from tap_spaaza_users.download.statuses import retry_after
@@ -265,12 +265,10 @@ def test_unexpected_status_fails_at_once(storage: LocalStorage, tmp_path: Path) 
 
 
 def test_connection_refused_is_retried_then_reported(tmp_path: Path) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    url = f"http://127.0.0.1:{port}/bucket/f.csv?{SIGNED}"
-    with pytest.raises(SpaazaDownloadError, match="connection failed") as caught:
-        fetch(lambda: url, tmp_path / "f.csv", max_retries=1)
+    with refusing_port() as port:
+        url = f"http://127.0.0.1:{port}/bucket/f.csv?{SIGNED}"
+        with pytest.raises(SpaazaDownloadError, match="connection failed") as caught:
+            fetch(lambda: url, tmp_path / "f.csv", max_retries=1)
     shown = "".join(traceback.format_exception(caught.value))
     assert "connection failed" in shown
     assert "deadbeef" not in shown
