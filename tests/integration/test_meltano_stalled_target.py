@@ -125,7 +125,14 @@ def test_ctrl_c_ends_a_meltano_run_whose_target_stopped_reading(
 
             if run.poll() is None:
                 os.killpg(run.pid, signal.SIGINT)  # Meltano's own second Ctrl-C (see above)
-            assert run.wait(30) != 0
+            try:
+                code = run.wait(30)
+            except subprocess.TimeoutExpired:
+                left = process_group(run.pid)
+                tail = (tmp_path / "meltano.log").read_text()[-3000:]
+                msg = f"Meltano still runs 30 s after its second Ctrl-C: {left}\n{tail}"
+                raise AssertionError(msg) from None
+            assert code != 0
             log_text = (tmp_path / "meltano.log").read_text()
             assert "Stopped by SIGINT" in log_text
             assert "Traceback" not in log_text.split("Terminating ExtractLoadBlocks")[0]
