@@ -13,7 +13,7 @@ from tap_spaaza_users.errors import SpaazaAPIError, SpaazaFileUnobtainableError,
 from tap_spaaza_users.logs import export_times
 from tap_spaaza_users.logs.fields import log_fields
 from tap_spaaza_users.tasks import polling
-from tap_spaaza_users.tasks.polling import PollSettings, TaskStatus, state_code
+from tap_spaaza_users.tasks.polling import PollSettings, TaskStatus, state_code, unfinished
 
 if TYPE_CHECKING:
     import logging
@@ -30,6 +30,7 @@ __all__ = [
     "created_rule",
     "make_client",
     "state_code",
+    "unfinished",
 ]
 
 #: ``is_after_date`` is strict on the server, and the file carries whole seconds. To keep a

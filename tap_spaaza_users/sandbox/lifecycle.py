@@ -152,6 +152,7 @@ class Engine:
         stuck = self.faults.take(("task_stuck",))
         if stuck is not None:
             task.stuck_seconds = float(stuck.params.get("seconds", 1.0))
+            task.running_code = stuck.params.get("code")
         gzipped = self.faults.take(("gzip",))
         mode = gzipped.params.get("mode", "content-encoding") if gzipped else None
         task.content_encoding = "gzip" if mode == "content-encoding" else None

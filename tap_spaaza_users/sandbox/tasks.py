@@ -47,6 +47,8 @@ class Task:
     deadline: float | None = None  # monotonic; set once the file is written
     error_logs: list[str] | None = None
     stuck_seconds: float = 0.0
+    #: The code reported instead of INPROGRESS while the export runs (``task_stuck`` ``code``).
+    running_code: str | None = None
     cancelled: bool = False
     finished: threading.Event = field(default_factory=threading.Event)
 
@@ -57,8 +59,9 @@ class Task:
     @property
     def state(self) -> dict[str, Any]:
         """Return the task's ``state`` object."""
+        running = self.running_code if self.code == "INPROGRESS" else None
         return {
-            "code": self.code,
+            "code": running or self.code,
             "last_run_date": iso_z(self.last_run_date),
             "last_modified": iso_z(self.last_modified),
             "created_date": iso_z(self.created_date),

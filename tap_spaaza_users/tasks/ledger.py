@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from tap_spaaza_users.api.retries import backoff_delay
 from tap_spaaza_users.errors import SpaazaAPIError, SpaazaTaskTimeoutError, SpaazaUncertainError
-from tap_spaaza_users.export import TaskStatus, UsersExport, state_code
+from tap_spaaza_users.export import TaskStatus, UsersExport, state_code, unfinished
 from tap_spaaza_users.logs import export_times
 from tap_spaaza_users.logs.fields import log_fields
 from tap_spaaza_users.state import tasks as task_state
@@ -124,7 +124,7 @@ class TaskLedger:
             too_old = self._in_flight_too_old(code)
             if too_old is not None:
                 self._drop(previous, too_old)
-            elif code in (TaskStatus.DONE, TaskStatus.READY, TaskStatus.INPROGRESS):
+            elif code == TaskStatus.DONE or unfinished(code):
                 self._prepare_ahead(ahead)
                 if code != TaskStatus.DONE:
                     self._wait(previous)

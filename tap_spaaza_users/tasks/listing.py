@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tap_spaaza_users.export import TaskStatus, state_code
+from tap_spaaza_users.export import TaskStatus, state_code, unfinished
 from tap_spaaza_users.state.keys import SELECTION, State
 from tap_spaaza_users.state.tasks import delivered_tasks, given_up_tasks
 from tap_spaaza_users.tasks.tags import ours, tag_of, tagged_window_end
@@ -124,13 +124,13 @@ class TaskList:
         delivered = {*delivered_tasks(self._state), *given_up_tasks(self._state)}
         candidates = []
         for task in self.tasks(fresh=fresh):
-            code = (state_code(task) or "").upper()
-            if tag_of(task) != key or task["id"] in delivered:
+            code = state_code(task)
+            if code is None or tag_of(task) != key or task["id"] in delivered:
                 continue
             age = self.age(task)
             if code == TaskStatus.DONE:
                 adoptable = age is not None and age <= self.horizon
-            elif code in (TaskStatus.READY, TaskStatus.INPROGRESS):
+            elif unfinished(code):
                 adoptable = not self.abandoned(task)
                 if not adoptable:
                     self.logger.info(
@@ -170,7 +170,6 @@ class TaskList:
     def older_twin(self, key: str, task_id: int) -> dict[str, Any] | None:
         """Another run's older task of the same key, able to serve, in the newest tasks, or None."""
         self.find_recent(key, force=True)
-        serving = (TaskStatus.READY, TaskStatus.INPROGRESS, TaskStatus.DONE)
         used = {*delivered_tasks(self._state), *given_up_tasks(self._state)}
         twins = [
             t
@@ -178,7 +177,7 @@ class TaskList:
             if tag_of(t) == key
             and t["id"] < task_id
             and t["id"] not in used
-            and TaskStatus.of(state_code(t)) in serving
+            and (state_code(t) == TaskStatus.DONE or unfinished(state_code(t)))
             and not self.abandoned(t)
         ]
         return min(twins, key=lambda t: t["id"]) if twins else None
@@ -231,7 +230,7 @@ class TaskList:
         if code == TaskStatus.DONE and age > self.horizon:
             hours = self.horizon.total_seconds() / 3600
             return f"named in flight more than {hours:g} hours ago (task_reuse_hours), too old"
-        if code in (TaskStatus.READY, TaskStatus.INPROGRESS) and age > self.timeout + CLOCK_SLACK:
+        if unfinished(code) and age > self.timeout + CLOCK_SLACK:
             return (
                 f"{code} for more than {minutes(self.timeout)} (task_timeout_minutes), "
                 "abandoned by an earlier run"

@@ -98,6 +98,15 @@ ERROR_LOG_LIMIT = 50
 ERROR_LOG_LINES = 20
 
 
+def unfinished(code: str | None) -> bool:
+    """Whether a task in state ``code`` may still finish: READY, INPROGRESS or an undocumented code.
+
+    The contract's "not finished" for a code it does not list holds everywhere a task is
+    waited for or adopted, not only while polling. None (no state) is not.
+    """
+    return code is not None and TaskStatus.of(code) not in (TaskStatus.DONE, TaskStatus.ERROR)
+
+
 def state_code(task: Mapping[str, Any]) -> str | None:
     """Read ``state.code`` of a task in upper case, tolerating a missing state.
 

@@ -157,6 +157,14 @@ def test_task_stuck_keeps_the_next_task_in_progress(api: ApiClient) -> None:
     assert time.monotonic() - started >= 0.6
 
 
+def test_task_stuck_can_report_an_undocumented_state_until_done(api: ApiClient) -> None:
+    api.sb.inject("task_stuck", seconds=0.6, code="QUEUED")
+    task_id = api.create()["id"]
+    api.wait(task_id, ("QUEUED",))
+    assert api.sb.tasks[task_id].code == "INPROGRESS"  # what the sandbox does meanwhile
+    assert api.wait(task_id)["state"]["code"] == "DONE"
+
+
 def test_gzip_content_encoding(api: ApiClient) -> None:
     api.sb.inject("gzip", mode="content-encoding")
     _, url = _done_url(api)

@@ -75,23 +75,26 @@ def unfinished_task_of_the_tap(
     code: str,
     stuck_seconds: float = 60,
 ) -> int:
-    """The task a run would create for a first sync, left READY or INPROGRESS as a killed run would.
+    """The task a run would create for a first sync, left unfinished as a killed run would.
 
     A first sync shows the tagged body; its DONE task is deleted, and the same body is sent
-    again, either scheduled far ahead (it stays READY) or stuck in its export (INPROGRESS).
+    again, either scheduled far ahead (it stays READY) or stuck in its export, reporting
+    INPROGRESS or ``code`` (an undocumented state, such as QUEUED).
     """
     assert sync(config).error is None
     (done,) = sandbox.tasks
     body = posts(sandbox)[0].json
     if code == "READY":
         body["trigger"]["once"] = "2099-01-01T00:00:00Z"
-    else:
+    elif code == "INPROGRESS":
         sandbox.inject("task_stuck", seconds=stuck_seconds)
+    else:
+        sandbox.inject("task_stuck", seconds=stuck_seconds, code=code)
     with api_client(config) as client:
         client.delete_task(done)
         task_id = int(client.create_task(body)["id"])
     deadline = time.monotonic() + 10
-    while sandbox.tasks[task_id].code != code:
+    while sandbox.tasks[task_id].state["code"] != code:
         assert time.monotonic() < deadline, f"task {task_id} never became {code}"
         time.sleep(0.02)
     sandbox.request_log.clear()
@@ -247,7 +250,7 @@ def test_sweep_keeps_a_recent_done_task_of_another_window_for_its_rerun(
 # Unfinished tasks: adopted while a run could still be waiting for them, abandoned after
 
 
-@pytest.mark.parametrize("code", ["READY", "INPROGRESS"])
+@pytest.mark.parametrize("code", ["READY", "INPROGRESS", "QUEUED"])
 def test_unfinished_task_older_than_the_task_timeout_is_swept_and_replaced_never_adopted(
     small_sandbox: Sandbox,
     fast_config: dict[str, Any],
@@ -281,12 +284,13 @@ def test_unfinished_task_older_than_the_task_timeout_is_swept_and_replaced_never
     assert f"Clean-up: deleted 1 export tasks this tap had left: {stale}" in caplog.text
 
 
+@pytest.mark.parametrize("code", ["INPROGRESS", "QUEUED"])  # QUEUED: a code not documented
 def test_unfinished_task_younger_than_the_task_timeout_is_adopted_whatever_task_reuse_hours(
-    small_sandbox: Sandbox, fast_config: dict[str, Any], sync: Callable[..., Any]
+    small_sandbox: Sandbox, fast_config: dict[str, Any], sync: Callable[..., Any], code: str
 ) -> None:
     config = {**fast_config, "task_timeout_minutes": 60, "task_reuse_hours": 0}
     left = unfinished_task_of_the_tap(  # its export ends while the rerun waits
-        small_sandbox, fast_config, sync, "INPROGRESS", stuck_seconds=2
+        small_sandbox, fast_config, sync, code, stuck_seconds=2
     )
     backdate(small_sandbox, left, dt.timedelta(minutes=45))
 
@@ -297,6 +301,31 @@ def test_unfinished_task_younger_than_the_task_timeout_is_adopted_whatever_task_
     assert rerun.ids == all_ids(small_sandbox)
     assert rerun.final_state["bookmarks"]["users"]["delivered_tasks"] == [left]
     assert assert_left_are_delivered(small_sandbox, rerun.final_state) == {left}
+
+
+def test_task_in_flight_in_an_undocumented_state_is_waited_for_not_replaced(
+    small_sandbox: Sandbox,
+    fast_config: dict[str, Any],
+    sync: Callable[..., Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    small_sandbox.inject("task_stuck", seconds=3, code="QUEUED")
+    small_sandbox.inject("status", status=400, method="GET", path="/tasks/1001")
+    first = sync(fast_config)  # its first status check fails: the task stays in flight
+    assert first.error is not None
+    assert first.final_state["bookmarks"]["users"]["in_flight_task"]["id"] == 1001
+    assert small_sandbox.tasks[1001].state["code"] == "QUEUED"
+    small_sandbox.request_log.clear()
+
+    with caplog.at_level(logging.INFO):
+        rerun = sync(fast_config, state=first.final_state)
+
+    assert rerun.error is None
+    assert posts(small_sandbox) == []  # waited for, not superseded by a new task
+    assert rerun.ids == all_ids(small_sandbox)
+    assert rerun.final_state["bookmarks"]["users"]["delivered_tasks"] == [1001]
+    assert "Export task 1001 of the interrupted run is QUEUED" in caplog.text
+    assert caplog.text.count("reports an unknown state 'QUEUED'") == 1
 
 
 def test_abandoned_task_is_left_alone_but_not_adopted_when_the_clean_up_is_off(
