@@ -64,6 +64,9 @@ class HookedTap(Tap):
         state written holds no bookmark beyond the files delivered whole, and names the
         export task in flight, so the next run resumes with it. A block of records being
         written is finished first, while its reader takes it (see sdk_hooks/writer.py).
+        While BATCH files are being written nothing is written: the state may already hold a
+        bookmark for records in a file no BATCH message has announced, and the last STATE
+        written (after the files it covers) is the one to resume from.
         """
         del frame
         stop = functools.partial(self._stop, signum)
@@ -76,20 +79,31 @@ class HookedTap(Tap):
     def _stop(self, signum: int) -> None:
         """Write the state as it is (unless the output is given up), then exit 128 + signal."""
         written = False
+        streams = self._streams or {}  # as loaded: a signal handler loads nothing
+        batching = any(getattr(stream, "before_state", None) for stream in streams.values())
         try:
-            if not getattr(self.message_writer, "abandoned", False):
+            if not batching and not getattr(self.message_writer, "abandoned", False):
                 self._state_writer.write_state(self.state)
                 written = True
         except (OutputStalledError, OutputFailedError):
             pass
         finally:
+            if written:
+                why = "the state written so far lets the next run resume"
+            elif batching:
+                why = (
+                    "BATCH files were being written, so the last STATE written (after the "
+                    "files it covers) stands and the next run resumes from it"
+                )
+            else:
+                why = (
+                    "the output was not taking messages, so the last STATE written stands "
+                    "and the next run resumes from it"
+                )
             self.logger.error(
                 "Stopped by %s: %s; exiting with status %d",
                 signal.Signals(signum).name,
-                "the state written so far lets the next run resume"
-                if written
-                else "the output was not taking messages, so the last STATE written stands "
-                "and the next run resumes from it",
+                why,
                 128 + signum,
             )
             # Past this point a second signal would kill the exiting interpreter (it restores

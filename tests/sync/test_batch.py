@@ -6,13 +6,16 @@ import datetime as dt
 import decimal
 import gzip
 import json
+import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 import fsspec
+import pytest
 from support.tap_cli import captured_stdout
 
+from tap_spaaza_users.emission import WindowEmitter
 from tap_spaaza_users.tap import TapSpaazaUsers
 
 if TYPE_CHECKING:
@@ -184,3 +187,31 @@ def test_batch_files_go_to_any_fsspec_url(
         data = gzip.decompress(file.read())
     ids = {json.loads(line)["id"] for line in data.splitlines()}
     assert ids == {int(row["id"]) for row in small_sandbox.users()}
+
+
+def test_a_stop_signal_after_the_bookmark_moved_but_before_the_batch_message_loses_nothing(
+    small_sandbox: Sandbox,
+    fast_config: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = {**fast_config, "lookback_minutes": 0, "batch_config": batch_config(tmp_path)}
+    tap = TapSpaazaUsers(config=config, parse_env_config=False)
+    close = WindowEmitter.close
+
+    def close_then_stop(emitter: WindowEmitter, task_id: int, window: Any) -> None:
+        close(emitter, task_id, window)  # the bookmark moves in the state
+        tap._handle_termination(signal.SIGTERM, None)  # as a SIGTERM arriving right here
+
+    monkeypatch.setattr(WindowEmitter, "close", close_then_stop)
+    with captured_stdout() as written, pytest.raises(SystemExit) as stopped:
+        tap.sync_all()
+    messages = [json.loads(line) for line in written().splitlines()]
+    monkeypatch.undo()
+
+    assert stopped.value.code == 143
+    assert [m for m in messages if m["type"] == "BATCH"] == []  # one window, one file
+    assert list(tmp_path.iterdir()) == []  # the file no message announced is removed
+    (*_, last) = (m["value"] for m in messages if m["type"] == "STATE")
+    rerun = by_stream(run(config, state=last))["users"]
+    assert {record["id"] for record in rerun} == {int(row["id"]) for row in small_sandbox.users()}
