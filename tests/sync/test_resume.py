@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,8 @@ from tap_spaaza_users.windows import Window
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    import pytest
 
     from tap_spaaza_users.sandbox import Sandbox
 
@@ -207,7 +210,10 @@ def test_late_indexed_user_is_caught_by_the_next_sync_lookback(
 
 
 def test_user_with_a_future_created_date_does_not_push_the_bookmark_past_late_indexed_users(
-    sandbox_factory: Callable[..., Sandbox], fast_settings: dict[str, Any], sync: Callable[..., Any]
+    sandbox_factory: Callable[..., Sandbox],
+    fast_settings: dict[str, Any],
+    sync: Callable[..., Any],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     sandbox = sandbox_factory(users=30, seed=5)
     config = sandbox.tap_config(**fast_settings, lookback_minutes=60)
@@ -217,8 +223,11 @@ def test_user_with_a_future_created_date_does_not_push_the_bookmark_past_late_in
         1, created_date=now - dt.timedelta(seconds=30), visible_after_seconds=600
     )
 
-    first = sync(config)
+    with caplog.at_level(logging.INFO):
+        first = sync(config)
     assert first.error is None
+    (said,) = [r for r in caplog.records if "holds users created in the future" in r.message]
+    assert said.levelno == logging.WARNING
     assert late not in first.ids  # not indexed yet
     assert parse_utc(first.bookmark) <= dt.datetime.now(dt.timezone.utc)
     sandbox.clock.advance(900)
@@ -226,6 +235,31 @@ def test_user_with_a_future_created_date_does_not_push_the_bookmark_past_late_in
 
     assert second.error is None
     assert late in second.ids
+
+
+def test_users_created_while_the_sync_ran_stop_the_bookmark_at_its_start_without_a_warning(
+    sandbox_factory: Callable[..., Sandbox],
+    fast_settings: dict[str, Any],
+    sync: Callable[..., Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sandbox = sandbox_factory(users=30, seed=5)
+    config = sandbox.tap_config(**fast_settings, lookback_minutes=0)
+    started = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    (joined,) = sandbox.add_users(1, created_date=started + dt.timedelta(seconds=3))
+    sandbox.inject("task_stuck", seconds=5)  # the export runs until that user has signed up
+
+    with caplog.at_level(logging.INFO):
+        first = sync(config)
+
+    assert first.error is None
+    assert joined in first.ids
+    assert parse_utc(first.bookmark) < started + dt.timedelta(seconds=3)
+    (said,) = [r for r in caplog.records if "holds users created after this sync" in r.message]
+    assert said.levelno == logging.INFO
+    assert "in the future" not in caplog.text
+    second = sync(config, state=first.final_state)
+    assert joined in second.ids  # read again, since the bookmark stopped before it
 
 
 def test_user_sharing_the_bookmark_stamp_is_never_lost(
