@@ -189,6 +189,8 @@ class ApiApp:
         if "campaign_id" in args:
             tasks = [t for t in tasks if _campaign(t) == args["campaign_id"]]
         offset = _int_arg(args, "offset", 0)
+        if self.faults.take(("ignore_offset",), request.method, request.path) is not None:
+            offset = 0  # a proxy, or an API version, that does not page
         limit = _int_arg(args, "limit", len(tasks))
         newest_first = sorted(tasks, key=lambda t: t.id, reverse=True)
         return json_response([self._render(t) for t in newest_first[offset : offset + limit]])

@@ -21,6 +21,7 @@ FAULT_KINDS: dict[str, str] = {
     "status": "api",
     "answer_lost": "api",
     "insecure_download_url": "api",
+    "ignore_offset": "api",
     "storage_status": "storage",
     "range_forbidden": "storage",
     "file_expired": "storage",

@@ -92,12 +92,22 @@ class TaskList:
         if self._listed is None or fresh or every_page:
             chain = self.export.client.settings.chain_id
             tagged: list[dict[str, Any]] = []
+            seen: set[Any] = set()
             pages = itertools.count() if every_page else range(MAX_PAGES)
             for page in pages:
                 batch = self.export.client.list_tasks(
                     limit=PAGE_SIZE, offset=page * PAGE_SIZE, action="export"
                 )
-                tagged += [t for t in batch if ours(t, chain)]
+                new = [t for t in batch if t.get("id") not in seen]
+                if batch and not new:
+                    self.logger.warning(
+                        "GET /tasks at offset %d listed only tasks already read (is offset "
+                        "ignored on the way?); the task list stops there",
+                        page * PAGE_SIZE,
+                    )
+                    break
+                seen.update(t.get("id") for t in new)
+                tagged += [t for t in new if ours(t, chain)]
                 if len(batch) < PAGE_SIZE:
                     break
             self._listed = tagged

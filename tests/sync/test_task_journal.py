@@ -15,6 +15,7 @@ from support.tap_cli import assert_left_are_delivered, run_tap
 
 from tap_spaaza_users.export import build_export_task
 from tap_spaaza_users.tap import TapSpaazaUsers
+from tap_spaaza_users.tasks.listing import PAGE_SIZE
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -350,6 +351,32 @@ def test_abandoned_task_is_left_alone_but_not_adopted_when_the_clean_up_is_off(
         "(task_timeout_minutes), abandoned by an earlier run" in caplog.text
     )
     assert "Deleted export task" not in caplog.text
+
+
+def test_a_task_list_that_ignores_offset_is_read_once_with_a_warning_not_forever(
+    small_sandbox: Sandbox,
+    fast_config: dict[str, Any],
+    sync: Callable[..., Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    far = dt.datetime(2099, 1, 1, tzinfo=dt.timezone.utc)
+    with api_client(fast_config) as client:  # a full page of someone else's tasks
+        for _ in range(PAGE_SIZE):
+            client.create_task(build_export_task(
+                chain_id=fast_config["chain_id"], window_start=None, now=far, origin="Console"
+            ))  # fmt: skip
+    small_sandbox.inject("ignore_offset", method="GET", path="/tasks", times=3)
+    small_sandbox.request_log.clear()
+
+    with caplog.at_level(logging.INFO):
+        output = sync(fast_config)
+
+    assert output.error is None
+    assert output.ids == all_ids(small_sandbox)
+    assert (
+        f"GET /tasks at offset {PAGE_SIZE} listed only tasks already read (is offset ignored "
+        "on the way?); the task list stops there" in caplog.text
+    )
 
 
 # What the state belongs to
