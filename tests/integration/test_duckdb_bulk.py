@@ -76,8 +76,8 @@ def table(database: Path) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]
 
 
 @pytest.fixture
-def outputs(tmp_path: Path) -> tuple[Path, Path, int]:
-    """A RECORD run's and a BATCH run's output of one sandbox, and its user count."""
+def outputs(tmp_path: Path) -> tuple[Path, Path, Path, int]:
+    """A RECORD run's, a BATCH run's and an uncompressed BATCH run's output, and the users."""
     require(LOADER_PYTHON.exists(), "target-duckdb is not installed", "run `make setup`")
     users = 2500
     with Sandbox(users=users, seed=4, task_base_seconds=0, task_seconds_per_1k_users=0) as sb:
@@ -91,13 +91,20 @@ def outputs(tmp_path: Path) -> tuple[Path, Path, int]:
         }
         (tmp_path / "batches").mkdir()
         batches = tap_output(sb, tmp_path, "batches", batch_config=batch_config, **fast)
-    return records, batches, users
+        plain_config = {
+            "encoding": {"format": "jsonl", "compression": "none"},
+            "storage": {"root": (tmp_path / "plain").as_uri(), "prefix": "users-"},
+            "batch_size": 1000,
+        }
+        (tmp_path / "plain").mkdir()
+        plain = tap_output(sb, tmp_path, "plain", batch_config=plain_config, **fast)
+    return records, batches, plain, users
 
 
 def test_records_and_batch_files_load_the_rows_target_duckdb_loads(
-    outputs: tuple[Path, Path, int], tmp_path: Path
+    outputs: tuple[Path, Path, Path, int], tmp_path: Path
 ) -> None:
-    records, batches, users = outputs
+    records, batches, plain, users = outputs
     per_record = tmp_path / "per-record.duckdb"
     load(records, per_record, flush_all_streams=True, batch_size_rows=1000)
 
@@ -105,11 +112,14 @@ def test_records_and_batch_files_load_the_rows_target_duckdb_loads(
     states = load(records, bulk, batch_size_rows=1000)
     from_files = tmp_path / "from-files.duckdb"
     batch_states = load(batches, from_files)
+    from_plain_files = tmp_path / "from-plain-files.duckdb"
+    load(plain, from_plain_files)  # compression none: DuckDB's 'uncompressed'
 
     expected_types, expected_rows = table(per_record)
     assert len(expected_rows) == users
     assert table(bulk) == (expected_types, expected_rows)
     assert table(from_files) == (expected_types, expected_rows)
+    assert table(from_plain_files) == (expected_types, expected_rows)
     assert "replication_key_value" in states[-1]["bookmarks"]["users"]
     assert "replication_key_value" in batch_states[-1]["bookmarks"]["users"]
     names = [column[0] for column in expected_types]

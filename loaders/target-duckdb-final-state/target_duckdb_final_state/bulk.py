@@ -263,7 +263,8 @@ class BulkLoader:
         if encoding.get("format") != "jsonl":
             msg = f"BATCH files of format {encoding.get('format')!r} cannot be loaded: use jsonl"
             raise ValueError(msg)
-        compression = "gzip" if encoding.get("compression") == "gzip" else "none"
+        # DuckDB's names: "none" is not one of them (it fails on every file).
+        compression = "gzip" if encoding.get("compression") == "gzip" else "uncompressed"
         stream.flush()  # records before the BATCH are loaded first
         for url in message.get("manifest", []):
             parsed = urlparse(url)
