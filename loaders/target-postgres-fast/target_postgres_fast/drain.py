@@ -6,7 +6,9 @@ is the server's. Here the batch is handed to one worker thread and reading goes 
 one batch loads at a time, and every other step that touches the database or the state
 (SCHEMA, STATE, ACTIVATE_VERSION, BATCH, any other drain, the end of the input) first waits
 for it: a STATE message is still emitted only once every record before it is loaded, and a
-batch that fails raises its own error there, before any later state.
+batch that fails raises its own error there, before any later state. A stop signal is no
+exception: its drain, run inside any of those waits, waits for the same batch, and one that
+comes while a batch changes hands is handled just after (``signals``).
 
 The records of a BATCH file are loaded the same way (``load``), while the next file is read.
 """
@@ -16,6 +18,8 @@ from __future__ import annotations
 import functools
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
+
+from target_postgres_fast.signals import held_stop_signals
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -40,10 +44,11 @@ class BackgroundDrain:
         self.finish()
         if sink.current_size == 0:
             return
-        context = sink.start_drain()
-        records = sink._batch_records_read  # noqa: SLF001 - what mark_drained tallies
-        sink._batch_records_read = 0  # noqa: SLF001 - the next batch counts from zero
-        self._submit(functools.partial(_process_batch, sink, context), sink, records)
+        with held_stop_signals():  # the records are out of the sink, not yet in the worker
+            context = sink.start_drain()
+            records = sink._batch_records_read  # noqa: SLF001 - what mark_drained tallies
+            sink._batch_records_read = 0  # noqa: SLF001 - the next batch counts from zero
+            self._submit(functools.partial(_process_batch, sink, context), sink, records)
 
     def load(self, sink: Sink, context: dict[str, Any]) -> None:
         """Hand the records of a BATCH file to the worker, as the SDK's ``process_batch_files``.
@@ -67,12 +72,25 @@ class BackgroundDrain:
         self._loading = (future, sink, records)
 
     def finish(self) -> None:
-        """Wait for the batch being loaded, if any; raise its error if it failed."""
-        if self._loading is None:
+        """Wait for the batch being loaded, if any; raise its error if it failed.
+
+        The batch stays in ``_loading`` until it is done: a stop signal's drain that runs
+        inside this wait (Python runs signal handlers there) waits for the same batch,
+        instead of finding nothing loading and writing a STATE before it is committed.
+        """
+        loading = self._loading
+        if loading is None:
             return
-        future, sink, records = self._loading
+        future, sink, records = loading
+        try:
+            future.result()
+        except BaseException:
+            if self._loading is loading:
+                self._loading = None
+            raise
+        if self._loading is not loading:
+            return  # a drain nested in the wait (a stop signal's) has finished it
         self._loading = None
-        future.result()
         if records is None:
             return
         staged = sink._batch_records_read  # noqa: SLF001 - records of the next batch
