@@ -10,8 +10,10 @@ target-duckdb's per-record path). The tables must be equal, row for row and type
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -127,3 +129,41 @@ def test_records_and_batch_files_load_the_rows_target_duckdb_loads(
     user_5 = by_id[5]
     assert user_5["first_name"] is None  # an empty value is NULL, as target-duckdb makes it
     assert user_5["last_name"] == 'Say "hi",\n'
+
+
+def test_a_sigterm_ends_the_run_and_removes_its_spool_of_records(tmp_path: Path) -> None:
+    require(LOADER_PYTHON.exists(), "target-duckdb is not installed", "run `make setup`")
+    spool_root = tmp_path / "tmp"
+    spool_root.mkdir()
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({
+        "filepath": str(tmp_path / "stopped.duckdb"), "default_target_schema": "spaaza",
+        "temp_dir": str(spool_root),
+    }), encoding="utf-8")  # fmt: skip
+    schema = {"type": "object", "properties": {"id": {"type": ["integer"]}}}
+    lines = [{"type": "SCHEMA", "stream": "users", "schema": schema, "key_properties": ["id"]}]
+    lines += [{"type": "RECORD", "stream": "users", "record": {"id": n}} for n in range(50)]
+    process = subprocess.Popen(
+        [str(LOADER_PYTHON), "-c", RUN_WRAPPER, "--config", str(config)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={"PYTHONPATH": str(WRAPPER_SOURCE), "PATH": "/usr/bin:/bin"},
+    )
+    try:
+        assert process.stdin is not None
+        process.stdin.write("".join(json.dumps(line) + "\n" for line in lines).encode())
+        process.stdin.flush()  # left open: the loader waits for more, its spool on disk
+        deadline = time.monotonic() + 30
+        while not list(spool_root.rglob("*.jsonl")):
+            assert process.poll() is None, process.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "the loader never spooled the records"
+            time.sleep(0.05)
+
+        process.send_signal(signal.SIGTERM)
+
+        assert process.wait(30) == 128 + signal.SIGTERM
+        assert list(spool_root.iterdir()) == []  # no user's record is left on disk
+    finally:
+        process.kill()
+        process.communicate()

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -63,8 +64,21 @@ class LastState:
             yield line
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    """End the run as Ctrl-C does, through its clean-up (Python's default skips it).
+
+    Raises:
+        SystemExit: Always, with 128 + the signal (143).
+    """
+    del frame
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
     """Run target-duckdb over standard input, then emit the last STATE it was given."""
+    # Meltano and schedulers stop a loader with SIGTERM: the spool of users' records, and any
+    # temporary file target-duckdb holds, is removed on the way out.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-c", "--config", help="Config file")
     args = parser.parse_args()
