@@ -222,6 +222,35 @@ def test_batch_files_are_read_in_blocks_only_where_nothing_changes_a_record(
     assert all(row["_sdc_extracted_at"] is None for row in loaded)
 
 
+def test_an_empty_batch_file_loads_nothing_in_either_target(
+    tmp_path: Path, server: tuple[str, dict[str, Any], list[str]]
+) -> None:
+    """A stream with no number column and an empty file: no row, no error, the STATE."""
+    dsn, settings, schemas = server
+    empty = tmp_path / "users-empty.jsonl"
+    empty.write_bytes(b"")
+    schema = {"type": "object", "properties": {
+        "id": {"type": ["integer"]}, "name": {"type": ["string", "null"]}}}  # fmt: skip
+    messages = [
+        {"type": "SCHEMA", "stream": "users", "schema": schema, "key_properties": ["id"]},
+        {"type": "BATCH", "stream": "users", "encoding": {"format": "jsonl", "compression": "none"},
+         "manifest": [empty.as_uri()]},
+        {"type": "STATE", "value": {"done": 1}},
+    ]  # fmt: skip
+    plain, fast = (f"paths_{uuid.uuid4().hex[:10]}" for _ in range(2))
+    schemas += [plain, fast]
+    base = settings | {"use_copy": True, "validate_records": False}
+
+    for which, schema_name in (("plain", plain), ("fast", fast)):
+        run_target_script(  # fails the test if the target fails
+            COUNTING, which, base | {"default_target_schema": schema_name}, lines_of(messages),
+            tmp_path,
+        )  # fmt: skip
+
+    assert table(dsn, fast) == table(dsn, plain)
+    assert table(dsn, fast)[1] == []
+
+
 def test_a_bad_line_in_a_batch_file_fails_the_wrapper_as_the_plain_target(
     sandbox: Sandbox, tmp_path: Path, server: tuple[str, dict[str, Any], list[str]]
 ) -> None:

@@ -255,25 +255,14 @@ class FastPostgresSink(PostgresSink):
         names = [column.name for column in columns]
         sanitize = bool(self.connector.sanitize_null_text_characters)
         batch = records if isinstance(records, list) else list(records)
+        if not batch:
+            return True  # nothing to copy (an empty BATCH file); the plain target copies no row
         if self.append_only is False:
             # The last record of each key, in the order of each key's first record: the
             # target's dict of key tuples, built by C loops (one key is compared as itself).
             key_of = operator.itemgetter(*primary_keys)
             batch = list(dict(zip(map(key_of, batch), batch, strict=True)).values())
-        processors = []
-        for index, column in enumerate(columns):
-            processor = column.type.bind_processor(connection.dialect)
-            if processor is None:
-                continue
-            # A Boolean's processor returns None, True and False as they are: a column of
-            # only those (its values' types found by C loops, not one test per value) is not
-            # passed to it.
-            if (
-                isinstance(column.type, sqlalchemy.Boolean)
-                and set(map(type, map(dict.get, batch, repeat(column.name)))) <= BOOLEAN_TYPES
-            ):
-                continue
-            processors.append((index, processor))
+        processors = _processors(columns, batch, connection)
         # Without sanitizing, the rows are processed and formatted by C loops (``rows``),
         # their processed columns last.
         builder = RowBuilder(names)
@@ -349,3 +338,27 @@ class FastPostgresSink(PostgresSink):
             sqlalchemy.insert(to_table).from_select(names=from_table.columns, select=new_rows)
         )
         return None
+
+
+def _processors(
+    columns: list[sqlalchemy.Column[Any]],
+    batch: list[dict[str, Any]],
+    connection: sqlalchemy.engine.Connection,
+) -> list[tuple[int, Any]]:
+    """The (index, processor) of each column whose values the target passes to its processor.
+
+    A Boolean's processor returns None, True and False as they are: a column of only those
+    (its values' types found by C loops, not one test per value) is not passed to it.
+    """
+    processors: list[tuple[int, Any]] = []
+    for index, column in enumerate(columns):
+        processor = column.type.bind_processor(connection.dialect)
+        if processor is None:
+            continue
+        if (
+            isinstance(column.type, sqlalchemy.Boolean)
+            and set(map(type, map(dict.get, batch, repeat(column.name)))) <= BOOLEAN_TYPES
+        ):
+            continue
+        processors.append((index, processor))
+    return processors
