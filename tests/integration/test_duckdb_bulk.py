@@ -167,3 +167,33 @@ def test_a_sigterm_ends_the_run_and_removes_its_spool_of_records(tmp_path: Path)
     finally:
         process.kill()
         process.communicate()
+
+
+def test_a_batch_message_on_the_per_record_path_is_a_clear_error(tmp_path: Path) -> None:
+    require(LOADER_PYTHON.exists(), "target-duckdb is not installed", "run `make setup`")
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({
+        "filepath": str(tmp_path / "metadata.duckdb"), "default_target_schema": "spaaza",
+        "add_metadata_columns": True,  # target-duckdb's own path, as the demo environment
+    }), encoding="utf-8")  # fmt: skip
+    schema = {"type": "object", "properties": {"id": {"type": ["integer"]}}}
+    lines = [
+        {"type": "SCHEMA", "stream": "users", "schema": schema, "key_properties": ["id"]},
+        {"type": "BATCH", "stream": "users", "encoding": {"format": "jsonl", "compression": "gzip"},
+         "manifest": [(tmp_path / "users-1.jsonl.gz").as_uri()]},
+    ]  # fmt: skip
+
+    result = subprocess.run(
+        [str(LOADER_PYTHON), "-c", RUN_WRAPPER, "--config", str(config)],
+        input="".join(json.dumps(line) + "\n" for line in lines),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        env={"PYTHONPATH": str(WRAPPER_SOURCE), "PATH": "/usr/bin:/bin"},
+    )
+
+    assert result.returncode != 0
+    assert "BATCH messages are loaded only without the settings" in result.stderr
+    assert "add_metadata_columns" in result.stderr
+    assert "Unknown message type" not in result.stderr

@@ -30,13 +30,22 @@ from typing import TYPE_CHECKING, Any
 
 import target_duckdb
 
-from target_duckdb_final_state.bulk import BulkLoader, handles
+from target_duckdb_final_state.bulk import PER_RECORD_SETTINGS, BulkLoader, handles
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
 #: How a STATE message starts its type field, with and without the space ``json`` puts there.
 STATE_MARKERS = ('"type":"STATE"', '"type": "STATE"')
+BATCH_MARKERS = ('"type":"BATCH"', '"type": "BATCH"')
+
+
+#: target-duckdb's own path knows no BATCH message ("Unknown message type BATCH").
+PER_RECORD_BATCH = (
+    "BATCH messages are loaded only without the settings that need target-duckdb's own "
+    f"per-record path ({', '.join(PER_RECORD_SETTINGS)}): unset them, or send RECORD messages "
+    "(tap-spaaza-users instead of tap-spaaza-users--batch)"
+)
 
 
 class LastState:
@@ -61,6 +70,11 @@ class LastState:
                 message = json.loads(line)
                 if message.get("type") == "STATE":
                     self.value, self.seen = message.get("value"), True
+            elif (
+                any(marker in line for marker in BATCH_MARKERS)
+                and json.loads(line).get("type") == "BATCH"
+            ):
+                raise ValueError(PER_RECORD_BATCH)
             yield line
 
 
