@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import threading
@@ -21,6 +22,10 @@ if TYPE_CHECKING:
 HANDLER_KEY, DROPPED_KEY = "sandbox.handler", "sandbox.dropped"
 #: the recorded status of a request whose connection was closed without an answer
 DROPPED_STATUS = 0
+#: the contract's error body of a request the sandbox failed to answer
+CRASH_BODY = {"error": {"code": 500, "name": "internal_error",
+                        "description": "the sandbox failed to answer; see its log"}}  # fmt: skip
+LOGGER = logging.getLogger(__name__)
 
 
 def drop_connection(environ: WSGIEnvironment) -> None:
@@ -75,7 +80,11 @@ class RecordingApp:
         """Answer and record one request."""
         request = Request(environ)
         body = request.get_data(cache=True)
-        response = self.handler(request)
+        try:
+            response = self.handler(request)
+        except Exception:  # a sandbox bug: answer (and record) a 500, never drop the request
+            LOGGER.exception("Sandbox failed to answer %s %s", request.method, request.path)
+            response = Response(json.dumps(CRASH_BODY), status=500, mimetype="application/json")
         if not (self.unrecorded_prefix and request.path.startswith(self.unrecorded_prefix)):
             self.log.add(
                 RecordedRequest(
