@@ -206,7 +206,7 @@ def damage_export(path: Path, faults: list[Fault]) -> None:
         comma = lines[index].find(b",") + 1
         lines[index] = lines[index][:comma] + b"\xff\xfe" + lines[index][comma:]
     damaged = b"".join(lines)
-    path.write_bytes(gzip.compress(damaged) if gzipped else damaged)
+    path.write_bytes(gzip.compress(damaged, mtime=0) if gzipped else damaged)
 
 
 def _row_lines(text: str) -> list[tuple[int, int]]:
