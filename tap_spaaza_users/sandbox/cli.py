@@ -122,6 +122,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the sandbox until interrupted; return the exit code."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    _remove_ready_file(args.ready_file)  # a reused workspace never reads a previous run's URL
+    try:
+        return _serve(args)
+    finally:
+        _remove_ready_file(args.ready_file)
+
+
+def _remove_ready_file(ready_file: Path | None) -> None:
+    """Delete the ready file (and a half-written one), if any."""
+    if ready_file is not None:
+        ready_file.unlink(missing_ok=True)
+        ready_file.with_name(ready_file.name + ".tmp").unlink(missing_ok=True)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """Start the sandbox ``args`` describe and serve until SIGINT/SIGTERM; the exit code."""
     options: dict[str, Any] = {
         "users": args.users,
         "url_ttl_seconds": args.url_ttl,
