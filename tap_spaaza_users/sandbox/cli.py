@@ -149,18 +149,23 @@ def _serve(args: argparse.Namespace) -> int:
         "storage_bytes_per_second": args.storage_bandwidth,
     }
     sandbox: Sandbox | ChainsSandbox
-    if args.chains and len(args.chains) > 1:
-        sandbox = ChainsSandbox(
-            args.chains, seed=args.seed, host=args.host, port=args.port, **options
-        )
-        chains = sandbox.chains
-    else:
-        chain = {"chain_id": args.chains[0]} if args.chains else {}
-        sandbox = Sandbox(
-            seed=args.seed, host=args.host, port=args.port, storage_port=args.storage_port,
-            **chain, **options,
-        )  # fmt: skip
-        chains = [sandbox]
+    try:
+        if args.chains and len(args.chains) > 1:
+            sandbox = ChainsSandbox(
+                args.chains, seed=args.seed, host=args.host, port=args.port, **options
+            )
+            chains = sandbox.chains
+        else:
+            chain = {"chain_id": args.chains[0]} if args.chains else {}
+            sandbox = Sandbox(
+                seed=args.seed, host=args.host, port=args.port, storage_port=args.storage_port,
+                **chain, **options,
+            )  # fmt: skip
+            chains = [sandbox]
+    except OSError as error:
+        hint = f"pick another --port (now {args.port}) or --storage-port (0 picks a free one)"
+        print(f"spaaza-sandbox: {error.strerror or error}; {hint}", file=sys.stderr)  # noqa: T201
+        return 2
     try:
         for each in chains:
             for kind, params in args.fault:

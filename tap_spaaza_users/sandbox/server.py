@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import socket
@@ -104,10 +105,18 @@ class ServerThread:
     """A threaded werkzeug server on ``host:port`` (0 picks a free port), in a daemon thread."""
 
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:  # noqa: ANN401
-        """Bind now, so the port is known before ``start``."""
-        self.server: BaseWSGIServer = make_server(
-            host, port, app, threaded=True, request_handler=QuietHandler
-        )
+        """Bind now, so the port is known before ``start``.
+
+        Raises:
+            OSError: the port is in use, or the host is not an address of this machine.
+        """
+        try:
+            self.server: BaseWSGIServer = make_server(
+                host, port, app, threaded=True, request_handler=QuietHandler
+            )
+        except SystemExit:  # werkzeug exits (after a note on stderr) when it cannot bind
+            msg = f"cannot listen on {host}:{port}: in use, or not an address of this machine"
+            raise OSError(errno.EADDRINUSE, msg) from None
         self.server.daemon_threads = True  # type: ignore[attr-defined]
         self._thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
