@@ -45,8 +45,16 @@ def parse_fault(text: str) -> tuple[str, dict[str, Any]]:
     if kind not in FAULT_KINDS:
         msg = f"unknown fault {kind!r}; known: {', '.join(sorted(FAULT_KINDS))}"
         raise argparse.ArgumentTypeError(msg)
-    if rest.startswith("{"):
-        return kind, dict(json.loads(rest))
+    if rest.startswith(("{", "[")):
+        try:
+            given = json.loads(rest)
+        except ValueError as error:
+            msg = f"fault {kind} parameters are not valid JSON ({error}): {rest}"
+            raise argparse.ArgumentTypeError(msg) from None
+        if not isinstance(given, dict):
+            msg = f'fault {kind} parameters must be a JSON object, like {kind}:{{"times": 2}}'
+            raise argparse.ArgumentTypeError(msg)
+        return kind, given
     params: dict[str, Any] = {}
     for item in filter(None, rest.split(",")):
         key, sep, value = item.partition("=")
@@ -103,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=parse_chains,
         default=None,
         help="serve these chains (1234,5678,...) "
-        "on one port, each with its own users (seed, seed+1, ...) and demo token",
+        "on one port, each with its own users (seed, seed+1, ...) and demo token; "
+        "each chain's storage then takes a free port (no --storage-port)",
     )
     add("--url-ttl", type=float, default=3600, help="download URL lifetime in seconds")
     add("--index-lag", type=float, default=0, help="seconds before new users are exported")
@@ -112,7 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
     add("--storage-bandwidth", type=float, default=None, help="storage bytes/s for all bodies")
     add("--state-code-case", choices=STATE_CODE_CASES, default="upper", help="task state.code case")
     add("--now", type=parse_utc, default=None, help="start the clock at this ISO time")
-    add("--fault", type=parse_fault, action="append", default=[], help="arm a fault: KIND[:k=v,..]")
+    add(
+        "--fault",
+        type=parse_fault,
+        action="append",
+        default=[],
+        help="arm a fault (repeatable): KIND, KIND:k=v,k=v (lists: a;b) or "
+        'KIND:{"k": v, ...} (JSON, for values holding commas); an unknown KIND lists the kinds',
+    )
     add("--dialect", type=parse_dialect, action="append", default=[], help="CSV variant: k=v")
     add("--ready-file", type=Path, default=None, help="write the connection JSON here once up")
     return parser
@@ -120,7 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the sandbox until interrupted; return the exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.chains and len(args.chains) > 1 and args.storage_port:
+        parser.error(
+            "--storage-port works with one chain only: with several --chains each chain's "
+            "storage takes a free port (see the ready file or the printed storage URLs)"
+        )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     _remove_ready_file(args.ready_file)  # a reused workspace never reads a previous run's URL
     try:
