@@ -105,7 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("--port", type=int, default=8765, help="API port; 0 picks a free one")
     add("--storage-port", type=int, default=0, help="storage port; 0 picks a free one")
     add("--users", type=int, default=10_000, help="number of generated users")
-    add("--seed", type=int, default=1, help="seed of the generated users and demo token")
+    add(
+        "--seed",
+        type=int,
+        default=1,
+        help="seed of the generated users and demo token; an export is byte-identical only for "
+        "the same --seed, --users and --now (dates count back from the start time)",
+    )
     add(
         "--chains",
         type=parse_chains,
@@ -120,7 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("--task-seconds-per-1k", type=float, default=0.05, help="task duration per 1k users")
     add("--storage-bandwidth", type=float, default=None, help="storage bytes/s for all bodies")
     add("--state-code-case", choices=STATE_CODE_CASES, default="upper", help="task state.code case")
-    add("--now", type=parse_utc, default=None, help="start the clock at this ISO time")
+    add(
+        "--now",
+        type=parse_utc,
+        default=None,
+        help="start the clock at this ISO time (default: real now); the users' dates count "
+        "back from it, so pin it (with --seed and --users) for byte-identical exports",
+    )
     add(
         "--fault",
         type=parse_fault,
