@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, cast
 
@@ -83,7 +83,7 @@ def _rule_bounds(rule: Rule, now: datetime) -> Bounds:
         return None, ops["end_date"]
     if rule.operator in ("is_date", "is"):
         day = ops["value"].replace(hour=0, minute=0, second=0, microsecond=0)
-        return day, day + timedelta(days=1)
+        return day, (day + timedelta(days=1) if day.date() < date.max else None)
     if rule.operator in ("relative_less_than", "relative_more_than"):
         cutoff = relative_cutoff(now, ops["time_factor"], ops["time_amount"])
         return (cutoff, now) if rule.operator == "relative_less_than" else (None, cutoff)
@@ -211,7 +211,7 @@ def _cell_date(text: str) -> datetime | None:
     """Parse a CSV date/date-time cell (``None`` when empty or not a date)."""
     try:
         return parse_utc(text) if text else None
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
 
 

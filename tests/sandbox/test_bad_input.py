@@ -109,3 +109,14 @@ def test_control_bad_body_is_400(api: ApiClient, path: str, body: object) -> Non
     response = api.control(method, path, json=body)
     assert response.status_code == 400, response.text
     assert response.json()["error"]
+
+
+def test_export_with_dates_at_the_ends_of_the_calendar_is_done_not_error(api: ApiClient) -> None:
+    early = {"created_date": "0001-01-01T00:00:00+01:00"}  # out of range once in UTC
+    assert api.control("PATCH", "/users/3", json=early).status_code == 200
+    last_day = _rule(operator="is_date", value="9999-12-31T00:00:00Z")
+    del last_day["start_date"]
+    task = api.create(segment_of(last_day))
+    assert api.wait(task["id"])["state"]["code"] == "DONE"
+    after = api.create(segment_of(_rule()))
+    assert api.wait(after["id"])["state"]["code"] == "DONE"
