@@ -175,6 +175,8 @@ class ApiApp:
             body = json.loads(request.get_data() or b"null")
         except ValueError:
             reject("invalid_json", "the body is not valid JSON")
+        except RecursionError:
+            reject("invalid_json", "the body is JSON nested too deep")
         parsed = parse_task_body(body, chain, self.engine.saved_segments)
         return json_response(self._render(self.engine.create(parsed)), 201)
 

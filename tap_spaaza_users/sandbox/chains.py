@@ -44,13 +44,17 @@ class ChainsSandbox:
         if not chain_ids or len(set(chain_ids)) != len(chain_ids):
             msg = f"--chains needs distinct chain ids, not {list(chain_ids)}"
             raise ValueError(msg)
-        self.chains = [
-            Sandbox(seed=seed + n, chain_id=chain, host=host, **options)
-            for n, chain in enumerate(chain_ids)
-        ]
+        self.chains: list[Sandbox] = []
+        try:  # a port in use: stop the chains already made (their work directories go)
+            for n, chain in enumerate(chain_ids):
+                self.chains.append(Sandbox(seed=seed + n, chain_id=chain, host=host, **options))
+            self._front = ServerThread(self._dispatch, host, port)
+        except BaseException:
+            for sandbox in self.chains:
+                sandbox.stop()
+            raise
         self._by_token = {s.token_id: s for s in self.chains}
         self._by_chain = {str(s.chain_id): s for s in self.chains}
-        self._front = ServerThread(self._dispatch, host, port)
 
     def _dispatch(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """Hand a request to its chain's sandbox."""

@@ -45,8 +45,16 @@ def parse_fault(text: str) -> tuple[str, dict[str, Any]]:
     if kind not in FAULT_KINDS:
         msg = f"unknown fault {kind!r}; known: {', '.join(sorted(FAULT_KINDS))}"
         raise argparse.ArgumentTypeError(msg)
-    if rest.startswith("{"):
-        return kind, dict(json.loads(rest))
+    if rest.startswith(("{", "[")):
+        try:
+            given = json.loads(rest)
+        except ValueError as error:
+            msg = f"fault {kind} parameters are not valid JSON ({error}): {rest}"
+            raise argparse.ArgumentTypeError(msg) from None
+        if not isinstance(given, dict):
+            msg = f'fault {kind} parameters must be a JSON object, like {kind}:{{"times": 2}}'
+            raise argparse.ArgumentTypeError(msg)
+        return kind, given
     params: dict[str, Any] = {}
     for item in filter(None, rest.split(",")):
         key, sep, value = item.partition("=")
@@ -97,13 +105,20 @@ def build_parser() -> argparse.ArgumentParser:
     add("--port", type=int, default=8765, help="API port; 0 picks a free one")
     add("--storage-port", type=int, default=0, help="storage port; 0 picks a free one")
     add("--users", type=int, default=10_000, help="number of generated users")
-    add("--seed", type=int, default=1, help="seed of the generated users and demo token")
+    add(
+        "--seed",
+        type=int,
+        default=1,
+        help="seed of the generated users and demo token; an export is byte-identical only for "
+        "the same --seed, --users and --now (dates count back from the start time)",
+    )
     add(
         "--chains",
         type=parse_chains,
         default=None,
         help="serve these chains (1234,5678,...) "
-        "on one port, each with its own users (seed, seed+1, ...) and demo token",
+        "on one port, each with its own users (seed, seed+1, ...) and demo token; "
+        "each chain's storage then takes a free port (no --storage-port)",
     )
     add("--url-ttl", type=float, default=3600, help="download URL lifetime in seconds")
     add("--index-lag", type=float, default=0, help="seconds before new users are exported")
@@ -111,8 +126,21 @@ def build_parser() -> argparse.ArgumentParser:
     add("--task-seconds-per-1k", type=float, default=0.05, help="task duration per 1k users")
     add("--storage-bandwidth", type=float, default=None, help="storage bytes/s for all bodies")
     add("--state-code-case", choices=STATE_CODE_CASES, default="upper", help="task state.code case")
-    add("--now", type=parse_utc, default=None, help="start the clock at this ISO time")
-    add("--fault", type=parse_fault, action="append", default=[], help="arm a fault: KIND[:k=v,..]")
+    add(
+        "--now",
+        type=parse_utc,
+        default=None,
+        help="start the clock at this ISO time (default: real now); the users' dates count "
+        "back from it, so pin it (with --seed and --users) for byte-identical exports",
+    )
+    add(
+        "--fault",
+        type=parse_fault,
+        action="append",
+        default=[],
+        help="arm a fault (repeatable): KIND, KIND:k=v,k=v (lists: a;b) or "
+        'KIND:{"k": v, ...} (JSON, for values holding commas); an unknown KIND lists the kinds',
+    )
     add("--dialect", type=parse_dialect, action="append", default=[], help="CSV variant: k=v")
     add("--ready-file", type=Path, default=None, help="write the connection JSON here once up")
     return parser
@@ -120,8 +148,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the sandbox until interrupted; return the exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.chains and len(args.chains) > 1 and args.storage_port:
+        parser.error(
+            "--storage-port works with one chain only: with several --chains each chain's "
+            "storage takes a free port (see the ready file or the printed storage URLs)"
+        )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    _remove_ready_file(args.ready_file)  # a reused workspace never reads a previous run's URL
+    try:
+        return _serve(args)
+    finally:
+        _remove_ready_file(args.ready_file)
+
+
+def _remove_ready_file(ready_file: Path | None) -> None:
+    """Delete the ready file (and a half-written one), if any."""
+    if ready_file is not None:
+        ready_file.unlink(missing_ok=True)
+        ready_file.with_name(ready_file.name + ".tmp").unlink(missing_ok=True)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """Start the sandbox ``args`` describe and serve until SIGINT/SIGTERM; the exit code."""
     options: dict[str, Any] = {
         "users": args.users,
         "url_ttl_seconds": args.url_ttl,
@@ -133,18 +183,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         "storage_bytes_per_second": args.storage_bandwidth,
     }
     sandbox: Sandbox | ChainsSandbox
-    if args.chains and len(args.chains) > 1:
-        sandbox = ChainsSandbox(
-            args.chains, seed=args.seed, host=args.host, port=args.port, **options
-        )
-        chains = sandbox.chains
-    else:
-        chain = {"chain_id": args.chains[0]} if args.chains else {}
-        sandbox = Sandbox(
-            seed=args.seed, host=args.host, port=args.port, storage_port=args.storage_port,
-            **chain, **options,
-        )  # fmt: skip
-        chains = [sandbox]
+    try:
+        if args.chains and len(args.chains) > 1:
+            sandbox = ChainsSandbox(
+                args.chains, seed=args.seed, host=args.host, port=args.port, **options
+            )
+            chains = sandbox.chains
+        else:
+            chain = {"chain_id": args.chains[0]} if args.chains else {}
+            sandbox = Sandbox(
+                seed=args.seed, host=args.host, port=args.port, storage_port=args.storage_port,
+                **chain, **options,
+            )  # fmt: skip
+            chains = [sandbox]
+    except OSError as error:
+        hint = f"pick another --port (now {args.port}) or --storage-port (0 picks a free one)"
+        print(f"spaaza-sandbox: {error.strerror or error}; {hint}", file=sys.stderr)  # noqa: T201
+        return 2
     try:
         for each in chains:
             for kind, params in args.fault:

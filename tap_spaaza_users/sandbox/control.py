@@ -53,6 +53,21 @@ class ControlError(Exception):
         self.status = status
 
 
+def _json_object(data: bytes) -> dict[str, Any]:
+    """Return a control request's body: a JSON object (``{}`` when empty).
+
+    Raises:
+        ControlError: 400 when it is not a JSON object.
+    """
+    try:
+        body = json.loads(data or b"{}")
+    except (ValueError, RecursionError):
+        raise ControlError(400, "the body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ControlError(400, 'the body must be a JSON object, like {"count": 1}')
+    return body
+
+
 class Controlled(Protocol):
     """What the control app steers: the sandbox (``core.Sandbox``), seen from here."""
 
@@ -146,13 +161,15 @@ class ControlApp:
         """Answer one control request."""
         try:
             endpoint, args = ROUTES.bind_to_environ(request.environ).match()
-            body = json.loads(request.get_data() or b"{}")
+            body = _json_object(request.get_data())
             result = getattr(self, "_" + str(endpoint))(request.method, body, **args)
         except HTTPException as error:
             return json_response({"error": error.description}, error.code or 500)
         except ControlError as error:
             return json_response({"error": str(error)}, error.status)
-        except (ValueError, TypeError, KeyError) as error:
+        except OverflowError:
+            return json_response({"error": "a date or duration is out of range"}, 400)
+        except (ValueError, TypeError, KeyError, AttributeError) as error:
             return json_response({"error": str(error)}, 400)
         if result is None:
             return json_response({}, 204)
@@ -182,7 +199,7 @@ class ControlApp:
             created = body.get("created_date")
             ids = self.sandbox.add_users(
                 int(body.get("count", 1)),
-                created_date=parse_utc(created) if created else None,
+                created_date=parse_utc(str(created)) if created else None,
                 visible_after_seconds=body.get("visible_after_seconds"),
             )
             return {"ids": ids}

@@ -103,12 +103,21 @@ class Sandbox:
         )
         self._control = ControlApp(self)
         storage = StorageApp(self.signer, self.faults, self.engine.store.get, lambda: self.options)
-        self._api_server = ServerThread(
-            RecordingApp("api", self._route, self.request_log, CONTROL_PREFIX), host, port
-        )
-        self._storage_server = ServerThread(
-            RecordingApp("storage", storage.respond, self.request_log), host, storage_port
-        )
+        try:  # a port in use: leave no work directory (nor a bound port) behind
+            self._api_server = ServerThread(
+                RecordingApp("api", self._route, self.request_log, CONTROL_PREFIX), host, port
+            )
+            try:
+                self._storage_server = ServerThread(
+                    RecordingApp("storage", storage.respond, self.request_log), host, storage_port
+                )
+            except BaseException:
+                self._api_server.stop()
+                raise
+        except BaseException:
+            self.population.rendered.close()
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            raise
         self._started = False
 
     def _route(self, request: Request) -> Response:

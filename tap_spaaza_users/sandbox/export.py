@@ -133,7 +133,8 @@ def write_export(path: Path, rows: Iterable[ExportRow | LineBlock], options: Exp
     default dialect, columns in contract order), and so does a whole block of them that no
     fault touches; any other row is rendered cell by cell.
     """
-    with gzip.open(path, "wb") if options.gzip else path.open("wb") as raw:
+    # mtime 0: the same export gives the same bytes (and ETag) on every run
+    with gzip.GzipFile(path, "wb", mtime=0) if options.gzip else path.open("wb") as raw:
         text = _Text(raw)
         if options.dialect.bom:
             text.write("\ufeff")

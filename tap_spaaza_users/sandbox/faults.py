@@ -89,10 +89,39 @@ def make_fault(kind: str, params: dict[str, Any]) -> Fault:
         msg = "times must be at least 1"
         raise ValueError(msg)
     method, path = rest.pop("method", None), rest.pop("path", None)
+    _check_names(kind, rest)
     _check_params(kind, rest)
     return Fault(kind, rest, times, method, path)
 
 
+#: fault kind -> its parameters, besides the scope every fault takes (``times``, ``method``,
+#: ``path``); a name not listed is refused, so a typo never arms a fault that does nothing
+FAULT_PARAMS: dict[str, tuple[str, ...]] = {
+    "status": ("status", "retry_after", "body"),
+    "answer_lost": ("then", "hold_seconds", "status", "retry_after", "body"),
+    "insecure_download_url": ("host",),
+    "ignore_offset": (),
+    "storage_status": ("status", "retry_after", "headers"),
+    "range_forbidden": (),
+    "file_expired": (),
+    "drop_connection": ("after_bytes",),
+    "short_body": ("missing_bytes",),
+    "url_expired": (),
+    "slow_download": ("bytes_per_second",),
+    "early_close": ("after_bytes", "framing"),
+    "bad_gzip": ("problem", "mode", "content_length", "after_bytes"),
+    "corrupt_body": ("at_byte",),
+    "task_error": ("logs",),
+    "task_stuck": ("seconds", "code"),
+    "gzip": ("mode",),
+    "malformed_rows": ("rows", "problem", "column"),
+    "duplicate_rows": ("count", "newer_by_seconds"),
+    "stray_quote": ("rows", "column"),
+    "invalid_utf8": ("rows",),
+    "local_time": ("hours",),
+    "short_export": ("rows",),
+    "task_clock_lag": ("seconds",),
+}
 _GZIP_MODES = frozenset({"content-encoding", "raw"})
 #: fault kind -> (parameter, allowed values) checks made when the fault is armed
 _CHOICES: dict[str, tuple[tuple[str, frozenset[str]], ...]] = {
@@ -107,6 +136,19 @@ _CHOICES: dict[str, tuple[tuple[str, frozenset[str]], ...]] = {
     ),
 }
 _STATUS_RANGE = range(100, 600)
+
+
+def _check_names(kind: str, params: dict[str, Any]) -> None:
+    """Refuse a parameter the fault does not have (a typo would arm a fault doing nothing).
+
+    Raises:
+        ValueError: naming the unknown parameters and the fault's own.
+    """
+    unknown = sorted(set(params) - set(FAULT_PARAMS[kind]))
+    if unknown:
+        allowed = ", ".join([*FAULT_PARAMS[kind], "times", "method", "path"])
+        msg = f"fault {kind} has no parameter {', '.join(unknown)}; its parameters: {allowed}"
+        raise ValueError(msg)
 
 
 def _check_params(kind: str, params: dict[str, Any]) -> None:
@@ -132,6 +174,9 @@ def _check_params(kind: str, params: dict[str, Any]) -> None:
         if name in params and float(params[name]) < 0:
             msg = f"{kind} {name} must be a non-negative number"
             raise ValueError(msg)
+    if kind == "slow_download" and not float(params.get("bytes_per_second", 1024)) > 0:
+        msg = "slow_download bytes_per_second must be above 0"
+        raise ValueError(msg)
     if kind == "short_export" and int(params.get("rows", 0)) < 0:
         msg = "short_export rows must be a non-negative number"
         raise ValueError(msg)
@@ -206,7 +251,7 @@ def damage_export(path: Path, faults: list[Fault]) -> None:
         comma = lines[index].find(b",") + 1
         lines[index] = lines[index][:comma] + b"\xff\xfe" + lines[index][comma:]
     damaged = b"".join(lines)
-    path.write_bytes(gzip.compress(damaged) if gzipped else damaged)
+    path.write_bytes(gzip.compress(damaged, mtime=0) if gzipped else damaged)
 
 
 def _row_lines(text: str) -> list[tuple[int, int]]:

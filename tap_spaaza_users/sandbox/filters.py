@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, cast
 
@@ -22,6 +22,11 @@ Row = dict[str, str]
 Bounds = tuple["datetime | None", "datetime | None"]
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
+#: minutes per ``time_factor`` (months and years on average), to bound a ``time_amount``
+_FACTOR_MINUTES = {"minute": 1, "hour": 60, "day": 1440, "week": 10080, "month": 43830,
+                   "year": 525960}  # fmt: skip
+#: how far back a relative rule may reach, so its cutoff stays a date the sandbox can count
+MAX_RELATIVE_YEARS = 1000
 
 
 @dataclass(frozen=True)
@@ -78,7 +83,7 @@ def _rule_bounds(rule: Rule, now: datetime) -> Bounds:
         return None, ops["end_date"]
     if rule.operator in ("is_date", "is"):
         day = ops["value"].replace(hour=0, minute=0, second=0, microsecond=0)
-        return day, day + timedelta(days=1)
+        return day, (day + timedelta(days=1) if day.date() < date.max else None)
     if rule.operator in ("relative_less_than", "relative_more_than"):
         cutoff = relative_cutoff(now, ops["time_factor"], ops["time_amount"])
         return (cutoff, now) if rule.operator == "relative_less_than" else (None, cutoff)
@@ -100,7 +105,7 @@ def parse_segment(raw: object, chain_id: int) -> Segment:
     if "chain_id" in raw and raw["chain_id"] != chain_id:
         reject("forbidden", "segment.chain_id is not the token's chain", 403)
     join = raw.get("join", "all")
-    if join not in JOINS:
+    if not isinstance(join, str) or join not in JOINS:
         reject("unknown_join", f"unknown join {join!r}; use 'all' or 'any'")
     rules = raw.get("rules", [])
     if not isinstance(rules, list):
@@ -124,9 +129,9 @@ def parse_rule(raw: object, index: int) -> Rule:
     if column not in USER_COLUMNS:
         reject("unknown_field", f"{where}: unknown field {raw['field_name']!r}")
     field_type, operator = raw["field_type"], raw["operator"]
-    if field_type not in FIELD_TYPES:
+    if not isinstance(field_type, str) or field_type not in FIELD_TYPES:
         reject("unknown_field_type", f"{where}: unknown field type {field_type!r}")
-    if operator not in OPERATORS:
+    if not isinstance(operator, str) or operator not in OPERATORS:
         reject("unknown_operator", f"{where}: unknown operator {operator!r}")
     needed, types = OPERATORS[operator]
     if field_type not in types:
@@ -137,7 +142,19 @@ def parse_rule(raw: object, index: int) -> Rule:
         msg = f"{where}: operator {operator!r} needs {', '.join(missing)}"
         reject("missing_rule_field", msg)
     operands = {key: _operand(key, raw[key], field_type, where) for key in needed}
+    _check_reach(operands, where)
     return Rule(column, field_type, operator, operands)
+
+
+def _check_reach(operands: dict[str, Any], where: str) -> None:
+    """Refuse a relative rule reaching back further than ``MAX_RELATIVE_YEARS``."""
+    factor = operands.get("time_factor")
+    if factor is None:
+        return
+    reach = cast("int", operands["time_amount"]) * _FACTOR_MINUTES[cast("str", factor)]
+    if reach > MAX_RELATIVE_YEARS * _FACTOR_MINUTES["year"]:
+        msg = f"{where}: time_amount reaches back more than {MAX_RELATIVE_YEARS} years"
+        reject("invalid_time_amount", msg)
 
 
 def _operand(key: str, value: object, field_type: str, where: str) -> object:
@@ -147,12 +164,13 @@ def _operand(key: str, value: object, field_type: str, where: str) -> object:
     if key in ("min", "max") or (key == "value" and field_type == "number"):
         return _rule_number(value, key, where)
     if key == "time_factor":
-        if value not in TIME_FACTORS:
+        if not isinstance(value, str) or value not in TIME_FACTORS:
             reject("unknown_time_factor", f"{where}: unknown time_factor {value!r}")
         return value
     if key == "time_amount":
         number = _rule_number(value, key, where)
-        if number != int(number) or number < 0:
+        too_far = number > MAX_RELATIVE_YEARS * _FACTOR_MINUTES["year"]  # any factor
+        if number < 0 or too_far or number != int(number):
             reject("invalid_time_amount", f"{where}: time_amount must be a count")
         return int(number)
     if key == "value" and field_type == "boolean":
@@ -164,8 +182,8 @@ def _rule_date(value: object, key: str, where: str) -> datetime:
     """Parse a rule's date operand."""
     try:
         return parse_utc(str(value))
-    except ValueError:
-        reject("invalid_date", f"{where}: {key} {value!r} is not a date")
+    except (ValueError, OverflowError):  # overflow: a year-1 or year-9999 moment off UTC
+        reject("invalid_date", f"{where}: {key} {value!r} is not a date in years 1 to 9999 UTC")
 
 
 def _rule_number(value: object, key: str, where: str) -> Decimal:
@@ -193,7 +211,7 @@ def _cell_date(text: str) -> datetime | None:
     """Parse a CSV date/date-time cell (``None`` when empty or not a date)."""
     try:
         return parse_utc(text) if text else None
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
 
 

@@ -131,10 +131,10 @@ class Population:
     def count(self, now: datetime) -> int:
         """Return how many non-deleted users are visible at ``now``."""
         overlay = self.snapshot()
-        added = sum(1 for u in overlay.added.values() if u.visible_at <= now.timestamp())
-        added_ids = set(overlay.added)
-        deleted = sum(1 for i in overlay.deleted if i <= self.base_count or i in added_ids)
-        return self.base_count + added - deleted
+        visible = {i for i, u in overlay.added.items() if u.visible_at <= now.timestamp()}
+        # a deleted added user was only counted if it was visible
+        deleted = sum(1 for i in overlay.deleted if i <= self.base_count or i in visible)
+        return self.base_count + len(visible) - deleted
 
     def rows(
         self,

@@ -39,7 +39,7 @@ def parse_json(body: bytes) -> Any:  # noqa: ANN401 - any JSON value
         return None
     try:
         return json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import json
 import logging
 import socket
 import threading
@@ -21,6 +23,10 @@ if TYPE_CHECKING:
 HANDLER_KEY, DROPPED_KEY = "sandbox.handler", "sandbox.dropped"
 #: the recorded status of a request whose connection was closed without an answer
 DROPPED_STATUS = 0
+#: the contract's error body of a request the sandbox failed to answer
+CRASH_BODY = {"error": {"code": 500, "name": "internal_error",
+                        "description": "the sandbox failed to answer; see its log"}}  # fmt: skip
+LOGGER = logging.getLogger(__name__)
 
 
 def drop_connection(environ: WSGIEnvironment) -> None:
@@ -75,7 +81,11 @@ class RecordingApp:
         """Answer and record one request."""
         request = Request(environ)
         body = request.get_data(cache=True)
-        response = self.handler(request)
+        try:
+            response = self.handler(request)
+        except Exception:  # a sandbox bug: answer (and record) a 500, never drop the request
+            LOGGER.exception("Sandbox failed to answer %s %s", request.method, request.path)
+            response = Response(json.dumps(CRASH_BODY), status=500, mimetype="application/json")
         if not (self.unrecorded_prefix and request.path.startswith(self.unrecorded_prefix)):
             self.log.add(
                 RecordedRequest(
@@ -95,10 +105,18 @@ class ServerThread:
     """A threaded werkzeug server on ``host:port`` (0 picks a free port), in a daemon thread."""
 
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:  # noqa: ANN401
-        """Bind now, so the port is known before ``start``."""
-        self.server: BaseWSGIServer = make_server(
-            host, port, app, threaded=True, request_handler=QuietHandler
-        )
+        """Bind now, so the port is known before ``start``.
+
+        Raises:
+            OSError: the port is in use, or the host is not an address of this machine.
+        """
+        try:
+            self.server: BaseWSGIServer = make_server(
+                host, port, app, threaded=True, request_handler=QuietHandler
+            )
+        except SystemExit:  # werkzeug exits (after a note on stderr) when it cannot bind
+            msg = f"cannot listen on {host}:{port}: in use, or not an address of this machine"
+            raise OSError(errno.EADDRINUSE, msg) from None
         self.server.daemon_threads = True  # type: ignore[attr-defined]
         self._thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True

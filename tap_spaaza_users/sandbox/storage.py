@@ -34,7 +34,9 @@ if TYPE_CHECKING:
 BUCKET = "spaaza-exports"
 _DATE_FORMAT = "%Y%m%dT%H%M%SZ"
 _PATH = re.compile(r"^/" + BUCKET + r"/(\d+)/User_Export-(\d+)\.csv$")
-_RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+#: a ``Range`` no byte of the object can satisfy (answered 416)
+UNSATISFIABLE = (-1, -1)
 #: S3 error codes of the statuses a ``storage_status`` fault usually injects
 STATUS_CODES = {
     429: "SlowDown",
@@ -194,15 +196,13 @@ class StorageApp:
         start, end, status = 0, size - 1, 200
         etag = f'"{task.md5}"' if task.md5 else f'"{task.id}-{size}"'
         headers: dict[str, Any] = {"Accept-Ranges": "bytes", "ETag": etag}
-        range_header = request.headers.get("Range")
-        if range_header:
-            match = _RANGE.match(range_header.strip())
-            if not match or int(match.group(1)) >= size:
-                bad = xml_error(416, "InvalidRange", "The requested range is not satisfiable")
-                bad.headers["Content-Range"] = f"bytes */{size}"
-                return bad
-            start, status = int(match.group(1)), 206
-            end = min(int(match.group(2)), size - 1) if match.group(2) else size - 1
+        wanted = byte_range(request.headers.get("Range"), size)
+        if wanted == UNSATISFIABLE:
+            bad = xml_error(416, "InvalidRange", "The requested range is not satisfiable")
+            bad.headers["Content-Range"] = f"bytes */{size}"
+            return bad
+        if wanted is not None:
+            (start, end), status = wanted, 206
             headers["Content-Range"] = f"bytes {start}-{end}/{size}"
         if task.content_encoding:
             headers["Content-Encoding"] = task.content_encoding
@@ -210,7 +210,7 @@ class StorageApp:
         headers["Content-Length"] = str(length)
         body: Iterator[bytes] | list[bytes] = [b""]
         if request.method == "GET":
-            kinds = RANGE_BODY_FAULTS if range_header else BODY_FAULTS
+            kinds = RANGE_BODY_FAULTS if wanted is not None else BODY_FAULTS
             fault = self.faults.take(kinds, request.method, request.path)
             if fault is not None and fault.kind == "bad_gzip":
                 bad_gzip = BadGzip(path, fault)
@@ -244,6 +244,27 @@ class StorageApp:
             return fault_pacers(fault)
         self.link.rate = float(rate)
         return [self.link, *fault_pacers(fault)]
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """Return the first and last byte a ``Range`` header asks of a ``size``-byte object.
+
+    As S3 and HTTP do: ``bytes=N-`` and ``bytes=N-M`` (``M`` capped at the end), ``bytes=-N``
+    the last ``N`` bytes (all of them when the object is smaller); ``None`` (send the whole
+    object, 200) for no header or one that is invalid (last before first, several ranges, not
+    bytes); ``UNSATISFIABLE`` when the range starts past the end, or asks the last 0 bytes.
+    """
+    match = _RANGE.match(header.strip()) if header else None
+    if match is None or match.group(1) == match.group(2) == "":
+        return None
+    if match.group(1) == "":  # a suffix range
+        suffix = int(match.group(2))
+        return (max(0, size - suffix), size - 1) if suffix and size else UNSATISFIABLE
+    first = int(match.group(1))
+    if match.group(2) and int(match.group(2)) < first:  # invalid: HTTP ignores it
+        return None
+    last = min(int(match.group(2)), size - 1) if match.group(2) else size - 1
+    return (first, last) if first < size else UNSATISFIABLE
 
 
 def status_fault_response(fault: Fault) -> Response:

@@ -88,8 +88,9 @@ def _parse_once(once: object) -> datetime:
         reject("missing_trigger_once", "trigger.once is required")
     try:
         return parse_utc(str(once))
-    except ValueError:
-        reject("invalid_date", f"trigger.once {once!r} is not a date-time")
+    except (ValueError, OverflowError):  # overflow: a year-1 or year-9999 moment off UTC
+        msg = f"trigger.once {once!r} is not a date-time in years 1 to 9999 UTC"
+        reject("invalid_date", msg)
 
 
 def _parse_trigger_segment(

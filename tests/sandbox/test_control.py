@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -142,3 +143,22 @@ def test_task_backdated_keeps_its_state_and_lists_the_older_created_date(api: Ap
 
 def test_unknown_control_path_is_404(api: ApiClient) -> None:
     assert _control(api, "GET", "/nope").status_code == 404
+
+
+def test_reset_keeps_users_clock_and_task_ids_as_the_docs_say(api: ApiClient) -> None:
+    before = api.create()["id"]
+    _control(api, "POST", "/users", json={"count": 2})
+    _control(api, "DELETE", "/users/5")
+    _control(api, "POST", "/clock", json={"set": "2031-01-01T00:00:00Z"})
+    assert _control(api, "POST", "/reset").status_code == 200
+    assert _control(api, "GET", "/users").json() == {"count": 1001}
+    assert _control(api, "GET", "/clock").json()["now"].startswith("2031-01-01T00:00:")
+    assert api.create()["id"] == before + 1
+    assert api.call("GET", f"/tasks/{before}").status_code == 404
+    docs = " ".join(
+        (Path(__file__).resolve().parents[2] / "docs" / "sandbox.md").read_text("utf-8").split()
+    )
+    assert "It does **not** restore the users" in docs
+    assert "nor the clock" in docs
+    assert "nor the task ids" in docs
+    assert "only for the same `--seed`, `--users` and `--now`" in docs

@@ -182,3 +182,15 @@ def test_incremental_window_with_a_moving_clock(small_api: ApiClient) -> None:
     rule = {"field_name": "created_date", "field_type": "date", "operator": "is_after_date",
             "start_date": bookmark.isoformat()}  # fmt: skip
     assert small_api.export_ids(segment_of(rule)) == set(new_ids)
+
+
+def test_deleting_a_user_not_yet_visible_leaves_the_count_of_visible_users(api: ApiClient) -> None:
+    lagged = api.control("POST", "/users", json={"count": 2, "visible_after_seconds": 600})
+    first, second = lagged.json()["ids"]
+    assert api.control("DELETE", f"/users/{first}").status_code == 204
+    assert api.control("GET", "/users").json() == {"count": 1000}
+    api.control("POST", "/clock", json={"advance": 601})
+    assert api.control("GET", "/users").json() == {"count": 1001}
+    assert api.control("DELETE", f"/users/{second}").status_code == 204
+    assert api.control("GET", "/users").json() == {"count": 1000}
+    assert len(api.sb.users()) == 1000
