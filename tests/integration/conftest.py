@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import psycopg
 import pytest
+from support.requirements import require
 
 from tap_spaaza_users.sandbox import Sandbox
 
@@ -21,20 +22,10 @@ if TYPE_CHECKING:
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MELTANO_TIMEOUT_SECONDS = 300
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 #: The installed target-postgres loader's virtual environment (the wrapper and the plain target).
 TARGET_POSTGRES_BIN = PROJECT_ROOT / ".meltano" / "loaders" / "target-postgres" / "venv" / "bin"
 #: The test PostgreSQL server's connection settings, from the environment.
 POSTGRES_PREFIX = "TAP_SPAAZA_USERS_TEST_POSTGRES_"
-
-
-def require(condition: bool, reason: str, fix: str) -> None:  # noqa: FBT001
-    """Fail under CI, skip on a developer's machine, when a test's dependency is missing."""
-    if condition:
-        return
-    if IN_CI:
-        pytest.fail(f"{reason} (required under CI=true)")
-    pytest.skip(f"{reason}: {fix}")
 
 
 def meltano_executable() -> Path:

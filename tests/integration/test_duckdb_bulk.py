@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pytest
+from support.requirements import require
 
 from tap_spaaza_users.sandbox import Sandbox
 
-from .conftest import PROJECT_ROOT, require
+from .conftest import PROJECT_ROOT
 
 if TYPE_CHECKING:
     from pathlib import Path

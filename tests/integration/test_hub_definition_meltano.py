@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 from support.doc_blocks import marked_text
+from support.requirements import require
 
 from .conftest import (
     MELTANO_TIMEOUT_SECONDS,
@@ -21,7 +22,6 @@ from .conftest import (
     clean_env,
     meltano_executable,
     read_jsonl,
-    require,
     settings_env,
 )
 

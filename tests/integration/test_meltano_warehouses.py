@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 import duckdb
 import psycopg
 import pytest
+from support.requirements import require
 
-from .conftest import Meltano, require, tricky_user
+from .conftest import Meltano, tricky_user
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -18,9 +18,10 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from support.requirements import require
 
 from .conftest import TARGET_POSTGRES_BIN as BIN
-from .conftest import require, run_target_script
+from .conftest import run_target_script
 from .test_target_postgres_fast import MOMENTS, edge_cases, table, tap_messages
 
 if TYPE_CHECKING:

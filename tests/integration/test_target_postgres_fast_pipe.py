@@ -7,9 +7,9 @@ import sys
 from typing import TYPE_CHECKING
 
 import pytest
+from support.requirements import require
 
 from .conftest import TARGET_POSTGRES_BIN as BIN
-from .conftest import require
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import subprocess
 
+from support.requirements import require
+
 from .conftest import TARGET_POSTGRES_BIN as BIN
-from .conftest import require
 
 #: A batch held in the worker; a signal comes while the main thread waits for it.
 DURING_THE_WAIT = """

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.requirements import IN_CI, require
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_sync.py"
 
@@ -68,9 +69,13 @@ def test_stages_benchmark_prints_the_link_and_backfill_ratios() -> None:
 @pytest.mark.slow
 def test_pipeline_benchmark_prints_each_load_against_its_floor() -> None:
     meltano = SCRIPT.parent.parent / ".venv-meltano" / "bin" / "meltano"
-    if not meltano.exists():
-        pytest.skip("meltano is not installed here: run `make setup`")
+    require(meltano.exists(), "meltano is not installed here", "run `make setup`")
     with_postgres = bool(os.environ.get("TAP_SPAAZA_USERS_TEST_POSTGRES_HOST"))
+    require(  # elsewhere, without PostgreSQL, the DuckDB loads alone
+        with_postgres or not IN_CI,
+        "PostgreSQL is not configured (TAP_SPAAZA_USERS_TEST_POSTGRES_*)",
+        "`source scripts/start-postgres.sh` first",
+    )
     script = SCRIPT.parent / "bench_pipeline.py"
     args = ["--users", "2000", "--repeat", "1", *([] if with_postgres else ["--skip-postgres"])]
     result = subprocess.run(
@@ -146,8 +151,7 @@ def test_export_benchmark_times_the_export_at_a_git_ref_and_gates_on_it() -> Non
 @pytest.mark.slow
 def test_duckdb_loaders_benchmark_prints_each_loader_against_read_csv() -> None:
     loader_python = SCRIPT.parent.parent / ".meltano" / "loaders" / "target-duckdb" / "venv"
-    if not loader_python.exists():
-        pytest.skip("target-duckdb is not installed here: run `make setup`")
+    require(loader_python.exists(), "target-duckdb is not installed here", "run `make setup`")
     script = SCRIPT.parent / "bench_duckdb_loaders.py"
     result = subprocess.run(
         [sys.executable, str(script), "--users", "2000"],

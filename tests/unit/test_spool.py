@@ -162,6 +162,25 @@ def in_thread(action: Callable[[], object]) -> tuple[threading.Thread, list[obje
     return thread, outcome
 
 
+def wait_until_blocked(thread: threading.Thread) -> None:
+    """Wait until ``thread`` waits on a condition (the spool's), or fail after 5 s.
+
+    Joining for a moment and finding the thread alive proves nothing when it was not yet
+    scheduled; its own frames show it waiting.
+    """
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        frame = sys._current_frames().get(thread.ident or 0)
+        while frame is not None:
+            if frame.f_code.co_name == "wait" and frame.f_code.co_filename == threading.__file__:
+                return
+            frame = frame.f_back
+        assert thread.is_alive(), "it returned instead of waiting"
+        time.sleep(0.01)
+    msg = "it never waited"
+    raise AssertionError(msg)
+
+
 def test_reader_that_began_raises_when_the_writer_starts_over(tmp_path: Path) -> None:
     with Spool(str(tmp_path)) as spool:
         spool.write(b"id\n1\n")
@@ -180,8 +199,8 @@ def test_reader_waits_for_min_bytes_or_the_whole_file(tmp_path: Path) -> None:
     with Spool(str(tmp_path)) as spool:
         spool.write(b"id\n1\n")
         thread, outcome = in_thread(lambda: spool.reader(min_bytes=100).read(3))
-        thread.join(0.2)
-        assert thread.is_alive(), "5 bytes of the 100 it waits for"
+        wait_until_blocked(thread)  # 5 bytes of the 100 it waits for
+        assert outcome == []
         spool.announce(10_000)  # storage said how long the file is: start at once
         thread.join(5)
         assert outcome == [b"id\n"]
@@ -189,8 +208,8 @@ def test_reader_waits_for_min_bytes_or_the_whole_file(tmp_path: Path) -> None:
         spool.restart()
         spool.write(b"id\n")
         thread, outcome = in_thread(lambda: spool.reader(min_bytes=100).read())
-        thread.join(0.2)
-        assert thread.is_alive()
+        wait_until_blocked(thread)
+        assert outcome == []
         spool.finish()  # whole, however small
         thread.join(5)
         assert outcome == [b"id\n"]
@@ -202,8 +221,8 @@ def test_settle_waits_for_the_writers_verdict(tmp_path: Path) -> None:
         reader = spool.reader()
         reader.read(2)
         thread, outcome = in_thread(reader.settle)
-        thread.join(0.2)
-        assert thread.is_alive(), "no verdict yet"
+        wait_until_blocked(thread)  # no verdict yet
+        assert outcome == []
         spool.restart()
         thread.join(5)
         assert len(outcome) == 1
