@@ -10,10 +10,12 @@ import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from tap_spaaza_users.contract import REPLICATION_KEY, parse_utc
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
 #: fault kind -> where it fires ("api", "storage" or "task")
@@ -24,6 +26,7 @@ FAULT_KINDS: dict[str, str] = {
     "ignore_offset": "api",
     "storage_status": "storage",
     "range_forbidden": "storage",
+    "redirect": "storage",
     "file_expired": "storage",
     "drop_connection": "storage",
     "short_body": "storage",
@@ -103,6 +106,7 @@ FAULT_PARAMS: dict[str, tuple[str, ...]] = {
     "ignore_offset": (),
     "storage_status": ("status", "retry_after", "headers"),
     "range_forbidden": (),
+    "redirect": ("status", "location"),
     "file_expired": (),
     "drop_connection": ("after_bytes",),
     "short_body": ("missing_bytes",),
@@ -136,6 +140,8 @@ _CHOICES: dict[str, tuple[tuple[str, frozenset[str]], ...]] = {
     ),
 }
 _STATUS_RANGE = range(100, 600)
+#: the statuses a ``redirect`` fault may answer
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 
 def _check_names(kind: str, params: dict[str, Any]) -> None:
@@ -174,12 +180,47 @@ def _check_params(kind: str, params: dict[str, Any]) -> None:
         if name in params and float(params[name]) < 0:
             msg = f"{kind} {name} must be a non-negative number"
             raise ValueError(msg)
-    if kind == "slow_download" and not float(params.get("bytes_per_second", 1024)) > 0:
+    check = _KIND_CHECKS.get(kind)
+    if check is not None:
+        check(params)
+
+
+def _check_rate(params: dict[str, Any]) -> None:
+    """Refuse a ``slow_download`` rate that is not above 0."""
+    if not float(params.get("bytes_per_second", 1024)) > 0:
         msg = "slow_download bytes_per_second must be above 0"
         raise ValueError(msg)
-    if kind == "short_export" and int(params.get("rows", 0)) < 0:
+
+
+def _check_short_rows(params: dict[str, Any]) -> None:
+    """Refuse a negative ``short_export`` row count."""
+    if int(params.get("rows", 0)) < 0:
         msg = "short_export rows must be a non-negative number"
         raise ValueError(msg)
+
+
+def _check_redirect(params: dict[str, Any]) -> None:
+    """Refuse a ``redirect`` status that is not one, or a ``location`` HTTP cannot carry.
+
+    Raises:
+        ValueError: naming the parameter.
+    """
+    if int(params.get("status", 302)) not in REDIRECT_STATUSES:
+        msg = f"redirect status must be one of {sorted(REDIRECT_STATUSES)}"
+        raise ValueError(msg)
+    try:
+        urlsplit(str(params.get("location") or "")).port  # noqa: B018 - reading it checks it
+    except ValueError:
+        msg = "redirect location must be a URL with a valid host and port"
+        raise ValueError(msg) from None
+
+
+#: fault kind -> the check of its own parameters (see ``_check_params``)
+_KIND_CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "slow_download": _check_rate,
+    "short_export": _check_short_rows,
+    "redirect": _check_redirect,
+}
 
 
 class FaultStore:

@@ -173,12 +173,17 @@ class StorageApp:
         if "Authorization" in request.headers:
             return xml_error(*TWO_AUTHS)
         injected = self.faults.take(("storage_status",), request.method, request.path)
-        if injected is None and "Range" in request.headers:
+        if injected is not None:
+            return status_fault_response(injected)
+        moved = self.faults.take(("redirect",), request.method, request.path)
+        if moved is not None:
+            return redirect_response(moved, request.url)
+        if "Range" in request.headers:
             # Storage whose policy refuses ranged GETs, while a plain GET works.
             refused = self.faults.take(("range_forbidden",), request.method, request.path)
             if refused is not None:
                 return xml_error(403, "AccessDenied", "Access Denied")
-        return None if injected is None else status_fault_response(injected)
+        return None
 
     def _task(self, path: str) -> Task | None:
         """Return the task whose file ``path`` names, if any."""
@@ -282,4 +287,17 @@ def status_fault_response(fault: Fault) -> Response:
         response.headers["Retry-After"] = str(int(retry_after)) if is_number else str(retry_after)
     for name, value in dict(fault.params.get("headers") or {}).items():
         response.headers[str(name)] = str(value)
+    return response
+
+
+def redirect_response(fault: Fault, url: str) -> Response:
+    """Return the answer of an injected ``redirect`` fault: ``status`` to ``location``.
+
+    Params: ``status`` (302 by default) and ``location`` (by default ``url``, the URL asked
+    for: the same signed URL on this plain-http storage, served once the fault is used up).
+    """
+    status = int(fault.params.get("status", 302))
+    code = "PermanentRedirect" if status in (301, 308) else "TemporaryRedirect"
+    response = xml_error(status, code, "Please re-send this request to the specified endpoint.")
+    response.headers["Location"] = str(fault.params.get("location") or url)
     return response
