@@ -27,6 +27,8 @@ FAULT_KINDS: dict[str, str] = {
     "storage_status": "storage",
     "range_forbidden": "storage",
     "redirect": "storage",
+    "ignore_range": "storage",
+    "object_replaced": "storage",
     "file_expired": "storage",
     "drop_connection": "storage",
     "short_body": "storage",
@@ -107,6 +109,8 @@ FAULT_PARAMS: dict[str, tuple[str, ...]] = {
     "storage_status": ("status", "retry_after", "headers"),
     "range_forbidden": (),
     "redirect": ("status", "location"),
+    "ignore_range": (),
+    "object_replaced": (),
     "file_expired": (),
     "drop_connection": ("after_bytes",),
     "short_body": ("missing_bytes",),
@@ -293,6 +297,33 @@ def damage_export(path: Path, faults: list[Fault]) -> None:
         lines[index] = lines[index][:comma] + b"\xff\xfe" + lines[index][comma:]
     damaged = b"".join(lines)
     path.write_bytes(gzip.compress(damaged, mtime=0) if gzipped else damaged)
+
+
+def replace_export(path: Path) -> None:
+    """Replace a written export file with one of the same users, rows in reverse order.
+
+    Same length, other bytes (and so another MD5 and ``ETag``); gzip kept if it was. The new
+    file takes the old one's place at once: a body already streaming keeps the old bytes.
+    """
+    data = path.read_bytes()
+    gzipped = data[:2] == b"\x1f\x8b"
+    text = (gzip.decompress(data) if gzipped else data).decode("utf-8")
+    lines = io.StringIO(text, newline="").readlines()
+    spans = _row_lines(text)
+    if len(spans) < 2:  # noqa: PLR2004 - one row or none: no other order
+        return
+    rows = ["".join(lines[first:end]) for first, end in spans]
+    ending = _line_ending(text)
+    unended = not rows[-1].endswith("\n")
+    if unended:
+        rows[-1] += ending
+    replaced = "".join(lines[: spans[0][0]]) + "".join(reversed(rows))
+    if unended:
+        replaced = replaced.removesuffix(ending)
+    body = replaced.encode("utf-8")
+    fresh = path.with_name(path.name + ".replacing")
+    fresh.write_bytes(gzip.compress(body, mtime=0) if gzipped else body)
+    fresh.replace(path)
 
 
 def _row_lines(text: str) -> list[tuple[int, int]]:

@@ -18,8 +18,10 @@ from tap_spaaza_users.sandbox.bodies import (
     corrupted,
     fault_limit,
     fault_pacers,
+    file_md5,
     stream,
 )
+from tap_spaaza_users.sandbox.faults import replace_export
 from tap_spaaza_users.sandbox.server import close_delimited
 
 if TYPE_CHECKING:
@@ -194,14 +196,20 @@ class StorageApp:
         return task if task is not None and task.chain == int(match.group(1)) else None
 
     def _file_response(self, request: Request, task: Task) -> Response:
-        """Answer with the file, or the part a ``Range`` asks for."""
+        """Answer with the file, or the part a ``Range`` asks for (if ``If-Range`` holds)."""
         path = task.file
         assert path is not None  # noqa: S101 - checked by the caller
+        ranged = request.method == "GET" and "Range" in request.headers
+        if ranged and self.faults.take(("object_replaced",), request.method, request.path):
+            replace_export(path)
+            task.md5 = file_md5(path)
         size = path.stat().st_size
         start, end, status = 0, size - 1, 200
         etag = f'"{task.md5}"' if task.md5 else f'"{task.id}-{size}"'
         headers: dict[str, Any] = {"Accept-Ranges": "bytes", "ETag": etag}
-        wanted = byte_range(request.headers.get("Range"), size)
+        wanted = byte_range(range_header(request, etag), size)
+        if ranged and self.faults.take(("ignore_range",), request.method, request.path):
+            wanted = None  # a server that ignores Range: the whole file, 200
         if wanted == UNSATISFIABLE:
             bad = xml_error(416, "InvalidRange", "The requested range is not satisfiable")
             bad.headers["Content-Range"] = f"bytes */{size}"
@@ -249,6 +257,19 @@ class StorageApp:
             return fault_pacers(fault)
         self.link.rate = float(rate)
         return [self.link, *fault_pacers(fault)]
+
+
+def range_header(request: Request, etag: str) -> str | None:
+    """Return the request's ``Range``, or ``None`` when its ``If-Range`` does not hold.
+
+    As RFC 9110 says: ``If-Range`` holds when it is the object's own strong ``ETag``; a weak
+    tag never matches, nor does a date (storage sends no ``Last-Modified`` to compare it to).
+    When it does not hold, the whole current object is sent (200).
+    """
+    validator = request.headers.get("If-Range")
+    if validator is not None and (validator.strip() != etag or etag.startswith("W/")):
+        return None
+    return request.headers.get("Range")
 
 
 def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
