@@ -60,6 +60,22 @@ def test_if_range_that_does_not_hold_beats_an_unsatisfiable_range(api: ApiClient
     assert response.content == whole
 
 
+def test_ignore_if_range_sends_the_range_once_though_if_range_does_not_hold(
+    api: ApiClient,
+) -> None:
+    url, whole, etag = _url_whole_etag(api)
+    api.sb.inject("ignore_if_range")
+    held = requests.get(url, headers={"Range": "bytes=100-", "If-Range": etag}, timeout=10)
+    assert held.status_code == 206  # If-Range holds: the fault is not needed, nor used up
+    assert [f["kind"] for f in api.control("GET", "/faults").json()] == ["ignore_if_range"]
+    stale = {"Range": "bytes=100-", "If-Range": '"0123456789abcdef0123456789abcdef"'}
+    ignored = requests.get(url, headers=stale, timeout=10)
+    assert ignored.status_code == 206
+    assert ignored.content == whole[100:]
+    assert api.control("GET", "/faults").json() == []
+    assert requests.get(url, headers=stale, timeout=10).status_code == 200
+
+
 def test_ignore_range_answers_a_ranged_get_whole_once(api: ApiClient) -> None:
     url, whole, etag = _url_whole_etag(api)
     api.sb.inject("ignore_range")
