@@ -128,7 +128,7 @@ def test_task_stays_inprogress_for_its_scaled_duration(sandbox_factory: SandboxF
 
 
 def test_a_task_records_when_it_became_done(sandbox_factory: SandboxFactory) -> None:
-    sb = sandbox_factory(users=50, task_base_seconds=0.2)
+    sb = sandbox_factory(users=50, task_base_seconds=0.5)
     api = ApiClient(sb)
     task_id = api.create()["id"]
     assert api.wait(task_id, ("INPROGRESS",))["state"]["code"] == "INPROGRESS"
