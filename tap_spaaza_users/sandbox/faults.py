@@ -10,10 +10,12 @@ import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from tap_spaaza_users.contract import REPLICATION_KEY, parse_utc
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
 #: fault kind -> where it fires ("api", "storage" or "task")
@@ -24,6 +26,10 @@ FAULT_KINDS: dict[str, str] = {
     "ignore_offset": "api",
     "storage_status": "storage",
     "range_forbidden": "storage",
+    "redirect": "storage",
+    "ignore_range": "storage",
+    "ignore_if_range": "storage",
+    "object_replaced": "storage",
     "file_expired": "storage",
     "drop_connection": "storage",
     "short_body": "storage",
@@ -103,6 +109,10 @@ FAULT_PARAMS: dict[str, tuple[str, ...]] = {
     "ignore_offset": (),
     "storage_status": ("status", "retry_after", "headers"),
     "range_forbidden": (),
+    "redirect": ("status", "location"),
+    "ignore_range": (),
+    "ignore_if_range": (),
+    "object_replaced": (),
     "file_expired": (),
     "drop_connection": ("after_bytes",),
     "short_body": ("missing_bytes",),
@@ -136,6 +146,8 @@ _CHOICES: dict[str, tuple[tuple[str, frozenset[str]], ...]] = {
     ),
 }
 _STATUS_RANGE = range(100, 600)
+#: the statuses a ``redirect`` fault may answer
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 
 def _check_names(kind: str, params: dict[str, Any]) -> None:
@@ -174,12 +186,47 @@ def _check_params(kind: str, params: dict[str, Any]) -> None:
         if name in params and float(params[name]) < 0:
             msg = f"{kind} {name} must be a non-negative number"
             raise ValueError(msg)
-    if kind == "slow_download" and not float(params.get("bytes_per_second", 1024)) > 0:
+    check = _KIND_CHECKS.get(kind)
+    if check is not None:
+        check(params)
+
+
+def _check_rate(params: dict[str, Any]) -> None:
+    """Refuse a ``slow_download`` rate that is not above 0."""
+    if not float(params.get("bytes_per_second", 1024)) > 0:
         msg = "slow_download bytes_per_second must be above 0"
         raise ValueError(msg)
-    if kind == "short_export" and int(params.get("rows", 0)) < 0:
+
+
+def _check_short_rows(params: dict[str, Any]) -> None:
+    """Refuse a negative ``short_export`` row count."""
+    if int(params.get("rows", 0)) < 0:
         msg = "short_export rows must be a non-negative number"
         raise ValueError(msg)
+
+
+def _check_redirect(params: dict[str, Any]) -> None:
+    """Refuse a ``redirect`` status that is not one, or a ``location`` HTTP cannot carry.
+
+    Raises:
+        ValueError: naming the parameter.
+    """
+    if int(params.get("status", 302)) not in REDIRECT_STATUSES:
+        msg = f"redirect status must be one of {sorted(REDIRECT_STATUSES)}"
+        raise ValueError(msg)
+    try:
+        urlsplit(str(params.get("location") or "")).port  # noqa: B018 - reading it checks it
+    except ValueError:
+        msg = "redirect location must be a URL with a valid host and port"
+        raise ValueError(msg) from None
+
+
+#: fault kind -> the check of its own parameters (see ``_check_params``)
+_KIND_CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "slow_download": _check_rate,
+    "short_export": _check_short_rows,
+    "redirect": _check_redirect,
+}
 
 
 class FaultStore:
@@ -252,6 +299,33 @@ def damage_export(path: Path, faults: list[Fault]) -> None:
         lines[index] = lines[index][:comma] + b"\xff\xfe" + lines[index][comma:]
     damaged = b"".join(lines)
     path.write_bytes(gzip.compress(damaged, mtime=0) if gzipped else damaged)
+
+
+def replace_export(path: Path) -> None:
+    """Replace a written export file with one of the same users, rows in reverse order.
+
+    Same length, other bytes (and so another MD5 and ``ETag``); gzip kept if it was. The new
+    file takes the old one's place at once: a body already streaming keeps the old bytes.
+    """
+    data = path.read_bytes()
+    gzipped = data[:2] == b"\x1f\x8b"
+    text = (gzip.decompress(data) if gzipped else data).decode("utf-8")
+    lines = io.StringIO(text, newline="").readlines()
+    spans = _row_lines(text)
+    if len(spans) < 2:  # noqa: PLR2004 - one row or none: no other order
+        return
+    rows = ["".join(lines[first:end]) for first, end in spans]
+    ending = _line_ending(text)
+    unended = not rows[-1].endswith("\n")
+    if unended:
+        rows[-1] += ending
+    replaced = "".join(lines[: spans[0][0]]) + "".join(reversed(rows))
+    if unended:
+        replaced = replaced.removesuffix(ending)
+    body = replaced.encode("utf-8")
+    fresh = path.with_name(path.name + ".replacing")
+    fresh.write_bytes(gzip.compress(body, mtime=0) if gzipped else body)
+    fresh.replace(path)
 
 
 def _row_lines(text: str) -> list[tuple[int, int]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -238,7 +239,7 @@ class Engine:
                 if task.file is not None:
                     task.file.unlink(missing_ok=True)
             else:
-                task.code = "DONE"
+                task.code, task.done_at = "DONE", time.time()
                 task.log(now, "INFO", f"Exported {task.rows} users to {task.file_name}")
             task.last_modified = now
             task.version += 1

@@ -19,6 +19,8 @@ class RecordedRequest:
     headers: dict[str, str]
     json: Any
     status: int
+    #: when the request arrived (``time.time()``, before it was answered)
+    received_at: float
 
     def describe(self) -> dict[str, Any]:
         """Return the request as JSON for the control API."""
@@ -30,6 +32,7 @@ class RecordedRequest:
             "headers": self.headers,
             "json": self.json,
             "status": self.status,
+            "received_at": self.received_at,
         }
 
 

@@ -7,6 +7,7 @@ import json
 import logging
 import socket
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
@@ -79,6 +80,7 @@ class RecordingApp:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """Answer and record one request."""
+        received_at = time.time()
         request = Request(environ)
         body = request.get_data(cache=True)
         try:
@@ -96,6 +98,7 @@ class RecordingApp:
                     headers=dict(request.headers.items()),
                     json=parse_json(body),
                     status=DROPPED_STATUS if environ.get(DROPPED_KEY) else response.status_code,
+                    received_at=received_at,
                 )
             )
         return response(environ, start_response)

@@ -18,8 +18,10 @@ from tap_spaaza_users.sandbox.bodies import (
     corrupted,
     fault_limit,
     fault_pacers,
+    file_md5,
     stream,
 )
+from tap_spaaza_users.sandbox.faults import replace_export
 from tap_spaaza_users.sandbox.server import close_delimited
 
 if TYPE_CHECKING:
@@ -173,12 +175,17 @@ class StorageApp:
         if "Authorization" in request.headers:
             return xml_error(*TWO_AUTHS)
         injected = self.faults.take(("storage_status",), request.method, request.path)
-        if injected is None and "Range" in request.headers:
+        if injected is not None:
+            return status_fault_response(injected)
+        moved = self.faults.take(("redirect",), request.method, request.path)
+        if moved is not None:
+            return redirect_response(moved, request.url)
+        if "Range" in request.headers:
             # Storage whose policy refuses ranged GETs, while a plain GET works.
             refused = self.faults.take(("range_forbidden",), request.method, request.path)
             if refused is not None:
                 return xml_error(403, "AccessDenied", "Access Denied")
-        return None if injected is None else status_fault_response(injected)
+        return None
 
     def _task(self, path: str) -> Task | None:
         """Return the task whose file ``path`` names, if any."""
@@ -189,14 +196,20 @@ class StorageApp:
         return task if task is not None and task.chain == int(match.group(1)) else None
 
     def _file_response(self, request: Request, task: Task) -> Response:
-        """Answer with the file, or the part a ``Range`` asks for."""
+        """Answer with the file, or the part a ``Range`` asks for (if ``If-Range`` holds)."""
         path = task.file
         assert path is not None  # noqa: S101 - checked by the caller
+        ranged = request.method == "GET" and "Range" in request.headers
+        if ranged and self.faults.take(("object_replaced",), request.method, request.path):
+            replace_export(path)
+            task.md5 = file_md5(path)
         size = path.stat().st_size
         start, end, status = 0, size - 1, 200
         etag = f'"{task.md5}"' if task.md5 else f'"{task.id}-{size}"'
         headers: dict[str, Any] = {"Accept-Ranges": "bytes", "ETag": etag}
-        wanted = byte_range(request.headers.get("Range"), size)
+        wanted = byte_range(self._range(request, etag), size)
+        if ranged and self.faults.take(("ignore_range",), request.method, request.path):
+            wanted = None  # a server that ignores Range: the whole file, 200
         if wanted == UNSATISFIABLE:
             bad = xml_error(416, "InvalidRange", "The requested range is not satisfiable")
             bad.headers["Content-Range"] = f"bytes */{size}"
@@ -228,6 +241,18 @@ class StorageApp:
         response.headers["Content-Disposition"] = f'attachment; filename="{task.file_name}"'
         return response
 
+    def _range(self, request: Request, etag: str) -> str | None:
+        """Return the ``Range`` to serve: none when ``If-Range`` does not hold.
+
+        An ``ignore_if_range`` fault serves it anyway, as storage that does not know the header.
+        """
+        wanted = range_header(request, etag)
+        if wanted is None and request.method == "GET" and "Range" in request.headers:
+            ignored = self.faults.take(("ignore_if_range",), request.method, request.path)
+            if ignored is not None:
+                return request.headers.get("Range")
+        return wanted
+
     def _body(self, path: Path, start: int, length: int, fault: Fault | None) -> Iterator[bytes]:
         """Stream ``length`` bytes from ``start``, spoiled by ``fault`` if one is armed."""
         handle = path.open("rb")
@@ -244,6 +269,19 @@ class StorageApp:
             return fault_pacers(fault)
         self.link.rate = float(rate)
         return [self.link, *fault_pacers(fault)]
+
+
+def range_header(request: Request, etag: str) -> str | None:
+    """Return the request's ``Range``, or ``None`` when its ``If-Range`` does not hold.
+
+    As RFC 9110 says: ``If-Range`` holds when it is the object's own strong ``ETag``; a weak
+    tag never matches, nor does a date (storage sends no ``Last-Modified`` to compare it to).
+    When it does not hold, the whole current object is sent (200).
+    """
+    validator = request.headers.get("If-Range")
+    if validator is not None and (validator.strip() != etag or etag.startswith("W/")):
+        return None
+    return request.headers.get("Range")
 
 
 def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -282,4 +320,17 @@ def status_fault_response(fault: Fault) -> Response:
         response.headers["Retry-After"] = str(int(retry_after)) if is_number else str(retry_after)
     for name, value in dict(fault.params.get("headers") or {}).items():
         response.headers[str(name)] = str(value)
+    return response
+
+
+def redirect_response(fault: Fault, url: str) -> Response:
+    """Return the answer of an injected ``redirect`` fault: ``status`` to ``location``.
+
+    Params: ``status`` (302 by default) and ``location`` (by default ``url``, the URL asked
+    for: the same signed URL on this plain-http storage, served once the fault is used up).
+    """
+    status = int(fault.params.get("status", 302))
+    code = "PermanentRedirect" if status in (301, 308) else "TemporaryRedirect"
+    response = xml_error(status, code, "Please re-send this request to the specified endpoint.")
+    response.headers["Location"] = str(fault.params.get("location") or url)
     return response

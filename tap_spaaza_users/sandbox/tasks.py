@@ -45,6 +45,8 @@ class Task:
     rows: int | None = None
     started_at: float | None = None  # monotonic
     deadline: float | None = None  # monotonic; set once the file is written
+    #: when the task became DONE (``time.time()``, set under the store's lock with the code)
+    done_at: float | None = None
     error_logs: list[str] | None = None
     stuck_seconds: float = 0.0
     #: The code reported instead of INPROGRESS while the export runs (``task_stuck`` ``code``).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -73,13 +74,16 @@ def test_dialect_set_get_and_default(api: ApiClient) -> None:
 
 
 def test_requests_are_inspectable_and_control_calls_are_not_recorded(api: ApiClient) -> None:
+    before = time.time()
     api.call("GET", "/tasks", headers={"X-Trace": "abc"})
+    after = time.time()
     _control(api, "GET", "/clock")
     recorded = _control(api, "GET", "/requests").json()
     assert [(r["server"], r["method"], r["path"], r["status"]) for r in recorded] == [
         ("api", "GET", "/tasks", 200)
     ]
     assert recorded[0]["headers"]["X-Trace"] == "abc"
+    assert before <= recorded[0]["received_at"] <= after
     assert _control(api, "DELETE", "/requests").status_code == 204
     assert api.sb.requests == []
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 import pytest
@@ -124,6 +125,19 @@ def test_task_stays_inprogress_for_its_scaled_duration(sandbox_factory: SandboxF
     assert task.deadline is not None
     assert task.started_at is not None
     assert task.deadline - task.started_at == pytest.approx(0.6)
+
+
+def test_a_task_records_when_it_became_done(sandbox_factory: SandboxFactory) -> None:
+    sb = sandbox_factory(users=50, task_base_seconds=0.5)
+    api = ApiClient(sb)
+    task_id = api.create()["id"]
+    assert api.wait(task_id, ("INPROGRESS",))["state"]["code"] == "INPROGRESS"
+    assert sb.tasks[task_id].done_at is None
+    before_done = time.time()
+    assert api.wait(task_id)["state"]["code"] == "DONE"
+    done_at = sb.tasks[task_id].done_at
+    assert done_at is not None
+    assert before_done <= done_at <= time.time()
 
 
 def test_download_url_is_409_until_done_and_404_for_unknown(api: ApiClient) -> None:
