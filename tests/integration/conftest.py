@@ -193,11 +193,7 @@ def server() -> Iterator[tuple[str, dict[str, Any], list[str]]]:
         f"PostgreSQL is not configured ({POSTGRES_PREFIX}*)",
         "run `make test` as root, or `source scripts/start-postgres.sh` (as root) first",
     )
-    require(
-        (TARGET_POSTGRES_BIN / "target-postgres-fast").exists(),
-        "the target-postgres loader is not installed",
-        "run `make setup`",
-    )
+    require_postgres_loader()
     settings: dict[str, Any] = {
         name: os.environ.get(POSTGRES_PREFIX + name.upper(), "")
         for name in ("host", "port", "user", "password", "database")
@@ -209,6 +205,15 @@ def server() -> Iterator[tuple[str, dict[str, Any], list[str]]]:
     with psycopg.connect(dsn, autocommit=True) as connection:
         for schema in schemas:
             connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def require_postgres_loader() -> None:
+    """The installed target-postgres loader (the wrapper and the plain target), or skip/fail."""
+    require(
+        (TARGET_POSTGRES_BIN / "target-postgres-fast").exists(),
+        "the target-postgres loader is not installed",
+        "run `make setup`",
+    )
 
 
 def run_target_script(

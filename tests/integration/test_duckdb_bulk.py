@@ -78,29 +78,34 @@ def table(database: Path) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]
     return types, rows
 
 
+def require_loader() -> None:
+    """The installed target-duckdb loader, or skip (fail under CI)."""
+    require(LOADER_PYTHON.exists(), "target-duckdb is not installed", "run `make setup`")
+
+
+def batch_files(root: Path, compression: str) -> dict[str, Any]:
+    """The tap's batch_config: jsonl files of 1,000 users in ``root`` (created)."""
+    root.mkdir()
+    return {
+        "encoding": {"format": "jsonl", "compression": compression},
+        "storage": {"root": root.as_uri(), "prefix": "users-"},
+        "batch_size": 1000,
+    }
+
+
 @pytest.fixture
 def outputs(tmp_path: Path) -> tuple[Path, Path, Path, int]:
     """A RECORD run's, a BATCH run's and an uncompressed BATCH run's output, and the users."""
-    require(LOADER_PYTHON.exists(), "target-duckdb is not installed", "run `make setup`")
+    require_loader()
     users = 2500
     with Sandbox(users=users, seed=4, task_base_seconds=0, task_seconds_per_1k_users=0) as sb:
         sb.update_user(5, first_name="", phone_number="", birthday=None, last_name='Say "hi",\n')
         fast = {"poll_interval_seconds": 0.05, "poll_max_interval_seconds": 0.1}
         records = tap_output(sb, tmp_path, "records", **fast)
-        batch_config = {
-            "encoding": {"format": "jsonl", "compression": "gzip"},
-            "storage": {"root": (tmp_path / "batches").as_uri(), "prefix": "users-"},
-            "batch_size": 1000,
-        }
-        (tmp_path / "batches").mkdir()
-        batches = tap_output(sb, tmp_path, "batches", batch_config=batch_config, **fast)
-        plain_config = {
-            "encoding": {"format": "jsonl", "compression": "none"},
-            "storage": {"root": (tmp_path / "plain").as_uri(), "prefix": "users-"},
-            "batch_size": 1000,
-        }
-        (tmp_path / "plain").mkdir()
-        plain = tap_output(sb, tmp_path, "plain", batch_config=plain_config, **fast)
+        batches, plain = (
+            tap_output(sb, tmp_path, name, batch_config=batch_files(tmp_path / name, kind), **fast)
+            for name, kind in (("batches", "gzip"), ("plain", "none"))
+        )
     return records, batches, plain, users
 
 
@@ -133,7 +138,7 @@ def test_records_and_batch_files_load_the_rows_target_duckdb_loads(
 
 
 def test_a_sigterm_ends_the_run_and_removes_its_spool_of_records(tmp_path: Path) -> None:
-    require(LOADER_PYTHON.exists(), "target-duckdb is not installed", "run `make setup`")
+    require_loader()
     spool_root = tmp_path / "tmp"
     spool_root.mkdir()
     config = tmp_path / "config.json"
@@ -171,7 +176,7 @@ def test_a_sigterm_ends_the_run_and_removes_its_spool_of_records(tmp_path: Path)
 
 
 def test_a_batch_message_on_the_per_record_path_is_a_clear_error(tmp_path: Path) -> None:
-    require(LOADER_PYTHON.exists(), "target-duckdb is not installed", "run `make setup`")
+    require_loader()
     config = tmp_path / "config.json"
     config.write_text(json.dumps({
         "filepath": str(tmp_path / "metadata.duckdb"), "default_target_schema": "spaaza",

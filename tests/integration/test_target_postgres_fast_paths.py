@@ -18,10 +18,9 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from support.requirements import require
 
 from .conftest import TARGET_POSTGRES_BIN as BIN
-from .conftest import run_target_script
+from .conftest import require_postgres_loader, run_target_script
 from .test_target_postgres_fast import MOMENTS, edge_cases, table, tap_messages
 
 if TYPE_CHECKING:
@@ -339,11 +338,7 @@ print("KEPT", kept, "WRONG", wrong)
 
 def test_dates_kept_as_text_reach_copy_as_the_bytes_of_their_parsed_values() -> None:
     """A value staged as text sends COPY the bytes psycopg writes for its parsed value."""
-    require(
-        (BIN / "target-postgres-fast").exists(),
-        "the target-postgres loader is not installed",
-        "run `make setup`",
-    )
+    require_postgres_loader()
     result = subprocess.run(
         [str(BIN / "python"), "-c", TEXTS],
         capture_output=True,

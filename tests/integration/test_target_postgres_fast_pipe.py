@@ -7,9 +7,9 @@ import sys
 from typing import TYPE_CHECKING
 
 import pytest
-from support.requirements import require
 
 from .conftest import TARGET_POSTGRES_BIN as BIN
+from .conftest import require_postgres_loader
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -30,11 +30,7 @@ print(sys.stdin.buffer.read().decode())
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pipe sizes are Linux's")
 def test_a_pipe_on_standard_input_is_widened_and_a_file_is_left_alone(tmp_path: Path) -> None:
     """A pipe holds PIPE_BYTES afterwards, its data unchanged; a file is read as it is."""
-    require(
-        (BIN / "target-postgres-fast").exists(),
-        "the target-postgres loader is not installed",
-        "run `make setup`",
-    )
+    require_postgres_loader()
     piped = subprocess.run(
         [str(BIN / "python"), "-c", SCRIPT],
         input=b"line one\nline two\n",

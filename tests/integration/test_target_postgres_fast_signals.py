@@ -12,9 +12,8 @@ from __future__ import annotations
 import json
 import subprocess
 
-from support.requirements import require
-
 from .conftest import TARGET_POSTGRES_BIN as BIN
+from .conftest import require_postgres_loader
 
 #: A batch held in the worker; a signal comes while the main thread waits for it.
 DURING_THE_WAIT = """
@@ -63,11 +62,7 @@ print(json.dumps({"handed_over_when_handled": seen}))
 
 
 def run(script: str) -> dict[str, list[bool]]:
-    require(
-        (BIN / "target-postgres-fast").exists(),
-        "the target-postgres loader is not installed",
-        "run `make setup`",
-    )
+    require_postgres_loader()
     result = subprocess.run(
         [str(BIN / "python"), "-c", script],
         capture_output=True,
