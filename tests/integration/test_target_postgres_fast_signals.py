@@ -4,16 +4,27 @@ The wrapper loads a full sink's batch in a worker thread while it reads on (``dr
 SDK's SIGTERM/SIGINT handler drains every sink and writes the last STATE: run inside the
 wrapper's wait for the worker, or while a batch is taken out of the sink, it must still wait
 for that batch. Scripts in the loader's virtual environment send real signals to themselves
-at those two moments, with a batch that a test event holds in the worker.
+at those two moments, with a batch that a test event holds in the worker; and the installed
+wrapper itself gets SIGTERM while PostgreSQL holds its batch (a lock on the table).
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
+import threading
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import psycopg
 
 from .conftest import TARGET_POSTGRES_BIN as BIN
 from .conftest import require_postgres_loader
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 #: A batch held in the worker; a signal comes while the main thread waits for it.
 DURING_THE_WAIT = """
@@ -80,3 +91,74 @@ def test_a_stop_signal_during_the_wait_for_a_batch_waits_for_the_same_batch() ->
 
 def test_a_stop_signal_while_a_batch_changes_hands_is_handled_once_the_worker_has_it() -> None:
     assert run(WHILE_CHANGING_HANDS) == {"handed_over_when_handled": [True]}
+
+
+def test_sigterm_to_the_wrapper_emits_no_state_before_its_rows_are_committed(
+    tmp_path: Path, server: tuple[str, dict[str, Any], list[str]]
+) -> None:
+    """The real wrapper, its batch held by a lock on the table: SIGTERM waits for the commit."""
+    dsn, settings, schemas = server
+    schema_name = f"signals_{uuid.uuid4().hex[:10]}"
+    schemas.append(schema_name)
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(settings | {
+        "default_target_schema": schema_name, "use_copy": True, "validate_records": False,
+        "batch_size_rows": 100,
+    }), encoding="utf-8")  # fmt: skip
+    command = [str(BIN / "target-postgres-fast"), "--config", str(config)]
+    schema = {"type": "object", "properties": {"id": {"type": ["integer"]}}}
+    head = {"type": "SCHEMA", "stream": "users", "schema": schema, "key_properties": ["id"]}
+    subprocess.run(command, input=lines([head, record(0)]), text=True, check=True, timeout=120)
+    # S1 covers ids 1-60; at id 100 the batch goes to the worker, which waits for the lock;
+    # S2 makes the main thread wait for the worker: SIGTERM lands in that wait.
+    messages = [head, *map(record, range(1, 61)), {"type": "STATE", "value": {"s": 1}}]
+    messages += [*map(record, range(61, 101)), {"type": "STATE", "value": {"s": 2}}]
+    with psycopg.connect(dsn) as blocker:
+        blocker.execute(f'LOCK TABLE "{schema_name}".users IN ACCESS EXCLUSIVE MODE')
+        with subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        ) as target:
+            out: list[bytes] = []
+            reader = threading.Thread(target=lambda: out.extend(target.stdout or ()), daemon=True)
+            reader.start()
+            try:
+                assert target.stdin is not None
+                target.stdin.write(lines(messages).encode())
+                target.stdin.flush()
+                wait_for_a_waiting_lock(dsn)
+                time.sleep(0.5)  # the second STATE reached: the main thread waits for the batch
+                target.send_signal(signal.SIGTERM)
+                time.sleep(2)
+                assert target.poll() is None, "it ended with its batch still uncommitted"
+                assert out == [], "a STATE went out before the rows it covers were committed"
+            finally:
+                blocker.rollback()  # the lock goes: the batch commits
+            assert target.wait(60) == 0  # the SDK's own status after SIGTERM
+            reader.join(10)
+    states = [json.loads(line) for line in out]  # a target writes the state values
+    assert states == [{"s": 1}]  # the STATE of the rows now committed (S2 never processed)
+    with psycopg.connect(dsn) as connection:
+        count = connection.execute(
+            f'SELECT count(*) FROM "{schema_name}".users'  # noqa: S608 - our own name
+        ).fetchone()
+    assert count == (101,)
+
+
+def record(user_id: int) -> dict[str, Any]:
+    """A RECORD message of one user."""
+    return {"type": "RECORD", "stream": "users", "record": {"id": user_id}}
+
+
+def lines(messages: list[dict[str, Any]]) -> str:
+    """Singer lines."""
+    return "".join(json.dumps(message) + "\n" for message in messages)
+
+
+def wait_for_a_waiting_lock(dsn: str) -> None:
+    """Wait until a backend waits for a lock (the wrapper's worker, on the locked table)."""
+    deadline = time.monotonic() + 60
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        waiting = "SELECT count(*) FROM pg_locks WHERE NOT granted"
+        while connection.execute(waiting).fetchone() == (0,):
+            assert time.monotonic() < deadline, "the wrapper never reached the locked table"
+            time.sleep(0.05)
